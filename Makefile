@@ -1,0 +1,55 @@
+# EverTask for Python: `make demo` runs the FastAPI sample, `make test` runs every check.
+# Both create .venv and install what they need (including Debian packages, as root).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+DEMO_PORT ?= 8000
+
+.PHONY: help install system-deps test lint typecheck pytest demo bench clean
+
+help:
+	@echo "make demo   - run the FastAPI demo on http://127.0.0.1:$(DEMO_PORT)/"
+	@echo "make test   - lint, type-check and run the whole test suite"
+	@echo "make bench  - python -m benchmarks engine --quick"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+# unixODBC is needed by pyodbc (the SQL Server storage); installed with apt when missing.
+system-deps:
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libodbc.so.2'; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian package unixodbc"; \
+			(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unixodbc >/dev/null; \
+		else \
+			echo "note: unixODBC is missing; install it (e.g. apt-get install unixodbc) for the SQL Server storage"; \
+		fi; \
+	fi
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q
+
+test: install lint typecheck pytest
+
+demo: install
+	$(PY) -m samples.fastapi_app --port $(DEMO_PORT)
+
+bench: install
+	$(PY) -m benchmarks engine --quick
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,0 +1,83 @@
+"""EverTask for Python: in-process background tasks for asyncio applications.
+
+Fire-and-forget, delayed, scheduled and recurring tasks, persisted so they survive
+restarts, executed by per-queue worker pools inside the application process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from evertask_abstractions import (
+    AuditLevel,
+    CancellationToken,
+    EverTask,
+    EverTaskHandler,
+    ExponentialRetryPolicy,
+    LinearRetryPolicy,
+    QueuedTaskStatus,
+    QueueFullBehavior,
+    TaskDispatcher,
+)
+
+from .builder import EverTaskServiceBuilder, add_evertask
+from .clock import Clock, ManualClock, SystemClock
+from .dispatcher import Dispatcher
+from .engine import HostState
+from .events import EventBus, EventKind, Subscription, TaskEvent
+from .host import EverTaskHost, HostComponent
+from .ids import uuid7
+from .options import EverTaskOptions, PersistentLoggerOptions, QueueConfiguration
+from .recovery import RecoveryReport
+from .storage import MemoryTaskStorage, QueuedTask, TaskStorage
+
+if TYPE_CHECKING:
+    from .scheduling import RecurringSchedule
+
+__all__ = [
+    "AuditLevel",
+    "CancellationToken",
+    "Clock",
+    "Dispatcher",
+    "EventBus",
+    "EventKind",
+    "EverTask",
+    "EverTaskHandler",
+    "EverTaskHost",
+    "EverTaskOptions",
+    "EverTaskServiceBuilder",
+    "ExponentialRetryPolicy",
+    "HostComponent",
+    "HostState",
+    "LinearRetryPolicy",
+    "ManualClock",
+    "MemoryTaskStorage",
+    "PersistentLoggerOptions",
+    "QueueConfiguration",
+    "QueueFullBehavior",
+    "QueuedTask",
+    "QueuedTaskStatus",
+    "RecoveryReport",
+    "Subscription",
+    "SystemClock",
+    "TaskDispatcher",
+    "TaskEvent",
+    "TaskStorage",
+    "add_evertask",
+    "build_schedule",
+    "uuid7",
+]
+
+__version__ = "0.1.0"
+
+
+def build_schedule(configure: Callable[[Any], object]) -> RecurringSchedule:
+    """Preview a recurring schedule: ``build_schedule(lambda b: b.schedule().every_day())``.
+
+    Returns the same schedule object the dispatcher uses: ``next_occurrence(after)``,
+    ``occurrences(after, count)`` and ``str()``.
+    """
+    from .scheduling import build_schedule as _build
+
+    return _build(configure)

@@ -1,0 +1,461 @@
+"""The dispatcher: validates, persists, then schedules or enqueues."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from evertask_abstractions import (
+    AuditLevel,
+    EverTask,
+    HostNotRunningError,
+    PersistenceError,
+    QueuedTaskStatus,
+    QueueFullError,
+    ScheduleError,
+    TaskKeyConflictError,
+    When,
+)
+
+from .engine import Engine, HostState
+from .executor import CancelReason
+from .ids import uuid7
+from .queues import WorkerQueue
+from .registry import HandlerDescriptor, dump_task
+from .run import TaskRun
+from .storage.models import QueuedTask
+
+if TYPE_CHECKING:
+    from .scheduling import RecurringSchedule
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger("evertask.dispatcher")
+
+_MAX_KEY_LENGTH = 200
+_RUNNING = HostState.RUNNING
+_QUEUED = QueuedTaskStatus.QUEUED
+
+
+class Dispatcher:
+    """Implements :class:`~evertask_abstractions.TaskDispatcher` for one host."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._key_locks: dict[str, asyncio.Lock] = {}
+
+    def _bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+
+    # -- public API ------------------------------------------------------------------------
+    async def dispatch(
+        self,
+        task: EverTask,
+        when: When = None,
+        *,
+        task_key: str | None = None,
+        audit_level: AuditLevel | None = None,
+    ) -> uuid.UUID:
+        """Run ``task`` now, after a delay, at an aware instant or on a recurring schedule.
+
+        Returns the task id once its row is committed (see ``TaskDispatcher.dispatch``).
+        """
+        engine = self._engine
+        if when is None and task_key is None and engine.state is _RUNNING:
+            return await self._dispatch_now(task, audit_level)
+        if engine.state not in (HostState.RUNNING, HostState.STOPPING):
+            raise HostNotRunningError(
+                "The EverTask host is not running; start it first (`async with host:` or "
+                "`await host.start()`) before dispatching."
+            )
+        descriptor = engine.registry.for_task(task)
+        level = (
+            engine.options.default_audit_level if audit_level is None else AuditLevel(audit_level)
+        )
+        now = engine.clock.now()
+        execution_time: datetime | None = None
+        schedule: RecurringSchedule | None = None
+        if when is None:
+            pass
+        elif isinstance(when, timedelta):
+            if when < timedelta(0):
+                raise ScheduleError(
+                    f"A dispatch delay must not be negative, got {when}. Pass timedelta(0) or "
+                    "None to run now."
+                )
+            if when > timedelta(0):
+                execution_time = now + when
+        elif isinstance(when, datetime):
+            if when.tzinfo is None or when.utcoffset() is None:
+                raise ScheduleError(
+                    f"Naive datetime {when.isoformat()} is ambiguous; pass an aware datetime, "
+                    "e.g. datetime(2027, 1, 1, 9, 0, tzinfo=UTC) or with ZoneInfo('Europe/Rome')."
+                )
+            at = when.astimezone(UTC)
+            if at > now:
+                execution_time = at
+        elif callable(when):
+            schedule = engine.recurring.build(when, now)
+            first = schedule.first_run(now)
+            if first is None:
+                raise ScheduleError(f"The schedule {schedule} has no future occurrence.")
+            execution_time = max(first, now)
+        else:
+            raise TypeError(
+                "dispatch(task, when): when must be None, a timedelta, an aware datetime or "
+                f"a callable receiving a RecurringTaskBuilder; got {type(when).__name__}."
+            )
+        key = _normalize_key(task_key)
+        if key is not None and engine.storage is not None:
+            lock = self._key_locks.get(key)
+            if lock is None:
+                lock = self._key_locks[key] = asyncio.Lock()
+            try:
+                async with lock:
+                    return await self._dispatch_keyed(
+                        task, descriptor, level, execution_time, schedule, key, now
+                    )
+            finally:
+                if not lock.locked() and not lock._waiters:
+                    self._key_locks.pop(key, None)
+        return await self._dispatch_new(task, descriptor, level, execution_time, schedule, key, now)
+
+    def dispatch_sync(
+        self,
+        task: EverTask,
+        when: When = None,
+        *,
+        task_key: str | None = None,
+        audit_level: AuditLevel | None = None,
+        timeout: float | None = None,
+    ) -> uuid.UUID:
+        """:meth:`dispatch` from another thread (Django, Flask, scripts); thread-safe."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise HostNotRunningError("The EverTask host is not running; start it first.")
+        if threading.get_ident() == self._loop_thread:
+            raise RuntimeError(
+                "dispatch_sync() was called on the host's event loop thread, where it would "
+                "deadlock; use `await dispatcher.dispatch(...)` there."
+            )
+        future = asyncio.run_coroutine_threadsafe(
+            self.dispatch(task, when, task_key=task_key, audit_level=audit_level), loop
+        )
+        return future.result(timeout)
+
+    async def cancel(self, task_id: uuid.UUID) -> None:
+        """Cancel a queued, scheduled, recurring or running task; unknown ids are ignored."""
+        engine = self._engine
+        engine.cancelled.add(task_id)
+        engine.generations[task_id] = engine.generations.get(task_id, 0) + 1
+        execution = engine.executor.running.get(task_id)
+        if execution is not None:
+            execution.cancel(CancelReason.USER)
+        engine.scheduler.unschedule(task_id)
+        engine.follow_ups.pop(task_id, None)
+        storage = engine.storage
+        if storage is None:
+            return
+        row = await storage.get(task_id)
+        if row is None:
+            return
+        if row.status is QueuedTaskStatus.CANCELLED:
+            return
+        finished = row.status in (QueuedTaskStatus.COMPLETED, QueuedTaskStatus.FAILED)
+        if finished and not (row.is_recurring and row.next_run_utc is not None):
+            return  # a finished one-shot stays as it ended
+        await storage.set_cancelled_by_user(task_id, row.audit_level)
+
+    # -- internals -------------------------------------------------------------------------
+    async def _dispatch_now(self, task: EverTask, audit_level: AuditLevel | None) -> uuid.UUID:
+        """The hot path: an immediate dispatch without task key on a running host."""
+        engine = self._engine
+        descriptor = engine.registry.for_task(task)
+        level = (
+            engine.options.default_audit_level if audit_level is None else AuditLevel(audit_level)
+        )
+        tid = uuid7()
+        queue_name = descriptor.resolved_queues.get(False)
+        if queue_name is None:
+            queue_name = engine.queues.resolve(descriptor.queue_name, False).name
+            descriptor.resolved_queues[False] = queue_name
+        storage = engine.storage
+        run = TaskRun(tid, task, descriptor, queue_name, level, persisted=storage is not None)
+        if not engine.options.use_lazy_handler_resolution:
+            run.handler = (descriptor.factory or descriptor.handler_class)()
+        queue = engine.queues.queues[queue_name]
+        reserved = queue if queue.try_reserve() else await self._reserve_slow(queue, tid)
+        try:
+            if storage is not None:
+                row = QueuedTask(
+                    tid,
+                    descriptor.task_type_name,
+                    dump_task(task),
+                    descriptor.handler_type_name,
+                    _QUEUED,
+                    engine.clock.now(),
+                    queue_name,
+                    level,
+                )
+                try:
+                    await storage.persist(row)
+                except Exception as exc:
+                    self._persist_failed(exc, row, run)
+        except BaseException:
+            reserved.release()
+            raise
+        engine.in_flight.add(tid)
+        reserved.put_reserved(run)
+        return tid
+
+    def _make_run(
+        self,
+        task_id: uuid.UUID,
+        task: EverTask,
+        descriptor: HandlerDescriptor,
+        level: AuditLevel,
+        execution_time: datetime | None,
+        schedule: RecurringSchedule | None,
+        key: str | None,
+        current_run: int = 0,
+    ) -> TaskRun:
+        engine = self._engine
+        recurring = schedule is not None and schedule.is_recurring
+        queue_name = descriptor.resolved_queues.get(recurring)
+        if queue_name is None:
+            queue_name = engine.queues.resolve(descriptor.queue_name, recurring).name
+            descriptor.resolved_queues[recurring] = queue_name
+        run = TaskRun(
+            task_id,
+            task,
+            descriptor,
+            queue_name,
+            level,
+            execution_time=execution_time,
+            schedule=schedule,
+            current_run=current_run,
+            task_key=key,
+            persisted=engine.storage is not None,
+        )
+        if engine.generations:
+            run.generation = engine.generations.get(task_id, 0)
+        if not engine.options.use_lazy_handler_resolution and execution_time is None:
+            factory = descriptor.factory or descriptor.handler_class
+            run.handler = factory()
+        return run
+
+    def _make_row(self, run: TaskRun, status: QueuedTaskStatus, now: datetime) -> QueuedTask:
+        schedule = run.schedule
+        recurring = schedule is not None and schedule.is_recurring
+        return QueuedTask(
+            id=run.id,
+            type=run.descriptor.task_type_name,
+            request=dump_task(run.task),
+            handler=run.descriptor.handler_type_name,
+            status=status,
+            created_at_utc=now,
+            queue_name=run.queue_name,
+            audit_level=run.audit_level,
+            scheduled_execution_utc=run.execution_time,
+            is_recurring=recurring,
+            recurring_task=None if schedule is None else schedule.to_json(),
+            recurring_info=None if schedule is None else str(schedule),
+            current_run_count=run.current_run if recurring else None,
+            max_runs=None if schedule is None else schedule.max_runs,
+            run_until=None if schedule is None else schedule.run_until,
+            next_run_utc=run.execution_time if recurring else None,
+            task_key=run.task_key,
+            trace_context=run.trace_context,
+        )
+
+    async def _persist(self, row: QueuedTask, run: TaskRun) -> None:
+        storage = self._engine.storage
+        assert storage is not None
+        try:
+            await storage.persist(row)
+        except TaskKeyConflictError:
+            raise
+        except Exception as exc:
+            self._persist_failed(exc, row, run)
+
+    async def _reserve_slow(self, queue: WorkerQueue, task_id: uuid.UUID) -> WorkerQueue:
+        reserved = await self._engine.queues.reserve_for_dispatch(queue)
+        if reserved is None:
+            raise QueueFullError(queue.name, task_id)
+        return reserved
+
+    def _persist_failed(self, exc: Exception, row: QueuedTask, run: TaskRun) -> None:
+        if isinstance(exc, TaskKeyConflictError) or self._engine.options.throw_if_unable_to_persist:
+            if isinstance(exc, TaskKeyConflictError):
+                raise exc
+            raise PersistenceError(
+                f"Task {row.id} ({row.type}) could not be persisted, so it was not run: "
+                f"{exc!r}. Check the storage; set_throw_if_unable_to_persist(False) runs "
+                "such tasks in memory instead."
+            ) from exc
+        log.error("Task %s could not be persisted (%r); it runs in memory only.", row.id, exc)
+        run.persisted = False
+
+    async def _dispatch_new(
+        self,
+        task: EverTask,
+        descriptor: HandlerDescriptor,
+        level: AuditLevel,
+        execution_time: datetime | None,
+        schedule: RecurringSchedule | None,
+        key: str | None,
+        now: datetime,
+        task_id: uuid.UUID | None = None,
+    ) -> uuid.UUID:
+        engine = self._engine
+        tid = task_id or uuid7()
+        run = self._make_run(tid, task, descriptor, level, execution_time, schedule, key)
+        storage = engine.storage
+        if (
+            execution_time is not None and execution_time > now
+        ) or engine.state is HostState.STOPPING:
+            if storage is not None:
+                await self._persist(self._make_row(run, QueuedTaskStatus.WAITING_QUEUE, now), run)
+            elif engine.state is HostState.STOPPING:
+                raise HostNotRunningError(
+                    "The EverTask host is stopping; the task was not accepted."
+                )
+            if engine.state is HostState.RUNNING:
+                engine.scheduler.schedule(run, execution_time or now)
+            return tid
+        if schedule is not None:
+            run.execution_time = now
+        queue = engine.queue_for(run)
+        reserved = queue if queue.try_reserve() else await self._reserve_slow(queue, tid)
+        try:
+            if storage is not None:
+                await self._persist(self._make_row(run, QueuedTaskStatus.QUEUED, now), run)
+        except BaseException:
+            reserved.release()
+            raise
+        engine.in_flight.add(tid)
+        run.enqueued_at = time.perf_counter()
+        reserved.put_reserved(run)
+        return tid
+
+    async def _dispatch_keyed(
+        self,
+        task: EverTask,
+        descriptor: HandlerDescriptor,
+        level: AuditLevel,
+        execution_time: datetime | None,
+        schedule: RecurringSchedule | None,
+        key: str,
+        now: datetime,
+    ) -> uuid.UUID:
+        """EverTask's task-key decision table (docs/task-keys.md)."""
+        engine = self._engine
+        storage = engine.storage
+        assert storage is not None
+        existing = await storage.get_by_task_key(key)
+        if existing is None:
+            try:
+                return await self._dispatch_new(
+                    task, descriptor, level, execution_time, schedule, key, now
+                )
+            except TaskKeyConflictError:
+                winner = await storage.get_by_task_key(key)
+                if winner is None:
+                    raise
+                return winner.id
+        new_recurring = schedule is not None and schedule.is_recurring
+        status = existing.status
+        if existing.is_recurring:
+            if not new_recurring:
+                log.warning(
+                    "Task key %r belongs to a recurring task; a one-shot dispatch with "
+                    "that key was ignored.",
+                    key,
+                )
+                return existing.id
+            if status is QueuedTaskStatus.IN_PROGRESS or existing.id in engine.in_flight:
+                return await self._update_recurring(
+                    existing, task, descriptor, level, schedule, key, now, running=True
+                )
+            return await self._update_recurring(
+                existing, task, descriptor, level, schedule, key, now
+            )
+        # existing one-shot
+        if status is QueuedTaskStatus.IN_PROGRESS or existing.id in engine.in_flight:
+            log.warning(
+                "Task key %r: task %s is running or queued; the dispatch was ignored.",
+                key,
+                existing.id,
+            )
+            return existing.id
+        if status in (
+            QueuedTaskStatus.COMPLETED,
+            QueuedTaskStatus.FAILED,
+            QueuedTaskStatus.CANCELLED,
+            QueuedTaskStatus.SERVICE_STOPPED,
+        ):
+            await storage.remove(existing.id)
+            engine.scheduler.unschedule(existing.id)
+            return await self._dispatch_new(
+                task, descriptor, level, execution_time, schedule, key, now
+            )
+        # WaitingQueue / Queued / Pending and not in flight: update in place (same id)
+        run = self._make_run(existing.id, task, descriptor, level, execution_time, schedule, key)
+        row = self._make_row(run, existing.status, existing.created_at_utc)
+        await storage.update_task(row)
+        engine.cancelled.pop(existing.id, None)
+        if execution_time is not None and execution_time > now:
+            engine.scheduler.schedule(run, execution_time)
+        else:
+            engine.scheduler.unschedule(existing.id)
+            if await storage.try_set_queued_if_recoverable(existing.id, level):
+                reserved = await self._reserve_slow(engine.queue_for(run), existing.id)
+                engine.in_flight.add(existing.id)
+                reserved.put_reserved(run)
+        return existing.id
+
+    async def _update_recurring(
+        self,
+        existing: QueuedTask,
+        task: EverTask,
+        descriptor: HandlerDescriptor,
+        level: AuditLevel,
+        schedule: RecurringSchedule | None,
+        key: str,
+        now: datetime,
+        running: bool = False,
+    ) -> uuid.UUID:
+        return await self._engine.recurring.update_by_key(
+            existing,
+            task,
+            descriptor,
+            level,
+            schedule,
+            key,
+            now,
+            running=running,
+            make_run=self._make_run,
+            make_row=self._make_row,
+        )
+
+
+def _normalize_key(task_key: str | None) -> str | None:
+    if task_key is None:
+        return None
+    if not isinstance(task_key, str):
+        raise TypeError(f"task_key must be a string, got {type(task_key).__name__}.")
+    if not task_key.strip():
+        return None
+    if len(task_key) > _MAX_KEY_LENGTH:
+        raise ValueError(
+            f"task_key is {len(task_key)} characters long; the maximum is {_MAX_KEY_LENGTH}."
+        )
+    return task_key

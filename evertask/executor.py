@@ -1,0 +1,528 @@
+"""The worker executor: runs one delivery with hooks, retries, per-attempt timeouts,
+status writes, events and the next recurring occurrence."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from evertask_abstractions import (
+    CancellationTokenSource,
+    EverTaskHandler,
+    FilteredRetryPolicy,
+    QueuedTaskStatus,
+    RetryPolicy,
+    TaskCancelledError,
+    TaskTimeoutError,
+)
+
+from .errors_format import format_exception
+from .events import EventKind, TaskEvent
+from .options import EverTaskOptions
+from .queues import QueueClosedError, WorkerQueue
+from .registry import HandlerDescriptor
+from .run import TaskRun
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["Execution", "WorkerExecutor"]
+
+log = logging.getLogger("evertask.executor")
+
+_INFO, _WARNING, _ERROR = "Information", "Warning", "Error"
+
+
+class CancelReason(str, Enum):
+    """Why a running execution was cancelled."""
+
+    USER = "user"
+    SHUTDOWN = "shutdown"
+
+
+class Execution:
+    """A running delivery: its asyncio task and the cancellation of its current attempt."""
+
+    __slots__ = ("cancel_reason", "cts", "run", "task")
+
+    def __init__(self, run: TaskRun) -> None:
+        self.run = run
+        self.task: asyncio.Task[None] | None = None
+        self.cts = CancellationTokenSource()
+        self.cancel_reason: CancelReason | None = None
+
+    def cancel(self, reason: CancelReason) -> None:
+        """Cancel the handler: its token first (sync handlers), then its asyncio task."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        text = "cancelled by user" if reason is CancelReason.USER else "the service is stopping"
+        self.cts.cancel(f"Task {self.run.id} was {text}.")
+        task = self.task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+
+
+class _Outcome(Enum):
+    COMPLETED = 0
+    FAILED = 1
+    CANCELLED = 2
+    SERVICE_STOPPED = 3
+
+
+class WorkerExecutor:
+    """Consumes queues and executes runs; owns the running-executions registry."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._options: EverTaskOptions = engine.options
+        self.running: dict[uuid.UUID, Execution] = {}
+        self._consumers: list[asyncio.Task[None]] = []
+        self._policies: dict[tuple[HandlerDescriptor, str], tuple[RetryPolicy, float | None]] = {}
+        self._base_context = contextvars.copy_context()
+        threads = self._options.sync_handler_threads or max(
+            4, sum(q.config.max_degree_of_parallelism for q in engine.queues.queues.values())
+        )
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="evertask-sync")
+        self._loggers: dict[HandlerDescriptor, logging.Logger] = {}
+
+    # -- consumers -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start N consumers per queue (N = its max degree of parallelism)."""
+        loop = asyncio.get_running_loop()
+        self._base_context = contextvars.copy_context()
+        for queue in self._engine.queues.queues.values():
+            for i in range(queue.config.max_degree_of_parallelism):
+                self._consumers.append(
+                    loop.create_task(self._consume(queue), name=f"evertask:{queue.name}:{i}")
+                )
+
+    async def _consume(self, queue: WorkerQueue) -> None:
+        engine = self._engine
+        running = self.running
+        in_flight = engine.in_flight
+        create_task = asyncio.get_running_loop().create_task
+        base = self._base_context
+        me = asyncio.current_task()
+        while True:
+            try:
+                run = await queue.get()
+            except QueueClosedError:
+                return
+            tid = run.id
+            if engine.generations and engine.generations.get(tid, 0) != run.generation:
+                self._skip_cancelled(run)  # a delivery from before a cancel
+                continue
+            if engine.cancelled and tid in engine.cancelled:
+                self._skip_cancelled(run)
+                continue
+            execution = Execution(run)
+            task = create_task(self._run(run, execution), context=base.copy())
+            execution.task = task
+            running[tid] = execution
+            try:
+                await task
+            except asyncio.CancelledError:
+                if me is not None and me.cancelling():
+                    execution.cancel(CancelReason.SHUTDOWN)
+                    await asyncio.wait([task])
+                    running.pop(tid, None)
+                    in_flight.discard(tid)
+                    raise
+            except Exception:  # never let one run kill a consumer
+                log.exception("Unexpected error while executing task %s.", tid)
+            running.pop(tid, None)
+            in_flight.discard(tid)
+            if engine.follow_ups:
+                follow_up = engine.follow_ups.pop(tid, None)
+                if follow_up is not None:
+                    follow_up()
+
+    def _skip_cancelled(self, run: TaskRun) -> None:
+        engine = self._engine
+        engine.in_flight.discard(run.id)
+        if not run.is_recurring:
+            engine.cancelled.pop(run.id, None)
+        self._publish(
+            run,
+            EventKind.SKIPPED,
+            _INFO,
+            f"Task with id {run.id} is signaled to be cancelled and will not be executed.",
+        )
+
+    async def wait_idle(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for running executions to finish on their own."""
+        pending = [e.task for e in self.running.values() if e.task is not None]
+        if pending and grace > 0:
+            await asyncio.wait(pending, timeout=grace)
+
+    async def stop(self) -> None:
+        """Cancel what still runs (it becomes ServiceStopped) and stop the consumers."""
+        for execution in list(self.running.values()):
+            execution.cancel(CancelReason.SHUTDOWN)
+        pending = [e.task for e in self.running.values() if e.task is not None]
+        if pending:
+            await asyncio.wait(
+                pending, timeout=max(5.0, self._options.shutdown_grace_period.total_seconds())
+            )
+        for consumer in self._consumers:
+            consumer.cancel()
+        if self._consumers:
+            await asyncio.gather(*self._consumers, return_exceptions=True)
+        self._consumers.clear()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    # -- one delivery ----------------------------------------------------------------------
+    def _retry_and_timeout(self, run: TaskRun) -> tuple[RetryPolicy, float | None]:
+        key = (run.descriptor, run.queue_name)
+        cached = self._policies.get(key)
+        if cached is None:
+            desc = run.descriptor
+            queue = self._engine.queues.queues.get(run.queue_name, self._engine.queues.default)
+            policy = (
+                desc.retry_policy
+                or queue.config.default_retry_policy
+                or self._options.default_retry_policy
+            )
+            timeout: timedelta | None = (
+                desc.timeout or queue.config.default_timeout or self._options.default_timeout
+            )
+            cached = (policy, None if timeout is None else timeout.total_seconds())
+            self._policies[key] = cached
+        return cached
+
+    def _handler_logger(self, desc: HandlerDescriptor) -> logging.Logger:
+        logger = self._loggers.get(desc)
+        if logger is None:
+            cls = desc.handler_class
+            logger = logging.getLogger(f"{cls.__module__}.{cls.__qualname__}")
+            self._loggers[desc] = logger
+        return logger
+
+    async def _run(self, run: TaskRun, execution: Execution) -> None:
+        engine = self._engine
+        storage = engine.storage if run.persisted else None
+        tid = run.id
+        level = run.audit_level
+        desc = run.descriptor
+        hooks = desc.hooks
+        handler: EverTaskHandler[Any] | None = run.handler
+        run.handler = None
+        outcome = _Outcome.FAILED
+        error: BaseException | None = None
+        previous: list[BaseException] = []
+        start = time.perf_counter()
+        capture = engine.log_capture.begin(run) if engine.log_capture is not None else None
+        try:
+            if handler is None:
+                factory = desc.factory or desc.handler_class
+                handler = factory()
+            handler._evertask_task_id = tid  # the handler builds its logger on first use
+            if storage is not None:
+                try:
+                    await storage.set_in_progress(tid, level)
+                except Exception:
+                    await engine.write(storage.set_in_progress, tid, level)
+            if engine.events.has_subscribers:
+                self._publish(run, EventKind.STARTED, _INFO, f"Starting task with id {tid}.")
+            if "on_started" in hooks:
+                await self._hook(run, "on_started", handler.on_started(tid))
+            policy, timeout = self._retry_and_timeout(run)
+            start = time.perf_counter()
+            attempt = self._attempt_fn(run, execution, handler, timeout)
+
+            async def on_retry(number: int, exc: BaseException, delay: timedelta) -> None:
+                previous.append(exc)
+                if log.isEnabledFor(logging.WARNING):
+                    log.warning(
+                        "Task %s retry attempt %d after %.0f ms: %r",
+                        tid,
+                        number,
+                        delay.total_seconds() * 1000,
+                        exc,
+                    )
+                self._publish(
+                    run,
+                    EventKind.RETRY,
+                    _WARNING,
+                    f"Task {tid} retry attempt {number} after {delay.total_seconds() * 1000:.0f}ms",
+                    exc,
+                    attempt=number,
+                )
+                if "on_retry" in hooks:
+                    await self._hook(run, "on_retry", handler.on_retry(tid, number, exc, delay))
+
+            try:
+                if timeout is None and desc.is_async and isinstance(policy, FilteredRetryPolicy):
+                    # fast path: first attempt inline, the policy only after a failure
+                    try:
+                        await handler.handle(run.task, execution.cts.token)  # type: ignore[misc]
+                    except Exception as first:
+                        await policy.continue_after(first, attempt, on_retry)
+                else:
+                    await policy.execute(attempt, on_retry)
+                outcome = _Outcome.COMPLETED
+            except (asyncio.CancelledError, TaskCancelledError) as exc:
+                reason = execution.cancel_reason
+                if reason is None:
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    outcome, error = _Outcome.FAILED, exc
+                else:
+                    current = asyncio.current_task()
+                    if current is not None and isinstance(exc, asyncio.CancelledError):
+                        current.uncancel()
+                    outcome = (
+                        _Outcome.CANCELLED
+                        if reason is CancelReason.USER
+                        else _Outcome.SERVICE_STOPPED
+                    )
+                    error = exc
+            except Exception as exc:
+                outcome, error = _Outcome.FAILED, exc
+        except asyncio.CancelledError as exc:
+            # cancelled around the handler (while writing InProgress or in on_started)
+            if execution.cancel_reason is None:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            outcome = (
+                _Outcome.CANCELLED
+                if execution.cancel_reason is CancelReason.USER
+                else _Outcome.SERVICE_STOPPED
+            )
+            error = exc
+        except Exception as exc:
+            # the handler could not be built, or storage gave up
+            outcome, error = _Outcome.FAILED, exc
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        logs = capture.finish() if capture is not None else None
+        if (
+            outcome is _Outcome.COMPLETED
+            and not hooks
+            and logs is None
+            and run.schedule is None
+            and not engine.cancelled
+            and not engine.events.has_subscribers
+        ):
+            if storage is not None:  # the common case, without the general bookkeeping
+                try:
+                    await storage.set_completed(tid, elapsed_ms, level)
+                except Exception:
+                    await engine.write(storage.set_completed, tid, elapsed_ms, level)
+            return
+        await self._finish(run, execution, handler, outcome, error, previous, elapsed_ms, logs)
+
+    def _attempt_fn(
+        self,
+        run: TaskRun,
+        execution: Execution,
+        handler: EverTaskHandler[Any],
+        timeout: float | None,
+    ) -> Callable[[], Awaitable[None]]:
+        task = run.task
+        is_async = run.descriptor.is_async
+        threads = self._threads
+
+        async def invoke() -> None:
+            if execution.cts.is_cancelled:
+                execution.cts = CancellationTokenSource()
+            token = execution.cts.token
+            if is_async:
+                await handler.handle(task, token)  # type: ignore[misc]
+            else:
+                ctx = contextvars.copy_context()
+                await asyncio.get_running_loop().run_in_executor(
+                    threads, ctx.run, handler.handle, task, token
+                )
+
+        if timeout is None:
+            return invoke
+
+        async def attempt_with_timeout() -> None:
+            # like asyncio.timeout(), but the handler's token is cancelled before its task,
+            # so code that catches CancelledError already sees token.is_cancelled
+            task = asyncio.current_task()
+            assert task is not None
+            expired = False
+
+            def on_timeout() -> None:
+                nonlocal expired
+                expired = True
+                execution.cts.cancel(f"Task {run.id} timed out after {timeout:g} s.")
+                task.cancel()
+
+            handle = asyncio.get_running_loop().call_later(timeout, on_timeout)
+            try:
+                await invoke()
+                if expired and execution.cancel_reason is None:  # the handler swallowed it
+                    task.uncancel()
+                    raise TaskTimeoutError(
+                        f"Task {run.id} ({run.descriptor.task_class.__qualname__}) timed out "
+                        f"after {timeout:g} s (per-attempt timeout)."
+                    )
+            except asyncio.CancelledError as exc:
+                if expired and execution.cancel_reason is None:
+                    task.uncancel()
+                    raise TaskTimeoutError(
+                        f"Task {run.id} ({run.descriptor.task_class.__qualname__}) timed out "
+                        f"after {timeout:g} s (per-attempt timeout)."
+                    ) from exc
+                raise
+            finally:
+                handle.cancel()
+
+        return attempt_with_timeout
+
+    async def _finish(
+        self,
+        run: TaskRun,
+        execution: Execution,
+        handler: EverTaskHandler[Any] | None,
+        outcome: _Outcome,
+        error: BaseException | None,
+        previous: list[BaseException],
+        elapsed_ms: float,
+        logs: Any,
+    ) -> None:
+        engine = self._engine
+        storage = engine.storage if run.persisted else None
+        tid = run.id
+        level = run.audit_level
+        hooks = run.descriptor.hooks
+        recurring = run.is_recurring
+        if outcome is _Outcome.COMPLETED and engine.cancelled and tid in engine.cancelled:
+            # a cancel raced the completion: the cancel wins
+            outcome = _Outcome.CANCELLED
+            log.info(
+                "Task with id %s was cancelled during execution; the completion is suppressed.", tid
+            )
+        try:
+            if storage is not None and logs:
+                await engine.write(storage.save_execution_logs, tid, logs)
+            if outcome is _Outcome.COMPLETED:
+                if storage is not None and not recurring:
+                    try:
+                        await storage.set_completed(tid, elapsed_ms, level)
+                    except Exception:
+                        await engine.write(storage.set_completed, tid, elapsed_ms, level)
+                if handler is not None and "on_completed" in hooks:
+                    await self._hook(run, "on_completed", handler.on_completed(tid))
+                if engine.events.has_subscribers:
+                    self._publish(
+                        run,
+                        EventKind.COMPLETED,
+                        _INFO,
+                        f"Task with id {tid} was completed in {elapsed_ms:.2f} ms.",
+                        logs=logs,
+                    )
+            elif outcome is _Outcome.FAILED:
+                assert error is not None
+                text = format_exception(error, previous)
+                if storage is not None:
+                    await engine.write(
+                        storage.set_status, tid, QueuedTaskStatus.FAILED, text, level, elapsed_ms
+                    )
+                timed_out = isinstance(error, TaskTimeoutError)
+                message = (
+                    f"Task with id {tid} timed out."
+                    if timed_out
+                    else f"Error occurred executing task with id {tid}."
+                )
+                if log.isEnabledFor(logging.ERROR):
+                    log.error("%s %r", message, error)
+                if handler is not None and "on_error" in hooks:
+                    await self._hook(run, "on_error", handler.on_error(tid, error, message))
+                self._publish(
+                    run,
+                    EventKind.TIMEOUT if timed_out else EventKind.FAILED,
+                    _ERROR,
+                    message,
+                    error,
+                    logs=logs,
+                )
+            else:
+                user = outcome is _Outcome.CANCELLED
+                message = (
+                    f"Task with id {tid} was cancelled."
+                    if user
+                    else f"Task with id {tid} was cancelled by service while stopping."
+                )
+                if storage is not None:
+                    if user:
+                        await engine.write(storage.set_cancelled_by_user, tid, level)
+                    else:
+                        await engine.write(
+                            storage.set_cancelled_by_service,
+                            tid,
+                            "The service stopped while the task was running; "
+                            "it resumes at the next start.",
+                            level,
+                        )
+                if handler is not None and "on_error" in hooks:
+                    await self._hook(run, "on_error", handler.on_error(tid, error, message))
+                self._publish(
+                    run,
+                    EventKind.CANCELLED if user else EventKind.SERVICE_STOPPED,
+                    _WARNING,
+                    message,
+                    logs=logs,
+                )
+        finally:
+            if handler is not None and "dispose" in hooks:
+                await self._hook(run, "dispose", handler.dispose())
+        if recurring and outcome in (_Outcome.COMPLETED, _Outcome.FAILED):
+            await engine.recurring.after_run(run, outcome is _Outcome.COMPLETED, elapsed_ms)
+
+    async def _hook(self, run: TaskRun, name: str, awaitable: Awaitable[None] | None) -> None:
+        try:
+            if awaitable is not None:
+                await awaitable
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            message = (
+                f"Error occurred while executing the callback {name} of task with id {run.id}."
+            )
+            log.exception(message)
+            self._publish(run, EventKind.CALLBACK_ERROR, _ERROR, message, exc)
+
+    def _publish(
+        self,
+        run: TaskRun,
+        kind: EventKind,
+        severity: str,
+        message: str,
+        exc: BaseException | None = None,
+        *,
+        logs: Any = None,
+        attempt: int | None = None,
+    ) -> None:
+        events = self._engine.events
+        if not events.has_subscribers:
+            return
+        desc = run.descriptor
+        events.publish(
+            TaskEvent(
+                task_id=run.id,
+                timestamp=self._engine.clock.now(),
+                severity=severity,
+                kind=kind,
+                task_type=desc.task_type_name,
+                handler_type=desc.handler_type_name,
+                parameters=run.task.model_dump_json(),
+                message=message,
+                queue_name=run.queue_name,
+                exception=None if exc is None else format_exception(exc),
+                execution_logs=tuple(logs) if logs else None,
+                attempt=attempt,
+            )
+        )

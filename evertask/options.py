@@ -1,0 +1,305 @@
+"""Engine options and queue configuration (EverTask's defaults; docs/options.md has them all)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pkgutil
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import ModuleType
+from typing import Self
+
+from evertask_abstractions import (
+    AuditLevel,
+    ConfigurationError,
+    EverTaskHandler,
+    LinearRetryPolicy,
+    QueueFullBehavior,
+    RetryPolicy,
+)
+
+from .clock import Clock, SystemClock
+
+__all__ = [
+    "DEFAULT_QUEUE",
+    "RECURRING_QUEUE",
+    "EverTaskOptions",
+    "PersistentLoggerOptions",
+    "QueueConfiguration",
+]
+
+DEFAULT_QUEUE = "default"
+RECURRING_QUEUE = "recurring"
+
+_CPUS = os.cpu_count() or 1
+
+
+def _check_positive_int(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{what} must be an integer >= 1, got {value!r}.")
+    return value
+
+
+def _check_timeout(value: timedelta | float | None, what: str) -> timedelta | None:
+    if value is None:
+        return None
+    td = value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+    if td <= timedelta(0):
+        raise ConfigurationError(f"{what} must be positive (or None for no timeout), got {td}.")
+    return td
+
+
+def _check_policy(policy: RetryPolicy) -> RetryPolicy:
+    if not isinstance(policy, RetryPolicy):
+        raise ConfigurationError(
+            f"{policy!r} is not a retry policy: it needs async execute(attempt, on_retry) "
+            "and should_retry(exception). Use LinearRetryPolicy or ExponentialRetryPolicy."
+        )
+    return policy
+
+
+@dataclass
+class QueueConfiguration:
+    """One named queue: its consumers, its capacity, its defaults and its full behaviour."""
+
+    name: str
+    max_degree_of_parallelism: int = 1
+    channel_capacity: int = 500
+    default_retry_policy: RetryPolicy | None = None
+    default_timeout: timedelta | None = None
+    queue_full_behavior: QueueFullBehavior = QueueFullBehavior.FALLBACK_TO_DEFAULT
+
+    def set_max_degree_of_parallelism(self, value: int) -> Self:
+        """Number of consumers running tasks of this queue at once (>= 1)."""
+        self.max_degree_of_parallelism = _check_positive_int(value, "max_degree_of_parallelism")
+        return self
+
+    def set_channel_capacity(self, value: int) -> Self:
+        """How many tasks may wait in this queue (>= 1)."""
+        self.channel_capacity = _check_positive_int(value, "channel_capacity")
+        return self
+
+    def set_default_retry_policy(self, policy: RetryPolicy) -> Self:
+        """Retry policy for handlers of this queue that declare none."""
+        self.default_retry_policy = _check_policy(policy)
+        return self
+
+    def set_default_timeout(self, timeout: timedelta | float | None) -> Self:
+        """Per-attempt timeout for handlers of this queue that declare none."""
+        self.default_timeout = _check_timeout(timeout, "default_timeout")
+        return self
+
+    def set_full_behavior(self, behavior: QueueFullBehavior) -> Self:
+        """What an immediate dispatch does when this queue is full."""
+        self.queue_full_behavior = QueueFullBehavior(behavior)
+        return self
+
+    def clone(self, name: str | None = None) -> QueueConfiguration:
+        """A copy, optionally renamed."""
+        return QueueConfiguration(
+            name or self.name,
+            self.max_degree_of_parallelism,
+            self.channel_capacity,
+            self.default_retry_policy,
+            self.default_timeout,
+            self.queue_full_behavior,
+        )
+
+
+@dataclass
+class PersistentLoggerOptions:
+    """Storage of the log records a handler writes during one execution."""
+
+    enabled: bool = False
+    minimum_level: int = logging.INFO
+    max_logs_per_task: int | None = 1000
+    capture_library_logs: bool = False
+
+    def enable(self) -> Self:
+        """Store captured logs with the run."""
+        self.enabled = True
+        return self
+
+    def disable(self) -> Self:
+        """Do not store captured logs (they are still forwarded to logging)."""
+        self.enabled = False
+        return self
+
+    def set_minimum_level(self, level: int | str) -> Self:
+        """Lowest level stored (records below it are only forwarded)."""
+        resolved = logging.getLevelName(level) if isinstance(level, str) else level
+        if not isinstance(resolved, int):
+            raise ConfigurationError(
+                f"Unknown log level {level!r}; use e.g. logging.INFO or 'INFO'."
+            )
+        self.minimum_level = resolved
+        return self
+
+    def set_max_logs_per_task(self, value: int | None) -> Self:
+        """At most this many records per execution, then one truncation marker (None: no cap)."""
+        if value is not None:
+            _check_positive_int(value, "max_logs_per_task")
+        self.max_logs_per_task = value
+        return self
+
+    def set_capture_library_logs(self, value: bool = True) -> Self:
+        """Also capture records that libraries emit through any stdlib logger during the run."""
+        self.capture_library_logs = value
+        return self
+
+
+@dataclass
+class EverTaskOptions:
+    """Global engine options; every setter validates and returns the options for chaining."""
+
+    channel_capacity: int = field(default_factory=lambda: max(1000, _CPUS * 200))
+    max_degree_of_parallelism: int = field(default_factory=lambda: max(4, _CPUS * 2))
+    throw_if_unable_to_persist: bool = True
+    default_retry_policy: RetryPolicy = field(
+        default_factory=lambda: LinearRetryPolicy(3, timedelta(milliseconds=500))
+    )
+    default_timeout: timedelta | None = None
+    default_audit_level: AuditLevel = AuditLevel.FULL
+    use_lazy_handler_resolution: bool = True
+    persistent_logger: PersistentLoggerOptions = field(default_factory=PersistentLoggerOptions)
+    scheduler_shards: int | None = None
+    shutdown_grace_period: timedelta = timedelta(seconds=30)
+    event_buffer_size: int = 10_000
+    sync_handler_threads: int | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    handler_modules: list[ModuleType] = field(default_factory=list)
+    handler_classes: list[type[EverTaskHandler]] = field(default_factory=list)  # type: ignore[type-arg]
+
+    # -- queue defaults --------------------------------------------------------------------
+    def set_channel_options(self, capacity: int) -> Self:
+        """Capacity of the default (and recurring) queue (>= 1)."""
+        self.channel_capacity = _check_positive_int(capacity, "channel capacity")
+        return self
+
+    set_channel_capacity = set_channel_options
+
+    def set_max_degree_of_parallelism(self, value: int) -> Self:
+        """Consumers of the default (and recurring) queue (>= 1)."""
+        self.max_degree_of_parallelism = _check_positive_int(value, "max_degree_of_parallelism")
+        return self
+
+    # -- behaviour -------------------------------------------------------------------------
+    def set_throw_if_unable_to_persist(self, value: bool) -> Self:
+        """True (default): a dispatch whose row cannot be stored raises and nothing runs.
+
+        False: the failure is logged and the task still runs, in memory only.
+        """
+        self.throw_if_unable_to_persist = bool(value)
+        return self
+
+    def set_default_retry_policy(self, policy: RetryPolicy) -> Self:
+        """Retry policy for handlers and queues that declare none."""
+        self.default_retry_policy = _check_policy(policy)
+        return self
+
+    def set_default_timeout(self, timeout: timedelta | float | None) -> Self:
+        """Per-attempt timeout for handlers and queues that declare none (default: none)."""
+        self.default_timeout = _check_timeout(timeout, "default_timeout")
+        return self
+
+    def set_default_audit_level(self, level: AuditLevel) -> Self:
+        """Audit level of dispatches that do not pass one."""
+        self.default_audit_level = AuditLevel(level)
+        return self
+
+    def set_use_lazy_handler_resolution(self, value: bool) -> Self:
+        """True (default): handlers are built when they run. False: an immediate dispatch
+        builds its handler at once, so dependency errors surface at dispatch."""
+        self.use_lazy_handler_resolution = bool(value)
+        return self
+
+    def disable_lazy_handler_resolution(self) -> Self:
+        """Same as ``set_use_lazy_handler_resolution(False)``."""
+        return self.set_use_lazy_handler_resolution(False)
+
+    def with_persistent_logger(self, configure: object = None) -> Self:
+        """Store the logs each execution writes; ``configure(PersistentLoggerOptions)`` tunes it."""
+        self.persistent_logger.enabled = True
+        if configure is not None:
+            if not callable(configure):
+                raise ConfigurationError("with_persistent_logger() takes a callable or nothing.")
+            configure(self.persistent_logger)
+        return self
+
+    def use_sharded_scheduler(self, shards: int = 0) -> Self:
+        """Spread timers over several heaps (0: ``max(4, cpu count)``); see docs/scheduler.md."""
+        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 0:
+            raise ConfigurationError(f"shards must be an integer >= 0, got {shards!r}.")
+        self.scheduler_shards = shards or max(4, _CPUS)
+        return self
+
+    def set_shutdown_grace_period(self, grace: timedelta | float) -> Self:
+        """How long a stop waits for running handlers before cancelling them (default 30 s)."""
+        td = grace if isinstance(grace, timedelta) else timedelta(seconds=float(grace))
+        if td < timedelta(0):
+            raise ConfigurationError(f"shutdown grace period must not be negative, got {td}.")
+        self.shutdown_grace_period = td
+        return self
+
+    def set_event_buffer_size(self, size: int) -> Self:
+        """Events buffered per subscriber before new ones are dropped (and counted)."""
+        self.event_buffer_size = _check_positive_int(size, "event_buffer_size")
+        return self
+
+    def set_sync_handler_threads(self, threads: int) -> Self:
+        """Threads running synchronous handlers (default: the queues' total parallelism)."""
+        self.sync_handler_threads = _check_positive_int(threads, "sync_handler_threads")
+        return self
+
+    def use_clock(self, clock: Clock) -> Self:
+        """Replace the time source (tests use :class:`~evertask.clock.ManualClock`)."""
+        self.clock = clock
+        return self
+
+    # -- registration ----------------------------------------------------------------------
+    def register_tasks_from_module(self, *modules: ModuleType | str) -> Self:
+        """Register every handler class defined in these modules."""
+        if not modules:
+            raise ConfigurationError("register_tasks_from_module() needs at least one module.")
+        for module in modules:
+            self.handler_modules.append(_as_module(module))
+        return self
+
+    register_tasks_from_modules = register_tasks_from_module
+
+    def register_tasks_from_package(self, *packages: ModuleType | str) -> Self:
+        """Register every handler class defined in these packages and all their submodules."""
+        if not packages:
+            raise ConfigurationError("register_tasks_from_package() needs at least one package.")
+        for package in packages:
+            pkg = _as_module(package)
+            self.handler_modules.append(pkg)
+            path = getattr(pkg, "__path__", None)
+            if path is None:
+                continue  # a plain module: just itself
+            for info in pkgutil.walk_packages(path, prefix=pkg.__name__ + "."):
+                self.handler_modules.append(importlib.import_module(info.name))
+        return self
+
+    def register_handler(self, *handlers: type[EverTaskHandler]) -> Self:  # type: ignore[type-arg]
+        """Register handler classes explicitly."""
+        for handler in handlers:
+            if not (isinstance(handler, type) and issubclass(handler, EverTaskHandler)):
+                raise ConfigurationError(f"{handler!r} is not an EverTaskHandler subclass.")
+            self.handler_classes.append(handler)
+        return self
+
+
+def _as_module(module: ModuleType | str) -> ModuleType:
+    if isinstance(module, ModuleType):
+        return module
+    if isinstance(module, str):
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"Cannot import module {module!r} to register tasks: {exc}"
+            ) from exc
+    raise ConfigurationError(f"Expected a module or a module name, got {module!r}.")

@@ -1,0 +1,212 @@
+"""Bounded worker queues with slot reservations, overflow for timers, and pausing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from evertask_abstractions import QueueFullBehavior
+
+from .options import DEFAULT_QUEUE, RECURRING_QUEUE, QueueConfiguration
+from .run import TaskRun
+
+__all__ = ["QueueClosedError", "QueueManager", "WorkerQueue"]
+
+log = logging.getLogger("evertask.queues")
+
+
+class QueueClosedError(Exception):
+    """The queue was closed (the host is stopping)."""
+
+
+class WorkerQueue:
+    """A bounded FIFO of task runs consumed by ``max_degree_of_parallelism`` workers.
+
+    Dispatchers reserve a slot before they persist (so a persisted immediate task is never
+    refused afterwards), then put into the reserved slot. Timer-fired and recovered runs
+    may use :meth:`put_overflow`, which never blocks the scheduler.
+    """
+
+    def __init__(self, config: QueueConfiguration) -> None:
+        self.config = config
+        self.name = config.name
+        self.capacity = config.channel_capacity
+        self._items: deque[TaskRun] = deque()
+        self._reserved = 0
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+        self._paused = False
+
+    # -- state -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def reserved(self) -> int:
+        """Slots reserved by dispatches that are still persisting."""
+        return self._reserved
+
+    @property
+    def is_full(self) -> bool:
+        """No free slot for a new dispatch."""
+        return len(self._items) + self._reserved >= self.capacity
+
+    @property
+    def paused(self) -> bool:
+        """A paused queue accepts tasks but starts none."""
+        return self._paused
+
+    def pause(self) -> None:
+        """Stop handing out runs (runs in progress finish)."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Hand out runs again."""
+        self._paused = False
+        for _ in range(len(self._getters)):
+            self._wake(self._getters)
+
+    # -- producers -------------------------------------------------------------------------
+    def try_reserve(self) -> bool:
+        """Reserve a slot without waiting."""
+        if self._closed or self.is_full or self._putters:
+            return False
+        self._reserved += 1
+        return True
+
+    async def reserve(self) -> None:
+        """Wait for a free slot and reserve it (FIFO among waiting dispatchers)."""
+        while not self.try_reserve_waiting():
+            if self._closed:
+                raise QueueClosedError(self.name)
+            fut = asyncio.get_running_loop().create_future()
+            self._putters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                fut.cancel()
+                if fut in self._putters:
+                    self._putters.remove(fut)
+                elif not self.is_full:
+                    self._wake(self._putters)
+                raise
+
+    def try_reserve_waiting(self) -> bool:
+        """Reserve a slot for a waiter that is (or will be) first in line."""
+        if self._closed or self.is_full:
+            return False
+        self._reserved += 1
+        return True
+
+    def release(self) -> None:
+        """Give back a reserved slot that will not be used."""
+        self._reserved -= 1
+        self._wake(self._putters)
+
+    def put_reserved(self, run: TaskRun) -> None:
+        """Place a run into a previously reserved slot."""
+        self._reserved -= 1
+        self._items.append(run)
+        self._wake(self._getters)
+
+    def put_overflow(self, run: TaskRun) -> None:
+        """Append a run regardless of capacity (timer-fired runs never block the scheduler)."""
+        self._items.append(run)
+        self._wake(self._getters)
+
+    # -- consumers -------------------------------------------------------------------------
+    async def get(self) -> TaskRun:
+        """The next run; waits while empty or paused; raises QueueClosedError once closed."""
+        while not self._items or self._paused:
+            if self._closed:
+                raise QueueClosedError(self.name)
+            fut = asyncio.get_running_loop().create_future()
+            self._getters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                fut.cancel()
+                if fut in self._getters:
+                    self._getters.remove(fut)
+                elif self._items:
+                    self._wake(self._getters)
+                raise
+        if self._closed:
+            raise QueueClosedError(self.name)
+        run = self._items.popleft()
+        if self._putters:
+            self._wake(self._putters)
+        return run
+
+    def close(self) -> list[TaskRun]:
+        """Stop handing out runs; wake every waiter; return the runs left in the queue."""
+        self._closed = True
+        left = list(self._items)
+        self._items.clear()
+        while self._getters:
+            self._wake(self._getters)
+        while self._putters:
+            self._wake(self._putters)
+        return left
+
+    @staticmethod
+    def _wake(waiters: deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+
+class QueueManager:
+    """All queues of a host and the routing rules between them."""
+
+    def __init__(self, configs: dict[str, QueueConfiguration]) -> None:
+        self.queues: dict[str, WorkerQueue] = {name: WorkerQueue(c) for name, c in configs.items()}
+        self.default = self.queues[DEFAULT_QUEUE]
+        self._warned: set[str] = set()
+
+    def resolve(self, name: str | None, recurring: bool) -> WorkerQueue:
+        """The queue for a declared name; unknown names fall back to "default" with a warning."""
+        if name is None:
+            name = RECURRING_QUEUE if recurring else DEFAULT_QUEUE
+        queue = self.queues.get(name)
+        if queue is not None:
+            return queue
+        if name not in self._warned:
+            self._warned.add(name)
+            log.warning(
+                "Queue %r is not configured; its tasks run on the 'default' queue. "
+                "Add it with .add_queue(%r, ...) to isolate them.",
+                name,
+                name,
+            )
+        return self.default
+
+    async def reserve_for_dispatch(self, queue: WorkerQueue) -> WorkerQueue | None:
+        """Reserve a slot following the queue's full behaviour.
+
+        Returns the queue holding the reservation, or ``None`` for THROW_EXCEPTION when full.
+        WAIT (and FALLBACK when "default" is full too) waits for space.
+        """
+        if queue.try_reserve():
+            return queue
+        behavior = queue.config.queue_full_behavior
+        if behavior is QueueFullBehavior.THROW_EXCEPTION:
+            return None
+        if behavior is QueueFullBehavior.FALLBACK_TO_DEFAULT and queue is not self.default:
+            log.warning("Queue %r is full; the task falls back to the 'default' queue.", queue.name)
+            queue = self.default
+            if queue.try_reserve():
+                return queue
+        await queue.reserve()
+        return queue
+
+    def close(self) -> list[TaskRun]:
+        """Close every queue; return the runs that were still waiting."""
+        left: list[TaskRun] = []
+        for queue in self.queues.values():
+            left.extend(queue.close())
+        return left

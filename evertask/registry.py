@@ -1,0 +1,210 @@
+"""Handler discovery and the closed task-type registry (only registered types are ever loaded)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import typing
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import ModuleType
+
+from evertask_abstractions import (
+    ConfigurationError,
+    DuplicateHandlerError,
+    EverTask,
+    EverTaskHandler,
+    RetryPolicy,
+    TaskNotRegisteredError,
+    TaskSerializationError,
+)
+
+__all__ = ["HandlerDescriptor", "HandlerRegistry", "handler_type_name", "infer_task_type"]
+
+log = logging.getLogger("evertask.registry")
+
+HandlerClass = type[EverTaskHandler]  # type: ignore[type-arg]
+
+
+def handler_type_name(cls: type) -> str:
+    """The stored name of a handler class."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def infer_task_type(handler: HandlerClass) -> type[EverTask] | None:
+    """The ``T`` of ``EverTaskHandler[T]`` in the class hierarchy (or ``task_type``)."""
+    explicit = handler.__dict__.get("task_type")
+    if explicit is not None:
+        return explicit  # type: ignore[no-any-return]
+    for klass in handler.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            origin = typing.get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, EverTaskHandler):
+                args = typing.get_args(base)
+                if args and isinstance(args[0], type) and issubclass(args[0], EverTask):
+                    return args[0]
+    inherited = getattr(handler, "task_type", None)
+    return inherited if isinstance(inherited, type) else None
+
+
+@dataclass(slots=True, eq=False)
+class HandlerDescriptor:
+    """Everything the engine needs about one handler class, computed once."""
+
+    handler_class: HandlerClass
+    task_class: type[EverTask]
+    task_type_name: str
+    handler_type_name: str
+    is_async: bool
+    queue_name: str | None
+    retry_policy: RetryPolicy | None
+    timeout: timedelta | None
+    hooks: frozenset[str] = field(default_factory=frozenset)
+    factory: Callable[[], EverTaskHandler] | None = None  # type: ignore[type-arg]
+    resolved_queues: dict[bool, str] = field(default_factory=dict)  # recurring? -> queue
+
+
+_HOOKS = ("on_started", "on_completed", "on_error", "on_retry", "dispose")
+
+
+class HandlerRegistry:
+    """Maps task classes and stored type names to their handler descriptors."""
+
+    def __init__(self) -> None:
+        self._by_task: dict[type[EverTask], HandlerDescriptor] = {}
+        self._by_name: dict[str, HandlerDescriptor] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_task)
+
+    def descriptors(self) -> list[HandlerDescriptor]:
+        """All registered handlers."""
+        return list(self._by_task.values())
+
+    def scan(self, modules: Iterable[ModuleType], classes: Iterable[HandlerClass] = ()) -> None:
+        """Register the handler classes defined in ``modules`` plus ``classes``."""
+        seen: set[HandlerClass] = set()
+        candidates: list[HandlerClass] = []
+        for module in modules:
+            for value in list(vars(module).values()):
+                if (
+                    isinstance(value, type)
+                    and issubclass(value, EverTaskHandler)
+                    and value is not EverTaskHandler
+                    and value.__module__ == module.__name__
+                ):
+                    candidates.append(value)
+        candidates.extend(classes)
+        for cls in candidates:
+            if cls in seen:
+                continue
+            seen.add(cls)
+            self.add(cls, explicit=cls in classes)
+
+    def add(self, cls: HandlerClass, *, explicit: bool = True) -> HandlerDescriptor | None:
+        """Register one handler class; abstract or generic handlers are skipped with a warning."""
+        task_class = infer_task_type(cls)
+        if task_class is None or inspect.isabstract(cls):
+            msg = (
+                f"Handler {handler_type_name(cls)} was skipped: its task type is unknown "
+                "(subclass EverTaskHandler[MyTask] with a concrete task class, or set task_type)."
+            )
+            if explicit:
+                raise ConfigurationError(msg)
+            log.warning(msg)
+            return None
+        if cls.handle is EverTaskHandler.handle:
+            raise ConfigurationError(
+                f"Handler {handler_type_name(cls)} does not implement handle()."
+            )
+        existing = self._by_task.get(task_class)
+        if existing is not None and existing.handler_class is not cls:
+            raise DuplicateHandlerError(
+                f"Task {task_class.__qualname__} has two handlers: "
+                f"{existing.handler_type_name} and {handler_type_name(cls)}. "
+                "EverTask runs exactly one handler per task type; remove or rename one of them."
+            )
+        name = task_class.evertask_type_name()
+        clash = self._by_name.get(name)
+        if clash is not None and clash.task_class is not task_class:
+            raise DuplicateHandlerError(
+                f"Task classes {clash.task_class!r} and {task_class!r} share the stored name "
+                f"{name!r}; give one of them a different task_name."
+            )
+        policy = cls.retry_policy
+        if policy is not None and not isinstance(policy, RetryPolicy):
+            raise ConfigurationError(
+                f"{handler_type_name(cls)}.retry_policy is not a RetryPolicy: {policy!r}."
+            )
+        timeout = cls.timeout
+        if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
+            raise ConfigurationError(
+                f"{handler_type_name(cls)}.timeout must be a positive timedelta or None, "
+                f"got {timeout!r}."
+            )
+        hooks = frozenset(h for h in _HOOKS if getattr(cls, h) is not getattr(EverTaskHandler, h))
+        descriptor = HandlerDescriptor(
+            handler_class=cls,
+            task_class=task_class,
+            task_type_name=name,
+            handler_type_name=handler_type_name(cls),
+            is_async=inspect.iscoroutinefunction(cls.handle),
+            queue_name=cls.queue_name,
+            retry_policy=policy,
+            timeout=timeout,
+            hooks=hooks,
+        )
+        self._by_task[task_class] = descriptor
+        self._by_name[name] = descriptor
+        return descriptor
+
+    def for_task(self, task: EverTask) -> HandlerDescriptor:
+        """The descriptor for a task instance; raises :class:`TaskNotRegisteredError`."""
+        descriptor = self._by_task.get(type(task))
+        if descriptor is None:
+            if not isinstance(task, EverTask):
+                raise TypeError(
+                    f"dispatch() expects an EverTask instance, got {type(task).__qualname__}."
+                )
+            raise TaskNotRegisteredError(
+                f"No handler is registered for task {type(task).__qualname__}. Define an "
+                f"EverTaskHandler[{type(task).__qualname__}] in a module passed to "
+                "register_tasks_from_module() / register_tasks_from_package()."
+            )
+        return descriptor
+
+    def for_type_name(self, name: str) -> HandlerDescriptor | None:
+        """The descriptor for a stored type name (closed: unknown names are ``None``)."""
+        return self._by_name.get(name)
+
+    def load_task(self, type_name: str, payload: str) -> tuple[HandlerDescriptor, EverTask]:
+        """Rebuild a stored task (``TaskNotRegisteredError`` / ``TaskSerializationError``)."""
+        descriptor = self._by_name.get(type_name)
+        if descriptor is None:
+            raise TaskNotRegisteredError(
+                f"Stored task type {type_name!r} is not registered in this process; "
+                "its row cannot be loaded."
+            )
+        try:
+            task = descriptor.task_class.model_validate_json(payload)
+        except Exception as exc:
+            raise TaskSerializationError(
+                f"Stored payload of {type_name!r} cannot be read: {exc}"
+            ) from exc
+        return descriptor, task
+
+
+def dump_task(task: EverTask) -> str:
+    """Serialize a task payload; raises :class:`TaskSerializationError` with the reason."""
+    try:
+        return task.model_dump_json()
+    except Exception as exc:
+        raise TaskSerializationError(
+            f"Task {type(task).__qualname__} cannot be serialized to JSON: {exc}. "
+            "Task fields must be JSON-serializable data (str, int, float, bool, datetime, "
+            "UUID, lists, dicts, nested pydantic models)."
+        ) from exc
+
+
+__all__ += ["dump_task"]

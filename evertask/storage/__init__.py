@@ -1,0 +1,35 @@
+"""The storage protocol, the row models and the in-memory storage."""
+
+from .memory import MemoryTaskStorage
+from .models import (
+    RECOVERABLE_STATUSES,
+    QueuedTask,
+    RunsAudit,
+    SortField,
+    StatusAudit,
+    TaskExecutionLog,
+    TaskPage,
+    TaskQuery,
+    is_real_error,
+    is_recoverable,
+    wants_runs_audit,
+    wants_status_audit,
+)
+from .protocol import TaskStorage
+
+__all__ = [
+    "RECOVERABLE_STATUSES",
+    "MemoryTaskStorage",
+    "QueuedTask",
+    "RunsAudit",
+    "SortField",
+    "StatusAudit",
+    "TaskExecutionLog",
+    "TaskPage",
+    "TaskQuery",
+    "TaskStorage",
+    "is_real_error",
+    "is_recoverable",
+    "wants_runs_audit",
+    "wants_status_audit",
+]

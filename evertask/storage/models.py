@@ -1,0 +1,214 @@
+"""Rows persisted by every storage: tasks, status audits, run audits, execution logs."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from evertask_abstractions import AuditLevel, QueuedTaskStatus
+
+__all__ = [
+    "RECOVERABLE_STATUSES",
+    "QueuedTask",
+    "RunsAudit",
+    "SortField",
+    "StatusAudit",
+    "TaskExecutionLog",
+    "TaskPage",
+    "TaskQuery",
+    "is_real_error",
+    "is_recoverable",
+]
+
+RECOVERABLE_STATUSES = frozenset(
+    {
+        QueuedTaskStatus.WAITING_QUEUE,
+        QueuedTaskStatus.QUEUED,
+        QueuedTaskStatus.PENDING,
+        QueuedTaskStatus.SERVICE_STOPPED,
+        QueuedTaskStatus.IN_PROGRESS,
+    }
+)
+"""Statuses whose rows resume at start (recurring Completed/Failed rows with a next run also do)."""
+
+
+@dataclass(slots=True)
+class QueuedTask:
+    """One task row (the ``QueuedTasks`` table)."""
+
+    id: uuid.UUID
+    type: str
+    request: str
+    handler: str
+    status: QueuedTaskStatus
+    created_at_utc: datetime
+    queue_name: str = "default"
+    audit_level: AuditLevel = AuditLevel.FULL
+    scheduled_execution_utc: datetime | None = None
+    last_execution_utc: datetime | None = None
+    execution_time_ms: float = 0.0
+    exception: str | None = None
+    is_recurring: bool = False
+    recurring_task: str | None = None
+    recurring_info: str | None = None
+    current_run_count: int | None = None
+    max_runs: int | None = None
+    run_until: datetime | None = None
+    next_run_utc: datetime | None = None
+    task_key: str | None = None
+    recovery_dispatch_failure_count: int = 0
+    trace_context: str | None = None
+    retried_from: uuid.UUID | None = None
+
+    def copy(self) -> QueuedTask:
+        """A detached copy (storages never hand out their internal objects)."""
+        return QueuedTask(
+            self.id,
+            self.type,
+            self.request,
+            self.handler,
+            self.status,
+            self.created_at_utc,
+            self.queue_name,
+            self.audit_level,
+            self.scheduled_execution_utc,
+            self.last_execution_utc,
+            self.execution_time_ms,
+            self.exception,
+            self.is_recurring,
+            self.recurring_task,
+            self.recurring_info,
+            self.current_run_count,
+            self.max_runs,
+            self.run_until,
+            self.next_run_utc,
+            self.task_key,
+            self.recovery_dispatch_failure_count,
+            self.trace_context,
+            self.retried_from,
+        )
+
+
+def is_recoverable(task: QueuedTask, now: datetime) -> bool:
+    """EverTask's recoverable predicate: the row should (re)enter the engine at start."""
+    if task.max_runs is not None and (task.current_run_count or 0) >= task.max_runs:
+        return False
+    if task.run_until is not None and task.run_until < now:
+        return False
+    if task.status in RECOVERABLE_STATUSES:
+        return True
+    return (
+        task.is_recurring
+        and task.next_run_utc is not None
+        and task.status in (QueuedTaskStatus.COMPLETED, QueuedTaskStatus.FAILED)
+    )
+
+
+def is_real_error(status: QueuedTaskStatus, exception: str | None) -> bool:
+    """Whether a transition counts as an error for ``MINIMAL``/``ERRORS_ONLY`` audits.
+
+    Failed always does; a ServiceStopped or Cancelled transition (a cancellation) never
+    does; any other transition does when it carries an exception.
+    """
+    if status is QueuedTaskStatus.FAILED:
+        return True
+    if status in (QueuedTaskStatus.SERVICE_STOPPED, QueuedTaskStatus.CANCELLED):
+        return False
+    return exception is not None
+
+
+def wants_status_audit(level: AuditLevel, status: QueuedTaskStatus, exception: str | None) -> bool:
+    """Whether a status transition writes a ``StatusAudit`` row at this audit level."""
+    if level is AuditLevel.FULL:
+        return True
+    if level is AuditLevel.NONE:
+        return False
+    return is_real_error(status, exception)
+
+
+def wants_runs_audit(level: AuditLevel, status: QueuedTaskStatus, exception: str | None) -> bool:
+    """Whether a recurring run writes a ``RunsAudit`` row at this audit level."""
+    if level is AuditLevel.NONE:
+        return False
+    if level is AuditLevel.ERRORS_ONLY:
+        return status is QueuedTaskStatus.FAILED or exception is not None
+    return True
+
+
+__all__ += ["wants_runs_audit", "wants_status_audit"]
+
+
+@dataclass(slots=True, frozen=True)
+class StatusAudit:
+    """One status transition (the ``StatusAudit`` table)."""
+
+    id: int
+    task_id: uuid.UUID
+    updated_at_utc: datetime
+    new_status: QueuedTaskStatus
+    exception: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class RunsAudit:
+    """One execution of a recurring task (the ``RunsAudit`` table)."""
+
+    id: int
+    task_id: uuid.UUID
+    executed_at: datetime
+    execution_time_ms: float
+    status: QueuedTaskStatus
+    exception: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class TaskExecutionLog:
+    """One captured log record of a task execution (the ``TaskExecutionLogs`` table)."""
+
+    id: uuid.UUID
+    task_id: uuid.UUID
+    timestamp_utc: datetime
+    level: str
+    message: str
+    sequence_number: int
+    exception_details: str | None = None
+
+
+class SortField(str, Enum):
+    """Columns a task list can be sorted by."""
+
+    CREATED_AT = "created_at_utc"
+    LAST_EXECUTION = "last_execution_utc"
+    SCHEDULED_EXECUTION = "scheduled_execution_utc"
+    STATUS = "status"
+    TYPE = "type"
+    QUEUE_NAME = "queue_name"
+
+
+@dataclass(slots=True)
+class TaskQuery:
+    """A server-side filtered, sorted, paged task list request."""
+
+    statuses: frozenset[QueuedTaskStatus] | None = None
+    task_type_contains: str | None = None
+    queue_name: str | None = None
+    is_recurring: bool | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    search: str | None = None
+    sort_by: SortField = SortField.CREATED_AT
+    descending: bool = True
+    page: int = 1
+    page_size: int = 20
+
+
+@dataclass(slots=True)
+class TaskPage:
+    """One page of tasks plus the total number of matches."""
+
+    items: list[QueuedTask] = field(default_factory=list)
+    total_count: int = 0
+    page: int = 1
+    page_size: int = 20

@@ -1,0 +1,210 @@
+"""The storage protocol every backend implements (memory, SQLite, SQL Server, PostgreSQL, MySQL).
+
+Contract notes:
+
+- Every method raises on a storage error; the engine decides whether to retry, log or
+  fail (status writes are retried and logged; a failed ``persist`` fails the dispatch).
+- ``persist`` commits before it returns. A row persisted with a status other than
+  WaitingQueue also gets that status's audit row (per its audit level).
+- ``try_set_queued_if_recoverable`` is a compare-and-set: it never revives a finished row.
+- ``set_status`` stamps ``last_execution_utc`` on Completed, Failed and ServiceStopped only.
+- Status-audit and runs-audit rows follow :func:`~evertask.storage.models.wants_status_audit`
+  and :func:`~evertask.storage.models.wants_runs_audit`.
+- Monitoring methods run server-side; no caller ever loads a whole table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from evertask_abstractions import AuditLevel, QueuedTaskStatus
+
+from .models import QueuedTask, RunsAudit, StatusAudit, TaskExecutionLog, TaskPage, TaskQuery
+
+__all__ = ["TaskStorage"]
+
+
+@runtime_checkable
+class TaskStorage(Protocol):
+    """Asynchronous persistence of task rows, their audits and their execution logs."""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect and, when configured, apply migrations. Called once at host start."""
+        ...
+
+    async def close(self) -> None:
+        """Flush pending writes and release connections. Called once at host stop."""
+        ...
+
+    # -- dispatch and lookup ---------------------------------------------------------------
+    async def persist(self, task: QueuedTask) -> None:
+        """Insert a new row; raise ``TaskKeyConflictError`` if its task key is taken.
+
+        The storage may keep ``task``; the caller must not modify it afterwards.
+        """
+        ...
+
+    async def get(self, task_id: uuid.UUID) -> QueuedTask | None:
+        """The row with this id, or ``None``."""
+        ...
+
+    async def get_by_task_key(self, task_key: str) -> QueuedTask | None:
+        """The row holding this task key (exact, case-sensitive), or ``None``."""
+        ...
+
+    async def update_task(self, task: QueuedTask, *, revive: bool = False) -> None:
+        """Overwrite the definition columns of an existing row (same id).
+
+        Written: type, request, handler, scheduled_execution_utc, is_recurring,
+        recurring_task, recurring_info, max_runs, run_until, next_run_utc, queue_name,
+        task_key, audit_level. Status and run count are kept, unless ``revive`` is set and
+        the row is Cancelled: then it becomes WaitingQueue with run count 0 and no exception.
+        """
+        ...
+
+    async def remove(self, task_id: uuid.UUID) -> None:
+        """Delete a row with its audits and logs."""
+        ...
+
+    async def retrieve_pending(
+        self, last_created_at: datetime | None, last_id: uuid.UUID | None, take: int
+    ) -> list[QueuedTask]:
+        """Recoverable rows after the keyset ``(created_at_utc, id)``, ascending (``take`` max)."""
+        ...
+
+    # -- status transitions ----------------------------------------------------------------
+    async def set_queued(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
+        """Unconditionally mark Queued."""
+        ...
+
+    async def try_set_queued_if_recoverable(
+        self, task_id: uuid.UUID, audit_level: AuditLevel
+    ) -> bool:
+        """Mark Queued only if the row is recoverable now; return whether it was."""
+        ...
+
+    async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
+        """Mark InProgress."""
+        ...
+
+    async def set_completed(
+        self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
+    ) -> None:
+        """Mark a one-shot Completed with its duration."""
+        ...
+
+    async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
+        """Mark Cancelled (terminal)."""
+        ...
+
+    async def set_cancelled_by_service(
+        self, task_id: uuid.UUID, exception: str | None, audit_level: AuditLevel
+    ) -> None:
+        """Mark ServiceStopped (the task resumes at the next start)."""
+        ...
+
+    async def set_status(
+        self,
+        task_id: uuid.UUID,
+        status: QueuedTaskStatus,
+        exception: str | None,
+        audit_level: AuditLevel,
+        execution_time_ms: float | None = None,
+    ) -> None:
+        """Generic transition; ``exception=None`` clears the stored exception."""
+        ...
+
+    # -- recurring accounting --------------------------------------------------------------
+    async def get_current_run_count(self, task_id: uuid.UUID) -> int:
+        """Real executions so far (0 if the row is missing)."""
+        ...
+
+    async def update_current_run(
+        self,
+        task_id: uuid.UUID,
+        execution_time_ms: float,
+        next_run: datetime | None,
+        audit_level: AuditLevel,
+    ) -> None:
+        """After a failed recurring run: count it, set the next run, write its runs audit."""
+        ...
+
+    async def complete_recurring_run(
+        self,
+        task_id: uuid.UUID,
+        execution_time_ms: float,
+        next_run: datetime | None,
+        audit_level: AuditLevel,
+    ) -> None:
+        """After a successful recurring run, atomically: Completed, count it, next run, audits."""
+        ...
+
+    async def set_recurring_series_completed(
+        self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
+    ) -> None:
+        """End a series without counting a run: Completed and no next run."""
+        ...
+
+    async def set_recurring_task_poisoned(
+        self, task_id: uuid.UUID, exception: str, audit_level: AuditLevel
+    ) -> None:
+        """Terminally fail a row that cannot be loaded: Failed and no next run."""
+        ...
+
+    async def increment_recovery_failure(self, task_id: uuid.UUID) -> int:
+        """Count one failed recovery attempt; return the new count."""
+        ...
+
+    async def clear_recovery_failure(self, task_id: uuid.UUID) -> None:
+        """Reset the failed-recovery counter."""
+        ...
+
+    # -- execution logs and audits ---------------------------------------------------------
+    async def save_execution_logs(
+        self, task_id: uuid.UUID, logs: Sequence[TaskExecutionLog]
+    ) -> None:
+        """Insert the captured log records of one execution (no-op when empty)."""
+        ...
+
+    async def get_execution_logs(
+        self,
+        task_id: uuid.UUID,
+        skip: int = 0,
+        take: int | None = None,
+        level: str | None = None,
+    ) -> list[TaskExecutionLog]:
+        """Captured logs of a task in order, optionally paged and filtered by level."""
+        ...
+
+    async def count_execution_logs(self, task_id: uuid.UUID, level: str | None = None) -> int:
+        """How many captured logs a task has (optionally of one level)."""
+        ...
+
+    async def get_status_audits(self, task_id: uuid.UUID) -> list[StatusAudit]:
+        """Status history of a task, oldest first."""
+        ...
+
+    async def get_runs_audits(self, task_id: uuid.UUID) -> list[RunsAudit]:
+        """Run history of a recurring task, oldest first."""
+        ...
+
+    # -- monitoring ------------------------------------------------------------------------
+    async def query_tasks(self, query: TaskQuery) -> TaskPage:
+        """A filtered, sorted page of tasks and the total number of matches."""
+        ...
+
+    async def count_by_status(
+        self, created_since: datetime | None = None
+    ) -> dict[QueuedTaskStatus, int]:
+        """Number of tasks per status (optionally only those created since a time)."""
+        ...
+
+    async def count_by_queue_and_status(
+        self, created_since: datetime | None = None
+    ) -> dict[tuple[str, QueuedTaskStatus], int]:
+        """Number of tasks per (queue, status)."""
+        ...

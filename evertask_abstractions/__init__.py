@@ -1,0 +1,85 @@
+"""EverTask abstractions: task and handler contracts, dispatcher protocol, retry policies.
+
+This package depends on pydantic only, so projects that merely define tasks and
+handlers can share them without installing the engine.
+"""
+
+from .cancellation import CancellationToken, CancellationTokenSource, TaskCancelledError
+from .dispatcher import TaskDispatcher, When
+from .enums import AuditLevel, QueuedTaskStatus, QueueFullBehavior
+from .errors import (
+    ConfigurationError,
+    DuplicateHandlerError,
+    EverTaskError,
+    HostNotRunningError,
+    PersistenceError,
+    QueueFullError,
+    ScheduleError,
+    TaskKeyConflictError,
+    TaskNotRegisteredError,
+    TaskSerializationError,
+    TaskTimeoutError,
+)
+from .handler import EverTaskHandler, TaskLogger
+from .recurring import (
+    BuildableSchedulerBuilder,
+    DailyTimeSchedulerBuilder,
+    EverySchedulerBuilder,
+    HourSchedulerBuilder,
+    IntervalSchedulerBuilder,
+    MinuteSchedulerBuilder,
+    MonthlySchedulerBuilder,
+    RecurringTaskBuilder,
+    ThenableSchedulerBuilder,
+    WeeklySchedulerBuilder,
+)
+from .retry import (
+    ExponentialRetryPolicy,
+    FilteredRetryPolicy,
+    LinearRetryPolicy,
+    NoRetryPolicy,
+    OnRetry,
+    RetryPolicy,
+)
+from .task import EverTask
+
+__all__ = [
+    "AuditLevel",
+    "BuildableSchedulerBuilder",
+    "CancellationToken",
+    "CancellationTokenSource",
+    "ConfigurationError",
+    "DailyTimeSchedulerBuilder",
+    "DuplicateHandlerError",
+    "EverTask",
+    "EverTaskError",
+    "EverTaskHandler",
+    "EverySchedulerBuilder",
+    "ExponentialRetryPolicy",
+    "FilteredRetryPolicy",
+    "HostNotRunningError",
+    "HourSchedulerBuilder",
+    "IntervalSchedulerBuilder",
+    "LinearRetryPolicy",
+    "MinuteSchedulerBuilder",
+    "MonthlySchedulerBuilder",
+    "NoRetryPolicy",
+    "OnRetry",
+    "PersistenceError",
+    "QueueFullBehavior",
+    "QueueFullError",
+    "QueuedTaskStatus",
+    "RecurringTaskBuilder",
+    "RetryPolicy",
+    "ScheduleError",
+    "TaskCancelledError",
+    "TaskDispatcher",
+    "TaskKeyConflictError",
+    "TaskLogger",
+    "TaskNotRegisteredError",
+    "TaskSerializationError",
+    "TaskTimeoutError",
+    "ThenableSchedulerBuilder",
+    "WeeklySchedulerBuilder",
+    "When",
+]

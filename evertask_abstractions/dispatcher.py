@@ -1,0 +1,52 @@
+"""The dispatcher contract: what handlers and applications call to run tasks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol, TypeAlias, runtime_checkable
+
+from .enums import AuditLevel
+from .recurring import RecurringTaskBuilder
+from .task import EverTask
+
+__all__ = ["TaskDispatcher", "When"]
+
+When: TypeAlias = timedelta | datetime | Callable[[RecurringTaskBuilder], object] | None
+"""``None`` (now), a delay, an aware instant, or a recurring-schedule callable."""
+
+
+@runtime_checkable
+class TaskDispatcher(Protocol):
+    """Dispatches tasks; every method returns once the task is durably persisted."""
+
+    async def dispatch(
+        self,
+        task: EverTask,
+        when: When = None,
+        *,
+        task_key: str | None = None,
+        audit_level: AuditLevel | None = None,
+    ) -> uuid.UUID:
+        """Run ``task`` now, after a delay, at an aware instant, or on a recurring schedule.
+
+        Returns the task id (a time-ordered UUIDv7) once the task row is committed.
+        """
+        ...
+
+    def dispatch_sync(
+        self,
+        task: EverTask,
+        when: When = None,
+        *,
+        task_key: str | None = None,
+        audit_level: AuditLevel | None = None,
+        timeout: float | None = None,
+    ) -> uuid.UUID:
+        """:meth:`dispatch` from any thread that is not the host's event loop thread."""
+        ...
+
+    async def cancel(self, task_id: uuid.UUID) -> None:
+        """Cancel a queued, scheduled, recurring or running task (unknown ids are ignored)."""
+        ...

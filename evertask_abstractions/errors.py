@@ -1,0 +1,79 @@
+"""Typed errors raised by EverTask. Every message says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+import uuid
+
+__all__ = [
+    "ConfigurationError",
+    "DuplicateHandlerError",
+    "EverTaskError",
+    "HostNotRunningError",
+    "PersistenceError",
+    "QueueFullError",
+    "ScheduleError",
+    "TaskKeyConflictError",
+    "TaskNotRegisteredError",
+    "TaskSerializationError",
+    "TaskTimeoutError",
+]
+
+
+class EverTaskError(Exception):
+    """Base class of every error EverTask raises on purpose."""
+
+
+class ConfigurationError(EverTaskError, ValueError):
+    """An option or registration is invalid; raised at configuration or build time."""
+
+
+class DuplicateHandlerError(ConfigurationError):
+    """Two handlers were discovered for one task type."""
+
+
+class TaskNotRegisteredError(EverTaskError, LookupError):
+    """A task type has no registered handler."""
+
+
+class TaskSerializationError(EverTaskError, ValueError):
+    """A task payload cannot be turned into JSON (or read back from it)."""
+
+
+class ScheduleError(EverTaskError, ValueError):
+    """A delay, a time or a recurring schedule is invalid."""
+
+
+class QueueFullError(EverTaskError):
+    """A queue configured with ``QueueFullBehavior.THROW_EXCEPTION`` is full.
+
+    The task row stays persisted (WaitingQueue) and is recovered at the next start.
+    """
+
+    def __init__(self, queue_name: str, task_id: uuid.UUID) -> None:
+        super().__init__(
+            f"Queue {queue_name!r} is full; task {task_id} was persisted but not queued. "
+            "Raise the queue's channel capacity, add consumers, or choose "
+            "QueueFullBehavior.WAIT / FALLBACK_TO_DEFAULT."
+        )
+        self.queue_name = queue_name
+        self.task_id = task_id
+
+
+class PersistenceError(EverTaskError):
+    """The storage could not persist a task; nothing was run unpersisted."""
+
+
+class TaskKeyConflictError(PersistenceError):
+    """Another task already holds this task key (raised by storages on a unique-key race)."""
+
+    def __init__(self, task_key: str) -> None:
+        super().__init__(f"A task with task_key {task_key!r} already exists.")
+        self.task_key = task_key
+
+
+class TaskTimeoutError(EverTaskError, TimeoutError):
+    """One attempt of a handler ran longer than its timeout. Timeouts are not retried by default."""
+
+
+class HostNotRunningError(EverTaskError, RuntimeError):
+    """The dispatcher was used while the host is not started."""

@@ -1,0 +1,88 @@
+"""The handler contract: one handler class per task type, built per execution."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import ClassVar, Generic, TypeAlias, TypeVar
+
+from .cancellation import CancellationToken
+from .retry import RetryPolicy
+from .task import EverTask
+
+__all__ = ["EverTaskHandler", "TaskLogger"]
+
+T = TypeVar("T", bound=EverTask)
+
+TaskLogger: TypeAlias = "logging.LoggerAdapter[logging.Logger]"
+"""The type of :attr:`EverTaskHandler.logger`: a stdlib ``LoggerAdapter``."""
+
+
+class EverTaskHandler(Generic[T]):
+    """Base class of task handlers.
+
+    Subclass ``EverTaskHandler[MyTask]`` and implement ``handle`` (``async def`` runs on the
+    event loop; a plain ``def`` runs in a worker thread). Constructor parameters are
+    resolved from the dependency-injector container by their type annotations; a new
+    handler instance is built for every execution and disposed after it.
+
+    Class attributes (read once, when the handler is registered):
+
+    - ``retry_policy``: :class:`RetryPolicy` or ``None`` (queue default, then global default).
+    - ``timeout``: per-attempt ``timedelta`` or ``None`` (queue default, then global default).
+    - ``queue_name``: target queue or ``None`` ("default", or "recurring" for recurring tasks).
+    - ``task_type``: the task class; inferred from ``EverTaskHandler[MyTask]`` when omitted.
+    """
+
+    retry_policy: ClassVar[RetryPolicy | None] = None
+    timeout: ClassVar[timedelta | None] = None
+    queue_name: ClassVar[str | None] = None
+    task_type: ClassVar[type[EverTask] | None] = None
+
+    _evertask_logger: TaskLogger | None
+    _evertask_task_id: uuid.UUID | None
+
+    def __init__(self) -> None:
+        self._evertask_logger = None
+
+    @property
+    def logger(self) -> TaskLogger:
+        """A stdlib-compatible logger for this run (records are captured per execution)."""
+        log = getattr(self, "_evertask_logger", None)
+        if log is None:
+            cls = type(self)
+            task_id = getattr(self, "_evertask_task_id", None)
+            log = logging.LoggerAdapter(
+                logging.getLogger(f"{cls.__module__}.{cls.__qualname__}"),
+                {"evertask_task_id": task_id} if task_id is not None else None,
+            )
+            self._evertask_logger = log
+        return log
+
+    def _evertask_set_logger(self, logger: TaskLogger) -> None:
+        self._evertask_logger = logger
+
+    def handle(self, task: T, cancellation: CancellationToken) -> Awaitable[None] | None:
+        """Do the work. Override as ``async def`` (event loop) or ``def`` (worker thread)."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement handle().")
+
+    async def on_started(self, task_id: uuid.UUID) -> None:
+        """Called before the first attempt."""
+
+    async def on_completed(self, task_id: uuid.UUID) -> None:
+        """Called after a successful run."""
+
+    async def on_error(
+        self, task_id: uuid.UUID, exception: BaseException | None, message: str | None
+    ) -> None:
+        """Called after a failed, timed-out or cancelled run with the last real exception."""
+
+    async def on_retry(
+        self, task_id: uuid.UUID, attempt: int, exception: BaseException, delay: timedelta
+    ) -> None:
+        """Called after the retry delay, right before retry number ``attempt`` (1-based)."""
+
+    async def dispose(self) -> None:
+        """Release resources; called once after every execution, whatever its outcome."""

@@ -1,0 +1,1 @@
+"""Runnable samples of EverTask for Python."""

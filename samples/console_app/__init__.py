@@ -1,0 +1,1 @@
+"""A console program using EverTask without a web framework."""

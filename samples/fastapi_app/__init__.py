@@ -1,0 +1,1 @@
+"""The demo: a FastAPI application that runs background tasks with EverTask."""

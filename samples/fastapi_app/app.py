@@ -1,0 +1,140 @@
+"""The demo application: ``python -m samples.fastapi_app`` (or ``make demo``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from dependency_injector import containers, providers
+from fastapi import FastAPI, HTTPException
+
+from evertask import EverTaskHost, EverTaskServiceBuilder, add_evertask
+
+from . import tasks
+from .services import EmailService, Stats
+
+
+class Container(containers.DeclarativeContainer):
+    """The application's services."""
+
+    email = providers.Singleton(EmailService)
+    stats = providers.Singleton(Stats)
+
+
+def configure_storage(builder: EverTaskServiceBuilder) -> str:
+    """SQLite when its extra is installed (the embedded default), else memory."""
+    path = os.environ.get("EVERTASK_DEMO_DB", "evertask-demo.db")
+    try:
+        builder.add_sqlite_storage(path)
+        return f"sqlite:{path}"
+    except Exception:
+        builder.add_memory_storage()
+        return "memory"
+
+
+def create_host(container: Container) -> tuple[EverTaskHost, str]:
+    """Configure EverTask for the demo."""
+    builder = add_evertask(
+        container,
+        lambda opt: opt.register_tasks_from_module(tasks).set_max_degree_of_parallelism(8),
+    ).add_queue(
+        "reports",
+        lambda q: (
+            q.set_max_degree_of_parallelism(2)
+            .set_channel_capacity(100)
+            .set_default_timeout(timedelta(minutes=1))
+        ),
+    )
+    storage = configure_storage(builder)
+    return builder.build(), storage
+
+
+def create_app() -> FastAPI:
+    """The FastAPI application with EverTask running in its lifespan."""
+    container = Container()
+    host, storage = create_host(container)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with host:
+            d = host.dispatcher
+            await d.dispatch(
+                tasks.Heartbeat(),
+                lambda b: b.schedule().every(5).seconds(),
+                task_key="demo-heartbeat",
+            )
+            await d.dispatch(tasks.SendWelcomeEmail(user_email="ada@example.com", user_name="Ada"))
+            await d.dispatch(tasks.GenerateReport(report="startup"), timedelta(seconds=2))
+            yield
+
+    app = FastAPI(title="EverTask demo", lifespan=lifespan)
+    app.state.host = host
+    app.state.container = container
+
+    @app.get("/")
+    async def index() -> dict[str, Any]:
+        return {
+            "app": "EverTask for Python demo",
+            "storage": storage,
+            "try": [
+                "POST /welcome?email=a@b.c&name=Ann",
+                "POST /report?name=q3&delay=5",
+                "POST /resize?name=cat.png",
+                "POST /flaky",
+                "GET /tasks/{id}",
+                "GET /stats",
+            ],
+        }
+
+    @app.post("/welcome")
+    async def welcome(email: str, name: str = "friend") -> dict[str, str]:
+        tid = await host.dispatcher.dispatch(
+            tasks.SendWelcomeEmail(user_email=email, user_name=name)
+        )
+        return {"task_id": str(tid)}
+
+    @app.post("/report")
+    async def report(name: str, delay: float = 0.0) -> dict[str, str]:
+        when = timedelta(seconds=delay) if delay > 0 else None
+        tid = await host.dispatcher.dispatch(tasks.GenerateReport(report=name), when)
+        return {"task_id": str(tid)}
+
+    @app.post("/resize")
+    async def resize(name: str) -> dict[str, str]:
+        tid = await host.dispatcher.dispatch(tasks.ResizeImage(name=name))
+        return {"task_id": str(tid)}
+
+    @app.post("/flaky")
+    async def flaky(fail_rate: float = 0.5) -> dict[str, str]:
+        tid = await host.dispatcher.dispatch(tasks.FlakyCall(fail_rate=fail_rate))
+        return {"task_id": str(tid)}
+
+    @app.post("/tasks/{task_id}/cancel")
+    async def cancel(task_id: uuid.UUID) -> dict[str, str]:
+        await host.dispatcher.cancel(task_id)
+        return {"cancelled": str(task_id)}
+
+    @app.get("/tasks/{task_id}")
+    async def task(task_id: uuid.UUID) -> dict[str, Any]:
+        assert host.storage is not None
+        row = await host.storage.get(task_id)
+        if row is None:
+            raise HTTPException(404, "no such task")
+        return {
+            "id": str(row.id),
+            "type": row.type,
+            "status": row.status.value,
+            "queue": row.queue_name,
+            "exception": row.exception,
+            "recurring": row.recurring_info,
+        }
+
+    @app.get("/stats")
+    async def stats() -> dict[str, int]:
+        return dict(container.stats().counts)
+
+    return app

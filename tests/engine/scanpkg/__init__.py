@@ -1,0 +1,1 @@
+"""A package scanned by register_tasks_from_package in the tests."""

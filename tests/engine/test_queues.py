@@ -1,0 +1,143 @@
+"""Queue routing and the three full behaviours."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from evertask import QueueFullBehavior
+from evertask_abstractions import QueuedTaskStatus, QueueFullError
+from tests.engine.tasks import ALL, Blocker, Critical, Nowhere, Ping
+from tests.helpers import build_host, wait_status
+
+
+def _critical(capacity: int, behavior: QueueFullBehavior, parallelism: int = 1):  # type: ignore[no-untyped-def]
+    return lambda b: b.add_queue(
+        "critical",
+        lambda q: (
+            q.set_max_degree_of_parallelism(parallelism)
+            .set_channel_capacity(capacity)
+            .set_full_behavior(behavior)
+        ),
+    )
+
+
+async def test_handler_queue_name_routes_to_its_queue() -> None:
+    host, c = build_host(ALL, builder=_critical(10, QueueFullBehavior.WAIT))
+    async with host:
+        tid = await host.dispatcher.dispatch(Critical(n=1))
+        await c.probe().wait_for(lambda: c.probe().count("critical") == 1)
+        row = await host.storage.get(tid)
+        assert row is not None and row.queue_name == "critical"
+        name = c.probe().calls[0][2]
+        assert name == "" or "critical" not in name  # executions run in their own tasks
+
+
+async def test_unknown_queue_falls_back_to_default_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host, c = build_host(ALL)
+    with caplog.at_level(logging.WARNING, logger="evertask.queues"):
+        async with host:
+            tid = await host.dispatcher.dispatch(Nowhere())
+            await c.probe().wait_for(lambda: "nowhere" in c.probe().names())
+            row = await host.storage.get(tid)
+            assert row is not None and row.queue_name == "default"
+    assert any("'does-not-exist' is not configured" in r.getMessage() for r in caplog.records)
+
+
+async def test_throw_exception_when_full_and_nothing_is_persisted() -> None:
+    host, c = build_host(ALL, builder=_critical(1, QueueFullBehavior.THROW_EXCEPTION))
+    probe = c.probe()
+    async with host:
+        # occupy the consumer, then fill the single slot
+        host.engine.queues.queues["critical"].pause()
+        await host.dispatcher.dispatch(Critical(n=1))
+        with pytest.raises(QueueFullError, match="Queue 'critical' is full"):
+            await host.dispatcher.dispatch(Critical(n=2))
+        counts = await host.storage.count_by_status()
+        assert sum(counts.values()) == 1  # the refused task left no row behind
+        host.engine.queues.queues["critical"].resume()
+        await probe.wait_for(lambda: probe.count("critical") == 1)
+
+
+async def test_fallback_to_default_when_full() -> None:
+    host, c = build_host(ALL, builder=_critical(1, QueueFullBehavior.FALLBACK_TO_DEFAULT))
+    probe = c.probe()
+    async with host:
+        host.engine.queues.queues["critical"].pause()
+        await host.dispatcher.dispatch(Critical(n=1))  # fills "critical"
+        tid = await host.dispatcher.dispatch(Critical(n=2))  # runs on "default"
+        await probe.wait_for(lambda: ("critical", 2) in [c[:2] for c in probe.calls])
+        assert ("critical", 1) not in [c[:2] for c in probe.calls]
+        await wait_status(host, tid, QueuedTaskStatus.COMPLETED)
+        host.engine.queues.queues["critical"].resume()
+        await probe.wait_for(lambda: probe.count("critical") == 2)
+
+
+async def test_wait_when_full_then_proceeds() -> None:
+    host, c = build_host(ALL, builder=_critical(1, QueueFullBehavior.WAIT))
+    probe = c.probe()
+    async with host:
+        q = host.engine.queues.queues["critical"]
+        q.pause()
+        await host.dispatcher.dispatch(Critical(n=1))
+        waiting = asyncio.create_task(host.dispatcher.dispatch(Critical(n=2)))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # blocked on the full queue
+        q.resume()
+        await asyncio.wait_for(waiting, 5)
+        await probe.wait_for(lambda: probe.count("critical") == 2)
+
+
+async def test_caller_cancelled_while_waiting_leaves_nothing_behind() -> None:
+    host, c = build_host(ALL, builder=_critical(1, QueueFullBehavior.WAIT))
+    async with host:
+        q = host.engine.queues.queues["critical"]
+        q.pause()
+        await host.dispatcher.dispatch(Critical(n=1))
+        waiting = asyncio.create_task(host.dispatcher.dispatch(Critical(n=2)))
+        await asyncio.sleep(0.02)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        counts = await host.storage.count_by_status()
+        assert sum(counts.values()) == 1
+        assert q.reserved == 0
+        q.resume()
+        await c.probe().wait_for(lambda: c.probe().count("critical") == 1)
+
+
+async def test_default_queue_parallelism_is_honoured() -> None:
+    host, c = build_host(ALL, lambda o: o.set_max_degree_of_parallelism(3))
+    probe = c.probe()
+    async with host:
+        for i in range(5):
+            await host.dispatcher.dispatch(Blocker(name=f"b{i}"))
+        await probe.wait_for(lambda: probe.count("start") == 3)
+        await asyncio.sleep(0.05)
+        assert probe.count("start") == 3  # never more than 3 at once
+        for i in range(5):
+            probe.gate(f"b{i}").set()
+        await probe.wait_for(lambda: probe.count("end") == 5)
+
+
+async def test_queues_are_isolated() -> None:
+    host, c = build_host(
+        ALL,
+        lambda o: o.set_max_degree_of_parallelism(1),
+        builder=_critical(10, QueueFullBehavior.WAIT),
+    )
+    probe = c.probe()
+    async with host:
+        await host.dispatcher.dispatch(Blocker(name="hog"))  # blocks the only default consumer
+        await probe.wait_for(lambda: probe.count("start") == 1)
+        await host.dispatcher.dispatch(Critical(n=5))
+        await probe.wait_for(lambda: probe.count("critical") == 1)  # not stuck behind "hog"
+        await host.dispatcher.dispatch(Ping(n=1))
+        await asyncio.sleep(0.02)
+        assert ("ping", 1) not in probe.calls
+        probe.gate("hog").set()
+        await probe.wait_for(lambda: ("ping", 1) in probe.calls)
