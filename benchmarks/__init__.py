@@ -1,0 +1,1 @@
+"""Benchmarks, run on purpose: ``python -m benchmarks SUITE [--quick] [--json FILE]``."""

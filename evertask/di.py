@@ -107,6 +107,7 @@ class HandlerFactoryBuilder:
                 f"Cannot read the constructor annotations of {handler.__qualname__}: {exc}"
             ) from exc
         params: list[tuple[str, Provider]] = []
+        positional = True  # every resolved parameter in order: build with positional args
         for name, param in inspect.signature(init).parameters.items():
             if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
@@ -114,6 +115,7 @@ class HandlerFactoryBuilder:
             provider = self._find(wanted) if isinstance(wanted, type) else None
             if provider is None:
                 if param.default is not param.empty:
+                    positional = False
                     continue
                 shown = getattr(wanted, "__qualname__", repr(wanted))
                 raise ConfigurationError(
@@ -127,12 +129,17 @@ class HandlerFactoryBuilder:
                     f"{handler.__qualname__}.__init__ uses positional-only parameters; "
                     "handlers are built with keyword arguments."
                 )
+            if param.kind is param.KEYWORD_ONLY:
+                positional = False
             params.append((name, provider))
         if not params:
             return handler
-        if len(params) == 1:
-            ((n1, p1),) = params
-            return lambda: handler(**{n1: p1()})
+        if positional and len(params) == 1:
+            p1 = params[0][1]
+            return lambda: handler(p1())
+        if positional and len(params) == 2:
+            p1, p2 = params[0][1], params[1][1]
+            return lambda: handler(p1(), p2())
 
         def factory() -> EverTaskHandler:  # type: ignore[type-arg]
             return handler(**{n: p() for n, p in params})

@@ -40,6 +40,8 @@ log = logging.getLogger("evertask.dispatcher")
 _MAX_KEY_LENGTH = 200
 _RUNNING = HostState.RUNNING
 _QUEUED = QueuedTaskStatus.QUEUED
+_WAITING = QueuedTaskStatus.WAITING_QUEUE
+_ZERO = timedelta(0)
 
 
 class Dispatcher:
@@ -50,6 +52,8 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._key_locks: dict[str, asyncio.Lock] = {}
+        self._default_level = engine.options.default_audit_level
+        self._lazy = engine.options.use_lazy_handler_resolution
 
     def _bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -69,8 +73,11 @@ class Dispatcher:
         Returns the task id once its row is committed (see ``TaskDispatcher.dispatch``).
         """
         engine = self._engine
-        if when is None and task_key is None and engine.state is _RUNNING:
-            return await self._dispatch_now(task, audit_level)
+        if task_key is None and engine.state is _RUNNING:
+            if when is None:
+                return await self._dispatch_now(task, audit_level)
+            if when.__class__ is timedelta and when > _ZERO:
+                return await self._dispatch_later(task, when, audit_level)
         if engine.state not in (HostState.RUNNING, HostState.STOPPING):
             raise HostNotRunningError(
                 "The EverTask host is not running; start it first (`async with host:` or "
@@ -175,6 +182,49 @@ class Dispatcher:
         await storage.set_cancelled_by_user(task_id, row.audit_level)
 
     # -- internals -------------------------------------------------------------------------
+    async def _dispatch_later(
+        self, task: EverTask, delay: timedelta, audit_level: AuditLevel | None
+    ) -> uuid.UUID:
+        """The hot path of delayed dispatches: no task key, a positive delay."""
+        engine = self._engine
+        descriptor = engine.registry.for_task(task)
+        level = self._default_level if audit_level is None else AuditLevel(audit_level)
+        tid = uuid7()
+        queue_name = descriptor.resolved_queues.get(False)
+        if queue_name is None:
+            queue_name = engine.queues.resolve(descriptor.queue_name, False).name
+            descriptor.resolved_queues[False] = queue_name
+        now = engine.clock.now()
+        at = now + delay
+        storage = engine.storage
+        run = TaskRun(
+            tid,
+            task,
+            descriptor,
+            queue_name,
+            level,
+            execution_time=at,
+            persisted=storage is not None,
+        )
+        if storage is not None:
+            row = QueuedTask(
+                tid,
+                descriptor.task_type_name,
+                dump_task(task),
+                descriptor.handler_type_name,
+                _WAITING,
+                now,
+                queue_name,
+                level,
+                at,
+            )
+            try:
+                await storage.persist(row)
+            except Exception as exc:
+                self._persist_failed(exc, row, run)
+        engine.scheduler.schedule(run, at)
+        return tid
+
     async def _dispatch_now(self, task: EverTask, audit_level: AuditLevel | None) -> uuid.UUID:
         """The hot path: an immediate dispatch without task key on a running host."""
         engine = self._engine
@@ -189,7 +239,9 @@ class Dispatcher:
             descriptor.resolved_queues[False] = queue_name
         storage = engine.storage
         run = TaskRun(tid, task, descriptor, queue_name, level, persisted=storage is not None)
-        if not engine.options.use_lazy_handler_resolution:
+        if engine.generations:
+            run.generation = engine.generations.get(tid, 0)
+        if not self._lazy:
             run.handler = (descriptor.factory or descriptor.handler_class)()
         queue = engine.queues.queues[queue_name]
         reserved = queue if queue.try_reserve() else await self._reserve_slow(queue, tid)

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from evertask_abstractions import (
+    CancellationToken,
     CancellationTokenSource,
     EverTaskHandler,
     FilteredRetryPolicy,
@@ -48,25 +49,36 @@ class CancelReason(str, Enum):
     SHUTDOWN = "shutdown"
 
 
-class Execution:
-    """A running delivery: its asyncio task and the cancellation of its current attempt."""
+class Execution(CancellationToken):
+    """A running delivery: its asyncio task, and the token its handler receives.
 
-    __slots__ = ("cancel_reason", "cts", "run", "task")
+    It is a token itself (one object per run on the hot path); retried or timed attempts
+    get their own token source linked to it, so a timeout cancels only its attempt.
+    """
+
+    __slots__ = ("attempt", "cancel_reason", "in_handler", "run", "task")
 
     def __init__(self, run: TaskRun) -> None:
+        super().__init__()
         self.run = run
         self.task: asyncio.Task[None] | None = None
-        self.cts = CancellationTokenSource()
+        self.attempt: CancellationTokenSource | None = None
         self.cancel_reason: CancelReason | None = None
+        self.in_handler = False  # only the handler phase is interrupted by task.cancel()
 
     def cancel(self, reason: CancelReason) -> None:
         """Cancel the handler: its token first (sync handlers), then its asyncio task."""
         if self.cancel_reason is None:
             self.cancel_reason = reason
         text = "cancelled by user" if reason is CancelReason.USER else "the service is stopping"
-        self.cts.cancel(f"Task {self.run.id} was {text}.")
+        self._cancel(f"Task {self.run.id} was {text}.")
         task = self.task
-        if task is not None and not task.done() and task is not asyncio.current_task():
+        if (
+            self.in_handler
+            and task is not None
+            and not task.done()
+            and task is not asyncio.current_task()
+        ):
             task.cancel()
 
 
@@ -217,7 +229,7 @@ class WorkerExecutor:
         run.handler = None
         outcome = _Outcome.FAILED
         error: BaseException | None = None
-        previous: list[BaseException] = []
+        previous: list[BaseException] = []  # failed attempts before the last one
         start = time.perf_counter()
         capture = engine.log_capture.begin(run) if engine.log_capture is not None else None
         try:
@@ -236,38 +248,25 @@ class WorkerExecutor:
                 await self._hook(run, "on_started", handler.on_started(tid))
             policy, timeout = self._retry_and_timeout(run)
             start = time.perf_counter()
-            attempt = self._attempt_fn(run, execution, handler, timeout)
-
-            async def on_retry(number: int, exc: BaseException, delay: timedelta) -> None:
-                previous.append(exc)
-                if log.isEnabledFor(logging.WARNING):
-                    log.warning(
-                        "Task %s retry attempt %d after %.0f ms: %r",
-                        tid,
-                        number,
-                        delay.total_seconds() * 1000,
-                        exc,
-                    )
-                self._publish(
-                    run,
-                    EventKind.RETRY,
-                    _WARNING,
-                    f"Task {tid} retry attempt {number} after {delay.total_seconds() * 1000:.0f}ms",
-                    exc,
-                    attempt=number,
-                )
-                if "on_retry" in hooks:
-                    await self._hook(run, "on_retry", handler.on_retry(tid, number, exc, delay))
-
+            execution.in_handler = True
             try:
+                if execution.cancel_reason is not None:  # cancelled before the handler began
+                    raise asyncio.CancelledError
                 if timeout is None and desc.is_async and isinstance(policy, FilteredRetryPolicy):
                     # fast path: first attempt inline, the policy only after a failure
                     try:
-                        await handler.handle(run.task, execution.cts.token)  # type: ignore[misc]
+                        await handler.handle(run.task, execution)  # type: ignore[misc]
                     except Exception as first:
-                        await policy.continue_after(first, attempt, on_retry)
+                        await policy.continue_after(
+                            first,
+                            self._attempt_fn(run, execution, handler, timeout),
+                            self._on_retry_fn(run, handler, previous),
+                        )
                 else:
-                    await policy.execute(attempt, on_retry)
+                    await policy.execute(
+                        self._attempt_fn(run, execution, handler, timeout),
+                        self._on_retry_fn(run, handler, previous),
+                    )
                 outcome = _Outcome.COMPLETED
             except (asyncio.CancelledError, TaskCancelledError) as exc:
                 reason = execution.cancel_reason
@@ -287,6 +286,7 @@ class WorkerExecutor:
                     error = exc
             except Exception as exc:
                 outcome, error = _Outcome.FAILED, exc
+            execution.in_handler = False
         except asyncio.CancelledError as exc:
             # cancelled around the handler (while writing InProgress or in on_started)
             if execution.cancel_reason is None:
@@ -321,6 +321,35 @@ class WorkerExecutor:
             return
         await self._finish(run, execution, handler, outcome, error, previous, elapsed_ms, logs)
 
+    def _on_retry_fn(
+        self, run: TaskRun, handler: EverTaskHandler[Any], previous: list[BaseException]
+    ) -> Callable[[int, BaseException, timedelta], Awaitable[None]]:
+        tid = run.id
+        hooks = run.descriptor.hooks
+
+        async def on_retry(number: int, exc: BaseException, delay: timedelta) -> None:
+            previous.append(exc)
+            if log.isEnabledFor(logging.WARNING):
+                log.warning(
+                    "Task %s retry attempt %d after %.0f ms: %r",
+                    tid,
+                    number,
+                    delay.total_seconds() * 1000,
+                    exc,
+                )
+            self._publish(
+                run,
+                EventKind.RETRY,
+                _WARNING,
+                f"Task {tid} retry attempt {number} after {delay.total_seconds() * 1000:.0f}ms",
+                exc,
+                attempt=number,
+            )
+            if "on_retry" in hooks:
+                await self._hook(run, "on_retry", handler.on_retry(tid, number, exc, delay))
+
+        return on_retry
+
     def _attempt_fn(
         self,
         run: TaskRun,
@@ -333,9 +362,9 @@ class WorkerExecutor:
         threads = self._threads
 
         async def invoke() -> None:
-            if execution.cts.is_cancelled:
-                execution.cts = CancellationTokenSource()
-            token = execution.cts.token
+            source = execution.attempt = CancellationTokenSource()
+            execution.register(lambda: source.cancel(execution.reason))
+            token = source.token
             if is_async:
                 await handler.handle(task, token)  # type: ignore[misc]
             else:
@@ -357,7 +386,8 @@ class WorkerExecutor:
             def on_timeout() -> None:
                 nonlocal expired
                 expired = True
-                execution.cts.cancel(f"Task {run.id} timed out after {timeout:g} s.")
+                if execution.attempt is not None:
+                    execution.attempt.cancel(f"Task {run.id} timed out after {timeout:g} s.")
                 task.cancel()
 
             handle = asyncio.get_running_loop().call_later(timeout, on_timeout)

@@ -49,8 +49,15 @@ _STAMPED = frozenset(
         QueuedTaskStatus.SERVICE_STOPPED.value,
     }
 )
-_CANCELLED = QueuedTaskStatus.CANCELLED.value
-_WAITING = QueuedTaskStatus.WAITING_QUEUE.value
+_CANCELLED_VALUE = QueuedTaskStatus.CANCELLED.value
+_WAITING_VALUE = QueuedTaskStatus.WAITING_QUEUE.value
+_QUEUED = QueuedTaskStatus.QUEUED
+_IN_PROGRESS = QueuedTaskStatus.IN_PROGRESS
+_COMPLETED = QueuedTaskStatus.COMPLETED
+_CANCELLED = QueuedTaskStatus.CANCELLED
+_SERVICE_STOPPED = QueuedTaskStatus.SERVICE_STOPPED
+_FAILED = QueuedTaskStatus.FAILED
+_WAITING_QUEUE = QueuedTaskStatus.WAITING_QUEUE
 
 Tup = tuple[Any, ...]
 
@@ -109,7 +116,7 @@ def _definition(t: QueuedTask) -> Tup:
 
 def _state(t: QueuedTask) -> Tup:
     return (
-        t.status.value,
+        t.status._value_,
         t.exception,
         t.last_execution_utc,
         t.execution_time_ms,
@@ -214,7 +221,7 @@ class MemoryTaskStorage:
             return None
         s = self._states[slot]
         assert s is not None
-        value = status.value
+        value: str = status._value_  # a plain attribute: Enum.value is a slow descriptor
         self._states[slot] = (
             value,
             exception,
@@ -261,7 +268,7 @@ class MemoryTaskStorage:
         else:
             bisect.insort(self._order, key, key=self._order_key)
         level = task.audit_level
-        if task.status is not QueuedTaskStatus.WAITING_QUEUE and (
+        if task.status is not _WAITING_QUEUE and (
             level is _FULL
             or (level is not _NONE and wants_status_audit(level, task.status, task.exception))
         ):
@@ -300,8 +307,8 @@ class MemoryTaskStorage:
         )
         state = list(s)
         state[S_NEXT] = task.next_run_utc
-        if revive and s[S_STATUS] == _CANCELLED:
-            state[S_STATUS] = _WAITING
+        if revive and s[S_STATUS] == _CANCELLED_VALUE:
+            state[S_STATUS] = _WAITING_VALUE
             state[S_COUNT] = 0
             state[S_EXCEPTION] = None
         self._states[slot] = tuple(state)
@@ -346,7 +353,7 @@ class MemoryTaskStorage:
     # -- status transitions ----------------------------------------------------------------
     async def set_queued(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark Queued."""
-        self._transition(task_id, QueuedTaskStatus.QUEUED, None, audit_level)
+        self._transition(task_id, _QUEUED, None, audit_level)
 
     async def try_set_queued_if_recoverable(
         self, task_id: uuid.UUID, audit_level: AuditLevel
@@ -355,28 +362,28 @@ class MemoryTaskStorage:
         slot = self._index.get(task_id.int)
         if slot is None or not is_recoverable(self._row(slot), self._now()):
             return False
-        self._transition(task_id, QueuedTaskStatus.QUEUED, None, audit_level)
+        self._transition(task_id, _QUEUED, None, audit_level)
         return True
 
     async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark InProgress."""
-        self._transition(task_id, QueuedTaskStatus.IN_PROGRESS, None, audit_level)
+        self._transition(task_id, _IN_PROGRESS, None, audit_level)
 
     async def set_completed(
         self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
     ) -> None:
         """Mark Completed."""
-        self._transition(task_id, QueuedTaskStatus.COMPLETED, None, audit_level, execution_time_ms)
+        self._transition(task_id, _COMPLETED, None, audit_level, execution_time_ms)
 
     async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark Cancelled."""
-        self._transition(task_id, QueuedTaskStatus.CANCELLED, None, audit_level)
+        self._transition(task_id, _CANCELLED, None, audit_level)
 
     async def set_cancelled_by_service(
         self, task_id: uuid.UUID, exception: str | None, audit_level: AuditLevel
     ) -> None:
         """Mark ServiceStopped."""
-        self._transition(task_id, QueuedTaskStatus.SERVICE_STOPPED, exception, audit_level)
+        self._transition(task_id, _SERVICE_STOPPED, exception, audit_level)
 
     async def set_status(
         self,
@@ -451,16 +458,14 @@ class MemoryTaskStorage:
         """Completed + count + next run + audits, atomically."""
         if task_id.int not in self._index:
             raise KeyError(f"Task {task_id} does not exist.")
-        self._transition(task_id, QueuedTaskStatus.COMPLETED, None, audit_level, execution_time_ms)
+        self._transition(task_id, _COMPLETED, None, audit_level, execution_time_ms)
         self._count_run(task_id, execution_time_ms, next_run, audit_level)
 
     async def set_recurring_series_completed(
         self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
     ) -> None:
         """Completed, no next run."""
-        slot = self._transition(
-            task_id, QueuedTaskStatus.COMPLETED, None, audit_level, execution_time_ms, None
-        )
+        slot = self._transition(task_id, _COMPLETED, None, audit_level, execution_time_ms, None)
         if slot is None:
             raise KeyError(f"Task {task_id} does not exist.")
 
@@ -468,7 +473,7 @@ class MemoryTaskStorage:
         self, task_id: uuid.UUID, exception: str, audit_level: AuditLevel
     ) -> None:
         """Failed, no next run."""
-        self._transition(task_id, QueuedTaskStatus.FAILED, exception, audit_level, None, None)
+        self._transition(task_id, _FAILED, exception, audit_level, None, None)
 
     def _set_recovery_failures(self, task_id: uuid.UUID, value: Callable[[int], int]) -> int:
         slot = self._index.get(task_id.int)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
-from evertask_abstractions import QueuedTaskStatus
+from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler, QueuedTaskStatus
 from tests.engine.tasks import ALL, Blocker, Ping, SyncWork
-from tests.helpers import build_host, wait_status
+from tests.helpers import Probe, build_host, wait_status
 
 
 async def test_cancel_before_start_drops_the_queued_task() -> None:
@@ -65,8 +66,6 @@ async def test_cancel_running_sync_handler_cooperatively() -> None:
 
 
 async def test_cancel_unknown_id_and_finished_task_are_ignored() -> None:
-    import uuid
-
     host, _ = build_host(ALL)
     async with host:
         await host.dispatcher.cancel(uuid.uuid4())
@@ -87,3 +86,33 @@ async def test_cancel_from_within_another_task_does_not_leak() -> None:
             await wait_status(host, t, QueuedTaskStatus.CANCELLED)
         assert not host.engine.executor.running
         assert not host.engine.in_flight
+
+
+class Gated(EverTask):
+    pass
+
+
+class GatedHandler(EverTaskHandler[Gated]):
+    def __init__(self, probe: Probe) -> None:
+        super().__init__()
+        self.probe = probe
+
+    async def on_started(self, task_id: uuid.UUID) -> None:
+        self.probe.record("on_started")
+        await self.probe.gate("started").wait()
+
+    async def handle(self, task: Gated, cancellation: CancellationToken) -> None:
+        self.probe.record("handle")
+
+
+async def test_cancel_before_the_handler_begins_skips_it() -> None:
+    host, c = build_host([*ALL, GatedHandler])
+    probe = c.probe()
+    async with host:
+        tid = await host.dispatcher.dispatch(Gated())
+        await probe.wait_for(lambda: "on_started" in probe.names())
+        await host.dispatcher.cancel(tid)
+        probe.gate("started").set()  # on_started is not interrupted; the handler never runs
+        await wait_status(host, tid, QueuedTaskStatus.CANCELLED)
+        await asyncio.sleep(0.02)
+    assert "handle" not in probe.names()

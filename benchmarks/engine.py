@@ -1,0 +1,212 @@
+"""The engine suite: throughput against a bare-asyncio floor, start latency, timer lateness.
+
+- throughput: N no-op tasks dispatched and executed on in-memory storage (audit Full,
+  the default), against the floor: the same N items through ``asyncio.Queue`` with the same
+  number of consumers, each item's no-op handler run as its own asyncio task;
+- idle start latency: one task at a time on an idle host, from before ``dispatch`` to the
+  first line of the handler;
+- delayed lateness: tasks dispatched 1 s ahead (1 ms apart), from the scheduled instant to
+  the first line of the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from evertask import EverTaskOptions, add_evertask
+from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler
+
+from .common import Results, median, percentile, report
+
+
+class Recorder:
+    """Collects handler start times; wakes the benchmark when the target count is reached."""
+
+    def __init__(self) -> None:
+        self.target = 0
+        self.count = 0
+        self.done = asyncio.Event()
+        self.starts: list[float] = []
+        self.wall: dict[int, datetime] = {}
+        self.record_starts = False
+
+    def reset(self, target: int, record: bool = False) -> None:
+        self.target, self.count, self.record_starts = target, 0, record
+        self.done = asyncio.Event()
+        self.starts.clear()
+        self.wall.clear()
+
+
+class Noop(EverTask):
+    """A task that does nothing."""
+
+    n: int = 0
+
+
+class NoopHandler(EverTaskHandler[Noop]):
+    """Counts executions (and, when asked, records when each started)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    async def handle(self, task: Noop, cancellation: CancellationToken) -> None:
+        r = self.recorder
+        if r.record_starts:
+            r.starts.append(time.perf_counter())
+            r.wall[task.n] = datetime.now(UTC)
+        r.count += 1
+        if r.count == r.target:
+            r.done.set()
+
+
+class Container(containers.DeclarativeContainer):
+    """The benchmark's services."""
+
+    recorder = providers.Singleton(Recorder)
+
+
+def _host(container: Container) -> Any:
+    return (
+        add_evertask(container, lambda o: o.register_handler(NoopHandler))
+        .add_memory_storage()
+        .build()
+    )
+
+
+async def floor(n: int, consumers: int, capacity: int) -> float:
+    """Bare asyncio: a bounded queue, ``consumers`` workers, one task per item."""
+    queue: asyncio.Queue[int] = asyncio.Queue(capacity)
+    done = asyncio.Event()
+    count = 0
+
+    async def noop(item: int) -> None:
+        return None
+
+    async def consumer() -> None:
+        nonlocal count
+        while True:
+            item = await queue.get()
+            await asyncio.get_running_loop().create_task(noop(item))
+            count += 1
+            if count == n:
+                done.set()
+
+    workers = [asyncio.create_task(consumer()) for _ in range(consumers)]
+    start = time.perf_counter()
+    for i in range(n):
+        await queue.put(i)
+    await done.wait()
+    elapsed = time.perf_counter() - start
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    return n / elapsed
+
+
+async def engine_throughput(n: int) -> float:
+    """EverTask on memory storage: dispatch n tasks, wait until all ran."""
+    container = Container()
+    host = _host(container)
+    recorder = container.recorder()
+    async with host:
+        recorder.reset(n)
+        dispatch = host.dispatcher.dispatch
+        start = time.perf_counter()
+        for i in range(n):
+            await dispatch(Noop(n=i))
+        await recorder.done.wait()
+        elapsed = time.perf_counter() - start
+    return n / elapsed
+
+
+async def idle_latency(samples: int) -> list[float]:
+    """Milliseconds from before dispatch to handler start, one task at a time."""
+    container = Container()
+    host = _host(container)
+    recorder = container.recorder()
+    out: list[float] = []
+    async with host:
+        for i in range(samples):
+            recorder.reset(1, record=True)
+            await asyncio.sleep(0.001)  # let the host go idle between samples
+            t0 = time.perf_counter()
+            await host.dispatcher.dispatch(Noop(n=i))
+            await recorder.done.wait()
+            out.append((recorder.starts[0] - t0) * 1000)
+    return out
+
+
+async def delayed_lateness(count: int) -> list[float]:
+    """Milliseconds between each task's scheduled instant and its handler's start."""
+    container = Container()
+    host = _host(container)
+    recorder = container.recorder()
+    async with host:
+        recorder.reset(count, record=True)
+        base = datetime.now(UTC) + timedelta(seconds=1)
+        when = [base + timedelta(milliseconds=i) for i in range(count)]
+        for i, at in enumerate(when):
+            await host.dispatcher.dispatch(Noop(n=i), at)
+        await asyncio.wait_for(recorder.done.wait(), 60)
+    return [(recorder.wall[i] - at).total_seconds() * 1000 for i, at in enumerate(when)]
+
+
+def run(quick: bool = False, json_path: str | None = None) -> Results:
+    """Run the suite and print it."""
+    n = 20_000 if quick else 100_000
+    reps = 1 if quick else 3
+    samples = 300 if quick else 1000
+    delayed = 300 if quick else 1000
+    opts = EverTaskOptions()
+    consumers, capacity = opts.max_degree_of_parallelism, opts.channel_capacity
+
+    def measure(coro_fn: Any, *args: Any) -> Any:
+        gc.collect()
+        return asyncio.run(coro_fn(*args))
+
+    floors = [measure(floor, n, consumers, capacity) for _ in range(reps)]
+    engines = [measure(engine_throughput, n) for _ in range(reps)]
+    latency = measure(idle_latency, samples)
+    lateness = measure(delayed_lateness, delayed)
+    results: Results = {
+        "tasks": float(n),
+        "consumers": float(consumers),
+        "engine_tasks_per_s": round(median(engines), 1),
+        "floor_tasks_per_s": round(median(floors), 1),
+        "ratio_to_floor": round(median(engines) / median(floors), 4),
+        "idle_start_p50_ms": round(percentile(latency, 50), 4),
+        "idle_start_p99_ms": round(percentile(latency, 99), 4),
+        "delayed_lateness_p50_ms": round(percentile(lateness, 50), 4),
+        "delayed_lateness_p99_ms": round(percentile(lateness, 99), 4),
+    }
+    rows = [
+        ("tasks (no-op, memory storage, audit Full)", f"{n:,} x {reps} run(s), median"),
+        ("consumers", f"{consumers}"),
+        ("EverTask tasks/s", f"{results['engine_tasks_per_s']:,.0f}"),
+        ("floor tasks/s (asyncio.Queue + task per item)", f"{results['floor_tasks_per_s']:,.0f}"),
+        ("ratio to floor", f"{results['ratio_to_floor']:.1%}  (bar: >= 25% and >= 50,000/s)"),
+        (
+            "idle dispatch-to-start p50 / p99",
+            f"{results['idle_start_p50_ms']:.3f} / "
+            f"{results['idle_start_p99_ms']:.3f} ms  (bar: p50 < 0.5 ms)",
+        ),
+        (
+            f"lateness of {delayed} delayed tasks p50 / p99",
+            f"{results['delayed_lateness_p50_ms']:.3f} / "
+            f"{results['delayed_lateness_p99_ms']:.3f} ms  (bar: p99 < 5 ms)",
+        ),
+    ]
+    report("python -m benchmarks engine" + (" --quick" if quick else ""), rows, results, json_path)
+    return results
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run("--quick" in sys.argv)
