@@ -134,12 +134,13 @@ class HandlerFactoryBuilder:
             params.append((name, provider))
         if not params:
             return handler
+        make: Callable[..., EverTaskHandler] = handler  # type: ignore[type-arg]
         if positional and len(params) == 1:
             p1 = params[0][1]
-            return lambda: handler(p1())
+            return lambda: make(p1())
         if positional and len(params) == 2:
             p1, p2 = params[0][1], params[1][1]
-            return lambda: handler(p1(), p2())
+            return lambda: make(p1(), p2())
 
         def factory() -> EverTaskHandler:  # type: ignore[type-arg]
             return handler(**{n: p() for n, p in params})
