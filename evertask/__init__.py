@@ -28,6 +28,7 @@ from .engine import HostState
 from .events import EventBus, EventKind, Subscription, TaskEvent
 from .host import EverTaskHost, HostComponent
 from .ids import uuid7
+from .observe import DispatchScope, ExecutionScope, Outcome, TaskObserver
 from .options import EverTaskOptions, PersistentLoggerOptions, QueueConfiguration
 from .recovery import RecoveryReport
 from .storage import MemoryTaskStorage, QueuedTask, TaskStorage
@@ -39,6 +40,7 @@ __all__ = [
     "AuditLevel",
     "CancellationToken",
     "Clock",
+    "DispatchScope",
     "Dispatcher",
     "EventBus",
     "EventKind",
@@ -47,12 +49,14 @@ __all__ = [
     "EverTaskHost",
     "EverTaskOptions",
     "EverTaskServiceBuilder",
+    "ExecutionScope",
     "ExponentialRetryPolicy",
     "HostComponent",
     "HostState",
     "LinearRetryPolicy",
     "ManualClock",
     "MemoryTaskStorage",
+    "Outcome",
     "PersistentLoggerOptions",
     "QueueConfiguration",
     "QueueFullBehavior",
@@ -63,6 +67,7 @@ __all__ = [
     "SystemClock",
     "TaskDispatcher",
     "TaskEvent",
+    "TaskObserver",
     "TaskStorage",
     "add_evertask",
     "build_schedule",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -25,6 +26,7 @@ from evertask_abstractions import (
 from .engine import Engine, HostState
 from .executor import CancelReason
 from .ids import uuid7
+from .observe import DispatchScope
 from .queues import WorkerQueue
 from .registry import HandlerDescriptor, dump_task
 from .run import TaskRun
@@ -38,6 +40,19 @@ __all__ = ["Dispatcher"]
 log = logging.getLogger("evertask.dispatcher")
 
 _MAX_KEY_LENGTH = 200
+_SCOPES: contextvars.ContextVar[list[DispatchScope] | None] = contextvars.ContextVar(
+    "evertask_dispatch_scopes", default=None
+)
+
+
+def _finish_scopes(scopes: list[DispatchScope], error: BaseException | None) -> None:
+    for scope in scopes:
+        try:
+            scope.finish(error)
+        except Exception:
+            log.exception("A task observer failed in finish().")
+
+
 _RUNNING = HostState.RUNNING
 _QUEUED = QueuedTaskStatus.QUEUED
 _WAITING = QueuedTaskStatus.WAITING_QUEUE
@@ -72,6 +87,39 @@ class Dispatcher:
 
         Returns the task id once its row is committed (see ``TaskDispatcher.dispatch``).
         """
+        if self._engine.observers:
+            return await self._dispatch_observed(task, when, task_key, audit_level)
+        return await self._dispatch(task, when, task_key, audit_level)
+
+    async def _dispatch_observed(
+        self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
+    ) -> uuid.UUID:
+        scopes: list[DispatchScope] = []
+        reset = _SCOPES.set(scopes)
+        try:
+            tid = await self._dispatch(task, when, task_key, audit_level)
+        except BaseException as exc:
+            _finish_scopes(scopes, exc)
+            raise
+        finally:
+            _SCOPES.reset(reset)
+        _finish_scopes(scopes, None)
+        return tid
+
+    def _observe(self, run: TaskRun, kind: str) -> None:
+        scopes = _SCOPES.get()
+        for observer in self._engine.observers:
+            try:
+                scope = observer.dispatching(run, kind)
+            except Exception:
+                log.exception("A task observer failed in dispatching().")
+                continue
+            if scope is not None and scopes is not None:
+                scopes.append(scope)
+
+    async def _dispatch(
+        self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
+    ) -> uuid.UUID:
         engine = self._engine
         if task_key is None and engine.state is _RUNNING:
             if when is None:
@@ -206,6 +254,8 @@ class Dispatcher:
             execution_time=at,
             persisted=storage is not None,
         )
+        if engine.observers:
+            self._observe(run, "delayed")
         if storage is not None:
             row = QueuedTask(
                 tid,
@@ -217,6 +267,7 @@ class Dispatcher:
                 queue_name,
                 level,
                 at,
+                trace_context=run.trace_context,
             )
             try:
                 await storage.persist(row)
@@ -239,8 +290,8 @@ class Dispatcher:
             descriptor.resolved_queues[False] = queue_name
         storage = engine.storage
         run = TaskRun(tid, task, descriptor, queue_name, level, persisted=storage is not None)
-        if engine.generations:
-            run.generation = engine.generations.get(tid, 0)
+        if engine.observers:
+            self._observe(run, "immediate")
         if not self._lazy:
             run.handler = (descriptor.factory or descriptor.handler_class)()
         queue = engine.queues.queues[queue_name]
@@ -256,6 +307,7 @@ class Dispatcher:
                     engine.clock.now(),
                     queue_name,
                     level,
+                    trace_context=run.trace_context,
                 )
                 try:
                     await storage.persist(row)
@@ -265,6 +317,7 @@ class Dispatcher:
             reserved.release()
             raise
         engine.in_flight.add(tid)
+        run.enqueued_at = time.perf_counter()
         reserved.put_reserved(run)
         return tid
 
@@ -299,6 +352,9 @@ class Dispatcher:
         )
         if engine.generations:
             run.generation = engine.generations.get(task_id, 0)
+        if engine.observers:
+            kind = "recurring" if recurring else ("scheduled" if execution_time else "immediate")
+            self._observe(run, kind)
         if not engine.options.use_lazy_handler_resolution and execution_time is None:
             factory = descriptor.factory or descriptor.handler_class
             run.handler = factory()

@@ -13,6 +13,7 @@ from typing import Any, ParamSpec, Protocol
 
 from .clock import Clock
 from .events import EventBus
+from .observe import TaskObserver
 from .options import EverTaskOptions
 from .queues import QueueManager, WorkerQueue
 from .registry import HandlerRegistry
@@ -51,7 +52,7 @@ class CaptureSession(Protocol):
 class LogCapture(Protocol):
     """Per-execution log capture plug-in."""
 
-    def begin(self, run: TaskRun) -> CaptureSession:
+    def begin(self, run: TaskRun, handler: Any) -> CaptureSession:
         """Start capturing for one execution."""
         ...
 
@@ -92,6 +93,7 @@ class Engine:
         self.follow_ups: dict[uuid.UUID, Callable[[], None]] = {}
         self.state = HostState.CREATED
         self.log_capture: LogCapture | None = None
+        self.observers: list[TaskObserver] = []
         shards = options.scheduler_shards
         self.scheduler: TimerScheduler | ShardedTimerScheduler = (
             ShardedTimerScheduler(self.clock, self._on_due, shards)

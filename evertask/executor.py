@@ -27,6 +27,7 @@ from evertask_abstractions import (
 
 from .errors_format import format_exception
 from .events import EventKind, TaskEvent
+from .observe import ExecutionScope, Outcome
 from .options import EverTaskOptions
 from .queues import QueueClosedError, WorkerQueue
 from .registry import HandlerDescriptor
@@ -87,6 +88,14 @@ class _Outcome(Enum):
     FAILED = 1
     CANCELLED = 2
     SERVICE_STOPPED = 3
+
+
+_PUBLIC_OUTCOME = {
+    _Outcome.COMPLETED: Outcome.COMPLETED,
+    _Outcome.FAILED: Outcome.FAILED,
+    _Outcome.CANCELLED: Outcome.CANCELLED,
+    _Outcome.SERVICE_STOPPED: Outcome.SERVICE_STOPPED,
+}
 
 
 class WorkerExecutor:
@@ -231,12 +240,15 @@ class WorkerExecutor:
         error: BaseException | None = None
         previous: list[BaseException] = []  # failed attempts before the last one
         start = time.perf_counter()
-        capture = engine.log_capture.begin(run) if engine.log_capture is not None else None
+        scopes = self._observe(run) if engine.observers else None
+        capture = None
         try:
             if handler is None:
                 factory = desc.factory or desc.handler_class
                 handler = factory()
             handler._evertask_task_id = tid  # the handler builds its logger on first use
+            if engine.log_capture is not None:
+                capture = engine.log_capture.begin(run, handler)
             if storage is not None:
                 try:
                     await storage.set_in_progress(tid, level)
@@ -305,6 +317,8 @@ class WorkerExecutor:
             outcome, error = _Outcome.FAILED, exc
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         logs = capture.finish() if capture is not None else None
+        if scopes:
+            self._finish_scopes(scopes, outcome, error, elapsed_ms)
         if (
             outcome is _Outcome.COMPLETED
             and not hooks
@@ -321,6 +335,34 @@ class WorkerExecutor:
             return
         await self._finish(run, execution, handler, outcome, error, previous, elapsed_ms, logs)
 
+    def _observe(self, run: TaskRun) -> list[ExecutionScope]:
+        wait = time.perf_counter() - run.enqueued_at if run.enqueued_at else None
+        scopes: list[ExecutionScope] = []
+        for observer in self._engine.observers:
+            try:
+                scope = observer.executing(run, wait)
+            except Exception:
+                log.exception("A task observer failed in executing().")
+                continue
+            if scope is not None:
+                scopes.append(scope)
+        run.scopes = scopes
+        return scopes
+
+    @staticmethod
+    def _finish_scopes(
+        scopes: list[ExecutionScope], outcome: _Outcome, error: BaseException | None, ms: float
+    ) -> None:
+        if outcome is _Outcome.FAILED and isinstance(error, TaskTimeoutError):
+            public = Outcome.TIMEOUT
+        else:
+            public = _PUBLIC_OUTCOME[outcome]
+        for scope in reversed(scopes):
+            try:
+                scope.finish(public, error, ms)
+            except Exception:
+                log.exception("A task observer failed in finish().")
+
     def _on_retry_fn(
         self, run: TaskRun, handler: EverTaskHandler[Any], previous: list[BaseException]
     ) -> Callable[[int, BaseException, timedelta], Awaitable[None]]:
@@ -329,6 +371,11 @@ class WorkerExecutor:
 
         async def on_retry(number: int, exc: BaseException, delay: timedelta) -> None:
             previous.append(exc)
+            for scope in run.scopes or ():
+                try:
+                    scope.retry(number, exc, delay)
+                except Exception:
+                    log.exception("A task observer failed in retry().")
             if log.isEnabledFor(logging.WARNING):
                 log.warning(
                     "Task %s retry attempt %d after %.0f ms: %r",

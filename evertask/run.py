@@ -31,6 +31,7 @@ class TaskRun:
         "persisted",
         "queue_name",
         "schedule",
+        "scopes",
         "task",
         "task_key",
         "trace_context",
@@ -66,6 +67,7 @@ class TaskRun:
         self.handler = handler
         self.enqueued_at = 0.0
         self.generation = 0  # bumped by cancel: deliveries of an older generation are dropped
+        self.scopes: list[Any] | None = None  # observer scopes of the running execution
 
     @property
     def is_recurring(self) -> bool:
