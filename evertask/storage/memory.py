@@ -179,6 +179,7 @@ class MemoryTaskStorage:
         self._keys: dict[str, int] = {}
         self._order: list[int] = []  # id ints sorted by (created_at_utc, id)
         self._logs: dict[int, list[TaskExecutionLog]] = {}
+        self._paused: set[str] = set()
         self._seq = 0
         self._last_created = datetime.min.replace(tzinfo=UTC)
         self._last_id = -1
@@ -544,6 +545,18 @@ class MemoryTaskStorage:
             )
             for i in range(0, len(flat), 5)
         ]
+
+    # -- queue state -----------------------------------------------------------------------
+    async def get_paused_queues(self) -> set[str]:
+        """Paused queue names."""
+        return set(self._paused)
+
+    async def set_queue_paused(self, queue_name: str, paused: bool) -> None:
+        """Pause or resume a queue (kept for later hosts in this process)."""
+        if paused:
+            self._paused.add(queue_name)
+        else:
+            self._paused.discard(queue_name)
 
     # -- monitoring ------------------------------------------------------------------------
     def _pairs(self) -> list[tuple[Tup, Tup]]:

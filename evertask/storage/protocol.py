@@ -192,6 +192,15 @@ class TaskStorage(Protocol):
         """Run history of a recurring task, oldest first."""
         ...
 
+    # -- queue state -----------------------------------------------------------------------
+    async def get_paused_queues(self) -> set[str]:
+        """Names of the queues paused by an operator (pausing survives restarts)."""
+        ...
+
+    async def set_queue_paused(self, queue_name: str, paused: bool) -> None:
+        """Persist that a queue is paused (or resumed)."""
+        ...
+
     # -- monitoring ------------------------------------------------------------------------
     async def query_tasks(self, query: TaskQuery) -> TaskPage:
         """A filtered, sorted page of tasks and the total number of matches."""
