@@ -13,6 +13,7 @@ from typing import Any, Protocol, Self
 from .dispatcher import Dispatcher
 from .engine import Engine, HostState
 from .events import EventBus
+from .queues import WorkerQueue
 from .recovery import RecoveryReport, recover
 from .storage.protocol import TaskStorage
 
@@ -84,6 +85,10 @@ class EverTaskHost:
             self.dispatcher._bind_loop(asyncio.get_running_loop())
             if engine.storage is not None:
                 await engine.storage.open()
+                for name in await engine.storage.get_paused_queues():
+                    queue = engine.queues.queues.get(name)
+                    if queue is not None:
+                        queue.pause()
             engine.events.start()
             engine.executor.start()
             engine.scheduler.start()
@@ -143,6 +148,30 @@ class EverTaskHost:
         if engine.storage is not None:
             await engine.storage.close()
         engine.state = HostState.STOPPED
+
+    async def pause_queue(self, name: str) -> None:
+        """Stop starting tasks of a queue; it keeps accepting and persisting them.
+
+        The pause is stored, so it survives a restart. Running tasks finish normally.
+        """
+        queue = self._queue(name)
+        if self._engine.storage is not None:
+            await self._engine.storage.set_queue_paused(name, True)
+        queue.pause()
+
+    async def resume_queue(self, name: str) -> None:
+        """Start tasks of a paused queue again."""
+        queue = self._queue(name)
+        if self._engine.storage is not None:
+            await self._engine.storage.set_queue_paused(name, False)
+        queue.resume()
+
+    def _queue(self, name: str) -> WorkerQueue:
+        queue = self._engine.queues.queues.get(name)
+        if queue is None:
+            known = ", ".join(sorted(self._engine.queues.queues))
+            raise KeyError(f"No queue named {name!r}; configured queues: {known}.")
+        return queue
 
     async def __aenter__(self) -> Self:
         await self.start()

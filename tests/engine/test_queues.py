@@ -141,3 +141,35 @@ async def test_queues_are_isolated() -> None:
         assert ("ping", 1) not in probe.calls
         probe.gate("hog").set()
         await probe.wait_for(lambda: ("ping", 1) in probe.calls)
+
+
+async def test_paused_queue_accepts_tasks_starts_none_and_stays_paused_after_restart() -> None:
+    from evertask import MemoryTaskStorage
+    from tests.helpers import Container
+
+    storage = MemoryTaskStorage()
+    container = Container()
+    probe = container.probe()
+
+    def make():  # type: ignore[no-untyped-def]
+        return build_host(
+            ALL, container=container, storage=False, builder=lambda b: b.use_storage(storage)
+        )[0]
+
+    host = make()
+    async with host:
+        await host.pause_queue("default")
+        tid = await host.dispatcher.dispatch(Ping(n=1))
+        await asyncio.sleep(0.05)
+        assert ("ping", 1) not in probe.calls
+        assert (await host.storage.get(tid)).status is QueuedTaskStatus.QUEUED  # type: ignore[union-attr]
+        with pytest.raises(KeyError, match="No queue named 'nope'"):
+            await host.pause_queue("nope")
+    host = make()
+    async with host:
+        assert host.engine.queues.default.paused
+        await host.wait_recovered(5)
+        await asyncio.sleep(0.05)
+        assert ("ping", 1) not in probe.calls
+        await host.resume_queue("default")
+        await wait_status(host, tid, QueuedTaskStatus.COMPLETED)
