@@ -40,6 +40,9 @@ __all__ = ["Dispatcher"]
 log = logging.getLogger("evertask.dispatcher")
 
 _MAX_KEY_LENGTH = 200
+_RETRIED_FROM: contextvars.ContextVar[uuid.UUID | None] = contextvars.ContextVar(
+    "evertask_retried_from", default=None
+)
 _SCOPES: contextvars.ContextVar[list[DispatchScope] | None] = contextvars.ContextVar(
     "evertask_dispatch_scopes", default=None
 )
@@ -229,6 +232,32 @@ class Dispatcher:
             return  # a finished one-shot stays as it ended
         await storage.set_cancelled_by_user(task_id, row.audit_level)
 
+    async def retry(self, task_id: uuid.UUID) -> uuid.UUID:
+        """Run a Failed or Cancelled task again: a new dispatch of the same payload, on the
+        same queue and audit level, whose row records ``retried_from=task_id``."""
+        engine = self._engine
+        storage = engine.storage
+        if storage is None:
+            raise HostNotRunningError("Retrying a stored task needs a storage.")
+        row = await storage.get(task_id)
+        if row is None:
+            raise KeyError(f"No task with id {task_id}.")
+        if row.status not in (QueuedTaskStatus.FAILED, QueuedTaskStatus.CANCELLED):
+            raise ValueError(
+                f"Task {task_id} is {row.status.value}; only Failed or Cancelled tasks can be "
+                "retried."
+            )
+        descriptor, task = engine.registry.load_task(row.type, row.request)
+        if engine.state not in (HostState.RUNNING, HostState.STOPPING):
+            raise HostNotRunningError("The EverTask host is not running; start it first.")
+        token = _RETRIED_FROM.set(task_id)
+        try:
+            return await self._dispatch_new(
+                task, descriptor, row.audit_level, None, None, None, engine.clock.now()
+            )
+        finally:
+            _RETRIED_FROM.reset(token)
+
     # -- internals -------------------------------------------------------------------------
     async def _dispatch_later(
         self, task: EverTask, delay: timedelta, audit_level: AuditLevel | None
@@ -382,6 +411,7 @@ class Dispatcher:
             next_run_utc=run.execution_time if recurring else None,
             task_key=run.task_key,
             trace_context=run.trace_context,
+            retried_from=_RETRIED_FROM.get(),
         )
 
     async def _persist(self, row: QueuedTask, run: TaskRun) -> None:

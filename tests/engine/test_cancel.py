@@ -116,3 +116,26 @@ async def test_cancel_before_the_handler_begins_skips_it() -> None:
         await wait_status(host, tid, QueuedTaskStatus.CANCELLED)
         await asyncio.sleep(0.02)
     assert "handle" not in probe.names()
+
+
+async def test_retry_a_failed_or_cancelled_task_links_the_new_run() -> None:
+    import pytest
+
+    from tests.engine.tasks import Flaky
+
+    host, c = build_host(ALL)
+    async with host:
+        bad = await host.dispatcher.dispatch(Flaky(fail_times=1, key="r"))
+        await wait_status(host, bad, QueuedTaskStatus.FAILED)
+        again = await host.dispatcher.retry(bad)  # the second attempt of Flaky succeeds
+        await wait_status(host, again, QueuedTaskStatus.COMPLETED)
+        row = await host.storage.get(again)
+        assert (
+            row is not None
+            and row.retried_from == bad
+            and row.request == (await host.storage.get(bad)).request
+        )  # type: ignore[union-attr]
+        with pytest.raises(ValueError, match="only Failed or Cancelled"):
+            await host.dispatcher.retry(again)
+        with pytest.raises(KeyError):
+            await host.dispatcher.retry(uuid.uuid4())
