@@ -229,7 +229,12 @@ class EverTaskOptions:
         return self
 
     def use_sharded_scheduler(self, shards: int = 0) -> Self:
-        """Spread timers over several heaps (0: ``max(4, cpu count)``); see docs/scheduler.md."""
+        """Accepted for EverTask compatibility; an alias of the default scheduler.
+
+        On one event loop several heaps measured no faster than one (see
+        docs/scheduler.md and ``python -m benchmarks scheduler``), so the default single-heap
+        scheduler is used. The value is still validated and recorded.
+        """
         if isinstance(shards, bool) or not isinstance(shards, int) or shards < 0:
             raise ConfigurationError(f"shards must be an integer >= 0, got {shards!r}.")
         self.scheduler_shards = shards or max(4, _CPUS)
