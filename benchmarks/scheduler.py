@@ -41,8 +41,7 @@ def _rss() -> int:
 
 
 def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system
+    return time.process_time()
 
 
 def _tasks(n: int) -> list[Any]:

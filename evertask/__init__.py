@@ -7,6 +7,7 @@ restarts, executed by per-queue worker pools inside the application process.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from evertask_abstractions import (
@@ -77,12 +78,15 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def build_schedule(configure: Callable[[Any], object]) -> RecurringSchedule:
+def build_schedule(
+    configure: Callable[[Any], object], *, now: datetime | None = None
+) -> RecurringSchedule:
     """Preview a recurring schedule: ``build_schedule(lambda b: b.schedule().every_day())``.
 
     Returns the same schedule object the dispatcher uses: ``next_occurrence(after)``,
-    ``occurrences(after, count)`` and ``str()``.
+    ``occurrences(after, count)`` and ``str()``. With ``now`` it is also validated as a
+    dispatch at that time would be (e.g. ``run_until`` in the past is an error).
     """
     from .scheduling import build_schedule as _build
 
-    return _build(configure)
+    return _build(configure, now=now)
