@@ -127,3 +127,22 @@ async def test_recovery_poisons_rows_of_unknown_types_and_unreadable_payloads() 
     assert gone is not None and gone.status is QueuedTaskStatus.FAILED
     assert "Unable to load the task type" in (gone.exception or "")
     assert row.status is QueuedTaskStatus.FAILED and "Unreadable payload" in (row.exception or "")
+
+
+async def test_stored_type_names_never_trigger_imports() -> None:
+    import sys
+    from datetime import UTC, datetime
+
+    from evertask import QueuedTask, uuid7
+
+    assert "xml.dom.minidom" not in sys.modules
+    storage = MemoryTaskStorage()
+    row = QueuedTask(uuid7(), "xml.dom.minidom:Document", "{}", "h", QueuedTaskStatus.QUEUED,
+                     datetime.now(UTC))
+    await storage.persist(row)
+    host, _ = build_host(ALL, storage=False, builder=lambda b: b.use_storage(storage))
+    async with host:
+        await host.wait_recovered(5)
+    assert "xml.dom.minidom" not in sys.modules  # closed registry: nothing was imported
+    stored = await storage.get(row.id)
+    assert stored is not None and stored.status is QueuedTaskStatus.FAILED
