@@ -214,7 +214,7 @@ class Dispatcher:
         engine = self._engine
         engine.cancelled.add(task_id)
         engine.generations[task_id] = engine.generations.get(task_id, 0) + 1
-        execution = engine.executor.running.get(task_id)
+        execution = engine.executor.running.get(task_id.int)
         if execution is not None:
             execution.cancel(CancelReason.USER)
         engine.scheduler.unschedule(task_id)
@@ -345,7 +345,7 @@ class Dispatcher:
         except BaseException:
             reserved.release()
             raise
-        engine.in_flight.add(tid)
+        engine.in_flight.add(tid.int)
         run.enqueued_at = time.perf_counter()
         reserved.put_reserved(run)
         return tid
@@ -479,7 +479,7 @@ class Dispatcher:
         except BaseException:
             reserved.release()
             raise
-        engine.in_flight.add(tid)
+        engine.in_flight.add(tid.int)
         run.enqueued_at = time.perf_counter()
         reserved.put_reserved(run)
         return tid
@@ -519,7 +519,7 @@ class Dispatcher:
                     key,
                 )
                 return existing.id
-            if status is QueuedTaskStatus.IN_PROGRESS or existing.id in engine.in_flight:
+            if status is QueuedTaskStatus.IN_PROGRESS or existing.id.int in engine.in_flight:
                 return await self._update_recurring(
                     existing, task, descriptor, level, schedule, key, now, running=True
                 )
@@ -527,7 +527,7 @@ class Dispatcher:
                 existing, task, descriptor, level, schedule, key, now
             )
         # existing one-shot
-        if status is QueuedTaskStatus.IN_PROGRESS or existing.id in engine.in_flight:
+        if status is QueuedTaskStatus.IN_PROGRESS or existing.id.int in engine.in_flight:
             log.warning(
                 "Task key %r: task %s is running or queued; the dispatch was ignored.",
                 key,
@@ -556,7 +556,7 @@ class Dispatcher:
             engine.scheduler.unschedule(existing.id)
             if await storage.try_set_queued_if_recoverable(existing.id, level):
                 reserved = await self._reserve_slow(engine.queue_for(run), existing.id)
-                engine.in_flight.add(existing.id)
+                engine.in_flight.add(existing.id.int)
                 reserved.put_reserved(run)
         return existing.id
 

@@ -87,7 +87,7 @@ class Engine:
         self.storage = storage
         self.clock: Clock = options.clock
         self.events = EventBus(options.event_buffer_size)
-        self.in_flight: set[uuid.UUID] = set()
+        self.in_flight: set[int] = set()  # ids (as ints) queued or running here
         self.cancelled = CancelledRegistry()
         self.generations: dict[uuid.UUID, int] = {}  # task id -> cancel count
         self.follow_ups: dict[uuid.UUID, Callable[[], None]] = {}
@@ -190,7 +190,7 @@ class Engine:
         tid = run.id
         if tid in self.cancelled:
             return
-        if tid in self.in_flight:
+        if tid.int in self.in_flight:
             # the previous delivery of this id is still running: follow it
             self.follow_ups[tid] = lambda: self.spawn(self._enqueue_one(run))
             return
@@ -204,11 +204,11 @@ class Engine:
             if not ok:
                 return
             if (
-                tid in self.in_flight
+                tid.int in self.in_flight
                 or tid in self.cancelled
                 or self.state is not HostState.RUNNING
             ):
                 return
-        self.in_flight.add(tid)
+        self.in_flight.add(tid.int)
         run.enqueued_at = time.perf_counter()
         self.queue_for(run).put_overflow(run)

@@ -104,7 +104,7 @@ class WorkerExecutor:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._options: EverTaskOptions = engine.options
-        self.running: dict[uuid.UUID, Execution] = {}
+        self.running: dict[int, Execution] = {}  # by task id int
         self._consumers: list[asyncio.Task[None]] = []
         self._policies: dict[tuple[HandlerDescriptor, str], tuple[RetryPolicy, float | None]] = {}
         self._base_context = contextvars.copy_context()
@@ -144,23 +144,24 @@ class WorkerExecutor:
             if engine.cancelled and tid in engine.cancelled:
                 self._skip_cancelled(run)
                 continue
+            key = tid.int
             execution = Execution(run)
             task = create_task(self._run(run, execution), context=base.copy())
             execution.task = task
-            running[tid] = execution
+            running[key] = execution
             try:
                 await task
             except asyncio.CancelledError:
                 if me is not None and me.cancelling():
                     execution.cancel(CancelReason.SHUTDOWN)
                     await asyncio.wait([task])
-                    running.pop(tid, None)
-                    in_flight.discard(tid)
+                    running.pop(key, None)
+                    in_flight.discard(key)
                     raise
             except Exception:  # never let one run kill a consumer
                 log.exception("Unexpected error while executing task %s.", tid)
-            running.pop(tid, None)
-            in_flight.discard(tid)
+            running.pop(key, None)
+            in_flight.discard(key)
             if engine.follow_ups:
                 follow_up = engine.follow_ups.pop(tid, None)
                 if follow_up is not None:
@@ -168,7 +169,7 @@ class WorkerExecutor:
 
     def _skip_cancelled(self, run: TaskRun) -> None:
         engine = self._engine
-        engine.in_flight.discard(run.id)
+        engine.in_flight.discard(run.id.int)
         if not run.is_recurring:
             engine.cancelled.pop(run.id, None)
         self._publish(

@@ -101,7 +101,7 @@ async def _poison(engine: Engine, row: QueuedTask, reason: str, report: Recovery
 async def _recover_row(engine: Engine, row: QueuedTask, report: RecoveryReport) -> None:
     storage = engine.storage
     assert storage is not None
-    if row.id in engine.in_flight or engine.scheduler.is_scheduled(row.id):
+    if row.id.int in engine.in_flight or engine.scheduler.is_scheduled(row.id):
         return  # a live dispatch already owns it
     try:
         descriptor, task = engine.registry.load_task(row.type, row.request)
@@ -171,9 +171,9 @@ async def _recover_row(engine: Engine, row: QueuedTask, report: RecoveryReport) 
     except BaseException:
         queue.release()
         raise
-    if not ok or row.id in engine.in_flight or row.id in engine.cancelled:
+    if not ok or row.id.int in engine.in_flight or row.id in engine.cancelled:
         queue.release()
         return
-    engine.in_flight.add(row.id)
+    engine.in_flight.add(row.id.int)
     run.enqueued_at = time.perf_counter()
     queue.put_reserved(run)

@@ -146,7 +146,7 @@ class RecurringCoordinator:
         if running:
             # the running occurrence finishes with the old definition; the next one uses the
             # stored (new) definition when recovered, and in memory from now on
-            pending = engine.executor.running.get(tid)
+            pending = engine.executor.running.get(tid.int)
             if pending is not None:
                 pending.run.schedule = schedule
                 pending.run.task = task
