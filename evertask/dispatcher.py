@@ -48,6 +48,23 @@ _SCOPES: contextvars.ContextVar[list[DispatchScope] | None] = contextvars.Contex
 )
 
 
+def _row(run: TaskRun, status: QueuedTaskStatus, now: datetime, at: datetime | None) -> QueuedTask:
+    """The row of a one-shot dispatch (the hot paths)."""
+    d = run.descriptor
+    return QueuedTask(
+        run.id,
+        d.task_type_name,
+        dump_task(run.task),
+        d.handler_type_name,
+        status,
+        now,
+        run.queue_name,
+        run.audit_level,
+        at,
+        trace_context=run.trace_context,
+    )
+
+
 def _finish_scopes(scopes: list[DispatchScope], error: BaseException | None) -> None:
     for scope in scopes:
         try:
@@ -286,18 +303,7 @@ class Dispatcher:
         if engine.observers:
             self._observe(run, "delayed")
         if storage is not None:
-            row = QueuedTask(
-                tid,
-                descriptor.task_type_name,
-                dump_task(task),
-                descriptor.handler_type_name,
-                _WAITING,
-                now,
-                queue_name,
-                level,
-                at,
-                trace_context=run.trace_context,
-            )
+            row = _row(run, _WAITING, now, at)
             try:
                 await storage.persist(row)
             except Exception as exc:
@@ -327,17 +333,7 @@ class Dispatcher:
         reserved = queue if queue.try_reserve() else await self._reserve_slow(queue, tid)
         try:
             if storage is not None:
-                row = QueuedTask(
-                    tid,
-                    descriptor.task_type_name,
-                    dump_task(task),
-                    descriptor.handler_type_name,
-                    _QUEUED,
-                    engine.clock.now(),
-                    queue_name,
-                    level,
-                    trace_context=run.trace_context,
-                )
+                row = _row(run, _QUEUED, engine.clock.now(), None)
                 try:
                     await storage.persist(row)
                 except Exception as exc:
