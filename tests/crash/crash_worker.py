@@ -1,0 +1,146 @@
+"""A host process for the crash tests: ``python -m tests.crash.crash_worker MODE DIR BACKEND``.
+
+MODE ``load``: register a recurring task, then dispatch one-shot and delayed tasks in a loop
+until killed; each id is appended to ``dispatched.log`` only after ``dispatch`` returned.
+MODE ``drain``: start a host on the same storage and run until ``drained`` (signalled by
+the parent creating ``stop``), executing whatever was pending.
+MODE ``slow``: dispatch slow tasks and wait; stopped gracefully by SIGTERM.
+Handlers append to ``executed.log`` (one line per execution, flushed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from dependency_injector import containers, providers
+
+from evertask import add_evertask
+from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler
+
+
+class Journal:
+    """Appends lines to a file, flushed (and fsynced) per line."""
+
+    def __init__(self, path: str) -> None:
+        self._f = open(path, "a", buffering=1)  # noqa: SIM115
+
+    def write(self, line: str) -> None:
+        self._f.write(line + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+
+class Container(containers.DeclarativeContainer):
+    executed = providers.Singleton(Journal, path=os.path.join(sys.argv[2], "executed.log"))
+
+
+class Work(EverTask):
+    n: int
+    due: str = ""
+
+
+class WorkHandler(EverTaskHandler[Work]):
+    def __init__(self, executed: Journal) -> None:
+        super().__init__()
+        self.executed = executed
+
+    async def handle(self, task: Work, cancellation: CancellationToken) -> None:
+        await asyncio.sleep(0.002)
+        self.executed.write(f"work {task.n} {task.due} {datetime.now(UTC).isoformat()}")
+
+
+class Tick(EverTask):
+    pass
+
+
+class TickHandler(EverTaskHandler[Tick]):
+    def __init__(self, executed: Journal) -> None:
+        super().__init__()
+        self.executed = executed
+
+    async def handle(self, task: Tick, cancellation: CancellationToken) -> None:
+        self.executed.write(f"tick {datetime.now(UTC).isoformat()}")
+
+
+class Slow(EverTask):
+    n: int
+
+
+class SlowHandler(EverTaskHandler[Slow]):
+    def __init__(self, executed: Journal) -> None:
+        super().__init__()
+        self.executed = executed
+
+    async def handle(self, task: Slow, cancellation: CancellationToken) -> None:
+        self.executed.write(f"slow-start {task.n}")
+        await asyncio.sleep(30)
+        self.executed.write(f"slow-end {task.n}")
+
+
+def build(directory: str, backend: str):  # type: ignore[no-untyped-def]
+    builder = add_evertask(
+        Container(),
+        lambda o: o.register_handler(
+            WorkHandler, TickHandler, SlowHandler
+        ).set_shutdown_grace_period(0.5),
+    )
+    if backend == "sqlite":
+        builder.add_sqlite_storage(os.path.join(directory, "tasks.db"))
+    else:
+        schema = Path(directory, "schema").read_text().strip()
+        builder.add_postgres_storage(os.environ["EVERTASK_TEST_POSTGRES_URL"], schema=schema)
+    return builder.build()
+
+
+async def load(directory: str, backend: str) -> None:
+    host = build(directory, backend)
+    dispatched = Journal(os.path.join(directory, "dispatched.log"))
+    async with host:
+        await host.dispatcher.dispatch(
+            Tick(), lambda b: b.schedule().every(2).seconds(), task_key="tick"
+        )
+        Path(directory, "ready").write_text("1")
+        n = 0
+        while True:
+            n += 1
+            if n % 10 == 0:
+                due = datetime.now(UTC) + timedelta(seconds=3)
+                tid = await host.dispatcher.dispatch(Work(n=n, due=due.isoformat()), due)
+            else:
+                tid = await host.dispatcher.dispatch(Work(n=n))
+            dispatched.write(f"{n} {tid}")
+            if n % 50 == 0:
+                await asyncio.sleep(0.01)
+
+
+async def drain(directory: str, backend: str) -> None:
+    host = build(directory, backend)
+    stop = Path(directory, "stop")
+    async with host:
+        Path(directory, "drain-started").write_text(datetime.now(UTC).isoformat())
+        while not stop.exists():
+            await asyncio.sleep(0.05)
+
+
+async def slow(directory: str, backend: str) -> None:
+    host = build(directory, backend)
+    done = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
+    async with host:
+        for n in range(3):
+            await host.dispatcher.dispatch(Slow(n=n))
+        Path(directory, "ready").write_text("1")
+        await done.wait()
+        await host.stop(grace_period=0.2)
+
+
+if __name__ == "__main__":
+    mode, directory, backend = sys.argv[1], sys.argv[2], sys.argv[3]
+    started = time.monotonic()
+    asyncio.run({"load": load, "drain": drain, "slow": slow}[mode](directory, backend))
