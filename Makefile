@@ -53,3 +53,20 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
+
+# The monitoring dashboard (React + TypeScript + Vite) ships prebuilt in
+# evertask_monitor_api/static, so `pip install` users need no Node.
+UI_DIR := evertask_monitor_api/ui
+
+.PHONY: ui ui-check
+
+ui:
+	cd $(UI_DIR) && npm ci --no-audit --no-fund && npm run build
+
+ui-check:
+	@tmp=$$(mktemp -d); \
+	( cd $(UI_DIR) && npm ci --no-audit --no-fund >/dev/null && npm run typecheck && npm test \
+	  && npx vite build --outDir $$tmp --emptyOutDir --logLevel warn ) \
+	&& diff -r $$tmp $(UI_DIR)/../static \
+	&& echo "ui-check: the shipped dashboard matches a fresh build of the sources"; \
+	rc=$$?; rm -rf $$tmp; exit $$rc

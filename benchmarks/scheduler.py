@@ -114,7 +114,9 @@ def _child(mode: str, n: int, idle: float) -> dict[str, float]:
 def _spawn(mode: str, n: int, idle: float) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.scheduler", "--child", mode, str(n), str(idle)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -145,14 +147,23 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
         ("EverTask scheduled/s", f"{engine['rate']:,.0f}"),
         ("floor scheduled/s (uuid4 + now() + heappush + dict)", f"{floor['rate']:,.0f}"),
         ("ratio to floor", f"{results['ratio_to_floor']:.1%}  (bar: >= 40% and >= 50,000/s)"),
-        ("bytes per scheduled task (engine / floor)",
-         f"{engine['bytes']:,.0f} / {floor['bytes']:,.0f}  (bar: < 1,536)"),
+        (
+            "bytes per scheduled task (engine / floor)",
+            f"{engine['bytes']:,.0f} / {floor['bytes']:,.0f}  (bar: < 1,536)",
+        ),
         (f"CPU seconds over {idle:g} idle seconds", f"{engine['idle_cpu']:.4f}  (bar: < 0.05)"),
-        ("sharded (4) scheduled/s", f"{sharded['rate']:,.0f} ({results['sharded_ratio_to_floor']:.1%})"),
-        ("sharded bytes per task / idle CPU s",
-         f"{sharded['bytes']:,.0f} / {sharded['idle_cpu']:.4f}"),
+        (
+            "sharded (4) scheduled/s",
+            f"{sharded['rate']:,.0f} ({results['sharded_ratio_to_floor']:.1%})",
+        ),
+        (
+            "sharded bytes per task / idle CPU s",
+            f"{sharded['bytes']:,.0f} / {sharded['idle_cpu']:.4f}",
+        ),
     ]
-    report("python -m benchmarks scheduler" + (" --quick" if quick else ""), rows, results, json_path)
+    report(
+        "python -m benchmarks scheduler" + (" --quick" if quick else ""), rows, results, json_path
+    )
     return results
 
 

@@ -15,6 +15,7 @@ from .clock import SystemClock, utc_now
 from .di import HandlerFactoryBuilder
 from .engine import Engine
 from .host import EverTaskHost, HostComponent
+from .logcapture import make_log_capture
 from .options import DEFAULT_QUEUE, RECURRING_QUEUE, EverTaskOptions, QueueConfiguration
 from .queues import QueueManager
 from .registry import HandlerRegistry
@@ -125,6 +126,18 @@ class EverTaskServiceBuilder:
         """MySQL / MariaDB storage (needs ``pip install evertask[mysql]``)."""
         return self._extension("add_mysql_storage", "mysql")(self, url, **options)  # type: ignore[no-any-return]
 
+    def add_opentelemetry(self, **options: Any) -> Self:
+        """OpenTelemetry spans and metrics (needs ``pip install evertask[otel]``)."""
+        return self._extension("add_opentelemetry", "otel")(self, **options)  # type: ignore[no-any-return]
+
+    def add_structured_logging(self, **options: Any) -> Self:
+        """JSON or console structured logs with task context (``pip install evertask[logging]``)."""
+        return self._extension("add_structured_logging", "logging")(self, **options)  # type: ignore[no-any-return]
+
+    def add_monitoring_api(self, configure: Any = None, **options: Any) -> Self:
+        """Monitoring REST API, live WebSocket and dashboard (``pip install evertask[monitor]``)."""
+        return self._extension("add_monitoring_api", "monitor")(self, configure, **options)  # type: ignore[no-any-return]
+
     # -- plug-ins --------------------------------------------------------------------------
     def add_component(self, component: HostComponent) -> Self:
         """Start ``component`` with the host and stop it before the engine stops."""
@@ -172,6 +185,7 @@ class EverTaskServiceBuilder:
             )
         storage = self._storage_factory(opts) if self._storage_factory is not None else None
         engine = Engine(opts, registry, QueueManager(self._queue_configs()), storage)
+        engine.log_capture = make_log_capture(opts)
         host = EverTaskHost(engine, self.container)
         builtins: dict[type, Callable[[], Any]] = {
             type(host.dispatcher): lambda: host.dispatcher,

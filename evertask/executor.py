@@ -112,6 +112,8 @@ class WorkerExecutor:
         )
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="evertask-sync")
         self._loggers: dict[HandlerDescriptor, logging.Logger] = {}
+        # storages whose commits take a network round trip let InProgress overlap the handler
+        self._pipelined = bool(getattr(engine.storage, "pipelined_writes", False))
 
     # -- consumers -------------------------------------------------------------------------
     def start(self) -> None:
@@ -242,6 +244,7 @@ class WorkerExecutor:
         start = time.perf_counter()
         scopes = self._observe(run) if engine.observers else None
         capture = None
+        in_progress: asyncio.Future[None] | None = None
         try:
             if handler is None:
                 factory = desc.factory or desc.handler_class
@@ -250,10 +253,17 @@ class WorkerExecutor:
             if engine.log_capture is not None:
                 capture = engine.log_capture.begin(run, handler)
             if storage is not None:
-                try:
-                    await storage.set_in_progress(tid, level)
-                except Exception:
-                    await engine.write(storage.set_in_progress, tid, level)
+                if self._pipelined:
+                    # the InProgress commit overlaps the handler; it is awaited before the
+                    # outcome is written, so the statuses stay in order
+                    in_progress = asyncio.ensure_future(
+                        engine.write(storage.set_in_progress, tid, level)
+                    )
+                else:
+                    try:
+                        await storage.set_in_progress(tid, level)
+                    except Exception:
+                        await engine.write(storage.set_in_progress, tid, level)
             if engine.events.has_subscribers:
                 self._publish(run, EventKind.STARTED, _INFO, f"Starting task with id {tid}.")
             if "on_started" in hooks:
@@ -316,6 +326,8 @@ class WorkerExecutor:
             # the handler could not be built, or storage gave up
             outcome, error = _Outcome.FAILED, exc
         elapsed_ms = (time.perf_counter() - start) * 1000.0
+        if in_progress is not None:
+            await in_progress
         logs = capture.finish() if capture is not None else None
         if scopes:
             self._finish_scopes(scopes, outcome, error, elapsed_ms)

@@ -44,6 +44,7 @@ class EverTaskHost:
         self.components: list[HostComponent] = []
         self._recovery: asyncio.Task[RecoveryReport] | None = None
         self.recovery_report: RecoveryReport | None = None
+        self.monitoring: Any = None  # set by add_monitoring_api (evertask_monitor_api)
 
     # -- accessors -------------------------------------------------------------------------
     @property

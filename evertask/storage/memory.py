@@ -343,6 +343,8 @@ class MemoryTaskStorage:
         if last_created_at is not None and last_id is not None:
             start = bisect.bisect_right(order, (last_created_at, last_id.int), key=self._order_key)
         out: list[QueuedTask] = []
+        if take <= 0:
+            return out
         for i in range(start, len(order)):
             model = self._row(self._index[order[i]])
             if is_recoverable(model, now):

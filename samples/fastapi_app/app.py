@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,9 +15,11 @@ from dependency_injector import containers, providers
 from fastapi import FastAPI, HTTPException
 
 from evertask import EverTaskHost, EverTaskServiceBuilder, add_evertask
+from evertask_monitor_api import monitoring_of
 
 from . import tasks
 from .services import EmailService, Stats
+from .telemetry import configure_observability
 
 
 class Container(containers.DeclarativeContainer):
@@ -40,7 +44,11 @@ def create_host(container: Container) -> tuple[EverTaskHost, str]:
     """Configure EverTask for the demo."""
     builder = add_evertask(
         container,
-        lambda opt: opt.register_tasks_from_module(tasks).set_max_degree_of_parallelism(8),
+        lambda opt: (
+            opt.register_tasks_from_module(tasks)
+            .set_max_degree_of_parallelism(8)
+            .with_persistent_logger()
+        ),
     ).add_queue(
         "reports",
         lambda q: (
@@ -50,7 +58,18 @@ def create_host(container: Container) -> tuple[EverTaskHost, str]:
         ),
     )
     storage = configure_storage(builder)
+    configure_observability(builder)
+    builder.add_monitoring_api()  # dashboard at /evertask-monitoring
     return builder.build(), storage
+
+
+def _public_url() -> str:
+    """Where the demo listens (``--host``/``--port`` of ``python -m samples.fastapi_app``)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    return f"http://{known.host}:{known.port}"
 
 
 def create_app() -> FastAPI:
@@ -58,9 +77,17 @@ def create_app() -> FastAPI:
     container = Container()
     host, storage = create_host(container)
 
+    monitoring = monitoring_of(host)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with host:
+            creds = monitoring.credentials
+            print(
+                f"Monitoring dashboard: {_public_url()}{monitoring.url_path}/  "
+                f"(username: {creds.username}  password: {creds.password})",
+                flush=True,
+            )
             d = host.dispatcher
             await d.dispatch(
                 tasks.Heartbeat(),
@@ -72,6 +99,7 @@ def create_app() -> FastAPI:
             yield
 
     app = FastAPI(title="EverTask demo", lifespan=lifespan)
+    monitoring.mount(app)
     app.state.host = host
     app.state.container = container
 
@@ -80,6 +108,7 @@ def create_app() -> FastAPI:
         return {
             "app": "EverTask for Python demo",
             "storage": storage,
+            "dashboard": monitoring.url_path + "/",
             "try": [
                 "POST /welcome?email=a@b.c&name=Ann",
                 "POST /report?name=q3&delay=5",

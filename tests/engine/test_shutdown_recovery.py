@@ -137,8 +137,9 @@ async def test_stored_type_names_never_trigger_imports() -> None:
 
     assert "xml.dom.minidom" not in sys.modules
     storage = MemoryTaskStorage()
-    row = QueuedTask(uuid7(), "xml.dom.minidom:Document", "{}", "h", QueuedTaskStatus.QUEUED,
-                     datetime.now(UTC))
+    row = QueuedTask(
+        uuid7(), "xml.dom.minidom:Document", "{}", "h", QueuedTaskStatus.QUEUED, datetime.now(UTC)
+    )
     await storage.persist(row)
     host, _ = build_host(ALL, storage=False, builder=lambda b: b.use_storage(storage))
     async with host:

@@ -1,0 +1,472 @@
+"""Request and response models of the REST API (camelCase JSON, as the dashboard expects)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from evertask.storage.models import QueuedTask, RunsAudit, SortField, StatusAudit, TaskExecutionLog
+from evertask_abstractions import QueuedTaskStatus
+
+__all__ = [
+    "ConfigResponse",
+    "CountsResponse",
+    "ExecutionLogDto",
+    "ExecutionLogsResponse",
+    "ExecutionTimePoint",
+    "LoginRequest",
+    "LoginResponse",
+    "MessageResponse",
+    "OverviewResponse",
+    "QueueActionResponse",
+    "QueueConfigurationDto",
+    "QueueMetricsDto",
+    "QueueSummaryDto",
+    "Range",
+    "RecentActivityDto",
+    "RetryResponse",
+    "RunsAuditDto",
+    "SortKey",
+    "StatusAuditDto",
+    "SuccessRatePeriod",
+    "SuccessRateTrendResponse",
+    "TaskActionResponse",
+    "TaskDetailDto",
+    "TaskListItem",
+    "TaskTypeCount",
+    "TaskTypesResponse",
+    "TasksPageResponse",
+    "TimeBucketDto",
+    "TokenValidationResponse",
+    "ValidateRequest",
+    "short_type_name",
+]
+
+
+class Dto(BaseModel):
+    """camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Range(str, Enum):
+    """Time range of dashboard figures (by creation time)."""
+
+    TODAY = "Today"
+    WEEK = "Week"
+    MONTH = "Month"
+    ALL = "All"
+
+
+class SuccessRatePeriod(str, Enum):
+    """Period of the success-rate trend (daily buckets; weekly for 90 days)."""
+
+    LAST_7_DAYS = "Last7Days"
+    LAST_30_DAYS = "Last30Days"
+    LAST_90_DAYS = "Last90Days"
+
+
+class SortKey(str, Enum):
+    """Columns the task list sorts by."""
+
+    CREATED_AT = "createdAtUtc"
+    LAST_EXECUTION = "lastExecutionUtc"
+    SCHEDULED_EXECUTION = "scheduledExecutionUtc"
+    STATUS = "status"
+    TYPE = "type"
+    QUEUE_NAME = "queueName"
+
+    @property
+    def field(self) -> SortField:
+        """The storage's sort field."""
+        return _SORT_FIELDS[self]
+
+
+_SORT_FIELDS = {
+    SortKey.CREATED_AT: SortField.CREATED_AT,
+    SortKey.LAST_EXECUTION: SortField.LAST_EXECUTION,
+    SortKey.SCHEDULED_EXECUTION: SortField.SCHEDULED_EXECUTION,
+    SortKey.STATUS: SortField.STATUS,
+    SortKey.TYPE: SortField.TYPE,
+    SortKey.QUEUE_NAME: SortField.QUEUE_NAME,
+}
+
+
+def short_type_name(type_name: str) -> str:
+    """``"pkg.mod.SendEmail"`` -> ``"SendEmail"`` (also strips ``, assembly`` suffixes)."""
+    head = type_name.split(",", 1)[0].strip()
+    return head.rsplit(".", 1)[-1].rsplit(":", 1)[-1] or type_name
+
+
+# -- auth and config ---------------------------------------------------------------------
+class LoginRequest(Dto):
+    """Credentials."""
+
+    username: str = Field(max_length=256)
+    password: str = Field(max_length=1024)
+
+
+class LoginResponse(Dto):
+    """A session token."""
+
+    token: str
+    expires_at: datetime
+    username: str
+
+
+class ValidateRequest(Dto):
+    """A token to check (or none: the ``Authorization`` header's)."""
+
+    token: str | None = Field(default=None, max_length=4096)
+
+
+class TokenValidationResponse(Dto):
+    """Whether a token is valid, for whom and until when."""
+
+    is_valid: bool
+    username: str | None = None
+    expires_at: datetime | None = None
+
+
+class MessageResponse(Dto):
+    """An error or status message."""
+
+    message: str
+
+
+class ConfigResponse(Dto):
+    """What the dashboard needs to know before login."""
+
+    api_base_path: str
+    ui_base_path: str
+    web_socket_path: str
+    require_authentication: bool
+    ui_enabled: bool
+    event_debounce_ms: int
+    read_only: bool
+    live_events: bool
+    version: str
+
+
+# -- tasks -------------------------------------------------------------------------------
+class TaskListItem(Dto):
+    """One row of the task list."""
+
+    id: uuid.UUID
+    type: str
+    short_type: str
+    handler: str
+    status: QueuedTaskStatus
+    queue_name: str
+    created_at_utc: datetime
+    last_execution_utc: datetime | None = None
+    scheduled_execution_utc: datetime | None = None
+    execution_time_ms: float
+    is_recurring: bool
+    recurring_info: str | None = None
+    current_run_count: int | None = None
+    max_runs: int | None = None
+    next_run_utc: datetime | None = None
+    task_key: str | None = None
+    retried_from: uuid.UUID | None = None
+    has_exception: bool
+
+    @classmethod
+    def of(cls, row: QueuedTask) -> TaskListItem:
+        """From a storage row."""
+        return cls(**_list_fields(row))
+
+
+def _list_fields(row: QueuedTask) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "short_type": short_type_name(row.type),
+        "handler": row.handler,
+        "status": row.status,
+        "queue_name": row.queue_name,
+        "created_at_utc": row.created_at_utc,
+        "last_execution_utc": row.last_execution_utc,
+        "scheduled_execution_utc": row.scheduled_execution_utc,
+        "execution_time_ms": row.execution_time_ms,
+        "is_recurring": row.is_recurring,
+        "recurring_info": row.recurring_info,
+        "current_run_count": row.current_run_count,
+        "max_runs": row.max_runs,
+        "next_run_utc": row.next_run_utc,
+        "task_key": row.task_key,
+        "retried_from": row.retried_from,
+        "has_exception": bool(row.exception),
+    }
+
+
+class TasksPageResponse(Dto):
+    """One page of tasks."""
+
+    items: list[TaskListItem]
+    total_count: int
+    page: int
+    page_size: int
+    total_pages: int
+
+
+class StatusAuditDto(Dto):
+    """One status transition."""
+
+    id: int
+    queued_task_id: uuid.UUID
+    updated_at_utc: datetime
+    new_status: QueuedTaskStatus
+    exception: str | None = None
+
+    @classmethod
+    def of(cls, audit: StatusAudit) -> StatusAuditDto:
+        """From a storage row."""
+        return cls(
+            id=audit.id,
+            queued_task_id=audit.task_id,
+            updated_at_utc=audit.updated_at_utc,
+            new_status=audit.new_status,
+            exception=audit.exception,
+        )
+
+
+class RunsAuditDto(Dto):
+    """One run of a recurring task."""
+
+    id: int
+    queued_task_id: uuid.UUID
+    executed_at: datetime
+    execution_time_ms: float
+    status: QueuedTaskStatus
+    exception: str | None = None
+
+    @classmethod
+    def of(cls, audit: RunsAudit) -> RunsAuditDto:
+        """From a storage row."""
+        return cls(
+            id=audit.id,
+            queued_task_id=audit.task_id,
+            executed_at=audit.executed_at,
+            execution_time_ms=audit.execution_time_ms,
+            status=audit.status,
+            exception=audit.exception,
+        )
+
+
+class TaskDetailDto(TaskListItem):
+    """Every column of a task plus its histories (newest first)."""
+
+    request: str
+    exception: str | None = None
+    audit_level: str
+    run_until: datetime | None = None
+    recurring_task: str | None = None
+    status_audits: list[StatusAuditDto]
+    runs_audits: list[RunsAuditDto]
+    execution_log_count: int
+    can_cancel: bool
+    can_retry: bool
+
+    @classmethod
+    def build(
+        cls,
+        row: QueuedTask,
+        status_audits: list[StatusAudit],
+        runs_audits: list[RunsAudit],
+        log_count: int,
+        can_cancel: bool,
+        can_retry: bool,
+    ) -> TaskDetailDto:
+        """From a row, its audits and what the caller may do with it."""
+        return cls(
+            **_list_fields(row),
+            request=row.request,
+            exception=row.exception,
+            audit_level=row.audit_level.name.title().replace("_", ""),
+            run_until=row.run_until,
+            recurring_task=row.recurring_task,
+            status_audits=[StatusAuditDto.of(a) for a in reversed(status_audits)],
+            runs_audits=[RunsAuditDto.of(a) for a in reversed(runs_audits)],
+            execution_log_count=log_count,
+            can_cancel=can_cancel,
+            can_retry=can_retry,
+        )
+
+
+class ExecutionLogDto(Dto):
+    """One captured log record."""
+
+    id: uuid.UUID
+    timestamp_utc: datetime
+    level: str
+    message: str
+    exception_details: str | None = None
+    sequence_number: int
+
+    @classmethod
+    def of(cls, log: TaskExecutionLog) -> ExecutionLogDto:
+        """From a storage row."""
+        return cls(
+            id=log.id,
+            timestamp_utc=log.timestamp_utc,
+            level=log.level,
+            message=log.message,
+            exception_details=log.exception_details,
+            sequence_number=log.sequence_number,
+        )
+
+
+class ExecutionLogsResponse(Dto):
+    """One page of a task's captured logs."""
+
+    logs: list[ExecutionLogDto]
+    total_count: int
+    skip: int
+    take: int
+
+
+class CountsResponse(Dto):
+    """Headline counts (all time)."""
+
+    all: int
+    standard: int
+    recurring: int
+    failed: int
+
+
+class TaskActionResponse(Dto):
+    """The state of a task after a management action."""
+
+    task_id: uuid.UUID
+    status: QueuedTaskStatus
+    message: str
+
+
+class RetryResponse(Dto):
+    """The new task that retries an old one."""
+
+    task_id: uuid.UUID
+    retried_from: uuid.UUID
+    message: str
+
+
+# -- dashboard ---------------------------------------------------------------------------
+class TimeBucketDto(Dto):
+    """Tasks created in one time bucket."""
+
+    timestamp: datetime
+    completed: int
+    failed: int
+    total: int
+
+
+class QueueSummaryDto(Dto):
+    """A queue at a glance (pending and running now; finished within the range)."""
+
+    queue_name: str
+    pending_count: int
+    in_progress_count: int
+    completed_count: int
+    failed_count: int
+    paused: bool
+
+
+class OverviewResponse(Dto):
+    """Key figures for the overview page."""
+
+    range: Range
+    total_tasks_today: int
+    total_tasks_week: int
+    total_tasks_in_range: int
+    success_rate: float
+    failed_count: int
+    avg_execution_time_ms: float | None
+    status_distribution: dict[str, int]
+    tasks_over_time: list[TimeBucketDto]
+    queue_summaries: list[QueueSummaryDto]
+
+
+class RecentActivityDto(Dto):
+    """One line of the recent-activity feed."""
+
+    task_id: uuid.UUID
+    type: str
+    short_type: str
+    status: QueuedTaskStatus
+    queue_name: str
+    timestamp: datetime
+    message: str
+
+
+class QueueMetricsDto(Dto):
+    """Per-queue counts (all time) and recent average execution time."""
+
+    queue_name: str
+    total_tasks: int
+    pending_tasks: int
+    in_progress_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    cancelled_tasks: int
+    avg_execution_time_ms: float | None
+    success_rate: float
+    paused: bool
+
+
+class QueueConfigurationDto(QueueMetricsDto):
+    """A queue's configuration (``None`` when the queue is not configured in this process)."""
+
+    configured: bool
+    max_degree_of_parallelism: int | None = None
+    channel_capacity: int | None = None
+    queue_full_behavior: str | None = None
+    default_timeout_ms: float | None = None
+    waiting_in_memory: int | None = None
+
+
+class QueueActionResponse(Dto):
+    """A queue's paused state after pause/resume."""
+
+    queue_name: str
+    paused: bool
+    message: str
+
+
+class SuccessRateTrendResponse(Dto):
+    """Success rate per bucket (``null`` where nothing finished)."""
+
+    period: SuccessRatePeriod
+    timestamps: list[datetime]
+    success_rates: list[float | None]
+    completed: list[int]
+    failed: list[int]
+
+
+class TaskTypeCount(Dto):
+    """Tasks of one type."""
+
+    type: str
+    short_type: str
+    count: int
+
+
+class TaskTypesResponse(Dto):
+    """Tasks per type within a range. ``exact`` is false when counted over a sample."""
+
+    range: Range
+    exact: bool
+    sample_size: int
+    types: list[TaskTypeCount]
+
+
+class ExecutionTimePoint(Dto):
+    """Average execution time of the tasks completed in one bucket."""
+
+    timestamp: datetime
+    avg_execution_time_ms: float | None
+    sample_size: int

@@ -1,0 +1,279 @@
+// REST client of the monitoring API: token handling, typed responses, error messages.
+
+export const STATUSES = [
+  "WaitingQueue",
+  "Queued",
+  "InProgress",
+  "Pending",
+  "Completed",
+  "Failed",
+  "Cancelled",
+  "ServiceStopped",
+] as const;
+export type Status = (typeof STATUSES)[number];
+
+export type Range = "Today" | "Week" | "Month" | "All";
+export const RANGES: Range[] = ["Today", "Week", "Month", "All"];
+
+export interface Config {
+  apiBasePath: string;
+  uiBasePath: string;
+  webSocketPath: string;
+  requireAuthentication: boolean;
+  uiEnabled: boolean;
+  eventDebounceMs: number;
+  readOnly: boolean;
+  liveEvents: boolean;
+  version: string;
+}
+
+export interface LoginResponse {
+  token: string;
+  expiresAt: string;
+  username: string;
+}
+
+export interface TaskListItem {
+  id: string;
+  type: string;
+  shortType: string;
+  handler: string;
+  status: Status;
+  queueName: string;
+  createdAtUtc: string;
+  lastExecutionUtc: string | null;
+  scheduledExecutionUtc: string | null;
+  executionTimeMs: number;
+  isRecurring: boolean;
+  recurringInfo: string | null;
+  currentRunCount: number | null;
+  maxRuns: number | null;
+  nextRunUtc: string | null;
+  taskKey: string | null;
+  retriedFrom: string | null;
+  hasException: boolean;
+}
+
+export interface TasksPage {
+  items: TaskListItem[];
+  totalCount: number;
+  page: number;
+  pageSize: number;
+  totalPages: number;
+}
+
+export interface StatusAudit {
+  id: number;
+  queuedTaskId: string;
+  updatedAtUtc: string;
+  newStatus: Status;
+  exception: string | null;
+}
+
+export interface RunsAudit {
+  id: number;
+  queuedTaskId: string;
+  executedAt: string;
+  executionTimeMs: number;
+  status: Status;
+  exception: string | null;
+}
+
+export interface TaskDetail extends TaskListItem {
+  request: string;
+  exception: string | null;
+  auditLevel: string;
+  runUntil: string | null;
+  recurringTask: string | null;
+  statusAudits: StatusAudit[];
+  runsAudits: RunsAudit[];
+  executionLogCount: number;
+  canCancel: boolean;
+  canRetry: boolean;
+}
+
+export interface ExecutionLog {
+  id: string;
+  timestampUtc: string;
+  level: string;
+  message: string;
+  exceptionDetails: string | null;
+  sequenceNumber: number;
+}
+
+export interface ExecutionLogs {
+  logs: ExecutionLog[];
+  totalCount: number;
+  skip: number;
+  take: number;
+}
+
+export interface TimeBucket {
+  timestamp: string;
+  completed: number;
+  failed: number;
+  total: number;
+}
+
+export interface QueueSummary {
+  queueName: string;
+  pendingCount: number;
+  inProgressCount: number;
+  completedCount: number;
+  failedCount: number;
+  paused: boolean;
+}
+
+export interface Overview {
+  range: Range;
+  totalTasksToday: number;
+  totalTasksWeek: number;
+  totalTasksInRange: number;
+  successRate: number;
+  failedCount: number;
+  avgExecutionTimeMs: number | null;
+  statusDistribution: Record<string, number>;
+  tasksOverTime: TimeBucket[];
+  queueSummaries: QueueSummary[];
+}
+
+export interface RecentActivity {
+  taskId: string;
+  type: string;
+  shortType: string;
+  status: Status;
+  queueName: string;
+  timestamp: string;
+  message: string;
+}
+
+export interface QueueConfiguration {
+  queueName: string;
+  totalTasks: number;
+  pendingTasks: number;
+  inProgressTasks: number;
+  completedTasks: number;
+  failedTasks: number;
+  cancelledTasks: number;
+  avgExecutionTimeMs: number | null;
+  successRate: number;
+  paused: boolean;
+  configured: boolean;
+  maxDegreeOfParallelism: number | null;
+  channelCapacity: number | null;
+  queueFullBehavior: string | null;
+  defaultTimeoutMs: number | null;
+  waitingInMemory: number | null;
+}
+
+export interface SuccessRateTrend {
+  period: string;
+  timestamps: string[];
+  successRates: (number | null)[];
+  completed: number[];
+  failed: number[];
+}
+
+export interface TaskTypes {
+  range: Range;
+  exact: boolean;
+  sampleSize: number;
+  types: { type: string; shortType: string; count: number }[];
+}
+
+export interface ExecutionTimePoint {
+  timestamp: string;
+  avgExecutionTimeMs: number | null;
+  sampleSize: number;
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly retryAfter: number | null;
+
+  constructor(status: number, message: string, retryAfter: number | null = null) {
+    super(message);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+const TOKEN_KEY = "evertask.monitor.token";
+let unauthorizedHandler: () => void = () => undefined;
+
+export function onUnauthorized(handler: () => void): void {
+  unauthorizedHandler = handler;
+}
+
+export function getToken(): string | null {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(token: string | null): void {
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+export type Params = Record<string, string | number | boolean | string[] | null | undefined>;
+
+/** An absolute API URL; arrays become repeated parameters, empty values are left out. */
+export function apiUrl(path: string, params: Params = {}, base: string = document.baseURI): string {
+  const url = new URL(`api${path}`, base);
+  for (const [name, value] of Object.entries(params)) {
+    if (value === undefined || value === null || value === "") continue;
+    if (Array.isArray(value)) value.forEach((v) => url.searchParams.append(name, v));
+    else url.searchParams.set(name, String(value));
+  }
+  return url.toString();
+}
+
+/** The live-event WebSocket URL next to the API. */
+export function wsUrl(includeLogs: boolean, base: string = document.baseURI): string {
+  const url = new URL("ws", base);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  if (includeLogs) url.searchParams.set("logs", "true");
+  return url.toString();
+}
+
+async function errorOf(response: Response): Promise<ApiError> {
+  let message = `${response.status} ${response.statusText}`;
+  try {
+    const body = (await response.json()) as { message?: string; detail?: unknown };
+    if (body.message) message = body.message;
+    else if (body.detail) message = JSON.stringify(body.detail);
+  } catch {
+    // not JSON: keep the status line
+  }
+  const retry = Number(response.headers.get("Retry-After"));
+  return new ApiError(response.status, message, Number.isFinite(retry) && retry > 0 ? retry : null);
+}
+
+export async function request<T>(
+  method: "GET" | "POST",
+  path: string,
+  options: { params?: Params; body?: unknown } = {},
+): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(apiUrl(path, options.params), {
+    method,
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+  if (!response.ok) {
+    const error = await errorOf(response);
+    if (response.status === 401 && path !== "/auth/login") {
+      setToken(null);
+      unauthorizedHandler();
+    }
+    throw error;
+  }
+  return (await response.json()) as T;
+}
+
+export const api = {
+  get: <T>(path: string, params?: Params) => request<T>("GET", path, { params }),
+  post: <T>(path: string, body?: unknown) => request<T>("POST", path, { body }),
+};

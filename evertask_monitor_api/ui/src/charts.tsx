@@ -1,0 +1,211 @@
+// Small SVG charts (no chart library): stacked bars, grouped bars, a line, horizontal bars.
+
+import type { Tone } from "./format";
+
+const W = 640;
+const H = 200;
+const PAD = { top: 10, right: 10, bottom: 24, left: 40 };
+
+export interface Part {
+  name: string;
+  value: number;
+  tone: Tone;
+}
+
+function niceMax(value: number): number {
+  if (value <= 0) return 1;
+  const magnitude = 10 ** Math.floor(Math.log10(value));
+  for (const step of [1, 2, 2.5, 5, 10]) {
+    if (value <= step * magnitude) return step * magnitude;
+  }
+  return 10 * magnitude;
+}
+
+function Axis({ max, unit }: { max: number; unit?: string }) {
+  const ticks = [0, 0.25, 0.5, 0.75, 1];
+  const plotH = H - PAD.top - PAD.bottom;
+  return (
+    <g className="axis">
+      {ticks.map((t) => {
+        const y = PAD.top + plotH * (1 - t);
+        return (
+          <g key={t}>
+            <line x1={PAD.left} x2={W - PAD.right} y1={y} y2={y} className="grid" />
+            <text x={PAD.left - 6} y={y + 4} textAnchor="end">
+              {Number.isInteger(max * t) ? max * t : (max * t).toFixed(1)}
+              {unit ?? ""}
+            </text>
+          </g>
+        );
+      })}
+    </g>
+  );
+}
+
+function labelEvery(count: number): number {
+  return Math.max(1, Math.ceil(count / 8));
+}
+
+/** One bar per bucket, its parts stacked. */
+export function StackedBars({ buckets, label }: { buckets: { label: string; parts: Part[] }[]; label: string }) {
+  const max = niceMax(Math.max(0, ...buckets.map((b) => b.parts.reduce((s, p) => s + p.value, 0))));
+  const plotW = W - PAD.left - PAD.right;
+  const plotH = H - PAD.top - PAD.bottom;
+  const slot = plotW / Math.max(1, buckets.length);
+  const every = labelEvery(buckets.length);
+  return (
+    <svg viewBox={`0 0 ${W} ${H}`} className="chart" role="img" aria-label={label}>
+      <Axis max={max} />
+      {buckets.map((bucket, i) => {
+        let y = PAD.top + plotH;
+        const x = PAD.left + i * slot + slot * 0.15;
+        return (
+          <g key={i}>
+            {bucket.parts.map((part) => {
+              const h = (part.value / max) * plotH;
+              y -= h;
+              return (
+                <rect key={part.name} x={x} y={y} width={slot * 0.7} height={h} className={`tone-${part.tone}`}>
+                  <title>{`${bucket.label} — ${part.name}: ${part.value}`}</title>
+                </rect>
+              );
+            })}
+            {i % every === 0 && (
+              <text x={x + slot * 0.35} y={H - 6} textAnchor="middle" className="tick">
+                {bucket.label}
+              </text>
+            )}
+          </g>
+        );
+      })}
+    </svg>
+  );
+}
+
+/** Groups of side-by-side bars (one group per label). */
+export function GroupedBars({ groups, label }: { groups: { label: string; parts: Part[] }[]; label: string }) {
+  const max = niceMax(Math.max(0, ...groups.flatMap((g) => g.parts.map((p) => p.value))));
+  const plotW = W - PAD.left - PAD.right;
+  const plotH = H - PAD.top - PAD.bottom;
+  const slot = plotW / Math.max(1, groups.length);
+  return (
+    <svg viewBox={`0 0 ${W} ${H}`} className="chart" role="img" aria-label={label}>
+      <Axis max={max} />
+      {groups.map((group, i) => {
+        const inner = (slot * 0.8) / Math.max(1, group.parts.length);
+        return (
+          <g key={group.label}>
+            {group.parts.map((part, j) => {
+              const h = (part.value / max) * plotH;
+              return (
+                <rect
+                  key={part.name}
+                  x={PAD.left + i * slot + slot * 0.1 + j * inner}
+                  y={PAD.top + plotH - h}
+                  width={inner * 0.9}
+                  height={h}
+                  className={`tone-${part.tone}`}
+                >
+                  <title>{`${group.label} — ${part.name}: ${part.value}`}</title>
+                </rect>
+              );
+            })}
+            <text x={PAD.left + i * slot + slot / 2} y={H - 6} textAnchor="middle" className="tick">
+              {group.label}
+            </text>
+          </g>
+        );
+      })}
+    </svg>
+  );
+}
+
+/** A line through the points that have a value (gaps where they do not). */
+export function LineChart({
+  points,
+  label,
+  unit,
+  fixedMax,
+}: {
+  points: { label: string; value: number | null }[];
+  label: string;
+  unit?: string;
+  fixedMax?: number;
+}) {
+  const values = points.map((p) => p.value).filter((v): v is number => v !== null);
+  const max = fixedMax ?? niceMax(Math.max(0, ...values));
+  const plotW = W - PAD.left - PAD.right;
+  const plotH = H - PAD.top - PAD.bottom;
+  const step = points.length > 1 ? plotW / (points.length - 1) : 0;
+  const xy = (i: number, v: number) => [PAD.left + i * step, PAD.top + plotH * (1 - v / max)] as const;
+  const segments: string[] = [];
+  let current = "";
+  points.forEach((p, i) => {
+    if (p.value === null) {
+      if (current) segments.push(current);
+      current = "";
+      return;
+    }
+    const [x, y] = xy(i, p.value);
+    current += `${current ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)} `;
+  });
+  if (current) segments.push(current);
+  const every = labelEvery(points.length);
+  return (
+    <svg viewBox={`0 0 ${W} ${H}`} className="chart" role="img" aria-label={label}>
+      <Axis max={max} unit={unit} />
+      {segments.map((d, i) => (
+        <path key={i} d={d} className="line" />
+      ))}
+      {points.map((p, i) =>
+        p.value === null ? null : (
+          <circle key={i} cx={xy(i, p.value)[0]} cy={xy(i, p.value)[1]} r={3} className="dot">
+            <title>{`${p.label}: ${p.value.toFixed(2)}${unit ?? ""}`}</title>
+          </circle>
+        ),
+      )}
+      {points.map((p, i) =>
+        i % every === 0 ? (
+          <text key={`l${i}`} x={PAD.left + i * step} y={H - 6} textAnchor="middle" className="tick">
+            {p.label}
+          </text>
+        ) : null,
+      )}
+    </svg>
+  );
+}
+
+/** Horizontal bars with their values, for distributions. */
+export function HBars({ rows, testId }: { rows: { label: string; value: number; tone: Tone }[]; testId?: string }) {
+  const max = Math.max(1, ...rows.map((r) => r.value));
+  return (
+    <div className="hbars" data-testid={testId}>
+      {rows.map((row) => (
+        <div className="hbar" key={row.label} data-testid={testId ? `${testId}-${row.label}` : undefined}>
+          <span className="hbar-label">{row.label}</span>
+          <svg viewBox="0 0 100 10" preserveAspectRatio="none" className="hbar-track">
+            <rect x={0} y={0} width={(row.value / max) * 100} height={10} className={`tone-${row.tone}`} />
+          </svg>
+          <span className="hbar-value" data-testid="value">
+            {row.value.toLocaleString()}
+          </span>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+export function Legend({ items }: { items: { name: string; tone: Tone }[] }) {
+  return (
+    <div className="legend">
+      {items.map((item) => (
+        <span key={item.name}>
+          <svg viewBox="0 0 10 10" className="swatch">
+            <rect width={10} height={10} className={`tone-${item.tone}`} />
+          </svg>
+          {item.name}
+        </span>
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,147 @@
+"""Apply the shipped Alembic migrations, or print them as SQL for a DBA.
+
+The migrations live in this package (``migrations/``); their history table is
+``__EverTaskMigrationsHistory`` in the EverTask schema, so they never collide with an
+application's own Alembic history.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from evertask_abstractions import ConfigurationError
+
+from .schema import validate_schema_name
+
+__all__ = [
+    "DIALECTS",
+    "VERSION_TABLE",
+    "apply_migrations",
+    "create_schema_sql",
+    "current_revision",
+    "downgrade_migrations",
+    "head_revision",
+    "lock_sql",
+    "migration_sql",
+]
+
+VERSION_TABLE = "__EverTaskMigrationsHistory"
+"""The Alembic version table (in the EverTask schema)."""
+
+DIALECTS = ("postgresql", "sqlite", "mssql", "mysql")
+"""Dialects the offline SQL can be generated for."""
+
+_SCRIPT_LOCATION = str(Path(__file__).with_name("migrations"))
+_LOCK_KEY = 0x45766572_5461736B  # "EverTask": the advisory lock of concurrent migrations
+
+
+def _config(schema: str | None, **attributes: Any) -> Config:
+    config = Config()
+    config.set_main_option("script_location", _SCRIPT_LOCATION)
+    config.attributes["schema"] = schema
+    config.attributes.update(attributes)
+    return config
+
+
+def create_schema_sql(dialect: str, schema: str) -> str:
+    """The idempotent ``CREATE SCHEMA`` statement of a dialect."""
+    if dialect == "postgresql":
+        return f'CREATE SCHEMA IF NOT EXISTS "{schema}"'
+    if dialect == "mssql":
+        return (
+            f"IF NOT EXISTS (SELECT 1 FROM sys.schemas WHERE name = N'{schema}') "
+            f"EXEC('CREATE SCHEMA [{schema}]')"
+        )
+    if dialect in ("mysql", "mariadb"):
+        return f"CREATE DATABASE IF NOT EXISTS `{schema}`"
+    raise ConfigurationError(f"The {dialect} database has no schemas; leave the schema name empty.")
+
+
+def lock_sql(dialect: str) -> str | None:
+    """A statement that serialises concurrent migrations until commit, if the dialect has one."""
+    if dialect == "postgresql":
+        return f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"
+    return None
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this version."""
+    head = ScriptDirectory.from_config(_config(None)).get_current_head()
+    assert head is not None
+    return head
+
+
+def _upgrade(connection: Connection, schema: str | None, revision: str) -> None:
+    command.upgrade(_config(schema, connection=connection), revision)
+
+
+def _downgrade(connection: Connection, schema: str | None, revision: str) -> None:
+    command.downgrade(_config(schema, connection=connection), revision)
+
+
+def _current(connection: Connection, schema: str | None) -> str | None:
+    context = MigrationContext.configure(
+        connection, opts={"version_table": VERSION_TABLE, "version_table_schema": schema}
+    )
+    return context.get_current_revision()
+
+
+async def apply_migrations(
+    connection: AsyncConnection, schema: str | None = None, revision: str = "head"
+) -> None:
+    """Upgrade the EverTask tables in ``schema`` to ``revision`` and commit."""
+    schema = validate_schema_name(schema)
+    await connection.run_sync(_upgrade, schema, revision)
+    await connection.commit()
+
+
+async def downgrade_migrations(
+    connection: AsyncConnection, schema: str | None = None, revision: str = "base"
+) -> None:
+    """Downgrade the EverTask tables (``"base"`` drops them) and commit."""
+    schema = validate_schema_name(schema)
+    await connection.run_sync(_downgrade, schema, revision)
+    await connection.commit()
+
+
+async def current_revision(connection: AsyncConnection, schema: str | None = None) -> str | None:
+    """The applied migration revision, or ``None`` on an empty database."""
+    schema = validate_schema_name(schema)
+    revision = await connection.run_sync(_current, schema)
+    await connection.rollback()
+    return revision
+
+
+def migration_sql(
+    dialect: str,
+    schema: str | None = None,
+    *,
+    from_revision: str | None = None,
+    to_revision: str = "head",
+) -> str:
+    """The SQL script that migrates a ``dialect`` database (Alembic offline mode).
+
+    ``dialect`` is one of :data:`DIALECTS`; ``from_revision`` ``None`` starts from an
+    empty database.
+    """
+    if dialect not in DIALECTS:
+        raise ConfigurationError(
+            f"Unknown dialect {dialect!r}; choose one of: {', '.join(DIALECTS)}."
+        )
+    schema = validate_schema_name(schema)
+    if schema is not None and dialect == "sqlite":
+        raise ConfigurationError("SQLite has no schemas; omit --schema for sqlite.")
+    buffer = io.StringIO()
+    config = _config(schema, dialect=dialect, output=buffer)
+    target = to_revision if from_revision is None else f"{from_revision}:{to_revision}"
+    command.upgrade(config, target, sql=True)
+    return buffer.getvalue()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the EverTask tables (applied by ``..migrate``)."""

@@ -1,0 +1,1 @@
+"""Migration scripts (Alembic revisions); a package so that installs ship them."""

@@ -1,0 +1,426 @@
+"""Write operations as plain data plus their SQL steps, independent of any driver.
+
+Each operation's :meth:`Op.steps` is a generator that yields :class:`Step` requests
+(a statement name, its parameters, what result is wanted) and receives each step's
+result. Executors drive the same generators synchronously (sqlite3 in aiosqlite's
+thread, SQLAlchemy under ``run_sync``) or asynchronously (asyncpg), so the logic of
+every write exists once. A generator *returns* the operation's outcome; an expected
+failure (a missing row where the contract says raise) is returned as an exception
+instance, database errors propagate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+from evertask.storage.models import QueuedTask, TaskExecutionLog
+from evertask_abstractions import QueuedTaskStatus
+
+__all__ = [
+    "DeleteBatchOp",
+    "Op",
+    "PauseQueueOp",
+    "PersistOp",
+    "RecoveryCounterOp",
+    "RemoveOp",
+    "RunOp",
+    "RunsAuditMode",
+    "SaveLogsOp",
+    "Step",
+    "StepGen",
+    "StepMode",
+    "TransitionOp",
+    "TryQueuedOp",
+    "UpdateTaskOp",
+    "drive",
+    "drive_async",
+    "task_params",
+]
+
+_COMPLETED = QueuedTaskStatus.COMPLETED.value
+_QUEUED = QueuedTaskStatus.QUEUED.value
+
+
+class StepMode(IntEnum):
+    """What a step returns to its generator."""
+
+    EXEC = 0  # the affected row count
+    MANY = 1  # executemany; returns None
+    SCALAR = 2  # first column of the first row, or None
+
+
+@dataclass(slots=True, frozen=True)
+class Step:
+    """One statement execution requested by an operation."""
+
+    name: str
+    params: Any  # a mapping, or a list of mappings for MANY
+    mode: StepMode = StepMode.EXEC
+
+
+StepGen = Generator[Step, Any, Any]
+
+
+def drive(gen: StepGen, run: Callable[[Step], Any]) -> Any:
+    """Run an operation's steps with a synchronous step runner; return its outcome."""
+    try:
+        step = next(gen)
+        while True:
+            step = gen.send(run(step))
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        gen.close()
+
+
+async def drive_async(gen: StepGen, run: Callable[[Step], Awaitable[Any]]) -> Any:
+    """Run an operation's steps with an asynchronous step runner; return its outcome."""
+    try:
+        step = next(gen)
+        while True:
+            step = gen.send(await run(step))
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        gen.close()
+
+
+def task_params(row: QueuedTask) -> dict[str, Any]:
+    """Bind parameters of the ``insert_task`` statement for a row."""
+    return {
+        "Id": row.id,
+        "Type": row.type,
+        "Request": row.request,
+        "Handler": row.handler,
+        "Status": row.status.value,
+        "CreatedAtUtc": row.created_at_utc,
+        "QueueName": row.queue_name,
+        "AuditLevel": int(row.audit_level),
+        "ScheduledExecutionUtc": row.scheduled_execution_utc,
+        "LastExecutionUtc": row.last_execution_utc,
+        "ExecutionTimeMs": row.execution_time_ms,
+        "Exception": row.exception,
+        "IsRecurring": row.is_recurring,
+        "RecurringTask": row.recurring_task,
+        "RecurringInfo": row.recurring_info,
+        "CurrentRunCount": row.current_run_count,
+        "MaxRuns": row.max_runs,
+        "RunUntil": row.run_until,
+        "NextRunUtc": row.next_run_utc,
+        "TaskKey": row.task_key,
+        "RecoveryDispatchFailureCount": row.recovery_dispatch_failure_count,
+        "TraceContext": row.trace_context,
+        "RetriedFrom": row.retried_from,
+    }
+
+
+def _missing(task_id: uuid.UUID) -> KeyError:
+    return KeyError(f"Task {task_id} does not exist.")
+
+
+class Op:
+    """Base of the write operations.
+
+    :meth:`target_id` and :meth:`target_key` name the row and task key an operation
+    touches; executors that reorder work never reorder two operations sharing either.
+    """
+
+    __slots__ = ()
+
+    def target_id(self) -> uuid.UUID | None:
+        """The task row this operation writes, if one."""
+        return None
+
+    def target_key(self) -> str | None:
+        """The task key this operation may claim, if any."""
+        return None
+
+    def steps(self) -> StepGen:
+        """The statements of this operation (see the module docstring)."""
+        raise NotImplementedError
+
+
+@dataclass(slots=True, frozen=True)
+class PersistOp(Op):
+    """Insert a task row, plus its status audit when ``audit_ts`` is set."""
+
+    row: QueuedTask
+    audit_ts: datetime | None
+
+    def target_id(self) -> uuid.UUID:
+        return self.row.id
+
+    def target_key(self) -> str | None:
+        return self.row.task_key
+
+    def steps(self) -> StepGen:
+        row = self.row
+        yield Step("insert_task", task_params(row))
+        if self.audit_ts is not None:
+            yield Step(
+                "insert_status_audit",
+                {
+                    "id": row.id,
+                    "ts": self.audit_ts,
+                    "status": row.status.value,
+                    "exception": row.exception,
+                },
+            )
+
+
+@dataclass(slots=True, frozen=True)
+class TransitionOp(Op):
+    """A status change; ``stamp`` sets LastExecutionUtc, ``ms`` ExecutionTimeMs (if set)."""
+
+    task_id: uuid.UUID
+    status: str
+    exception: str | None
+    stamp: datetime | None
+    ms: float | None
+    clear_next: bool
+    audit_ts: datetime | None
+    must_exist: bool
+
+    def target_id(self) -> uuid.UUID:
+        return self.task_id
+
+    def steps(self) -> StepGen:
+        n = yield Step(
+            "update_status_clear_next" if self.clear_next else "update_status",
+            {
+                "id": self.task_id,
+                "status": self.status,
+                "exception": self.exception,
+                "stamp": self.stamp,
+                "ms": self.ms,
+            },
+        )
+        if not n:
+            return _missing(self.task_id) if self.must_exist else None
+        if self.audit_ts is not None:
+            yield Step(
+                "insert_status_audit",
+                {
+                    "id": self.task_id,
+                    "ts": self.audit_ts,
+                    "status": self.status,
+                    "exception": self.exception,
+                },
+            )
+        return None
+
+
+@dataclass(slots=True, frozen=True)
+class TryQueuedOp(Op):
+    """Compare-and-set to Queued when the row is recoverable at ``now``; returns a bool."""
+
+    task_id: uuid.UUID
+    now: datetime
+    audit_ts: datetime | None
+
+    def target_id(self) -> uuid.UUID:
+        return self.task_id
+
+    def steps(self) -> StepGen:
+        n = yield Step("try_queued", {"id": self.task_id, "now": self.now})
+        if n and self.audit_ts is not None:
+            yield Step(
+                "insert_status_audit",
+                {"id": self.task_id, "ts": self.audit_ts, "status": _QUEUED, "exception": None},
+            )
+        return bool(n)
+
+
+class RunsAuditMode(IntEnum):
+    """Whether a counted run writes its RunsAudit row."""
+
+    NEVER = 0
+    ALWAYS = 1
+    IF_ERROR = 2  # only if the row is Failed or carries an exception (ErrorsOnly)
+
+
+@dataclass(slots=True, frozen=True)
+class RunOp(Op):
+    """Count a recurring run and set the next one; ``complete`` also marks it Completed."""
+
+    task_id: uuid.UUID
+    ms: float
+    next_run: datetime | None
+    now: datetime
+    complete: bool
+    status_audit: bool
+    runs_audit: RunsAuditMode
+
+    def target_id(self) -> uuid.UUID:
+        return self.task_id
+
+    def steps(self) -> StepGen:
+        tid = self.task_id
+        if self.complete:
+            n = yield Step(
+                "complete_run",
+                {"id": tid, "stamp": self.now, "ms": self.ms, "next_run": self.next_run},
+            )
+        else:
+            n = yield Step("count_run", {"id": tid, "ms": self.ms, "next_run": self.next_run})
+        if not n:
+            return _missing(tid)
+        if self.complete and self.status_audit:
+            yield Step(
+                "insert_status_audit",
+                {"id": tid, "ts": self.now, "status": _COMPLETED, "exception": None},
+            )
+        mode = self.runs_audit
+        if mode is RunsAuditMode.ALWAYS and self.complete:
+            yield Step(
+                "insert_runs_audit",
+                {"id": tid, "ts": self.now, "ms": self.ms, "status": _COMPLETED, "exception": None},
+            )
+        elif mode is not RunsAuditMode.NEVER:
+            name = (
+                "insert_runs_audit_from_row"
+                if mode is RunsAuditMode.ALWAYS
+                else "insert_runs_audit_from_row_if_error"
+            )
+            yield Step(name, {"id": tid, "ts": self.now, "ms": self.ms})
+        return None
+
+
+@dataclass(slots=True, frozen=True)
+class RecoveryCounterOp(Op):
+    """Increment (returning the new count, 0 if missing) or clear the recovery counter."""
+
+    task_id: uuid.UUID
+    increment: bool
+
+    def target_id(self) -> uuid.UUID:
+        return self.task_id
+
+    def steps(self) -> StepGen:
+        if not self.increment:
+            yield Step("clear_recovery", {"id": self.task_id})
+            return None
+        n = yield Step("increment_recovery", {"id": self.task_id})
+        if not n:
+            return 0
+        value = yield Step("select_recovery_count", {"id": self.task_id}, StepMode.SCALAR)
+        return int(value or 0)
+
+
+@dataclass(slots=True, frozen=True)
+class UpdateTaskOp(Op):
+    """Overwrite a row's definition columns; optionally revive a Cancelled row."""
+
+    row: QueuedTask
+    revive: bool
+
+    def target_id(self) -> uuid.UUID:
+        return self.row.id
+
+    def target_key(self) -> str | None:
+        return self.row.task_key
+
+    def steps(self) -> StepGen:
+        row = self.row
+        n = yield Step(
+            "update_definition",
+            {
+                "id": row.id,
+                "Type": row.type,
+                "Request": row.request,
+                "Handler": row.handler,
+                "QueueName": row.queue_name,
+                "AuditLevel": int(row.audit_level),
+                "ScheduledExecutionUtc": row.scheduled_execution_utc,
+                "IsRecurring": row.is_recurring,
+                "RecurringTask": row.recurring_task,
+                "RecurringInfo": row.recurring_info,
+                "MaxRuns": row.max_runs,
+                "RunUntil": row.run_until,
+                "TaskKey": row.task_key,
+                "NextRunUtc": row.next_run_utc,
+            },
+        )
+        if not n:
+            return KeyError(f"Task {row.id} does not exist; it cannot be updated.")
+        if self.revive:
+            yield Step("revive", {"id": row.id})
+        return None
+
+
+@dataclass(slots=True, frozen=True)
+class RemoveOp(Op):
+    """Delete a row (its audits and logs cascade)."""
+
+    task_id: uuid.UUID
+
+    def target_id(self) -> uuid.UUID:
+        return self.task_id
+
+    def steps(self) -> StepGen:
+        yield Step("delete_task", {"id": self.task_id})
+
+
+@dataclass(slots=True, frozen=True)
+class SaveLogsOp(Op):
+    """Insert captured log records of a task that still exists."""
+
+    task_id: uuid.UUID
+    logs: Sequence[TaskExecutionLog]
+
+    def target_id(self) -> uuid.UUID:
+        return self.task_id
+
+    def steps(self) -> StepGen:
+        exists = yield Step("select_task_exists", {"id": self.task_id}, StepMode.SCALAR)
+        if exists is None:
+            return None
+        tid = self.task_id
+        yield Step(
+            "insert_log",
+            [
+                {
+                    "log_id": log.id,
+                    "id": tid,
+                    "ts": log.timestamp_utc,
+                    "level": log.level,
+                    "message": log.message,
+                    "exception": log.exception_details,
+                    "seq": log.sequence_number,
+                }
+                for log in self.logs
+            ],
+            StepMode.MANY,
+        )
+        return None
+
+
+@dataclass(slots=True, frozen=True)
+class PauseQueueOp(Op):
+    """Remember that a queue is paused (or forget it)."""
+
+    queue_name: str
+    paused: bool
+    ts: datetime
+
+    def steps(self) -> StepGen:
+        yield Step("delete_paused_queue", {"queue": self.queue_name})
+        if self.paused:
+            yield Step("insert_paused_queue", {"queue": self.queue_name, "ts": self.ts})
+
+
+@dataclass(slots=True, frozen=True)
+class DeleteBatchOp(Op):
+    """One batch of a retention delete; returns the number of rows deleted."""
+
+    statement: str
+    params: dict[str, Any]
+
+    def steps(self) -> StepGen:
+        n = yield Step(self.statement, self.params)
+        return int(n or 0)

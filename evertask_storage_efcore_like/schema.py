@@ -1,0 +1,236 @@
+"""The tables (EverTask's names, PascalCase columns) and their indexes, per schema.
+
+``QueuedTasks`` holds one row per task; ``StatusAudit`` and ``RunsAudit`` hold its
+history and ``TaskExecutionLogs`` its captured logs; the three child tables cascade on
+delete. ``PausedQueues`` remembers the queues an operator paused. Indexes serve the
+id/key lookups, the recovery keyset, the monitoring filters and counts, and the
+per-task history reads, so no query the storage issues scans a table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Unicode,
+    and_,
+    literal_column,
+    or_,
+    true,
+)
+from sqlalchemy.sql import FromClause
+
+from evertask.storage.models import RECOVERABLE_STATUSES
+from evertask_abstractions import ConfigurationError, QueuedTaskStatus
+
+from .types import GuidType, UtcDateTime, exact_text, long_text
+
+__all__ = [
+    "PARTIAL_INDEX_DIALECTS",
+    "RECOVERABLE_STATUS_NAMES",
+    "TaskTables",
+    "build_tables",
+    "recovery_index_predicate",
+    "validate_schema_name",
+]
+
+RECOVERABLE_STATUS_NAMES: tuple[str, ...] = tuple(sorted(s.value for s in RECOVERABLE_STATUSES))
+"""Status names whose rows resume at start (alphabetical, so DDL and queries render alike)."""
+
+PARTIAL_INDEX_DIALECTS = frozenset({"postgresql", "sqlite"})
+"""Dialects that get the partial recovery index (SQL Server filtered indexes refuse OR)."""
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# audit ids: BIGINT identity, but SQLite needs INTEGER PRIMARY KEY for its rowid alias
+_AUDIT_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def validate_schema_name(schema: str | None) -> str | None:
+    """Return ``schema`` (``None`` or ``""`` mean the default schema) or raise if malformed."""
+    if schema is None or schema == "":
+        return None
+    if not _IDENT.match(schema):
+        raise ConfigurationError(
+            f"Invalid schema name {schema!r}: use letters, digits and underscores "
+            "(starting with a letter or underscore, at most 63 characters)."
+        )
+    return schema
+
+
+def _names(*names: str) -> list[ColumnElement[str]]:
+    return [literal_column(f"'{name}'") for name in names]
+
+
+def recovery_index_predicate(tasks: FromClause) -> ColumnElement[bool]:
+    """The status part of the recoverable predicate, with inline constants.
+
+    It is both the WHERE of the partial recovery index and a conjunct of the pending-rows
+    and compare-and-set statements, rendered identically so that SQLite's planner can
+    prove the partial index usable.
+    """
+    c = tasks.c
+    return or_(
+        c.Status.in_(_names(*RECOVERABLE_STATUS_NAMES)),
+        and_(
+            c.IsRecurring == true(),
+            c.NextRunUtc.is_not(None),
+            c.Status.in_(_names(QueuedTaskStatus.COMPLETED.value, QueuedTaskStatus.FAILED.value)),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskTables:
+    """The tables of one schema, bound to their own :class:`MetaData`."""
+
+    metadata: MetaData
+    tasks: Table
+    status_audit: Table
+    runs_audit: Table
+    logs: Table
+    paused_queues: Table
+    schema: str | None
+    dialect: str | None
+
+
+def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskTables:
+    """Build the table definitions for ``schema`` (``None``: the default schema).
+
+    ``dialect`` decides dialect-specific indexes (the partial recovery index exists on
+    PostgreSQL and SQLite only); ``None`` builds the portable set.
+    """
+    schema = validate_schema_name(schema)
+    metadata = MetaData(schema=schema)
+    tasks = Table(
+        "QueuedTasks",
+        metadata,
+        Column("Id", GuidType(), nullable=False),
+        Column("CreatedAtUtc", UtcDateTime(), nullable=False),
+        Column("LastExecutionUtc", UtcDateTime(), nullable=True),
+        Column("ExecutionTimeMs", Double(), nullable=False),
+        Column("ScheduledExecutionUtc", UtcDateTime(), nullable=True),
+        Column("Type", exact_text(500), nullable=False),
+        Column("Request", long_text(), nullable=False),
+        Column("Handler", exact_text(500), nullable=False),
+        Column("Exception", long_text(), nullable=True),
+        Column("IsRecurring", Boolean(), nullable=False),
+        Column("RecurringTask", long_text(), nullable=True),
+        Column("RecurringInfo", long_text(), nullable=True),
+        Column("CurrentRunCount", Integer(), nullable=True),
+        Column("MaxRuns", Integer(), nullable=True),
+        Column("RunUntil", UtcDateTime(), nullable=True),
+        Column("NextRunUtc", UtcDateTime(), nullable=True),
+        Column("QueueName", exact_text(200), nullable=False),
+        Column("TaskKey", exact_text(200), nullable=True),
+        Column("AuditLevel", Integer(), nullable=True),
+        Column("RecoveryDispatchFailureCount", Integer(), nullable=True),
+        Column("Status", exact_text(15), nullable=False),
+        Column("TraceContext", long_text(), nullable=True),
+        Column("RetriedFrom", GuidType(), nullable=True),
+        PrimaryKeyConstraint("Id", name="PK_QueuedTasks"),
+        sqlite_with_rowid=False,
+    )
+    c = tasks.c
+    Index("IX_QueuedTasks_Status_CreatedAtUtc", c.Status, c.CreatedAtUtc)
+    Index("IX_QueuedTasks_QueueName_Status", c.QueueName, c.Status)
+    Index("IX_QueuedTasks_CreatedAtUtc_Id", c.CreatedAtUtc, c.Id)
+    Index(
+        "IX_QueuedTasks_TaskKey",
+        c.TaskKey,
+        unique=True,
+        sqlite_where=c.TaskKey.is_not(None),
+        postgresql_where=c.TaskKey.is_not(None),
+        mssql_where=c.TaskKey.is_not(None),
+    )
+    if dialect in PARTIAL_INDEX_DIALECTS:
+        predicate = recovery_index_predicate(tasks)
+        Index(
+            "IX_QueuedTasks_Recovery",
+            c.CreatedAtUtc,
+            c.Id,
+            sqlite_where=predicate,
+            postgresql_where=predicate,
+        )
+    fk_target = "QueuedTasks.Id" if schema is None else f"{schema}.QueuedTasks.Id"
+    status_audit = Table(
+        "StatusAudit",
+        metadata,
+        Column("Id", _AUDIT_ID, autoincrement=True, nullable=False),
+        Column(
+            "QueuedTaskId",
+            GuidType(),
+            ForeignKey(
+                fk_target, ondelete="CASCADE", name="FK_StatusAudit_QueuedTasks_QueuedTaskId"
+            ),
+            nullable=False,
+        ),
+        Column("UpdatedAtUtc", UtcDateTime(), nullable=False),
+        Column("NewStatus", exact_text(15), nullable=False),
+        Column("Exception", long_text(), nullable=True),
+        PrimaryKeyConstraint("Id", name="PK_StatusAudit"),
+    )
+    Index("IX_StatusAudit_QueuedTaskId", status_audit.c.QueuedTaskId)
+    runs_audit = Table(
+        "RunsAudit",
+        metadata,
+        Column("Id", _AUDIT_ID, autoincrement=True, nullable=False),
+        Column(
+            "QueuedTaskId",
+            GuidType(),
+            ForeignKey(fk_target, ondelete="CASCADE", name="FK_RunsAudit_QueuedTasks_QueuedTaskId"),
+            nullable=False,
+        ),
+        Column("ExecutedAt", UtcDateTime(), nullable=False),
+        Column("ExecutionTimeMs", Double(), nullable=False),
+        Column("Status", exact_text(15), nullable=False),
+        Column("Exception", long_text(), nullable=True),
+        PrimaryKeyConstraint("Id", name="PK_RunsAudit"),
+    )
+    Index("IX_RunsAudit_QueuedTaskId", runs_audit.c.QueuedTaskId)
+    logs = Table(
+        "TaskExecutionLogs",
+        metadata,
+        Column("Id", GuidType(), nullable=False),
+        Column(
+            "TaskId",
+            GuidType(),
+            ForeignKey(
+                fk_target, ondelete="CASCADE", name="FK_TaskExecutionLogs_QueuedTasks_TaskId"
+            ),
+            nullable=False,
+        ),
+        Column("TimestampUtc", UtcDateTime(), nullable=False),
+        Column("Level", Unicode(20), nullable=False),
+        Column("Message", Unicode(4000), nullable=False),
+        Column("ExceptionDetails", long_text(), nullable=True),
+        Column("SequenceNumber", Integer(), nullable=False),
+        PrimaryKeyConstraint("Id", name="PK_TaskExecutionLogs"),
+    )
+    Index(
+        "IX_TaskExecutionLogs_TaskId_TimestampUtc",
+        logs.c.TaskId,
+        logs.c.TimestampUtc,
+        logs.c.SequenceNumber,
+    )
+    paused_queues = Table(
+        "PausedQueues",
+        metadata,
+        Column("QueueName", exact_text(200), nullable=False),
+        Column("PausedAtUtc", UtcDateTime(), nullable=False),
+        PrimaryKeyConstraint("QueueName", name="PK_PausedQueues"),
+    )
+    return TaskTables(
+        metadata, tasks, status_audit, runs_audit, logs, paused_queues, schema, dialect
+    )

@@ -1,0 +1,292 @@
+"""Every Core statement the storage runs, built once per schema and dialect-neutral.
+
+Writes are referenced by name from the operation steps (:mod:`.ops`) so that each
+executor can run them its own way: through SQLAlchemy, or precompiled to the driver's
+SQL (:mod:`.precompiled`). Bind parameter names are the keys the steps pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Double,
+    Insert,
+    Integer,
+    Select,
+    UnicodeText,
+    Update,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql.elements import BindParameter
+
+from evertask_abstractions import QueuedTaskStatus
+
+from .retention_statements import retention_statements
+from .schema import TaskTables, recovery_index_predicate
+from .types import GuidType, UtcDateTime
+
+__all__ = ["RUN_COUNTER_MAX", "TASK_COLUMNS", "Statements"]
+
+RUN_COUNTER_MAX = 2**31 - 1
+"""The run counter saturates here instead of overflowing a 32-bit column."""
+
+TASK_COLUMNS: tuple[str, ...] = (
+    "Id",
+    "Type",
+    "Request",
+    "Handler",
+    "Status",
+    "CreatedAtUtc",
+    "QueueName",
+    "AuditLevel",
+    "ScheduledExecutionUtc",
+    "LastExecutionUtc",
+    "ExecutionTimeMs",
+    "Exception",
+    "IsRecurring",
+    "RecurringTask",
+    "RecurringInfo",
+    "CurrentRunCount",
+    "MaxRuns",
+    "RunUntil",
+    "NextRunUtc",
+    "TaskKey",
+    "RecoveryDispatchFailureCount",
+    "TraceContext",
+    "RetriedFrom",
+)
+"""QueuedTasks columns in :class:`~evertask.storage.models.QueuedTask` field order."""
+
+_DEFINITION_COLUMNS = (
+    "Type",
+    "Request",
+    "Handler",
+    "QueueName",
+    "AuditLevel",
+    "ScheduledExecutionUtc",
+    "IsRecurring",
+    "RecurringTask",
+    "RecurringInfo",
+    "MaxRuns",
+    "RunUntil",
+    "TaskKey",
+    "NextRunUtc",
+)
+
+
+def _id(name: str = "id") -> BindParameter[Any]:
+    return bindparam(name, type_=GuidType())
+
+
+def _ts(name: str) -> BindParameter[Any]:
+    return bindparam(name, type_=UtcDateTime())
+
+
+def _text(name: str) -> BindParameter[Any]:
+    return bindparam(name, type_=UnicodeText())
+
+
+def _ms(name: str = "ms") -> BindParameter[Any]:
+    return bindparam(name, type_=Double())
+
+
+class Statements:
+    """The statements of one :class:`TaskTables` (attribute name = step name)."""
+
+    def __init__(self, tables: TaskTables) -> None:
+        self.tables = tables
+        t = tables.tasks
+        c = t.c
+        sa = tables.status_audit
+        ra = tables.runs_audit
+        lg = tables.logs
+        by_id = c.Id == _id()
+        saturated = func.coalesce(c.CurrentRunCount, 0)
+        next_count = case((saturated >= RUN_COUNTER_MAX, RUN_COUNTER_MAX), else_=saturated + 1)
+
+        # -- inserts ---------------------------------------------------------------------
+        self.insert_task: Insert = insert(t).values(
+            {name: bindparam(name) for name in TASK_COLUMNS}
+        )
+        self.insert_status_audit: Insert = insert(sa).values(
+            QueuedTaskId=_id(),
+            UpdatedAtUtc=_ts("ts"),
+            NewStatus=_text("status"),
+            Exception=_text("exception"),
+        )
+        self.insert_status_audit_if_exists: Insert = insert(sa).from_select(
+            ["QueuedTaskId", "UpdatedAtUtc", "NewStatus", "Exception"],
+            select(c.Id, _ts("ts"), _text("status"), _text("exception")).where(by_id),
+        )
+        self.insert_runs_audit: Insert = insert(ra).values(
+            QueuedTaskId=_id(),
+            ExecutedAt=_ts("ts"),
+            ExecutionTimeMs=_ms(),
+            Status=_text("status"),
+            Exception=_text("exception"),
+        )
+        runs_from_row = select(c.Id, _ts("ts"), _ms(), c.Status, c.Exception)
+        self.insert_runs_audit_from_row: Insert = insert(ra).from_select(
+            ["QueuedTaskId", "ExecutedAt", "ExecutionTimeMs", "Status", "Exception"],
+            runs_from_row.where(by_id),
+        )
+        self.insert_runs_audit_from_row_if_error: Insert = insert(ra).from_select(
+            ["QueuedTaskId", "ExecutedAt", "ExecutionTimeMs", "Status", "Exception"],
+            runs_from_row.where(
+                by_id,
+                or_(c.Status == QueuedTaskStatus.FAILED.value, c.Exception.is_not(None)),
+            ),
+        )
+        self.insert_log: Insert = insert(lg).values(
+            Id=_id("log_id"),
+            TaskId=_id(),
+            TimestampUtc=_ts("ts"),
+            Level=_text("level"),
+            Message=_text("message"),
+            ExceptionDetails=_text("exception"),
+            SequenceNumber=bindparam("seq", type_=Integer()),
+        )
+
+        # -- status transitions ----------------------------------------------------------
+        transition = {
+            "Status": _text("status"),
+            "Exception": _text("exception"),
+            "LastExecutionUtc": func.coalesce(_ts("stamp"), c.LastExecutionUtc),
+            "ExecutionTimeMs": func.coalesce(_ms(), c.ExecutionTimeMs),
+        }
+        self.update_status: Update = update(t).where(by_id).values(transition)
+        self.update_status_clear_next: Update = (
+            update(t).where(by_id).values({**transition, "NextRunUtc": None})
+        )
+        self.try_queued: Update = (
+            update(t)
+            .where(by_id, self.recoverable(_ts("now")))
+            .values(Status=QueuedTaskStatus.QUEUED.value, Exception=None)
+        )
+        self.count_run: Update = (
+            update(t)
+            .where(by_id)
+            .values(
+                CurrentRunCount=next_count,
+                NextRunUtc=_ts("next_run"),
+                ExecutionTimeMs=_ms(),
+            )
+        )
+        self.complete_run: Update = (
+            update(t)
+            .where(by_id)
+            .values(
+                Status=QueuedTaskStatus.COMPLETED.value,
+                Exception=None,
+                LastExecutionUtc=_ts("stamp"),
+                ExecutionTimeMs=_ms(),
+                CurrentRunCount=next_count,
+                NextRunUtc=_ts("next_run"),
+            )
+        )
+        self.increment_recovery: Update = (
+            update(t)
+            .where(by_id)
+            .values(
+                RecoveryDispatchFailureCount=func.coalesce(c.RecoveryDispatchFailureCount, 0) + 1
+            )
+        )
+        self.clear_recovery: Update = update(t).where(by_id).values(RecoveryDispatchFailureCount=0)
+        self.update_definition: Update = (
+            update(t).where(by_id).values({name: bindparam(name) for name in _DEFINITION_COLUMNS})
+        )
+        self.revive: Update = (
+            update(t)
+            .where(by_id, c.Status == QueuedTaskStatus.CANCELLED.value)
+            .values(Status=QueuedTaskStatus.WAITING_QUEUE.value, CurrentRunCount=0, Exception=None)
+        )
+        self.delete_task: Delete = delete(t).where(by_id)
+
+        pq = tables.paused_queues
+        self.delete_paused_queue: Delete = delete(pq).where(pq.c.QueueName == _text("queue"))
+        self.insert_paused_queue: Insert = insert(pq).values(
+            QueueName=_text("queue"), PausedAtUtc=_ts("ts")
+        )
+
+        # -- reads -----------------------------------------------------------------------
+        columns = [c[name] for name in TASK_COLUMNS]
+        self.select_recovery_count: Select[Any] = select(
+            func.coalesce(c.RecoveryDispatchFailureCount, 0)
+        ).where(by_id)
+        self.select_task_exists: Select[Any] = (
+            select(literal_column("1")).select_from(t).where(by_id)
+        )
+        self.select_task: Select[Any] = select(*columns).where(by_id)
+        self.select_task_by_key: Select[Any] = select(*columns).where(c.TaskKey == _text("key"))
+        self.select_run_count: Select[Any] = select(func.coalesce(c.CurrentRunCount, 0)).where(
+            by_id
+        )
+        last_created = _ts("last_created")
+        self.select_pending_first: Select[Any] = (
+            select(*columns)
+            .where(self.recoverable(_ts("now")))
+            .order_by(c.CreatedAtUtc, c.Id)
+            .limit(bindparam("take", type_=Integer()))
+        )
+        self.select_pending_after: Select[Any] = (
+            select(*columns)
+            .where(
+                self.recoverable(_ts("now")),
+                # (CreatedAtUtc, Id) > (:last_created, :last_id), written so that every
+                # dialect starts an index range at :last_created
+                c.CreatedAtUtc >= last_created,
+                or_(c.CreatedAtUtc > last_created, c.Id > _id("last_id")),
+            )
+            .order_by(c.CreatedAtUtc, c.Id)
+            .limit(bindparam("take", type_=Integer()))
+        )
+        self.select_paused_queues: Select[Any] = select(pq.c.QueueName).order_by(pq.c.QueueName)
+        self.select_status_audits: Select[Any] = (
+            select(sa.c.Id, sa.c.QueuedTaskId, sa.c.UpdatedAtUtc, sa.c.NewStatus, sa.c.Exception)
+            .where(sa.c.QueuedTaskId == _id())
+            .order_by(sa.c.Id)
+        )
+        self.select_runs_audits: Select[Any] = (
+            select(
+                ra.c.Id,
+                ra.c.QueuedTaskId,
+                ra.c.ExecutedAt,
+                ra.c.ExecutionTimeMs,
+                ra.c.Status,
+                ra.c.Exception,
+            )
+            .where(ra.c.QueuedTaskId == _id())
+            .order_by(ra.c.Id)
+        )
+
+        vars(self).update(retention_statements(tables))
+
+    def recoverable(self, now: ColumnElement[Any]) -> ColumnElement[bool]:
+        """EverTask's recoverable predicate (``is_recoverable``) as a SQL condition."""
+        t = self.tables.tasks
+        c = t.c
+        return and_(
+            or_(c.MaxRuns.is_(None), func.coalesce(c.CurrentRunCount, 0) < c.MaxRuns),
+            or_(c.RunUntil.is_(None), c.RunUntil >= now),
+            recovery_index_predicate(t),
+        )
+
+    def named(self) -> dict[str, Any]:
+        """Every statement by name (for compile checks)."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if isinstance(value, Insert | Update | Delete | Select)
+        }

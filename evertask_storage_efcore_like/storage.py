@@ -1,0 +1,577 @@
+"""``SqlTaskStorage``: the whole TaskStorage protocol on SQLAlchemy 2 async Core.
+
+Writes go through the group-commit writer (:mod:`.writer`) on one dedicated
+connection; reads use a separate pool. The dialect-specific packages subclass this and
+replace only the engines and the batch executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
+
+from evertask.clock import utc_now
+from evertask.storage.models import (
+    QueuedTask,
+    RunsAudit,
+    StatusAudit,
+    TaskExecutionLog,
+    TaskPage,
+    TaskQuery,
+    wants_runs_audit,
+    wants_status_audit,
+)
+from evertask_abstractions import AuditLevel, ConfigurationError, QueuedTaskStatus
+
+from . import monitoring
+from .errors import StorageClosedError, StorageConnectionError, StorageSchemaError
+from .executor import CoreExecutor
+from .migrate import apply_migrations, current_revision, head_revision
+from .ops import (
+    DeleteBatchOp,
+    Op,
+    PauseQueueOp,
+    PersistOp,
+    RecoveryCounterOp,
+    RemoveOp,
+    RunOp,
+    RunsAuditMode,
+    SaveLogsOp,
+    TransitionOp,
+    TryQueuedOp,
+    UpdateTaskOp,
+)
+from .retention import RetentionPolicy, RetentionResult, apply_retention
+from .rows import to_log, to_runs_audit, to_status_audit, to_task
+from .schema import TaskTables, build_tables, validate_schema_name
+from .statements import Statements
+from .writer import BatchExecutor, GroupCommitWriter
+
+__all__ = ["SqlTaskStorage"]
+
+_STATUS = {s.value: s for s in QueuedTaskStatus}
+_STAMPED = frozenset(
+    {QueuedTaskStatus.COMPLETED, QueuedTaskStatus.FAILED, QueuedTaskStatus.SERVICE_STOPPED}
+)
+_FULL = AuditLevel.FULL
+_NONE = AuditLevel.NONE
+_WAITING = QueuedTaskStatus.WAITING_QUEUE
+_COMPLETED = QueuedTaskStatus.COMPLETED
+
+
+_MESSAGE_MAX = 4000
+_LEVEL_MAX = 20
+
+
+def _fit(log: TaskExecutionLog) -> TaskExecutionLog:
+    """A log record cut to the column sizes (Message 4000, Level 20 characters)."""
+    if len(log.message) <= _MESSAGE_MAX and len(log.level) <= _LEVEL_MAX:
+        return log
+    message = log.message
+    if len(message) > _MESSAGE_MAX:
+        message = message[: _MESSAGE_MAX - 1] + "\u2026"
+    return dataclasses.replace(log, message=message, level=log.level[:_LEVEL_MAX])
+
+
+class SqlTaskStorage:
+    """A :class:`~evertask.storage.TaskStorage` on any SQLAlchemy async database URL.
+
+    Args:
+        url: an async SQLAlchemy URL, e.g. ``mysql+aiomysql://user@host/db``.
+        schema: the schema holding the tables (``None``: the connection's default).
+        auto_apply_migrations: migrate the tables at :meth:`open` (otherwise verify
+            that a DBA applied them; see ``python -m evertask_storage_efcore_like sql``).
+        now: the clock stamping audits and executions (aware UTC).
+        pool_size: reader connections.
+        max_batch_size: most writes committed in one transaction.
+        max_batch_delay: seconds a batch may wait for more concurrent writes to join it.
+        writer_connections: batches in flight at once, each on its own connection.
+        engine_options: extra ``create_async_engine`` keyword arguments.
+    """
+
+    #: commits take a round trip: the engine lets the InProgress write overlap the handler
+    pipelined_writes = True
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        schema: str | None = None,
+        auto_apply_migrations: bool = True,
+        now: Callable[[], datetime] = utc_now,
+        pool_size: int = 5,
+        max_batch_size: int = 512,
+        max_batch_delay: float = 0.0005,
+        writer_connections: int = 1,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if writer_connections < 1:
+            raise ConfigurationError("writer_connections must be at least 1.")
+        if pool_size < 1:
+            raise ConfigurationError("pool_size must be at least 1.")
+        if max_batch_size < 1:
+            raise ConfigurationError("max_batch_size must be at least 1.")
+        if max_batch_delay < 0:
+            raise ConfigurationError("max_batch_delay must not be negative.")
+        self.url = make_url(url) if isinstance(url, str) else url
+        self.schema = validate_schema_name(schema)
+        self.auto_apply_migrations = auto_apply_migrations
+        self.pool_size = pool_size
+        self.max_batch_size = max_batch_size
+        self.max_batch_delay = max_batch_delay
+        self.writer_connections = writer_connections
+        self.engine_options: dict[str, Any] = dict(engine_options or {})
+        self._now = now
+        self.tables: TaskTables = build_tables(self.schema, self.url.get_backend_name())
+        self.statements = Statements(self.tables)
+        self._reader: AsyncEngine | None = None
+        self._writer_engine: AsyncEngine | None = None
+        self._writer: GroupCommitWriter | None = None
+        self._executors: list[BatchExecutor] = []
+
+    # -- customisation points for the dialect packages ---------------------------------------
+    def _create_engines(self) -> tuple[AsyncEngine, AsyncEngine]:
+        """The reader engine and the writer engine (one connection is enough for it)."""
+        reader = create_async_engine(
+            self.url,
+            pool_size=self.pool_size,
+            max_overflow=0,
+            isolation_level="AUTOCOMMIT",
+            **self.engine_options,
+        )
+        writer = create_async_engine(
+            self.url, pool_size=self.writer_connections, max_overflow=0, **self.engine_options
+        )
+        return reader, writer
+
+    async def _create_executor(self, engine: AsyncEngine) -> BatchExecutor:
+        """The batch executor of the group-commit writer."""
+        return CoreExecutor(engine.connect, self.statements)
+
+    def describe(self) -> str:
+        """The database this storage uses, password hidden (for messages)."""
+        return self.url.render_as_string(hide_password=True)
+
+    def _connect_hint(self) -> str:
+        return (
+            "Check that the database server is running and reachable from this host, the "
+            "credentials, and that the database exists."
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        """Whether :meth:`open` succeeded and :meth:`close` has not been called since."""
+        return self._writer is not None
+
+    async def open(self) -> None:
+        """Connect, migrate (or verify the schema) and start the group-commit writer."""
+        if self._writer is not None:
+            return
+        reader, writer_engine = self._create_engines()
+        try:
+            try:
+                connection = await writer_engine.connect()
+            except (TimeoutError, OSError, sa_exc.DBAPIError) as error:
+                raise StorageConnectionError(
+                    f"Cannot connect to {self.describe()}: {error}. {self._connect_hint()}"
+                ) from error
+            try:
+                await self._prepare_schema(connection)
+            finally:
+                await connection.close()
+            executors = [
+                await self._create_executor(writer_engine) for _ in range(self.writer_connections)
+            ]
+        except BaseException:
+            await reader.dispose()
+            await writer_engine.dispose()
+            raise
+        self._reader, self._writer_engine, self._executors = reader, writer_engine, executors
+        self._writer = GroupCommitWriter(
+            executors, max_batch=self.max_batch_size, max_delay=self.max_batch_delay
+        )
+        self._writer.start()
+
+    async def _prepare_schema(self, connection: AsyncConnection) -> None:
+        head = head_revision()
+        if self.auto_apply_migrations:
+            try:
+                await apply_migrations(connection, self.schema)
+            except sa_exc.DBAPIError as error:
+                raise StorageSchemaError(
+                    f"Applying the EverTask migrations to {self.describe()} failed: {error}. "
+                    "Check that the user may create tables (and the schema), or apply the SQL "
+                    "printed by `python -m evertask_storage_efcore_like sql --dialect "
+                    f"{connection.dialect.name}` and pass auto_apply_migrations=False."
+                ) from error
+            return
+        revision = await current_revision(connection, self.schema)
+        if revision != head:
+            raise StorageSchemaError(
+                f"The EverTask tables in {self.describe()} are at migration {revision!r}, this "
+                f"version needs {head!r}. Apply the SQL printed by `python -m "
+                f"evertask_storage_efcore_like sql --dialect {connection.dialect.name}"
+                + (f" --schema {self.schema}" if self.schema else "")
+                + "`, or pass auto_apply_migrations=True."
+            )
+
+    async def close(self) -> None:
+        """Commit pending writes, then release every connection."""
+        writer, self._writer = self._writer, None
+        executors, self._executors = self._executors, []
+        reader, self._reader = self._reader, None
+        writer_engine, self._writer_engine = self._writer_engine, None
+        try:
+            if writer is not None:
+                await writer.close()
+        finally:
+            for executor in executors:
+                await executor.close()
+            if reader is not None:
+                await reader.dispose()
+            if writer_engine is not None:
+                await writer_engine.dispose()
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _submit(self, op: Op) -> asyncio.Future[Any]:
+        writer = self._writer
+        if writer is None:
+            raise StorageClosedError(
+                f"The storage for {self.describe()} is not open; start the host (or call "
+                "`await storage.open()`) first."
+            )
+        return writer.submit(op)
+
+    def _reader_engine(self) -> AsyncEngine:
+        reader = self._reader
+        if reader is None:
+            raise StorageClosedError(
+                f"The storage for {self.describe()} is not open; start the host (or call "
+                "`await storage.open()`) first."
+            )
+        return reader
+
+    async def _rows(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
+        async with self._reader_engine().connect() as connection:
+            result = await connection.execute(statement, dict(params or {}))
+            return result.all()
+
+    async def _scalar(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
+        async with self._reader_engine().connect() as connection:
+            return (await connection.execute(statement, dict(params or {}))).scalar()
+
+    @property
+    def writer(self) -> GroupCommitWriter | None:
+        """The group-commit writer (for statistics), or ``None`` when closed."""
+        return self._writer
+
+    # -- dispatch and lookup ---------------------------------------------------------------
+    async def persist(self, task: QueuedTask) -> None:
+        """Insert a row (and its status audit unless WaitingQueue); raise
+        ``TaskKeyConflictError`` if the key is taken."""
+        level = task.audit_level
+        status = task.status
+        audit = status is not _WAITING and (
+            level is _FULL
+            or (level is not _NONE and wants_status_audit(level, status, task.exception))
+        )
+        await self._submit(PersistOp(task, self._now() if audit else None))
+
+    async def get(self, task_id: uuid.UUID) -> QueuedTask | None:
+        """The row, or ``None``."""
+        rows = await self._rows(self.statements.select_task, {"id": task_id})
+        return to_task(rows[0]) if rows else None
+
+    async def get_by_task_key(self, task_key: str) -> QueuedTask | None:
+        """The row holding ``task_key`` (exact, case-sensitive), or ``None``."""
+        rows = await self._rows(self.statements.select_task_by_key, {"key": task_key})
+        return to_task(rows[0]) if rows else None
+
+    async def update_task(self, task: QueuedTask, *, revive: bool = False) -> None:
+        """Overwrite the definition columns (see the protocol)."""
+        await self._submit(UpdateTaskOp(task, revive))
+
+    async def remove(self, task_id: uuid.UUID) -> None:
+        """Delete the row with its audits and logs."""
+        await self._submit(RemoveOp(task_id))
+
+    async def retrieve_pending(
+        self, last_created_at: datetime | None, last_id: uuid.UUID | None, take: int
+    ) -> list[QueuedTask]:
+        """Recoverable rows after the keyset ``(created_at_utc, id)``, ascending."""
+        first, after = self._pending_statements()
+        params: dict[str, Any] = {"now": self._now(), "take": max(0, take)}
+        if last_created_at is not None and last_id is not None:
+            params["last_created"] = last_created_at
+            params["last_id"] = last_id
+            rows = await self._rows(after, params)
+        else:
+            rows = await self._rows(first, params)
+        return [to_task(r) for r in rows]
+
+    def _pending_statements(self) -> tuple[Executable, Executable]:
+        """The first-page and next-page recovery queries (a dialect may pin their index)."""
+        return self.statements.select_pending_first, self.statements.select_pending_after
+
+    # -- status transitions ----------------------------------------------------------------
+    def _transition(
+        self,
+        task_id: uuid.UUID,
+        status: QueuedTaskStatus,
+        exception: str | None,
+        level: AuditLevel,
+        ms: float | None = None,
+        *,
+        clear_next: bool = False,
+        must_exist: bool = False,
+    ) -> asyncio.Future[Any]:
+        now = self._now()
+        audit = level is _FULL or (
+            level is not _NONE and wants_status_audit(level, status, exception)
+        )
+        return self._submit(
+            TransitionOp(
+                task_id,
+                status.value,
+                exception,
+                now if status in _STAMPED else None,
+                ms,
+                clear_next,
+                now if audit else None,
+                must_exist,
+            )
+        )
+
+    async def set_queued(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
+        """Mark Queued."""
+        await self._transition(task_id, QueuedTaskStatus.QUEUED, None, audit_level)
+
+    async def try_set_queued_if_recoverable(
+        self, task_id: uuid.UUID, audit_level: AuditLevel
+    ) -> bool:
+        """Compare-and-set to Queued; never revives a finished row."""
+        now = self._now()
+        audit = audit_level is _FULL or (
+            audit_level is not _NONE
+            and wants_status_audit(audit_level, QueuedTaskStatus.QUEUED, None)
+        )
+        return bool(await self._submit(TryQueuedOp(task_id, now, now if audit else None)))
+
+    async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
+        """Mark InProgress."""
+        await self._transition(task_id, QueuedTaskStatus.IN_PROGRESS, None, audit_level)
+
+    async def set_completed(
+        self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
+    ) -> None:
+        """Mark Completed with its duration."""
+        await self._transition(
+            task_id, QueuedTaskStatus.COMPLETED, None, audit_level, execution_time_ms
+        )
+
+    async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
+        """Mark Cancelled."""
+        await self._transition(task_id, QueuedTaskStatus.CANCELLED, None, audit_level)
+
+    async def set_cancelled_by_service(
+        self, task_id: uuid.UUID, exception: str | None, audit_level: AuditLevel
+    ) -> None:
+        """Mark ServiceStopped."""
+        await self._transition(task_id, QueuedTaskStatus.SERVICE_STOPPED, exception, audit_level)
+
+    async def set_status(
+        self,
+        task_id: uuid.UUID,
+        status: QueuedTaskStatus,
+        exception: str | None,
+        audit_level: AuditLevel,
+        execution_time_ms: float | None = None,
+    ) -> None:
+        """Generic transition; ``exception=None`` clears the stored exception."""
+        await self._transition(task_id, status, exception, audit_level, execution_time_ms)
+
+    # -- recurring accounting --------------------------------------------------------------
+    async def get_current_run_count(self, task_id: uuid.UUID) -> int:
+        """Runs so far (0 if the row is missing)."""
+        value = await self._scalar(self.statements.select_run_count, {"id": task_id})
+        return int(value or 0)
+
+    async def update_current_run(
+        self,
+        task_id: uuid.UUID,
+        execution_time_ms: float,
+        next_run: datetime | None,
+        audit_level: AuditLevel,
+    ) -> None:
+        """Count a run, set the next one, write its runs audit (status taken from the row)."""
+        if audit_level is _NONE:
+            mode = RunsAuditMode.NEVER
+        elif audit_level is AuditLevel.ERRORS_ONLY:
+            mode = RunsAuditMode.IF_ERROR
+        else:
+            mode = RunsAuditMode.ALWAYS
+        await self._submit(
+            RunOp(task_id, execution_time_ms, next_run, self._now(), False, False, mode)
+        )
+
+    async def complete_recurring_run(
+        self,
+        task_id: uuid.UUID,
+        execution_time_ms: float,
+        next_run: datetime | None,
+        audit_level: AuditLevel,
+    ) -> None:
+        """Atomically: Completed, count the run, next run, status and runs audits."""
+        status_audit = wants_status_audit(audit_level, _COMPLETED, None)
+        runs = wants_runs_audit(audit_level, _COMPLETED, None)
+        await self._submit(
+            RunOp(
+                task_id,
+                execution_time_ms,
+                next_run,
+                self._now(),
+                True,
+                status_audit,
+                RunsAuditMode.ALWAYS if runs else RunsAuditMode.NEVER,
+            )
+        )
+
+    async def set_recurring_series_completed(
+        self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
+    ) -> None:
+        """Completed and no next run, without counting a run."""
+        await self._transition(
+            task_id,
+            _COMPLETED,
+            None,
+            audit_level,
+            execution_time_ms,
+            clear_next=True,
+            must_exist=True,
+        )
+
+    async def set_recurring_task_poisoned(
+        self, task_id: uuid.UUID, exception: str, audit_level: AuditLevel
+    ) -> None:
+        """Failed and no next run (terminal)."""
+        await self._transition(
+            task_id, QueuedTaskStatus.FAILED, exception, audit_level, clear_next=True
+        )
+
+    async def increment_recovery_failure(self, task_id: uuid.UUID) -> int:
+        """Count a failed recovery; return the new count (0 if the row is missing)."""
+        return int(await self._submit(RecoveryCounterOp(task_id, True)))
+
+    async def clear_recovery_failure(self, task_id: uuid.UUID) -> None:
+        """Reset the failed-recovery counter."""
+        await self._submit(RecoveryCounterOp(task_id, False))
+
+    # -- execution logs and audits ---------------------------------------------------------
+    async def save_execution_logs(
+        self, task_id: uuid.UUID, logs: Sequence[TaskExecutionLog]
+    ) -> None:
+        """Insert captured logs (no-op when empty or when the task is gone)."""
+        if logs:
+            await self._submit(SaveLogsOp(task_id, tuple(_fit(log) for log in logs)))
+
+    async def get_execution_logs(
+        self,
+        task_id: uuid.UUID,
+        skip: int = 0,
+        take: int | None = None,
+        level: str | None = None,
+    ) -> list[TaskExecutionLog]:
+        """Captured logs in capture order, optionally paged and filtered by level."""
+        statement = monitoring.logs_statement(self.tables, task_id, skip, take, level)
+        return [to_log(r) for r in await self._rows(statement)]
+
+    async def count_execution_logs(self, task_id: uuid.UUID, level: str | None = None) -> int:
+        """Number of captured logs."""
+        return int(await self._scalar(monitoring.count_logs_statement(self.tables, task_id, level)))
+
+    async def get_status_audits(self, task_id: uuid.UUID) -> list[StatusAudit]:
+        """Status history, oldest first."""
+        rows = await self._rows(self.statements.select_status_audits, {"id": task_id})
+        return [to_status_audit(r) for r in rows]
+
+    async def get_runs_audits(self, task_id: uuid.UUID) -> list[RunsAudit]:
+        """Run history, oldest first."""
+        rows = await self._rows(self.statements.select_runs_audits, {"id": task_id})
+        return [to_runs_audit(r) for r in rows]
+
+    # -- queue state -----------------------------------------------------------------------
+    async def get_paused_queues(self) -> set[str]:
+        """Names of the queues an operator paused."""
+        return {name for (name,) in await self._rows(self.statements.select_paused_queues)}
+
+    async def set_queue_paused(self, queue_name: str, paused: bool) -> None:
+        """Remember that a queue is paused (or resumed); survives restarts."""
+        await self._submit(PauseQueueOp(queue_name, paused, self._now()))
+
+    # -- monitoring ------------------------------------------------------------------------
+    async def query_tasks(self, query: TaskQuery) -> TaskPage:
+        """A filtered, sorted page and the total number of matches (two indexed queries)."""
+        page, size = monitoring.page_bounds(query)
+        async with self._reader_engine().connect() as connection:
+            total = (
+                await connection.execute(monitoring.task_count_statement(self.tables, query))
+            ).scalar()
+            rows = (
+                await connection.execute(monitoring.task_page_statement(self.tables, query))
+            ).all()
+        return TaskPage(
+            items=[to_task(r) for r in rows],
+            total_count=int(total or 0),
+            page=page,
+            page_size=size,
+        )
+
+    async def count_by_status(
+        self, created_since: datetime | None = None
+    ) -> dict[QueuedTaskStatus, int]:
+        """Tasks per status."""
+        rows = await self._rows(monitoring.count_by_status_statement(self.tables, created_since))
+        return {_STATUS[s]: int(n) for s, n in rows if s in _STATUS}
+
+    async def count_by_queue_and_status(
+        self, created_since: datetime | None = None
+    ) -> dict[tuple[str, QueuedTaskStatus], int]:
+        """Tasks per (queue, status)."""
+        rows = await self._rows(
+            monitoring.count_by_queue_and_status_statement(self.tables, created_since)
+        )
+        return {(q, _STATUS[s]): int(n) for q, s, n in rows if s in _STATUS}
+
+    # -- retention -------------------------------------------------------------------------
+    async def cleanup(
+        self, policy: RetentionPolicy, now: datetime | None = None
+    ) -> RetentionResult:
+        """Apply a retention policy once, in batches (see :class:`RetentionPolicy`).
+
+        Every batch is its own short transaction through the writer, so cleanup never
+        holds up task writes for long.
+        """
+
+        async def delete(statement: str, params: dict[str, Any]) -> int:
+            return int(await self._submit(DeleteBatchOp(statement, params)))
+
+        async def over_limit(keep: int, batch: int) -> list[uuid.UUID]:
+            rows = await self._rows(
+                self.statements.select_tasks_over_log_limit,  # type: ignore[attr-defined]
+                {"keep": keep, "batch": batch},
+            )
+            return [task_id for (task_id,) in rows]
+
+        return await apply_retention(
+            policy, self._now() if now is None else now, delete, over_limit
+        )

@@ -1,0 +1,221 @@
+"""Group commit: concurrent writes share transactions, each caller waits for its commit.
+
+Callers submit operations and await their futures. One writer task takes everything
+pending, lets the event loop run while more operations keep arriving (at most
+``max_delay`` seconds, at most ``max_batch`` operations), executes the batch in one
+transaction and resolves each future with its own outcome. While a batch commits, the
+next one accumulates, so batches grow with the load and a lone write waits for no timer.
+
+With several executors (each on its own connection, for servers that take concurrent
+writers), up to that many batches are in flight at once: the database commits one while
+the application prepares the next. Callers await each write, so two writes of one caller
+are never in flight together.
+
+If a whole batch fails, each of its operations is retried alone, so an error (a task
+key conflict, a bad value) reaches only the caller whose operation caused it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .errors import StorageClosedError
+from .ops import Op
+
+__all__ = ["BatchExecutor", "GroupCommitWriter"]
+
+log = logging.getLogger("evertask.storage.writer")
+
+
+class BatchExecutor(Protocol):
+    """Runs a batch of operations in one transaction (see :mod:`.ops`)."""
+
+    async def execute(self, ops: Sequence[Op]) -> list[Any]:
+        """Execute ``ops`` atomically; return one outcome per op (a value or an exception
+        instance for an op that failed on its own); raise if the whole batch failed."""
+        ...
+
+    def map_error(self, op: Op, error: BaseException) -> BaseException:
+        """The error to hand to the caller of ``op`` when it failed alone with ``error``."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+class GroupCommitWriter:
+    """Collects write operations from many coroutines and commits them in batches."""
+
+    def __init__(
+        self,
+        executor: BatchExecutor | Sequence[BatchExecutor],
+        *,
+        max_batch: int = 512,
+        max_delay: float = 0.0005,
+        name: str = "evertask-writer",
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1.")
+        if max_delay < 0:
+            raise ValueError("max_delay must not be negative.")
+        executors = [executor] if not isinstance(executor, Sequence) else list(executor)
+        if not executors:
+            raise ValueError("At least one executor is needed.")
+        self._executors = executors
+        self._idle = list(reversed(executors))
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._name = name
+        self._ops: list[Op] = []
+        self._futures: list[asyncio.Future[Any]] = []
+        self._wakeup: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+        """Batches committed (or attempted) so far."""
+        self.operations = 0
+        """Operations executed so far."""
+
+    @property
+    def running(self) -> bool:
+        """Whether the writer accepts operations."""
+        return self._task is not None and not self._closing
+
+    def start(self) -> None:
+        """Start the writer task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+
+    def submit(self, op: Op) -> asyncio.Future[Any]:
+        """Queue ``op``; the returned future resolves after its transaction commits."""
+        if self._task is None or self._closing:
+            raise StorageClosedError(
+                "The storage is not open; start the host (or call storage.open()) first."
+            )
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._ops.append(op)
+        self._futures.append(future)
+        self._wake()
+        return future
+
+    async def close(self) -> None:
+        """Commit everything already submitted, then stop."""
+        task = self._task
+        if task is None:
+            return
+        self._closing = True
+        self._wake()
+        try:
+            await task
+        finally:
+            self._task = None
+            self._fail_pending(StorageClosedError("The storage was closed."))
+
+    # -- internals -------------------------------------------------------------------------
+    def _fail_pending(self, error: BaseException) -> None:
+        futures, self._futures, self._ops = self._futures, [], []
+        for future in futures:
+            if not future.done():
+                future.set_exception(error)
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def _sleep(self) -> None:
+        self._wakeup = asyncio.get_running_loop().create_future()
+        try:
+            await self._wakeup
+        finally:
+            self._wakeup = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not self._ops or not self._idle:
+                    if self._closing and not self._ops:
+                        break
+                    await self._sleep()
+                    continue
+                await self._gather()
+                size = self._max_batch
+                ops, futures = self._ops[:size], self._futures[:size]
+                del self._ops[:size], self._futures[:size]
+                executor = self._idle.pop()
+                if len(self._executors) == 1:  # one connection: run inline, no task needed
+                    await self._execute(executor, ops, futures)
+                    self._idle.append(executor)
+                    continue
+                task = loop.create_task(self._execute(executor, ops, futures))
+                self._in_flight.add(task)
+                task.add_done_callback(functools.partial(self._done, executor=executor))
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+        except asyncio.CancelledError:
+            for task in self._in_flight:
+                task.cancel()
+            self._fail_pending(StorageClosedError("The storage writer was cancelled."))
+            raise
+
+    def _done(self, task: asyncio.Task[None], *, executor: BatchExecutor) -> None:
+        self._in_flight.discard(task)
+        self._idle.append(executor)
+        self._wake()
+
+    async def _gather(self) -> None:
+        """Let the loop run while new operations keep arriving (bounded by time and size)."""
+        if self._max_delay == 0:
+            return
+        deadline = time.perf_counter() + self._max_delay
+        ops = self._ops
+        while len(ops) < self._max_batch:
+            before = len(ops)
+            await asyncio.sleep(0)
+            if len(ops) == before or time.perf_counter() >= deadline:
+                return
+
+    async def _execute(
+        self, executor: BatchExecutor, ops: list[Op], futures: list[asyncio.Future[Any]]
+    ) -> None:
+        self.batches += 1
+        self.operations += len(ops)
+        try:
+            outcomes = await executor.execute(ops)
+        except asyncio.CancelledError:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(StorageClosedError("The storage writer was cancelled."))
+            raise
+        except Exception as error:
+            if len(ops) == 1:
+                outcomes = [executor.map_error(ops[0], error)]
+            else:
+                log.debug(
+                    "A batch of %d writes failed (%r); retrying them one by one.", len(ops), error
+                )
+                outcomes = [await self._execute_alone(executor, op) for op in ops]
+        for future, outcome in zip(futures, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    @staticmethod
+    async def _execute_alone(executor: BatchExecutor, op: Op) -> Any:
+        try:
+            return (await executor.execute([op]))[0]
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            return executor.map_error(op, error)

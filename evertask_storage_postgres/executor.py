@@ -1,0 +1,264 @@
+"""The PostgreSQL batch executor: one set-based statement per batch on raw asyncpg.
+
+A batch is cut into waves in which no task id or task key repeats (so combining the
+writes of a wave cannot change any outcome). Each wave's persists, status transitions,
+compare-and-sets and log inserts are one statement (see :mod:`.sql`); other writes
+(recurring accounting, updates, removals, retention) run their steps as precompiled
+statements. A batch that is one statement commits by itself, in one round trip;
+otherwise BEGIN ... COMMIT wraps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from evertask_storage_efcore_like.errors import map_integrity_error
+from evertask_storage_efcore_like.ops import (
+    Op,
+    PersistOp,
+    RemoveOp,
+    SaveLogsOp,
+    Step,
+    StepMode,
+    TransitionOp,
+    TryQueuedOp,
+    UpdateTaskOp,
+    drive_async,
+)
+from evertask_storage_efcore_like.precompiled import PrecompiledCache
+from evertask_storage_efcore_like.statements import Statements
+from evertask_storage_efcore_like.types import to_utc
+
+from .sql import (
+    AUDITS,
+    COMPARE_AND_SET,
+    LOGS,
+    PERSIST,
+    QUEUED,
+    TRANSITION,
+    TRANSITION_FOUND,
+    PostgresSql,
+)
+
+__all__ = ["PostgresExecutor", "waves"]
+
+_SET_BASED = (PersistOp, TransitionOp, TryQueuedOp, SaveLogsOp)
+
+
+def waves(ops: Sequence[Op]) -> Iterator[list[int]]:
+    """Indexes of ``ops`` cut where an id or key repeats; removes and updates stand alone."""
+    wave: list[int] = []
+    ids: set[Any] = set()
+    keys: set[str] = set()
+    for i, op in enumerate(ops):
+        alone = isinstance(op, RemoveOp | UpdateTaskOp)
+        task_id, key = op.target_id(), op.target_key()
+        if wave and (alone or task_id in ids or (key is not None and key in keys)):
+            yield wave
+            wave, ids, keys = [], set(), set()
+        wave.append(i)
+        if task_id is not None:
+            ids.add(task_id)
+        if key is not None:
+            keys.add(key)
+        if alone:
+            yield wave
+            wave, ids, keys = [], set(), set()
+    if wave:
+        yield wave
+
+
+def _rowcount(status: str) -> int:
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+class PostgresExecutor:
+    """Runs batches on one asyncpg connection checked out of the writer engine."""
+
+    def __init__(self, engine: AsyncEngine, statements: Statements, sql: PostgresSql) -> None:
+        self._engine = engine
+        self._steps = PrecompiledCache(statements, engine.dialect)
+        self._sql = sql
+        self._connection: AsyncConnection | None = None
+        self._pg: Any = None  # asyncpg.Connection
+
+    async def _ensure(self) -> Any:
+        if self._pg is None or self._pg.is_closed():
+            await self._drop()
+            connection = await self._engine.connect()
+            raw = await connection.get_raw_connection()
+            self._connection = connection
+            self._pg = raw.driver_connection
+        return self._pg
+
+    async def execute(self, ops: Sequence[Op]) -> list[Any]:
+        """The batch in one transaction (or one autocommitted statement)."""
+        pg = await self._ensure()
+        plan = list(waves(ops))
+        single = len(plan) == 1 and all(isinstance(ops[i], _SET_BASED) for i in plan[0])
+        outcomes: list[Any] = [None] * len(ops)
+        transaction = None if single else pg.transaction()
+        try:
+            if transaction is not None:
+                await transaction.start()
+            for wave in plan:
+                await self._run_wave(pg, ops, wave, outcomes)
+            if transaction is not None:
+                await transaction.commit()
+        except BaseException:
+            if transaction is not None and not pg.is_closed():
+                try:
+                    await transaction.rollback()
+                except Exception:
+                    await self._drop()
+            raise
+        return outcomes
+
+    def map_error(self, op: Op, error: BaseException) -> BaseException:
+        """Unique violations become the protocol's errors."""
+        if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+            return map_integrity_error(op, error)
+        return error
+
+    async def close(self) -> None:
+        """Return the connection."""
+        await self._drop()
+
+    async def _drop(self) -> None:
+        connection, self._connection, self._pg = self._connection, None, None
+        if connection is not None:
+            try:
+                await connection.close()
+            except Exception:  # already broken
+                pass
+
+    # -- one wave --------------------------------------------------------------------------
+    async def _run_wave(
+        self, pg: Any, ops: Sequence[Op], wave: list[int], outcomes: list[Any]
+    ) -> None:
+        persists: list[PersistOp] = []
+        transitions: list[tuple[int, TransitionOp]] = []
+        queued: list[tuple[int, TryQueuedOp]] = []
+        logs: list[SaveLogsOp] = []
+        others: list[int] = []
+        for i in wave:
+            op = ops[i]
+            if isinstance(op, PersistOp):
+                persists.append(op)
+            elif isinstance(op, TransitionOp):
+                transitions.append((i, op))
+            elif isinstance(op, TryQueuedOp):
+                queued.append((i, op))
+            elif isinstance(op, SaveLogsOp):
+                logs.append(op)
+            else:
+                others.append(i)
+        if persists or transitions or queued or logs:
+            found = await self._batch(
+                pg, persists, [op for _, op in transitions], [op for _, op in queued], logs
+            )
+            for i, op in transitions:
+                if op.must_exist and (TRANSITION_FOUND, op.task_id) not in found:
+                    outcomes[i] = KeyError(f"Task {op.task_id} does not exist.")
+            for i, qop in queued:
+                outcomes[i] = (QUEUED, qop.task_id) in found
+        for i in others:
+            outcomes[i] = await drive_async(ops[i].steps(), self._step_runner(pg))
+
+    async def _batch(
+        self,
+        pg: Any,
+        persists: list[PersistOp],
+        transitions: list[TransitionOp],
+        queued: list[TryQueuedOp],
+        logs: list[SaveLogsOp],
+    ) -> set[tuple[int, Any]]:
+        parts = 0
+        args: list[list[Any]] = []
+        if persists:
+            parts |= PERSIST
+            rows = [p.row for p in persists]
+            args += [
+                [r.id for r in rows],
+                [r.type for r in rows],
+                [r.request for r in rows],
+                [r.handler for r in rows],
+                [r.status.value for r in rows],
+                [to_utc(r.created_at_utc) for r in rows],
+                [r.queue_name for r in rows],
+                [int(r.audit_level) for r in rows],
+                [to_utc(r.scheduled_execution_utc) for r in rows],
+                [to_utc(r.last_execution_utc) for r in rows],
+                [r.execution_time_ms for r in rows],
+                [r.exception for r in rows],
+                [r.is_recurring for r in rows],
+                [r.recurring_task for r in rows],
+                [r.recurring_info for r in rows],
+                [r.current_run_count for r in rows],
+                [r.max_runs for r in rows],
+                [to_utc(r.run_until) for r in rows],
+                [to_utc(r.next_run_utc) for r in rows],
+                [r.task_key for r in rows],
+                [r.recovery_dispatch_failure_count for r in rows],
+                [r.trace_context for r in rows],
+                [r.retried_from for r in rows],
+                [p.audit_ts for p in persists],
+            ]
+        if transitions:
+            parts |= TRANSITION
+            args += [
+                [o.task_id for o in transitions],
+                [o.status for o in transitions],
+                [o.exception for o in transitions],
+                [o.stamp for o in transitions],
+                [o.ms for o in transitions],
+                [o.clear_next for o in transitions],
+                [o.audit_ts for o in transitions],
+            ]
+        if queued:
+            parts |= COMPARE_AND_SET
+            args += [
+                [o.task_id for o in queued],
+                [o.now for o in queued],
+                [o.audit_ts for o in queued],
+            ]
+        if (
+            any(p.audit_ts is not None for p in persists)
+            or any(t.audit_ts is not None for t in transitions)
+            or any(c.audit_ts is not None for c in queued)
+        ):
+            parts |= AUDITS
+        if logs:
+            parts |= LOGS
+            entries = [(op.task_id, log) for op in logs for log in op.logs]
+            args += [
+                [log.id for _, log in entries],
+                [task_id for task_id, _ in entries],
+                [to_utc(log.timestamp_utc) for _, log in entries],
+                [log.level for _, log in entries],
+                [log.message for _, log in entries],
+                [log.exception_details for _, log in entries],
+                [log.sequence_number for _, log in entries],
+            ]
+        records = await pg.fetch(self._sql.batch(parts), *args)
+        return {(r[0], r[1]) for r in records}
+
+    def _step_runner(self, pg: Any) -> Any:
+        steps = self._steps
+
+        async def run(step: Step) -> Any:
+            prepared = steps[step.name]
+            if step.mode is StepMode.MANY:
+                await pg.executemany(prepared.sql, [prepared.args(p) for p in step.params])
+                return None
+            args = prepared.args(step.params)
+            if step.mode is StepMode.SCALAR:
+                return await pg.fetchval(prepared.sql, *args)
+            return _rowcount(await pg.execute(prepared.sql, *args))
+
+        return run

@@ -1,0 +1,121 @@
+"""``PostgresTaskStorage``: PostgreSQL through asyncpg, set-based group commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from evertask.clock import utc_now
+from evertask_abstractions import ConfigurationError
+from evertask_storage_efcore_like import SqlTaskStorage
+from evertask_storage_efcore_like.writer import BatchExecutor
+
+from .executor import PostgresExecutor
+from .sql import PostgresSql
+
+__all__ = ["PostgresTaskStorage", "asyncpg_url"]
+
+_PLAIN = ("postgresql", "postgres", "postgresql+asyncpg")
+
+
+def asyncpg_url(url: str | URL) -> URL:
+    """``url`` with the asyncpg driver (``postgresql://`` and ``postgres://`` are accepted)."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.drivername not in _PLAIN:
+        raise ConfigurationError(
+            f"PostgresTaskStorage needs a postgresql:// URL (it uses asyncpg), got "
+            f"{parsed.drivername}://...; write it as postgresql://user:password@host:5432/db."
+        )
+    return parsed.set(drivername="postgresql+asyncpg")
+
+
+class PostgresTaskStorage(SqlTaskStorage):
+    """Task rows in PostgreSQL (``timestamptz``, native ``uuid``, schema ``evertask``).
+
+    Every write commits before its call returns: a committed write survives a process
+    crash and, with PostgreSQL's default ``synchronous_commit=on``, a power loss too.
+    Concurrent writes share transactions (group commit) and each kind of write in a
+    batch is one set-based statement.
+
+    Args:
+        url: ``postgresql://user:password@host:5432/database``.
+        schema: the schema holding the tables (created if missing).
+        pool_size: reader connections.
+        writer_connections: group-commit batches in flight at once (each holds a
+            connection); two let PostgreSQL commit one batch while the next is prepared.
+        connect_timeout: seconds to wait for a connection.
+        auto_apply_migrations, now, max_batch_size, max_batch_delay, engine_options:
+            see :class:`~evertask_storage_efcore_like.SqlTaskStorage`.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        schema: str | None = "evertask",
+        *,
+        pool_size: int = 5,
+        connect_timeout: float = 10.0,
+        auto_apply_migrations: bool = True,
+        now: Callable[[], datetime] = utc_now,
+        max_batch_size: int = 512,
+        max_batch_delay: float = 0.0005,
+        writer_connections: int = 2,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if connect_timeout <= 0:
+            raise ConfigurationError("connect_timeout must be positive.")
+        options: dict[str, Any] = {
+            "connect_args": {
+                "timeout": connect_timeout,
+                "server_settings": {"application_name": "evertask"},
+            },
+            "pool_pre_ping": True,
+        }
+        options.update(engine_options or {})
+        super().__init__(
+            asyncpg_url(url),
+            schema=schema,
+            auto_apply_migrations=auto_apply_migrations,
+            now=now,
+            pool_size=pool_size,
+            max_batch_size=max_batch_size,
+            max_batch_delay=max_batch_delay,
+            writer_connections=writer_connections,
+            engine_options=options,
+        )
+        self.sql = PostgresSql(self.tables)
+
+    def describe(self) -> str:
+        """The database, password hidden."""
+        return "PostgreSQL at " + self.url.set(drivername="postgresql").render_as_string(
+            hide_password=True
+        )
+
+    def _connect_hint(self) -> str:
+        url = self.url
+        return (
+            f"Check that PostgreSQL is running and reachable at {url.host or 'localhost'}:"
+            f"{url.port or 5432}, that user {url.username!r} may log in (password, "
+            f"pg_hba.conf), and that database {url.database!r} exists."
+        )
+
+    def _create_engines(self) -> tuple[AsyncEngine, AsyncEngine]:
+        reader = create_async_engine(
+            self.url,
+            pool_size=self.pool_size,
+            max_overflow=0,
+            isolation_level="AUTOCOMMIT",
+            **self.engine_options,
+        )
+        writer_options = {k: v for k, v in self.engine_options.items() if k != "pool_pre_ping"}
+        writer = create_async_engine(
+            self.url, pool_size=self.writer_connections, max_overflow=0, **writer_options
+        )
+        return reader, writer
+
+    async def _create_executor(self, engine: AsyncEngine) -> BatchExecutor:
+        return PostgresExecutor(engine, self.statements, self.sql)

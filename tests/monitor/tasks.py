@@ -1,0 +1,65 @@
+"""Tasks and handlers the monitoring tests dispatch."""
+
+from __future__ import annotations
+
+import asyncio
+
+from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler
+
+GATES: dict[str, asyncio.Event] = {}
+"""Events ``Hold`` tasks wait on (created in the host's loop)."""
+
+
+def gate(name: str) -> asyncio.Event:
+    return GATES.setdefault(name, asyncio.Event())
+
+
+class Work(EverTask):
+    n: int = 0
+
+
+class WorkHandler(EverTaskHandler[Work]):
+    async def handle(self, task: Work, cancellation: CancellationToken) -> None:
+        self.logger.info("work %s starting", task.n)
+        self.logger.warning("work %s took a while", task.n)
+        self.logger.info("work %s done", task.n)
+
+
+class Boom(EverTask):
+    message: str = "boom"
+
+
+class BoomHandler(EverTaskHandler[Boom]):
+    async def handle(self, task: Boom, cancellation: CancellationToken) -> None:
+        self.logger.info("about to fail")
+        self.logger.warning("failing with %s", task.message)
+        raise ValueError(task.message)
+
+
+class Report(EverTask):
+    name: str = "r"
+
+
+class ReportHandler(EverTaskHandler[Report]):
+    queue_name = "reports"
+
+    async def handle(self, task: Report, cancellation: CancellationToken) -> None:
+        self.logger.info("report %s", task.name)
+
+
+class Tick(EverTask):
+    pass
+
+
+class TickHandler(EverTaskHandler[Tick]):
+    async def handle(self, task: Tick, cancellation: CancellationToken) -> None:
+        self.logger.info("tick")
+
+
+class Hold(EverTask):
+    name: str
+
+
+class HoldHandler(EverTaskHandler[Hold]):
+    async def handle(self, task: Hold, cancellation: CancellationToken) -> None:
+        await gate(task.name).wait()

@@ -1,0 +1,74 @@
+"""Property-based run over the OpenAPI schema: no 5xx, responses match the schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from schemathesis.checks import (  # noqa: E402
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from .harness import API, PASSWORD, USERNAME, ThreadedServer, build_host, seed  # noqa: E402
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
+    directory = tmp_path_factory.mktemp("fuzz")
+    server = ThreadedServer(lambda: build_host("sqlite", directory), seed).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def token(live_server: ThreadedServer) -> str:
+    response = httpx.post(
+        f"{live_server.url}{API}/auth/login", json={"username": USERNAME, "password": PASSWORD}
+    )
+    response.raise_for_status()
+    return str(response.json()["token"])
+
+
+SETTINGS = settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
+
+
+def test_api_matches_its_schema(live_server: ThreadedServer, token: str) -> None:
+    """At most 20 generated requests per operation; every response is checked."""
+    schema = schemathesis.openapi.from_url(f"{live_server.url}{API}/openapi.json")
+    headers = {"Authorization": f"Bearer {token}"}
+    tested = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @SETTINGS
+        @given(case=operation.as_strategy())
+        def check(case: Any) -> None:
+            case.call_and_validate(headers=headers, checks=CHECKS)
+
+        check()
+        tested.append(operation.label)
+    assert len(tested) >= 21, tested

@@ -1,0 +1,95 @@
+"""Every Core statement of the storage base compiles for SQL Server (and MySQL): the base
+stays dialect-neutral for the SQL Server and MySQL packages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+
+from evertask.storage import SortField, TaskQuery
+from evertask_abstractions import QueuedTaskStatus
+from evertask_storage_efcore_like import Statements, build_tables
+from evertask_storage_efcore_like import monitoring as m
+from evertask_storage_efcore_like.schema import PARTIAL_INDEX_DIALECTS
+
+DIALECTS: dict[str, Dialect] = {
+    "mssql": mssql.dialect(),  # type: ignore[no-untyped-call]
+    "mysql": mysql.dialect(),
+    "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
+    "sqlite": sqlite.dialect(),
+}
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _monitoring(schema: str | None) -> list[ClauseElement]:
+    tables = build_tables(schema)
+    task_id = uuid.uuid4()
+    queries = [
+        TaskQuery(),
+        TaskQuery(
+            statuses=frozenset({QueuedTaskStatus.QUEUED}),
+            task_type_contains="a_b%",
+            queue_name="q",
+            is_recurring=True,
+            created_after=NOW,
+            created_before=NOW,
+            search="x",
+            page=3,
+            page_size=7,
+        ),
+        *(TaskQuery(sort_by=s, descending=d) for s in SortField for d in (True, False)),
+    ]
+    return [
+        *(m.task_page_statement(tables, q) for q in queries),
+        *(m.task_count_statement(tables, q) for q in queries),
+        m.count_by_status_statement(tables, None),
+        m.count_by_status_statement(tables, NOW),
+        m.count_by_queue_and_status_statement(tables, NOW),
+        m.logs_statement(tables, task_id, 5, 10, "Error"),
+        m.logs_statement(tables, task_id, 0, None, None),
+        m.count_logs_statement(tables, task_id, "Error"),
+    ]
+
+
+@pytest.mark.parametrize("dialect", list(DIALECTS))
+@pytest.mark.parametrize("schema", [None, "EverTask"])
+def test_every_statement_compiles(dialect: str, schema: str | None) -> None:
+    statements = Statements(build_tables(schema, dialect))
+    named = statements.named()
+    assert len(named) >= 35
+    for name, statement in named.items():
+        sql = str(statement.compile(dialect=DIALECTS[dialect]))
+        assert "QueuedTasks" in sql or "PausedQueues" in sql or "Audit" in sql or "Logs" in sql, (
+            name
+        )
+        if schema is not None and dialect == "mssql":
+            assert "[EverTask].[" in sql, name
+    for statement in _monitoring(schema):
+        statement.compile(dialect=DIALECTS[dialect])
+
+
+def test_sql_server_renders_its_own_syntax() -> None:
+    statements = Statements(build_tables("EverTask", "mssql"))
+    dialect = DIALECTS["mssql"]
+    page = str(statements.select_pending_after.compile(dialect=dialect))
+    assert "LIMIT" not in page and "mssql_rn" in page
+    delete = str(statements.delete_completed_tasks.compile(dialect=dialect))  # type: ignore[attr-defined]
+    assert "[IsRecurring] = 0" in delete
+    search = str(
+        m.task_page_statement(build_tables("EverTask"), TaskQuery(search="x")).compile(
+            dialect=dialect
+        )
+    )
+    assert "lower(" in search and "ESCAPE" in search
+
+
+def test_partial_indexes_only_where_the_dialect_has_them() -> None:
+    for dialect in DIALECTS:
+        names = {i.name for i in build_tables(None, dialect).tasks.indexes}
+        assert ("IX_QueuedTasks_Recovery" in names) == (dialect in PARTIAL_INDEX_DIALECTS)
+        assert "IX_QueuedTasks_TaskKey" in names

@@ -1,0 +1,179 @@
+"""Migrations: upgrade from empty, downgrade to base, upgrade again; the reflected schema
+matches the SQLAlchemy tables; the offline SQL for DBAs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from evertask_storage_efcore_like import (
+    VERSION_TABLE,
+    apply_migrations,
+    build_tables,
+    current_revision,
+    downgrade_migrations,
+    head_revision,
+    migration_sql,
+)
+from evertask_storage_efcore_like.cli import main
+
+from .conftest import PG_URL, require_postgres
+
+EVERTASK_TABLES = {"QueuedTasks", "StatusAudit", "RunsAudit", "TaskExecutionLogs", "PausedQueues"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[AsyncEngine, str | None, str]]:
+    """An empty database: (engine, schema, dialect)."""
+    if request.param == "sqlite":
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+        yield engine, None, "sqlite"
+        await engine.dispose()
+        return
+    require_postgres()
+    schema = f"evertask_mig_{uuid.uuid4().hex[:8]}"
+    engine = create_async_engine(PG_URL.replace("postgresql://", "postgresql+asyncpg://"))
+    try:
+        yield engine, schema, "postgresql"
+    finally:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await engine.dispose()
+
+
+def _differences(schema: str | None, dialect: str) -> Callable[[Connection], list[Any]]:
+    def include_name(name: str | None, type_: str, parent: dict[str, Any]) -> bool:
+        if type_ == "schema":
+            return name == schema
+        return name != VERSION_TABLE
+
+    def run(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_name": include_name,
+                "include_schemas": schema is not None,
+                "compare_type": True,
+            },
+        )
+        return list(compare_metadata(context, build_tables(schema, dialect).metadata))
+
+    return run
+
+
+def _tables_and_indexes(schema: str | None) -> Callable[[Connection], dict[str, Any]]:
+    def run(connection: Connection) -> dict[str, Any]:
+        inspector = inspect(connection)
+        out: dict[str, Any] = {}
+        for table in inspector.get_table_names(schema=schema):
+            if table == VERSION_TABLE:
+                continue
+            out[table] = (
+                {c["name"]: c["nullable"] for c in inspector.get_columns(table, schema=schema)},
+                {
+                    i["name"]: (tuple(i["column_names"]), bool(i["unique"]))
+                    for i in inspector.get_indexes(table, schema=schema)
+                },
+            )
+        return out
+
+    return run
+
+
+def _model_tables_and_indexes(schema: str | None, dialect: str) -> dict[str, Any]:
+    tables = build_tables(schema, dialect)
+    return {
+        t.name: (
+            {c.name: c.nullable for c in t.columns},
+            {i.name: (tuple(c.name for c in i.columns), bool(i.unique)) for i in t.indexes},
+        )
+        for t in tables.metadata.tables.values()
+    }
+
+
+async def test_upgrade_downgrade_upgrade(database: tuple[AsyncEngine, str | None, str]) -> None:
+    engine, schema, dialect = database
+    async with engine.connect() as conn:
+        assert await current_revision(conn, schema) is None
+        await apply_migrations(conn, schema)
+        assert await current_revision(conn, schema) == head_revision()
+        assert await conn.run_sync(_differences(schema, dialect)) == []
+        reflected = await conn.run_sync(_tables_and_indexes(schema))
+        assert reflected == _model_tables_and_indexes(schema, dialect)
+        assert set(reflected) == EVERTASK_TABLES
+
+        await apply_migrations(conn, schema)  # idempotent at head
+        await downgrade_migrations(conn, schema, "0001")
+        assert "PausedQueues" not in await conn.run_sync(_tables_and_indexes(schema))
+        await downgrade_migrations(conn, schema)
+        assert await current_revision(conn, schema) is None
+        assert await conn.run_sync(_tables_and_indexes(schema)) == {}
+
+        await apply_migrations(conn, schema)
+        assert await conn.run_sync(_differences(schema, dialect)) == []
+        assert await current_revision(conn, schema) == head_revision()
+
+
+@pytest.mark.parametrize(
+    ("dialect", "schema", "markers"),
+    [
+        (
+            "postgresql",
+            "evertask",
+            [
+                'CREATE SCHEMA IF NOT EXISTS "evertask"',
+                "UUID",
+                "TIMESTAMP WITH TIME ZONE",
+                'WHERE "TaskKey" IS NOT NULL',
+                "IX_QueuedTasks_Recovery",
+            ],
+        ),
+        ("sqlite", None, ["WITHOUT ROWID", "CHAR(36)", "IX_QueuedTasks_Recovery"]),
+        (
+            "mssql",
+            "EverTask",
+            [
+                "CREATE SCHEMA [EverTask]",
+                "UNIQUEIDENTIFIER",
+                "DATETIME2",
+                "NVARCHAR(max)",
+                "WHERE [TaskKey] IS NOT NULL",
+            ],
+        ),
+        ("mysql", None, ["CHAR(36)", "DATETIME(6)", "LONGTEXT"]),
+    ],
+)
+def test_offline_sql_for_every_dialect(
+    dialect: str, schema: str | None, markers: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["sql", "--dialect", dialect] + (["--schema", schema] if schema else [])
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for table in EVERTASK_TABLES:
+        assert f"{table}" in out
+    for marker in markers:
+        assert marker in out, marker
+    assert VERSION_TABLE in out
+    assert out == migration_sql(dialect, schema)
+
+
+def test_offline_sql_from_a_revision_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    incremental = migration_sql("postgresql", "evertask", from_revision="0001")
+    assert "PausedQueues" in incremental and '"QueuedTasks" (' not in incremental
+    assert main(["sql", "--dialect", "sqlite", "--schema", "x"]) == 2
+    assert "SQLite has no schemas" in capsys.readouterr().err
+    assert main(["head"]) == 0
+    assert capsys.readouterr().out.strip() == head_revision()
+    with pytest.raises(SystemExit):
+        main(["sql", "--dialect", "oracle"])

@@ -1,0 +1,242 @@
+"""Behaviour specific to the SQL storages: durability, group commit, errors, options."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import cast
+
+import pytest
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.sql import ClauseElement
+
+from evertask.storage import TaskStorage
+from evertask_abstractions import AuditLevel, ConfigurationError, QueuedTaskStatus
+from evertask_storage_efcore_like import (
+    SqlTaskStorage,
+    StorageClosedError,
+    StorageConnectionError,
+    StorageSchemaError,
+)
+from evertask_storage_postgres import PostgresTaskStorage, asyncpg_url
+from evertask_storage_sqlite import SqliteTaskStorage
+from evertask_storage_sqlite.executor import SqliteExecutor
+
+from .conftest import Clock, StorageFactory, require_postgres
+from .helpers import row
+
+Q = QueuedTaskStatus
+
+
+async def test_rows_survive_close_and_reopen(
+    sql_storage: SqlTaskStorage,
+    make_storage: StorageFactory,
+    clock: Clock,
+    request: pytest.FixtureRequest,
+) -> None:
+    task = row(clock.now, status=Q.QUEUED, task_key="durable")
+    await sql_storage.persist(task)
+    await sql_storage.set_queue_paused("reports", True)
+    await sql_storage.close()
+    reopened = make_storage(request.node.callspec.params["sql_storage"])
+    await reopened.open()
+    try:
+        assert await reopened.get(task.id) == task
+        assert await reopened.get_paused_queues() == {"reports"}
+    finally:
+        await reopened.close()
+
+
+async def test_closed_storage_says_how_to_fix(make_storage: StorageFactory, clock: Clock) -> None:
+    storage = make_storage("sqlite")
+    with pytest.raises(StorageClosedError, match="start the host"):
+        await storage.persist(row(clock.now))
+    with pytest.raises(StorageClosedError):
+        await storage.get(row(clock.now).id)
+    await storage.open()
+    await storage.open()  # idempotent
+    await storage.close()
+    await storage.close()  # idempotent
+    with pytest.raises(StorageClosedError):
+        await storage.set_queued(row(clock.now).id, AuditLevel.FULL)
+
+
+async def test_concurrent_writes_share_transactions(
+    sql_storage: SqlTaskStorage, clock: Clock
+) -> None:
+    rows = [row(clock.now, status=Q.QUEUED) for _ in range(300)]
+    writer = sql_storage.writer
+    assert writer is not None
+    before = writer.batches
+    await asyncio.gather(*(sql_storage.persist(r) for r in rows))
+    assert writer.batches - before < 30
+    await asyncio.gather(*(sql_storage.set_in_progress(r.id, AuditLevel.FULL) for r in rows))
+    assert (await sql_storage.count_by_status()) == {Q.IN_PROGRESS: 300}
+    assert writer.operations >= 600
+
+
+async def test_a_bad_write_fails_alone(sql_storage: SqlTaskStorage, clock: Clock) -> None:
+    good = [row(clock.now) for _ in range(10)]
+    bad = row(datetime(2026, 1, 1))  # naive: refused
+    results = await asyncio.gather(
+        *(sql_storage.persist(r) for r in [*good[:5], bad, *good[5:]]), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [type(None)] * 5 + [ValueError] + [type(None)] * 5
+    assert (await sql_storage.count_by_status()) == {Q.WAITING_QUEUE: 10}
+
+
+async def test_auto_apply_off_on_an_empty_database_names_the_fix(tmp_path: Path) -> None:
+    storage = SqliteTaskStorage(tmp_path / "empty.db", auto_apply_migrations=False)
+    with pytest.raises(StorageSchemaError, match="python -m evertask_storage_efcore_like sql"):
+        await storage.open()
+    assert not storage.is_open
+
+
+# -- SQLite ---------------------------------------------------------------------------------
+def test_sqlite_options_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="in-memory"):
+        SqliteTaskStorage(":memory:")
+    with pytest.raises(ConfigurationError, match="synchronous"):
+        SqliteTaskStorage(tmp_path / "x.db", synchronous="OFF")
+    with pytest.raises(ConfigurationError):
+        SqliteTaskStorage(tmp_path / "x.db", busy_timeout=-1)
+    with pytest.raises(ConfigurationError):
+        SqliteTaskStorage(tmp_path / "x.db", readers=0)
+
+
+async def test_sqlite_missing_directory_is_reported(tmp_path: Path) -> None:
+    storage = SqliteTaskStorage(tmp_path / "missing" / "evertask.db")
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        await storage.open()
+
+
+async def test_sqlite_runs_in_wal_mode(tmp_path: Path, clock: Clock) -> None:
+    storage = SqliteTaskStorage(tmp_path / "wal.db", now=clock, synchronous="FULL")
+    await storage.open()
+    try:
+        await storage.persist(row(clock.now))
+        executor = storage._executors[0]
+        assert isinstance(executor, SqliteExecutor)
+        assert executor.inline_batches == 0  # FULL syncs every commit: always off the loop
+    finally:
+        await storage.close()
+    with sqlite3.connect(tmp_path / "wal.db") as cx:
+        assert cx.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_sqlite_waits_for_a_lock_held_elsewhere_off_the_loop(
+    tmp_path: Path, clock: Clock
+) -> None:
+    storage = SqliteTaskStorage(tmp_path / "locked.db", now=clock, busy_timeout=5)
+    await storage.open()
+    other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None, check_same_thread=False)
+    try:
+        await storage.persist(row(clock.now))
+        executor = storage._executors[0]
+        assert isinstance(executor, SqliteExecutor)
+        assert executor.inline_batches == 1
+        other.execute("BEGIN IMMEDIATE")
+        pending = asyncio.ensure_future(storage.persist(row(clock.now)))
+        ticks = 0
+        while not pending.done() and ticks < 10:  # the loop keeps running meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 10 and not pending.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(pending, 5)
+        assert executor.thread_batches >= 1
+        assert (await storage.count_by_status()) == {Q.WAITING_QUEUE: 2}
+    finally:
+        other.close()
+        await storage.close()
+
+
+async def test_sqlite_lock_timeout_reaches_the_caller(tmp_path: Path, clock: Clock) -> None:
+    storage = SqliteTaskStorage(tmp_path / "busy.db", now=clock, busy_timeout=0.05)
+    await storage.open()
+    other = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await storage.persist(row(clock.now))
+        other.execute("ROLLBACK")
+        await storage.persist(row(clock.now))  # the writer recovered
+    finally:
+        other.close()
+        await storage.close()
+
+
+async def test_sqlite_public_api_fallback(tmp_path: Path, clock: Clock) -> None:
+    storage = SqliteTaskStorage(tmp_path / "fallback.db", now=clock)
+    await storage.open()
+    try:
+        first = row(clock.now, status=Q.QUEUED, task_key="k")
+        await storage.persist(first)
+        executor = storage._executors[0]
+        assert isinstance(executor, SqliteExecutor)
+        executor._direct = False  # as if aiosqlite had no _execute/_conn
+        second = row(clock.now, status=Q.QUEUED)
+        results = await asyncio.gather(
+            storage.persist(second),
+            storage.persist(row(clock.now, task_key="k")),
+            storage.set_completed(first.id, 1.0, AuditLevel.FULL),
+            return_exceptions=True,
+        )
+        assert results[0] is None and results[2] is None
+        assert type(results[1]).__name__ == "TaskKeyConflictError"
+        assert await storage.increment_recovery_failure(second.id) == 1
+        loaded = await storage.get(first.id)
+        assert loaded is not None and loaded.status is Q.COMPLETED
+    finally:
+        await storage.close()
+
+
+async def test_sqlite_recovery_uses_the_partial_index(tmp_path: Path, clock: Clock) -> None:
+    storage = SqliteTaskStorage(tmp_path / "plan.db", now=clock)
+    await storage.open()
+    await storage.close()
+    with sqlite3.connect(tmp_path / "plan.db") as cx:
+        for statement in storage._pending_statements():
+            clause = cast(ClauseElement, statement)
+            sql = str(clause.compile(dialect=SQLiteDialect_pysqlite(paramstyle="qmark")))
+            plan = " ".join(
+                r[3] for r in cx.execute("EXPLAIN QUERY PLAN " + sql, [None] * sql.count("?"))
+            )
+            assert "USING INDEX IX_QueuedTasks_Recovery" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------
+def test_postgres_urls() -> None:
+    assert asyncpg_url("postgresql://u:p@h:5/db").drivername == "postgresql+asyncpg"
+    assert asyncpg_url("postgres://u@h/db").drivername == "postgresql+asyncpg"
+    with pytest.raises(ConfigurationError, match="postgresql://"):
+        asyncpg_url("mysql://u@h/db")
+    with pytest.raises(ConfigurationError, match="schema"):
+        PostgresTaskStorage("postgresql://u@h/db", schema="bad-name;")
+
+
+async def test_postgres_unreachable_server_is_reported() -> None:
+    storage = PostgresTaskStorage(
+        "postgresql://evertask:secret@127.0.0.1:1/nowhere", connect_timeout=2
+    )
+    with pytest.raises(StorageConnectionError) as caught:
+        await storage.open()
+    message = str(caught.value)
+    assert "127.0.0.1:1" in message and "secret" not in message
+    assert "Check that PostgreSQL is running" in message
+
+
+async def test_postgres_schema_is_created(make_storage: StorageFactory) -> None:
+    require_postgres()
+    storage: TaskStorage = make_storage("postgres")
+    await storage.open()
+    await storage.close()
+
+
+async def test_auto_apply_off_on_a_migrated_database_opens(make_storage: StorageFactory) -> None:
+    storage = make_storage("sqlite", auto_apply_migrations=False)
+    await storage.open()
+    await storage.close()
