@@ -22,14 +22,18 @@ $(STAMP): pyproject.toml
 
 install: system-deps $(STAMP)
 
-# unixODBC is needed by pyodbc (the SQL Server storage); installed with apt when missing.
+# Debian packages: unixODBC (pyodbc, the SQL Server storage) and Chromium (the dashboard's
+# browser tests, driven by Playwright); installed with apt when missing and run as root.
 system-deps:
-	@if ! ldconfig -p 2>/dev/null | grep -q 'libodbc.so.2'; then \
+	@missing=""; \
+	ldconfig -p 2>/dev/null | grep -q 'libodbc.so.2' || missing="$$missing unixodbc"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-			echo "installing Debian package unixodbc"; \
-			(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unixodbc >/dev/null; \
+			echo "installing Debian packages:$$missing"; \
+			(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
-			echo "note: unixODBC is missing; install it (e.g. apt-get install unixodbc) for the SQL Server storage"; \
+			echo "note: missing Debian packages:$$missing (apt-get install$$missing)"; \
 		fi; \
 	fi
 
@@ -43,7 +47,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-test: install lint typecheck pytest
+test: install lint typecheck pytest ui-check
 
 demo: install
 	$(PY) -m samples.fastapi_app --port $(DEMO_PORT)
