@@ -221,9 +221,14 @@ class Dispatcher:
                 "dispatch_sync() was called on the host's event loop thread, where it would "
                 "deadlock; use `await dispatcher.dispatch(...)` there."
             )
-        future = asyncio.run_coroutine_threadsafe(
-            self.dispatch(task, when, task_key=task_key, audit_level=audit_level), loop
-        )
+        # run in the caller's context, so its trace (e.g. a web request's span) continues
+        context = contextvars.copy_context()
+
+        async def in_caller_context() -> uuid.UUID:
+            coro = self.dispatch(task, when, task_key=task_key, audit_level=audit_level)
+            return await asyncio.get_running_loop().create_task(coro, context=context)
+
+        future = asyncio.run_coroutine_threadsafe(in_caller_context(), loop)
         return future.result(timeout)
 
     async def cancel(self, task_id: uuid.UUID) -> None:

@@ -6,7 +6,8 @@ import logging
 import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import ClassVar, Generic, TypeAlias, TypeVar
+from collections.abc import MutableMapping
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from .cancellation import CancellationToken
 from .retry import RetryPolicy
@@ -18,6 +19,17 @@ T = TypeVar("T", bound=EverTask)
 
 TaskLogger: TypeAlias = "logging.LoggerAdapter[logging.Logger]"
 """The type of :attr:`EverTaskHandler.logger`: a stdlib ``LoggerAdapter``."""
+
+
+class _MergingAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A LoggerAdapter that merges the caller's ``extra`` with its own (3.11's replaces it)."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        extra = kwargs.get("extra")
+        kwargs["extra"] = {**(self.extra or {}), **extra} if extra else self.extra
+        return msg, kwargs
 
 
 class EverTaskHandler(Generic[T]):
@@ -54,9 +66,9 @@ class EverTaskHandler(Generic[T]):
         if log is None:
             cls = type(self)
             task_id = getattr(self, "_evertask_task_id", None)
-            log = logging.LoggerAdapter(
+            log = _MergingAdapter(
                 logging.getLogger(f"{cls.__module__}.{cls.__qualname__}"),
-                {"evertask_task_id": task_id} if task_id is not None else None,
+                {"evertask_task_id": task_id} if task_id is not None else {},
             )
             self._evertask_logger = log
         return log
