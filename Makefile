@@ -47,7 +47,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-test: install lint typecheck pytest ui-check
+test: install lint typecheck ui-check pytest
 
 demo: install
 	$(PY) -m samples.fastapi_app --port $(DEMO_PORT)
