@@ -107,8 +107,14 @@ class Dispatcher:
 
         Returns the task id once its row is committed (see ``TaskDispatcher.dispatch``).
         """
-        if self._engine.observers:
+        engine = self._engine
+        if engine.observers:
             return await self._dispatch_observed(task, when, task_key, audit_level)
+        if task_key is None and engine.state is _RUNNING:  # the hot paths, one call deep
+            if when is None:
+                return await self._dispatch_now(task, audit_level)
+            if when.__class__ is timedelta and when > _ZERO:
+                return await self._dispatch_later(task, when, audit_level)
         return await self._dispatch(task, when, task_key, audit_level)
 
     async def _dispatch_observed(
@@ -320,9 +326,7 @@ class Dispatcher:
         """The hot path: an immediate dispatch without task key on a running host."""
         engine = self._engine
         descriptor = engine.registry.for_task(task)
-        level = (
-            engine.options.default_audit_level if audit_level is None else AuditLevel(audit_level)
-        )
+        level = self._default_level if audit_level is None else AuditLevel(audit_level)
         tid = uuid7()
         queue_name = descriptor.resolved_queues.get(False)
         if queue_name is None:
