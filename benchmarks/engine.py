@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -162,20 +164,26 @@ async def delayed_lateness(count: int) -> list[float]:
 def run(quick: bool = False, json_path: str | None = None) -> Results:
     """Run the suite and print it."""
     n = 20_000 if quick else 100_000
-    reps = 1 if quick else 3
+    reps = 1 if quick else 5
     samples = 300 if quick else 1000
     delayed = 300 if quick else 1000
     opts = EverTaskOptions()
     consumers, capacity = opts.max_degree_of_parallelism, opts.channel_capacity
 
-    def measure(coro_fn: Any, *args: Any) -> Any:
-        gc.collect()
-        return asyncio.run(coro_fn(*args))
+    def measure(kind: str, *args: Any) -> Any:
+        # each measurement in a fresh interpreter, so one does not inherit another's heap
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.engine", "--child", kind, *map(str, args)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])
 
-    floors = [measure(floor, n, consumers, capacity) for _ in range(reps)]
-    engines = [measure(engine_throughput, n) for _ in range(reps)]
-    latency = measure(idle_latency, samples)
-    lateness = measure(delayed_lateness, delayed)
+    floors = [measure("floor", n, consumers, capacity) for _ in range(reps)]
+    engines = [measure("engine", n) for _ in range(reps)]
+    latency = measure("latency", samples)
+    lateness = measure("lateness", delayed)
     results: Results = {
         "tasks": float(n),
         "consumers": float(consumers),
@@ -208,5 +216,19 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
     return results
 
 
+def _child(kind: str, args: list[str]) -> Any:
+    gc.collect()
+    if kind == "floor":
+        return asyncio.run(floor(int(args[0]), int(args[1]), int(args[2])))
+    if kind == "engine":
+        return asyncio.run(engine_throughput(int(args[0])))
+    if kind == "latency":
+        return asyncio.run(idle_latency(int(args[0])))
+    return asyncio.run(delayed_lateness(int(args[0])))
+
+
 if __name__ == "__main__":  # pragma: no cover
-    run("--quick" in sys.argv)
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        print(json.dumps(_child(sys.argv[2], sys.argv[3:])))
+    else:
+        run("--quick" in sys.argv)
