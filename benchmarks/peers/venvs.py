@@ -90,6 +90,9 @@ def ensure_venv(pin: Pin, *, create: bool = True) -> Path:
         if (venv / _READY).exists() and python.exists():
             return python
         _remove(venv)
+        for stale in venv.parent.glob(f"{pin.peer}-*"):
+            if stale.is_dir() and stale.name.rsplit("-", 2)[0] == pin.peer:
+                _remove(stale)  # an older pin of the same peer
         steps = [
             [sys.executable, "-m", "venv", str(venv)],
             [str(python), "-m", "pip", "install", "--quiet", *pin.requirements],
