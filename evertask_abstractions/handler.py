@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, MutableMapping
 from datetime import timedelta
-from collections.abc import MutableMapping
 from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from .cancellation import CancellationToken
