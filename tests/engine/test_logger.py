@@ -19,7 +19,9 @@ class TalkHandler(EverTaskHandler[Talk]):
         self.logger.warning("hello %s", "world", extra={"order_id": 42})
 
 
-async def test_handler_logger_records_carry_task_id_and_caller_extra(caplog: pytest.LogCaptureFixture) -> None:
+async def test_handler_logger_records_carry_task_id_and_caller_extra(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     host, _ = build_host([TalkHandler])
     with caplog.at_level(logging.WARNING):
         async with host:
