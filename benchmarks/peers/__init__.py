@@ -21,11 +21,11 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from .harness import WORKLOADS, Counts, Outcome, run_configs, select
-from .render import flat_figures, render
+from .render import flat_figures, machine, render, save_run
 from .services import ServiceError, Services
 from .venvs import cache_dir
 
@@ -76,18 +76,25 @@ def run_suite(
     command = "python -m benchmarks peers" + (" --quick" if quick else "")
     if selection:
         command = f"EVERTASK_BENCH_PEERS={selection} {command}"
+    seconds, where = time.monotonic() - t0, machine()
+    meta = {
+        "command": command,
+        "services": services,
+        "started": started,
+        "seconds": seconds,
+        "machine": where,
+    }
     markdown = render(
         outcomes,
         sizes,
         command=command,
         services=services,
         started=started,
-        seconds=time.monotonic() - t0,
+        seconds=seconds,
+        machine_line=where,
     )
     (run_dir / "peers.md").write_text(markdown)
-    (run_dir / "outcomes.json").write_text(
-        json.dumps([{**asdict(o), "config": o.config.key} for o in outcomes], indent=1)
-    )
+    save_run(run_dir / "outcomes.json", outcomes, sizes, meta)
     return Report(outcomes, markdown, flat_figures(outcomes), run_dir)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -168,10 +169,11 @@ def _python_and_argv(config: Config) -> tuple[list[str], dict[str, str]]:
     if config.ours:
         argv = [sys.executable, "-m", "benchmarks.peers.workers.ours"]
         profiles = os.environ.get("EVERTASK_BENCH_PROFILE")
-        if profiles:  # a pyinstrument report of EverTask's own worker, one per configuration
+        if profiles:  # py-spy samples EverTask's own worker: collapsed stacks, idle included
             Path(profiles).mkdir(parents=True, exist_ok=True)
-            report = str(Path(profiles) / f"{config.key}.txt")
-            argv[1:1] = ["-m", "pyinstrument", "-r", "text", "-o", report]
+            spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            out = str(Path(profiles) / f"{config.key}.txt")
+            argv = [spy, "record", "-f", "raw", "--idle", "--nonblocking", "-o", out, "--", *argv]
         return argv, {"PYTHONPATH": str(REPO)}
     python = ensure_venv(load_pins()[config.peer])
     venv = python.parent.parent

@@ -7,15 +7,27 @@ x0.5 half as long.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from .harness import Counts, Outcome
+from .harness import CONFIGS, Counts, Outcome
 
-__all__ = ["CLASSES", "Win", "baseline", "flat_figures", "machine", "render", "wins"]
+__all__ = [
+    "CLASSES",
+    "Win",
+    "baseline",
+    "flat_figures",
+    "load_run",
+    "machine",
+    "render",
+    "save_run",
+    "wins",
+]
 
 
 @dataclass(frozen=True)
@@ -182,19 +194,23 @@ def render_tables(outcomes: list[Outcome], counts: Counts) -> str:
         if not rows:
             continue
         compared = (
-            f"ratios to {ours.config.label} on {ours.config.backend}"
+            f"Ratios to {ours.config.label} on {BACKENDS[ours.config.backend]}."
             if ours is not None
-            else "no EverTask figures to compare with"
+            else "No EverTask figures to compare with."
         )
         if storage.key == "redis" and ours is not None:
             compared += (
-                " (EverTask has no Redis storage; PostgreSQL is its out-of-process durable store)"
+                " EverTask has no Redis storage: PostgreSQL is its out-of-process durable "
+                "store, the closest match to a Redis-backed queue; EverTask on memory is "
+                "shown for reference."
                 if ours.config.backend == "postgres"
-                else " (EverTask has no Redis storage)"
+                else " EverTask has no Redis storage."
             )
         notes: list[str] = []
         lines = [
-            f"### {storage.title} ({compared})",
+            f"### {storage.title}",
+            "",
+            compared,
             "",
             "| peer | " + " | ".join(headers[w] for w in workloads) + " |",
             "|---" * (len(workloads) + 1) + "|",
@@ -237,10 +253,12 @@ def render(
     services: dict[str, str],
     started: str,
     seconds: float,
+    machine_line: str | None = None,
 ) -> str:
     """The whole report: tables, settings, versions, machine, who beats EverTask where."""
     lines = [
-        f"Command: `{command}` ({started}, {seconds / 60:.1f} min). Machine: {machine()}. "
+        f"Command: `{command}` ({started}, {seconds / 60:.1f} min). "
+        f"Machine: {machine_line or machine()}. "
         + ", ".join(f"{k} {v}" for k, v in services.items())
         + ".",
         "",
@@ -261,8 +279,10 @@ def render(
     lines += ["", "Versions:", ""]
     for o in outcomes:
         versions = ", ".join(f"{k} {v}" for k, v in o.versions.items()) or "?"
-        busy = "" if math.isnan(o.busy_before) else f"; CPU busy before: {o.busy_before:.0%}"
-        lines.append(f"- {o.config.key}: {versions} ({o.seconds:.0f} s{busy}; log: `{o.log}`)")
+        busy = (
+            "" if math.isnan(o.busy_before) else f"; machine CPU busy before: {o.busy_before:.0%}"
+        )
+        lines.append(f"- {o.config.key}: {versions} (ran {o.seconds:.0f} s{busy})")
     beaten = wins(outcomes)
     lines += ["", "Figures where a peer beats EverTask in its class by more than 5 %:", ""]
     if not beaten:
@@ -291,3 +311,30 @@ def flat_figures(outcomes: list[Outcome]) -> dict[str, float]:
                 if base is not None and not o.config.ours and base[head] > 0:
                     out[f"{o.config.key}.{workload}.ratio"] = round(figures[head] / base[head], 4)
     return out
+
+
+def save_run(path: Path, outcomes: list[Outcome], counts: Counts, meta: dict[str, Any]) -> None:
+    """Keep a run's raw outcomes (``outcomes.json``) so its report can be rendered again."""
+    data = {
+        "meta": meta,
+        "counts": asdict(counts),
+        "outcomes": [{**asdict(o), "config": o.config.key} for o in outcomes],
+    }
+    path.write_text(json.dumps(data, indent=1))
+
+
+def load_run(path: Path) -> str:
+    """The report of a run saved by :func:`save_run`."""
+    data = json.loads(path.read_text())
+    configs = {c.key: c for c in CONFIGS}
+    outcomes = [Outcome(**{**o, "config": configs[o["config"]]}) for o in data["outcomes"]]
+    meta = data["meta"]
+    return render(
+        outcomes,
+        Counts(**data["counts"]),
+        command=meta["command"],
+        services=meta["services"],
+        started=meta["started"],
+        seconds=meta["seconds"],
+        machine_line=meta.get("machine"),
+    )
