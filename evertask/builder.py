@@ -11,7 +11,6 @@ from dependency_injector import providers
 
 from evertask_abstractions import ConfigurationError, QueueFullBehavior, TaskDispatcher
 
-from .clock import SystemClock, utc_now
 from .di import HandlerFactoryBuilder
 from .engine import Engine
 from .host import EverTaskHost, HostComponent
@@ -104,11 +103,7 @@ class EverTaskServiceBuilder:
 
     def add_memory_storage(self) -> Self:
         """Keep rows in process memory (dev and tests; nothing survives the process)."""
-        return self.use_storage(
-            lambda options: MemoryTaskStorage(
-                utc_now if isinstance(options.clock, SystemClock) else options.clock.now
-            )
-        )
+        return self.use_storage(lambda options: MemoryTaskStorage(options.clock.now))
 
     def add_sqlite_storage(self, path: str = "evertask.db", **options: Any) -> Self:
         """Embedded SQLite storage (needs ``pip install evertask[sqlite]``)."""

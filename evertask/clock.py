@@ -40,9 +40,8 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock; timers are ``loop.call_later`` on the running loop (monotonic)."""
 
-    def now(self) -> datetime:
-        """The current aware UTC time."""
-        return datetime.now(UTC)
+    # the very function `utc_now`, so storages can tell the real clock from a test clock
+    now = staticmethod(utc_now)
 
     def call_at(self, when: datetime, callback: Callable[[], None]) -> TimerHandle:
         """Schedule ``callback`` with one loop timer."""

@@ -240,8 +240,7 @@ class Dispatcher:
     async def cancel(self, task_id: uuid.UUID) -> None:
         """Cancel a queued, scheduled, recurring or running task; unknown ids are ignored."""
         engine = self._engine
-        engine.cancelled.add(task_id)
-        engine.generations[task_id] = engine.generations.get(task_id, 0) + 1
+        engine.cancels.cancel(task_id)
         execution = engine.executor.running.get(task_id.int)
         if execution is not None:
             execution.cancel(CancelReason.USER)
@@ -384,8 +383,7 @@ class Dispatcher:
             task_key=key,
             persisted=engine.storage is not None,
         )
-        if engine.generations:
-            run.generation = engine.generations.get(task_id, 0)
+        run.generation = engine.cancels.generation(task_id)
         if engine.observers:
             kind = "recurring" if recurring else ("scheduled" if execution_time else "immediate")
             self._observe(run, kind)
@@ -554,7 +552,6 @@ class Dispatcher:
         run = self._make_run(existing.id, task, descriptor, level, execution_time, schedule, key)
         row = self._make_row(run, existing.status, existing.created_at_utc)
         await storage.update_task(row)
-        engine.cancelled.pop(existing.id, None)
         if execution_time is not None and execution_time > now:
             engine.scheduler.schedule(run, execution_time)
         else:

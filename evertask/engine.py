@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 import uuid
@@ -57,15 +58,41 @@ class LogCapture(Protocol):
         ...
 
 
-class CancelledRegistry(dict[uuid.UUID, float]):
-    """Ids cancelled by the user (kept one hour, so late deliveries are dropped)."""
+class CancelRegistry:
+    """How many times each task id was cancelled in this process (entries expire after an hour).
 
-    def add(self, task_id: uuid.UUID) -> None:
+    A run remembers the count of its id when it is created; a run created before the latest
+    cancel of its id is stale and is dropped wherever it is met (queue, timer, completion,
+    next recurring occurrence). A revived or re-registered series simply gets fresh runs.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[uuid.UUID, int] = {}
+        self._last: dict[uuid.UUID, float] = {}
+        self._order: collections.deque[tuple[float, uuid.UUID]] = collections.deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._counts)
+
+    def cancel(self, task_id: uuid.UUID) -> None:
+        """Count a cancel of ``task_id``: every existing run of it becomes stale."""
         now = time.monotonic()
-        if len(self) > 1024:
-            for key in [k for k, t in self.items() if now - t > _CANCELLED_TTL]:
-                del self[key]
-        self[task_id] = now
+        order, last = self._order, self._last
+        while order and now - order[0][0] > _CANCELLED_TTL:
+            stamp, old = order.popleft()
+            if last.get(old) == stamp:
+                del last[old], self._counts[old]
+        self._counts[task_id] = self._counts.get(task_id, 0) + 1
+        last[task_id] = now
+        order.append((now, task_id))
+
+    def generation(self, task_id: uuid.UUID) -> int:
+        """The cancel count a new run of ``task_id`` starts from."""
+        return self._counts.get(task_id, 0) if self._counts else 0
+
+    def is_stale(self, run: TaskRun) -> bool:
+        """Whether ``run`` was created before the latest cancel of its id."""
+        return bool(self._counts) and self._counts.get(run.id, 0) != run.generation
 
 
 class Engine:
@@ -88,8 +115,7 @@ class Engine:
         self.clock: Clock = options.clock
         self.events = EventBus(options.event_buffer_size)
         self.in_flight: set[int] = set()  # ids (as ints) queued or running here
-        self.cancelled = CancelledRegistry()
-        self.generations: dict[uuid.UUID, int] = {}  # task id -> cancel count
+        self.cancels = CancelRegistry()
         self.follow_ups: dict[uuid.UUID, Callable[[], None]] = {}
         self.state = HostState.CREATED
         self.log_capture: LogCapture | None = None
@@ -188,7 +214,7 @@ class Engine:
 
     async def _enqueue_one(self, run: TaskRun) -> None:
         tid = run.id
-        if tid in self.cancelled:
+        if self.cancels.is_stale(run):
             return
         if tid.int in self.in_flight:
             # the previous delivery of this id is still running: follow it
@@ -205,7 +231,7 @@ class Engine:
                 return
             if (
                 tid.int in self.in_flight
-                or tid in self.cancelled
+                or self.cancels.is_stale(run)
                 or self.state is not HostState.RUNNING
             ):
                 return

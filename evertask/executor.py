@@ -139,11 +139,8 @@ class WorkerExecutor:
             except QueueClosedError:
                 return
             tid = run.id
-            if engine.generations and engine.generations.get(tid, 0) != run.generation:
+            if engine.cancels and engine.cancels.is_stale(run):
                 self._skip_cancelled(run)  # a delivery from before a cancel
-                continue
-            if engine.cancelled and tid in engine.cancelled:
-                self._skip_cancelled(run)
                 continue
             key = tid.int
             execution = Execution(run)
@@ -169,10 +166,7 @@ class WorkerExecutor:
                     follow_up()
 
     def _skip_cancelled(self, run: TaskRun) -> None:
-        engine = self._engine
-        engine.in_flight.discard(run.id.int)
-        if not run.is_recurring:
-            engine.cancelled.pop(run.id, None)
+        self._engine.in_flight.discard(run.id.int)
         self._publish(
             run,
             EventKind.SKIPPED,
@@ -336,7 +330,7 @@ class WorkerExecutor:
             and not hooks
             and logs is None
             and run.schedule is None
-            and not engine.cancelled
+            and not engine.cancels
             and not engine.events.has_subscribers
         ):
             if storage is not None:  # the common case, without the general bookkeeping
@@ -488,7 +482,7 @@ class WorkerExecutor:
         level = run.audit_level
         hooks = run.descriptor.hooks
         recurring = run.is_recurring
-        if outcome is _Outcome.COMPLETED and engine.cancelled and tid in engine.cancelled:
+        if outcome is _Outcome.COMPLETED and engine.cancels.is_stale(run):
             # a cancel raced the completion: the cancel wins
             outcome = _Outcome.CANCELLED
             log.info(

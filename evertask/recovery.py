@@ -155,7 +155,7 @@ async def _recover_row(engine: Engine, row: QueuedTask, report: RecoveryReport) 
         persisted=True,
         trace_context=row.trace_context,
     )
-    run.generation = engine.generations.get(row.id, 0)
+    run.generation = engine.cancels.generation(row.id)
     if row.recovery_dispatch_failure_count:
         await storage.clear_recovery_failure(row.id)
     report.recovered += 1
@@ -171,7 +171,7 @@ async def _recover_row(engine: Engine, row: QueuedTask, report: RecoveryReport) 
     except BaseException:
         queue.release()
         raise
-    if not ok or row.id.int in engine.in_flight or row.id in engine.cancelled:
+    if not ok or row.id.int in engine.in_flight or engine.cancels.is_stale(run):
         queue.release()
         return
     engine.in_flight.add(row.id.int)

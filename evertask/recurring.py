@@ -51,7 +51,7 @@ class RecurringCoordinator:
         assert schedule is not None
         tid = run.id
         storage = engine.storage if run.persisted else None
-        if tid in engine.cancelled:
+        if engine.cancels.is_stale(run):
             return
         if storage is not None:
             current = await storage.get_current_run_count(tid)
@@ -86,7 +86,7 @@ class RecurringCoordinator:
         if next_run is None:
             log.info("Recurring task %s finished its series after %d run(s).", tid, runs_done)
             return
-        if tid in engine.cancelled:
+        if engine.cancels.is_stale(run):
             return
         follow = TaskRun(
             tid,
@@ -141,8 +141,6 @@ class RecurringCoordinator:
         row = make_row(run, existing.status, existing.created_at_utc)
         row.next_run_utc = next_run
         await storage.update_task(row, revive=revive)
-        if revive:
-            engine.cancelled.pop(tid, None)
         if running:
             # the running occurrence finishes with the old definition; the next one uses the
             # stored (new) definition when recovered, and in memory from now on

@@ -1,33 +1,35 @@
-"""Helpers for the builder extensions of the SQL storage packages."""
+"""The shared body of the SQL storage packages' builder extensions."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
-
-from evertask.clock import SystemClock, utc_now
-from evertask.options import EverTaskOptions
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from .retention import RetentionComponent, RetentionPolicy
 
-__all__ = ["clock_now", "register_storage"]
+__all__ = ["add_storage"]
+
+B = TypeVar("B")
 
 
-def clock_now(options: EverTaskOptions) -> Callable[[], datetime]:
-    """The time source of a host's options (the system clock, or a test clock)."""
-    return utc_now if isinstance(options.clock, SystemClock) else options.clock.now
-
-
-def register_storage(
-    builder: Any,
-    factory: Callable[[Callable[[], datetime]], Any],
-    *,
+def add_storage(
+    builder: B,
+    storage_class: Callable[..., Any],
+    *args: Any,
     retention: RetentionPolicy | None,
     retention_interval: timedelta,
-) -> Any:
-    """``builder.use_storage`` with the host's clock, plus the optional retention component."""
-    builder.use_storage(lambda options: factory(clock_now(options)))
+    **options: Any,
+) -> B:
+    """``builder.use_storage(storage_class(*args, **options))`` on the host's clock.
+
+    The options are checked at once (a throw-away instance, no connection), the real
+    storage is made at ``build()`` with the host's time source; ``retention`` adds a
+    :class:`RetentionComponent` applying the policy every ``retention_interval``.
+    """
+    storage_class(*args, **options)  # validate the options now, not at build()
+    target: Any = builder  # an EverTaskServiceBuilder (typed generically to keep the return type)
+    target.use_storage(lambda opts: storage_class(*args, **{"now": opts.clock.now, **options}))
     if retention is not None:
-        builder.add_component(RetentionComponent(None, retention, retention_interval))
+        target.add_component(RetentionComponent(None, retention, retention_interval))
     return builder

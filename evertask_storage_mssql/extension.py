@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from evertask_storage_efcore_like.extension import register_storage
+from evertask_storage_efcore_like.extension import add_storage
 from evertask_storage_efcore_like.retention import RetentionPolicy
 
 from .storage import DEFAULT_SCHEMA, SqlServerTaskStorage
@@ -31,11 +31,12 @@ def add_sqlserver_storage(
     :class:`~evertask_storage_efcore_like.RetentionComponent` that applies the policy every
     ``retention_interval``. Returns the builder.
     """
-    SqlServerTaskStorage(connection_string, schema, **options)  # validate now, not at build()
-
-    def factory(now: Any) -> SqlServerTaskStorage:
-        return SqlServerTaskStorage(connection_string, schema, **{"now": now, **options})
-
-    return register_storage(  # type: ignore[no-any-return]
-        builder, factory, retention=retention, retention_interval=retention_interval
+    return add_storage(
+        builder,
+        SqlServerTaskStorage,
+        connection_string,
+        schema,
+        retention=retention,
+        retention_interval=retention_interval,
+        **options,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from evertask_storage_efcore_like.extension import register_storage
+from evertask_storage_efcore_like.extension import add_storage
 from evertask_storage_efcore_like.retention import RetentionPolicy
 
 from .storage import MySqlTaskStorage
@@ -28,11 +28,11 @@ def add_mysql_storage(
     ``retention`` adds a :class:`~evertask_storage_efcore_like.RetentionComponent` that
     applies the policy every ``retention_interval``. Returns the builder.
     """
-    MySqlTaskStorage(url, **options)  # validate the options now, not at build()
-
-    def factory(now: Any) -> MySqlTaskStorage:
-        return MySqlTaskStorage(url, **{"now": now, **options})
-
-    return register_storage(  # type: ignore[no-any-return]
-        builder, factory, retention=retention, retention_interval=retention_interval
+    return add_storage(
+        builder,
+        MySqlTaskStorage,
+        url,
+        retention=retention,
+        retention_interval=retention_interval,
+        **options,
     )

@@ -6,7 +6,7 @@ import os
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from evertask_storage_efcore_like.extension import register_storage
+from evertask_storage_efcore_like.extension import add_storage
 from evertask_storage_efcore_like.retention import RetentionPolicy
 
 from .storage import SqliteTaskStorage
@@ -29,11 +29,11 @@ def add_sqlite_storage(
     ``retention`` adds a :class:`~evertask_storage_efcore_like.RetentionComponent` that
     applies the policy every ``retention_interval``. Returns the builder.
     """
-    SqliteTaskStorage(path, **options)  # validate the options now, not at build()
-
-    def factory(now: Any) -> SqliteTaskStorage:
-        return SqliteTaskStorage(path, **{"now": now, **options})
-
-    return register_storage(  # type: ignore[no-any-return]
-        builder, factory, retention=retention, retention_interval=retention_interval
+    return add_storage(
+        builder,
+        SqliteTaskStorage,
+        path,
+        retention=retention,
+        retention_interval=retention_interval,
+        **options,
     )
