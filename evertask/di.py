@@ -67,7 +67,6 @@ class HandlerFactoryBuilder:
     """Indexes a container's providers by type and builds a factory per handler class."""
 
     def __init__(self, container: Any, builtins: dict[type, Provider]) -> None:
-        self._container = container
         self._builtins = builtins
         self._index: list[tuple[type, Any]] = []
         if container is not None:

@@ -24,6 +24,7 @@ from evertask_abstractions import (
 )
 
 from .engine import Engine, HostState
+from .events import EventKind, TaskEvent
 from .executor import CancelReason
 from .ids import uuid7
 from .observe import DispatchScope
@@ -79,6 +80,45 @@ _WAITING = QueuedTaskStatus.WAITING_QUEUE
 _ZERO = timedelta(0)
 
 
+_WHEN = {
+    "immediate": "queued",
+    "delayed": "scheduled",
+    "scheduled": "scheduled",
+    "recurring": "registered as recurring",
+}
+
+
+class _DispatchedEvent:
+    """Publishes the ``dispatched`` event once the dispatch has committed (live dashboards
+    see a task that waits, e.g. delayed or on a paused queue, before it runs)."""
+
+    __slots__ = ("engine", "kind", "now", "run")
+
+    def __init__(self, engine: Engine, run: TaskRun, kind: str) -> None:
+        self.engine, self.run, self.kind, self.now = engine, run, kind, engine.clock.now()
+
+    def finish(self, error: BaseException | None) -> None:
+        events = self.engine.events
+        if error is not None or not events.has_subscribers:
+            return
+        run = self.run
+        desc = run.descriptor
+        when = f" for {run.execution_time.isoformat()}" if run.execution_time else ""
+        events.publish(
+            TaskEvent(
+                task_id=run.id,
+                timestamp=self.now,
+                severity="Information",
+                kind=EventKind.DISPATCHED,
+                task_type=desc.task_type_name,
+                handler_type=desc.handler_type_name,
+                parameters=run.task.model_dump_json(),
+                message=f"Task with id {run.id} was {_WHEN.get(self.kind, self.kind)}{when}.",
+                queue_name=run.queue_name,
+            )
+        )
+
+
 class Dispatcher:
     """Implements :class:`~evertask_abstractions.TaskDispatcher` for one host."""
 
@@ -108,7 +148,7 @@ class Dispatcher:
         Returns the task id once its row is committed (see ``TaskDispatcher.dispatch``).
         """
         engine = self._engine
-        if engine.observers:
+        if (engine.observers or engine.dispatch_events) and _SCOPES.get() is None:
             return await self._dispatch_observed(task, when, task_key, audit_level)
         if task_key is None and engine.state is _RUNNING:  # the hot paths, one call deep
             if when is None:
@@ -120,10 +160,11 @@ class Dispatcher:
     async def _dispatch_observed(
         self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
     ) -> uuid.UUID:
+        """:meth:`dispatch` with observer scopes collected, finished once it returns."""
         scopes: list[DispatchScope] = []
         reset = _SCOPES.set(scopes)
         try:
-            tid = await self._dispatch(task, when, task_key, audit_level)
+            tid = await self.dispatch(task, when, task_key=task_key, audit_level=audit_level)
         except BaseException as exc:
             _finish_scopes(scopes, exc)
             raise
@@ -133,8 +174,11 @@ class Dispatcher:
         return tid
 
     def _observe(self, run: TaskRun, kind: str) -> None:
+        engine = self._engine
         scopes = _SCOPES.get()
-        for observer in self._engine.observers:
+        if engine.dispatch_events and scopes is not None and engine.events.has_subscribers:
+            scopes.append(_DispatchedEvent(engine, run, kind))
+        for observer in engine.observers:
             try:
                 scope = observer.dispatching(run, kind)
             except Exception:
@@ -147,11 +191,6 @@ class Dispatcher:
         self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
     ) -> uuid.UUID:
         engine = self._engine
-        if task_key is None and engine.state is _RUNNING:
-            if when is None:
-                return await self._dispatch_now(task, audit_level)
-            if when.__class__ is timedelta and when > _ZERO:
-                return await self._dispatch_later(task, when, audit_level)
         if engine.state not in (HostState.RUNNING, HostState.STOPPING):
             raise HostNotRunningError(
                 "The EverTask host is not running; start it first (`async with host:` or "
@@ -294,10 +333,7 @@ class Dispatcher:
         descriptor = engine.registry.for_task(task)
         level = self._default_level if audit_level is None else AuditLevel(audit_level)
         tid = uuid7()
-        queue_name = descriptor.resolved_queues.get(False)
-        if queue_name is None:
-            queue_name = engine.queues.resolve(descriptor.queue_name, False).name
-            descriptor.resolved_queues[False] = queue_name
+        queue_name = self._queue_name(descriptor, False)
         now = engine.clock.now()
         at = now + delay
         storage = engine.storage
@@ -310,7 +346,7 @@ class Dispatcher:
             execution_time=at,
             persisted=storage is not None,
         )
-        if engine.observers:
+        if engine.observers or engine.dispatch_events:
             self._observe(run, "delayed")
         if storage is not None:
             row = _row(run, _WAITING, now, at)
@@ -327,13 +363,10 @@ class Dispatcher:
         descriptor = engine.registry.for_task(task)
         level = self._default_level if audit_level is None else AuditLevel(audit_level)
         tid = uuid7()
-        queue_name = descriptor.resolved_queues.get(False)
-        if queue_name is None:
-            queue_name = engine.queues.resolve(descriptor.queue_name, False).name
-            descriptor.resolved_queues[False] = queue_name
+        queue_name = self._queue_name(descriptor, False)
         storage = engine.storage
         run = TaskRun(tid, task, descriptor, queue_name, level, persisted=storage is not None)
-        if engine.observers:
+        if engine.observers or engine.dispatch_events:
             self._observe(run, "immediate")
         if not self._lazy:
             run.handler = (descriptor.factory or descriptor.handler_class)()
@@ -354,6 +387,14 @@ class Dispatcher:
         reserved.put_reserved(run)
         return tid
 
+    def _queue_name(self, descriptor: HandlerDescriptor, recurring: bool) -> str:
+        """The queue a handler's tasks run on (resolved once per handler and kind)."""
+        name = descriptor.resolved_queues.get(recurring)
+        if name is None:
+            name = self._engine.queues.resolve(descriptor.queue_name, recurring).name
+            descriptor.resolved_queues[recurring] = name
+        return name
+
     def _make_run(
         self,
         task_id: uuid.UUID,
@@ -367,10 +408,7 @@ class Dispatcher:
     ) -> TaskRun:
         engine = self._engine
         recurring = schedule is not None and schedule.is_recurring
-        queue_name = descriptor.resolved_queues.get(recurring)
-        if queue_name is None:
-            queue_name = engine.queues.resolve(descriptor.queue_name, recurring).name
-            descriptor.resolved_queues[recurring] = queue_name
+        queue_name = self._queue_name(descriptor, recurring)
         run = TaskRun(
             task_id,
             task,
@@ -384,7 +422,7 @@ class Dispatcher:
             persisted=engine.storage is not None,
         )
         run.generation = engine.cancels.generation(task_id)
-        if engine.observers:
+        if engine.observers or engine.dispatch_events:
             kind = "recurring" if recurring else ("scheduled" if execution_time else "immediate")
             self._observe(run, kind)
         if not engine.options.use_lazy_handler_resolution and execution_time is None:
@@ -422,8 +460,6 @@ class Dispatcher:
         assert storage is not None
         try:
             await storage.persist(row)
-        except TaskKeyConflictError:
-            raise
         except Exception as exc:
             self._persist_failed(exc, row, run)
 
@@ -434,9 +470,10 @@ class Dispatcher:
         return reserved
 
     def _persist_failed(self, exc: Exception, row: QueuedTask, run: TaskRun) -> None:
-        if isinstance(exc, TaskKeyConflictError) or self._engine.options.throw_if_unable_to_persist:
-            if isinstance(exc, TaskKeyConflictError):
-                raise exc
+        """A task-key conflict propagates; other errors raise or degrade to in-memory."""
+        if isinstance(exc, TaskKeyConflictError):
+            raise exc
+        if self._engine.options.throw_if_unable_to_persist:
             raise PersistenceError(
                 f"Task {row.id} ({row.type}) could not be persisted, so it was not run: "
                 f"{exc!r}. Check the storage; set_throw_if_unable_to_persist(False) runs "

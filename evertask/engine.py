@@ -120,6 +120,8 @@ class Engine:
         self.state = HostState.CREATED
         self.log_capture: LogCapture | None = None
         self.observers: list[TaskObserver] = []
+        # also publish a "dispatched" event per dispatch (live dashboards turn this on)
+        self.dispatch_events = False
         # use_sharded_scheduler() is an alias of the default: on one event loop several heaps
         # measured no faster (docs/scheduler.md); ShardedTimerScheduler stays for measuring
         self.scheduler: TimerScheduler | ShardedTimerScheduler = TimerScheduler(

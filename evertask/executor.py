@@ -111,7 +111,6 @@ class WorkerExecutor:
             4, sum(q.config.max_degree_of_parallelism for q in engine.queues.queues.values())
         )
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="evertask-sync")
-        self._loggers: dict[HandlerDescriptor, logging.Logger] = {}
         # storages whose commits take a network round trip let InProgress overlap the handler
         self._pipelined = bool(getattr(engine.storage, "pipelined_writes", False))
 
@@ -214,14 +213,6 @@ class WorkerExecutor:
             cached = (policy, None if timeout is None else timeout.total_seconds())
             self._policies[key] = cached
         return cached
-
-    def _handler_logger(self, desc: HandlerDescriptor) -> logging.Logger:
-        logger = self._loggers.get(desc)
-        if logger is None:
-            cls = desc.handler_class
-            logger = logging.getLogger(f"{cls.__module__}.{cls.__qualname__}")
-            self._loggers[desc] = logger
-        return logger
 
     async def _run(self, run: TaskRun, execution: Execution) -> None:
         engine = self._engine
@@ -493,10 +484,7 @@ class WorkerExecutor:
                 await engine.write(storage.save_execution_logs, tid, logs)
             if outcome is _Outcome.COMPLETED:
                 if storage is not None and not recurring:
-                    try:
-                        await storage.set_completed(tid, elapsed_ms, level)
-                    except Exception:
-                        await engine.write(storage.set_completed, tid, elapsed_ms, level)
+                    await engine.write(storage.set_completed, tid, elapsed_ms, level)
                 if handler is not None and "on_completed" in hooks:
                     await self._hook(run, "on_completed", handler.on_completed(tid))
                 if engine.events.has_subscribers:

@@ -174,10 +174,6 @@ class HandlerRegistry:
             )
         return descriptor
 
-    def for_type_name(self, name: str) -> HandlerDescriptor | None:
-        """The descriptor for a stored type name (closed: unknown names are ``None``)."""
-        return self._by_name.get(name)
-
     def load_task(self, type_name: str, payload: str) -> tuple[HandlerDescriptor, EverTask]:
         """Rebuild a stored task (``TaskNotRegisteredError`` / ``TaskSerializationError``)."""
         descriptor = self._by_name.get(type_name)

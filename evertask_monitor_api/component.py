@@ -15,7 +15,6 @@ from evertask_abstractions import ConfigurationError
 from .app import build_app, create_storage_app
 from .auth import Credentials
 from .context import MonitorContext
-from .observer import DispatchEventObserver
 from .options import MonitoringOptions
 
 __all__ = [
@@ -60,9 +59,7 @@ class MonitoringComponent:
             )
         self._context = MonitorContext(self.options, storage, host)
         self._app = build_app(self._context)
-        observers = host.engine.observers
-        if not any(isinstance(o, DispatchEventObserver) for o in observers):
-            observers.append(DispatchEventObserver(host.events, host.engine.clock.now))
+        host.engine.dispatch_events = True
         host.monitoring = self
 
     @property
