@@ -31,6 +31,7 @@ from .options import EverTaskOptions
 from .queues import QueueClosedError, WorkerQueue
 from .registry import HandlerDescriptor
 from .run import TaskRun
+from .storage.protocol import PipelinedStorage
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -111,8 +112,11 @@ class WorkerExecutor:
             4, sum(q.config.max_degree_of_parallelism for q in engine.queues.queues.values())
         )
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="evertask-sync")
-        # storages whose commits take a network round trip let InProgress overlap the handler
-        self._pipelined = bool(getattr(engine.storage, "pipelined_writes", False))
+        # storages whose commits take a round trip let InProgress overlap the handler
+        storage = engine.storage
+        self._pipelined: PipelinedStorage | None = (
+            storage if isinstance(storage, PipelinedStorage) else None
+        )
 
     # -- consumers -------------------------------------------------------------------------
     def start(self) -> None:
@@ -229,7 +233,8 @@ class WorkerExecutor:
         start = time.perf_counter()
         scopes = self._observe(run) if engine.observers else None
         capture = None
-        in_progress: asyncio.Future[None] | None = None
+        in_progress: Awaitable[None] | None = None
+        pipelined = self._pipelined if storage is not None else None
         try:
             if handler is None:
                 factory = desc.factory or desc.handler_class
@@ -238,12 +243,14 @@ class WorkerExecutor:
             if engine.log_capture is not None:
                 capture = engine.log_capture.begin(run, handler)
             if storage is not None:
-                if self._pipelined:
-                    # the InProgress commit overlaps the handler; it is awaited before the
-                    # outcome is written, so the statuses stay in order
-                    in_progress = asyncio.ensure_future(
-                        engine.write(storage.set_in_progress, tid, level)
-                    )
+                if pipelined is not None:
+                    # the InProgress commit overlaps the handler; before the outcome is
+                    # written it is withdrawn (still queued) or awaited, so statuses stay
+                    # in order
+                    try:
+                        in_progress = pipelined.begin_in_progress(tid, level)
+                    except Exception:
+                        await engine.write(storage.set_in_progress, tid, level)
                 else:
                     try:
                         await storage.set_in_progress(tid, level)
@@ -311,8 +318,16 @@ class WorkerExecutor:
             # the handler could not be built, or storage gave up
             outcome, error = _Outcome.FAILED, exc
         elapsed_ms = (time.perf_counter() - start) * 1000.0
-        if in_progress is not None:
-            await in_progress
+        if (
+            in_progress is not None
+            and pipelined is not None
+            and storage is not None
+            and (run.is_recurring or not pipelined.withdraw_in_progress(in_progress, level))
+        ):
+            try:
+                await in_progress
+            except Exception:
+                await engine.write(storage.set_in_progress, tid, level)
         logs = capture.finish() if capture is not None else None
         if scopes:
             self._finish_scopes(scopes, outcome, error, elapsed_ms)

@@ -23,6 +23,7 @@ class TaskRun:
         "audit_level",
         "current_run",
         "descriptor",
+        "due_at",
         "enqueued_at",
         "execution_time",
         "generation",
@@ -66,6 +67,7 @@ class TaskRun:
         self.trace_context = trace_context
         self.handler = handler
         self.enqueued_at = 0.0
+        self.due_at: datetime | None = None  # the time the scheduler fired this run for
         self.generation = 0  # bumped by cancel: deliveries of an older generation are dropped
         self.scopes: list[Any] | None = None  # observer scopes of the running execution
 

@@ -1,8 +1,8 @@
 """The timer scheduler: one heap, one timer for the earliest entry, latest-wins per task id.
 
-It sleeps until exactly the earliest due time and never wakes otherwise (zero CPU while
-idle). Replacing an id's entry leaves a stale heap entry that is skipped when popped; the
-heap is compacted when stale entries outnumber live ones.
+It sleeps until exactly the earliest due time (less an optional lead) and never wakes
+otherwise (zero CPU while idle). Replacing an id's entry leaves a stale heap entry that is
+skipped when popped; the heap is compacted when stale entries outnumber live ones.
 """
 
 from __future__ import annotations
@@ -24,11 +24,23 @@ Entry = tuple[datetime, int, TaskRun]
 
 
 class TimerScheduler:
-    """Holds future runs and hands due ones to ``on_due`` (called on the event loop)."""
+    """Holds future runs and hands due ones to ``on_due`` (called on the event loop).
 
-    def __init__(self, clock: Clock, on_due: Callable[[list[TaskRun]], None]) -> None:
+    With a ``lead``, runs are handed over that much before their time (each with its time
+    in ``run.due_at``), so a caller that must commit something first can be done by then.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        on_due: Callable[[list[TaskRun]], None],
+        lead: timedelta = timedelta(0),
+    ) -> None:
+        if lead < timedelta(0):
+            raise ValueError("lead must not be negative.")
         self._clock = clock
         self._on_due = on_due
+        self._lead = lead
         self._heap: list[Entry] = []
         self._current: dict[uuid.UUID, Entry] = {}
         self._seq = itertools.count()
@@ -102,12 +114,12 @@ class TimerScheduler:
         if self._heap:
             when = self._heap[0][0]
             self._timer_when = when
-            self._timer = self._clock.call_at(when, self._fire)
+            self._timer = self._clock.call_at(when - self._lead, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
         self._timer_when = None
-        limit = self._clock.now() + _TOLERANCE
+        limit = self._clock.now() + self._lead + _TOLERANCE
         heap, current = self._heap, self._current
         due: list[TaskRun] = []
         while heap and heap[0][0] <= limit:
@@ -115,6 +127,7 @@ class TimerScheduler:
             run = entry[2]
             if current.get(run.id) is entry:
                 del current[run.id]
+                run.due_at = entry[0]
                 due.append(run)
         self._arm()
         if due:

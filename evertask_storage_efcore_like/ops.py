@@ -44,6 +44,7 @@ __all__ = [
 
 _COMPLETED = QueuedTaskStatus.COMPLETED.value
 _QUEUED = QueuedTaskStatus.QUEUED.value
+_IN_PROGRESS = QueuedTaskStatus.IN_PROGRESS.value
 
 
 class StepMode(IntEnum):
@@ -175,7 +176,11 @@ class PersistOp(Op):
 
 @dataclass(slots=True, frozen=True)
 class TransitionOp(Op):
-    """A status change; ``stamp`` sets LastExecutionUtc, ``ms`` ExecutionTimeMs (if set)."""
+    """A status change; ``stamp`` sets LastExecutionUtc, ``ms`` ExecutionTimeMs (if set).
+
+    ``prior_audit_ts``: the audit row of an InProgress write this one replaced (see
+    ``SqlTaskStorage.withdraw_in_progress``), inserted before the change's own audit row.
+    """
 
     task_id: uuid.UUID
     status: str
@@ -185,6 +190,7 @@ class TransitionOp(Op):
     clear_next: bool
     audit_ts: datetime | None
     must_exist: bool
+    prior_audit_ts: datetime | None = None
 
     def target_id(self) -> uuid.UUID:
         return self.task_id
@@ -202,6 +208,16 @@ class TransitionOp(Op):
         )
         if not n:
             return _missing(self.task_id) if self.must_exist else None
+        if self.prior_audit_ts is not None:
+            yield Step(
+                "insert_status_audit",
+                {
+                    "id": self.task_id,
+                    "ts": self.prior_audit_ts,
+                    "status": _IN_PROGRESS,
+                    "exception": None,
+                },
+            )
         if self.audit_ts is not None:
             yield Step(
                 "insert_status_audit",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -98,9 +98,6 @@ class SqlTaskStorage:
         engine_options: extra ``create_async_engine`` keyword arguments.
     """
 
-    #: commits take a round trip: the engine lets the InProgress write overlap the handler
-    pipelined_writes = True
-
     def __init__(
         self,
         url: str | URL,
@@ -136,6 +133,8 @@ class SqlTaskStorage:
         self._reader: AsyncEngine | None = None
         self._writer_engine: AsyncEngine | None = None
         self._writer: GroupCommitWriter | None = None
+        # audit times of withdrawn InProgress writes, written with the task's next status
+        self._carried: dict[uuid.UUID, datetime] = {}
         self._executors: list[BatchExecutor] = []
 
     # -- customisation points for the dialect packages ---------------------------------------
@@ -349,6 +348,7 @@ class SqlTaskStorage:
                 clear_next,
                 now if audit else None,
                 must_exist,
+                self._carried.pop(task_id, None) if self._carried else None,
             )
         )
 
@@ -370,6 +370,23 @@ class SqlTaskStorage:
     async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark InProgress."""
         await self._transition(task_id, QueuedTaskStatus.IN_PROGRESS, None, audit_level)
+
+    def begin_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> asyncio.Future[Any]:
+        """Queue the InProgress write without waiting (see ``PipelinedStorage``)."""
+        return self._transition(task_id, QueuedTaskStatus.IN_PROGRESS, None, audit_level)
+
+    def withdraw_in_progress(self, pending: Awaitable[None], audit_level: AuditLevel) -> bool:
+        """Take back a queued InProgress write that no transaction has taken yet; the next
+        status write of the task replaces it and carries its audit row, if it had one."""
+        writer = self._writer
+        if writer is None or not isinstance(pending, asyncio.Future):
+            return False
+        op = writer.withdraw(pending)
+        if op is None:
+            return False
+        if isinstance(op, TransitionOp) and op.audit_ts is not None:
+            self._carried[op.task_id] = op.audit_ts
+        return True
 
     async def set_completed(
         self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel

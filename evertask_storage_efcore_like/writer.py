@@ -105,6 +105,21 @@ class GroupCommitWriter:
         self._wake()
         return future
 
+    def withdraw(self, future: asyncio.Future[Any]) -> Op | None:
+        """Take back the operation of ``future`` if no batch has taken it yet.
+
+        Returns the operation and resolves its future with ``None``; ``None`` when it is
+        already being executed (or done), in which case the caller awaits it as usual.
+        """
+        try:
+            index = self._futures.index(future)
+        except ValueError:
+            return None
+        op = self._ops[index]
+        del self._futures[index], self._ops[index]
+        future.set_result(None)
+        return op
+
     async def close(self) -> None:
         """Commit everything already submitted, then stop."""
         task = self._task

@@ -38,6 +38,7 @@ from .sql import (
     COMPARE_AND_SET,
     LOGS,
     PERSIST,
+    PRIOR,
     QUEUED,
     TRANSITION,
     TRANSITION_FOUND,
@@ -47,6 +48,14 @@ from .sql import (
 __all__ = ["PostgresExecutor", "waves"]
 
 _SET_BASED = (PersistOp, TransitionOp, TryQueuedOp, SaveLogsOp)
+
+
+def _column(values: list[Any]) -> list[Any] | None:
+    """One column's array, or NULL when all its values are: ``unnest`` pads a NULL array
+    with NULLs, and the driver has nothing to encode (most columns of a new one-shot row)."""
+    if values and values[0] is None and values[-1] is None and values.count(None) == len(values):
+        return None
+    return values
 
 
 def waves(ops: Sequence[Op]) -> Iterator[list[int]]:
@@ -220,6 +229,9 @@ class PostgresExecutor:
                 [o.clear_next for o in transitions],
                 [o.audit_ts for o in transitions],
             ]
+            if any(o.prior_audit_ts is not None for o in transitions):
+                parts |= PRIOR | AUDITS
+                args.append([o.prior_audit_ts for o in transitions])
         if queued:
             parts |= COMPARE_AND_SET
             args += [
@@ -245,7 +257,7 @@ class PostgresExecutor:
                 [log.exception_details for _, log in entries],
                 [log.sequence_number for _, log in entries],
             ]
-        records = await pg.fetch(self._sql.batch(parts), *args)
+        records = await pg.fetch(self._sql.batch(parts), *map(_column, args))
         return {(r[0], r[1]) for r in records}
 
     def _step_runner(self, pg: Any) -> Any:

@@ -41,8 +41,9 @@ QUEUED = 2
 """Result kind: a compare-and-set moved the row to Queued."""
 
 
-PERSIST, TRANSITION, COMPARE_AND_SET, LOGS, AUDITS = 1, 2, 4, 8, 16
-"""Parts of a batch statement (bit flags); ``AUDITS``: some write of the batch is audited."""
+PERSIST, TRANSITION, COMPARE_AND_SET, LOGS, AUDITS, PRIOR = 1, 2, 4, 8, 16, 32
+"""Parts of a batch statement (bit flags); ``AUDITS``: some write of the batch is audited;
+``PRIOR``: some transition also carries the audit row of an InProgress write it replaced."""
 
 
 class _Arrays:
@@ -91,7 +92,8 @@ class PostgresSql:
         return found
 
     def _build(self, parts: int) -> str:
-        if parts & 15 == 0 or parts >= 32:
+        needs = TRANSITION | AUDITS  # what a PRIOR part goes with
+        if parts & 15 == 0 or parts >= 64 or (parts & PRIOR and parts & needs != needs):
             raise ValueError(f"Invalid batch parts {parts}.")
         audited = bool(parts & AUDITS)
         tasks, audit, columns = self._tasks, self._audit, self._columns
@@ -112,11 +114,14 @@ class PostgresSql:
                     "WHERE p.audit_ts IS NOT NULL)"
                 )
         if parts & TRANSITION:
+            prior = bool(parts & PRIOR)
             ctes += [
                 a.unnest(
                     "t",
-                    ["uuid", "text", "text", "timestamptz", "float8", "bool", "timestamptz"],
-                    ["id", "status", "exc", "stamp", "ms", "clear_next", "audit_ts"],
+                    ["uuid", "text", "text", "timestamptz", "float8", "bool", "timestamptz"]
+                    + ["timestamptz"] * prior,
+                    ["id", "status", "exc", "stamp", "ms", "clear_next", "audit_ts"]
+                    + ["prior_ts"] * prior,
                 ),
                 f"t_upd AS (UPDATE {tasks} AS q SET "
                 '"Status" = t.status, "Exception" = t.exc, '
@@ -125,7 +130,16 @@ class PostgresSql:
                 '"NextRunUtc" = CASE WHEN t.clear_next THEN NULL ELSE q."NextRunUtc" END '
                 'FROM t WHERE q."Id" = t.id RETURNING q."Id")',
             ]
-            if audited:
+            if prior:  # the replaced InProgress row first: audits are read in Id order
+                ctes.append(
+                    f"t_aud AS (INSERT INTO {audit} {audit_cols} "
+                    "SELECT t.id, v.ts, v.status, v.exc FROM t "
+                    'JOIN t_upd ON t_upd."Id" = t.id CROSS JOIN LATERAL (VALUES '
+                    "(0, t.prior_ts, 'InProgress', NULL::text), "
+                    "(1, t.audit_ts, t.status, t.exc)) AS v(k, ts, status, exc) "
+                    "WHERE v.ts IS NOT NULL ORDER BY t.id, v.k)"
+                )
+            elif audited:
                 ctes.append(
                     f"t_aud AS (INSERT INTO {audit} {audit_cols} "
                     "SELECT t.id, t.audit_ts, t.status, t.exc FROM t "

@@ -15,11 +15,12 @@ from .models import (
     wants_runs_audit,
     wants_status_audit,
 )
-from .protocol import TaskStorage
+from .protocol import PipelinedStorage, TaskStorage
 
 __all__ = [
     "RECOVERABLE_STATUSES",
     "MemoryTaskStorage",
+    "PipelinedStorage",
     "QueuedTask",
     "RunsAudit",
     "SortField",

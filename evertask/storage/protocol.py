@@ -16,7 +16,7 @@ Contract notes:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -24,7 +24,7 @@ from evertask_abstractions import AuditLevel, QueuedTaskStatus
 
 from .models import QueuedTask, RunsAudit, StatusAudit, TaskExecutionLog, TaskPage, TaskQuery
 
-__all__ = ["TaskStorage"]
+__all__ = ["PipelinedStorage", "TaskStorage"]
 
 
 @runtime_checkable
@@ -216,4 +216,24 @@ class TaskStorage(Protocol):
         self, created_since: datetime | None = None
     ) -> dict[tuple[str, QueuedTaskStatus], int]:
         """Number of tasks per (queue, status)."""
+        ...
+
+
+@runtime_checkable
+class PipelinedStorage(Protocol):
+    """Optional: a storage whose commits take a round trip lets InProgress overlap the run.
+
+    The engine queues the InProgress write with :meth:`begin_in_progress` and runs the
+    handler at once. Before it writes the outcome it either withdraws that write (when no
+    transaction has taken it yet and the audit level records no InProgress row: the outcome
+    replaces it, and recovery treats Queued and InProgress rows alike) or awaits its commit,
+    so the statuses of a task are always written in order.
+    """
+
+    def begin_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> Awaitable[None]:
+        """Queue the InProgress write; the result completes when it is committed."""
+        ...
+
+    def withdraw_in_progress(self, pending: Awaitable[None], audit_level: AuditLevel) -> bool:
+        """Take back a queued InProgress write nothing has started; ``True`` if withdrawn."""
         ...

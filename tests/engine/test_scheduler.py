@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from evertask import ManualClock
 from evertask.registry import HandlerRegistry
 from evertask.run import TaskRun
@@ -101,3 +103,21 @@ def test_sharded_scheduler_behaves_the_same() -> None:
     assert s.unschedule(runs[3].id)
     clock.advance(100)
     assert sorted(fired) == [i for i in range(20) if i != 3]
+
+
+def test_a_lead_fires_early_with_the_due_time() -> None:
+    clock = ManualClock(T0)
+    fired: list[TaskRun] = []
+    s = TimerScheduler(clock, fired.extend, lead=timedelta(milliseconds=20))
+    s.start()
+    due = T0 + timedelta(seconds=10)
+    s.schedule(_run(1), due)
+    s.schedule(_run(2), due + timedelta(milliseconds=50))
+    clock.set(due - timedelta(milliseconds=21))
+    assert fired == []
+    clock.set(due - timedelta(milliseconds=20))
+    assert [r.due_at for r in fired] == [due]  # handed over early, with its own time
+    clock.set(due + timedelta(milliseconds=30))
+    assert [r.due_at for r in fired] == [due, due + timedelta(milliseconds=50)]
+    with pytest.raises(ValueError, match="lead"):
+        TimerScheduler(clock, fired.extend, lead=timedelta(seconds=-1))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dependency_injector import containers, providers
 
-from evertask import add_evertask
+from evertask import ManualClock, add_evertask
 from evertask.builder import EverTaskServiceBuilder
 from evertask.storage import TaskQuery
 from evertask_abstractions import (
@@ -129,3 +129,131 @@ async def test_tasks_run_and_resume_after_restart(
         assert row is not None and row.status is Q.COMPLETED
         audits = await storage.get_status_audits(paused)
         assert [a.new_status for a in audits][-2:] == [Q.IN_PROGRESS, Q.COMPLETED]
+
+
+class Gate:
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+
+class Slow(EverTask):
+    n: int
+
+
+class SlowHandler(EverTaskHandler[Slow]):
+    def __init__(self, gate: Gate) -> None:
+        super().__init__()
+        self.gate = gate
+
+    async def handle(self, task: Slow, cancellation: CancellationToken) -> None:
+        self.gate.entered.set()
+        await self.gate.release.wait()
+
+
+class GatedServices(Services):
+    gate = providers.Singleton(Gate)
+
+
+async def _until_status(storage: SqlTaskStorage, task_id: Any, status: QueuedTaskStatus) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        stored = await storage.get(task_id)
+        if stored is not None and stored.status is status:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"{stored} never became {status}"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_in_progress_is_written_for_running_tasks_and_coalesced_for_instant_ones(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    services = GatedServices()
+    host = _configure(backend, tmp_path, request)(
+        add_evertask(
+            services,
+            lambda o: (
+                o.register_handler(JobHandler)
+                .register_handler(SlowHandler)
+                .set_default_audit_level(AuditLevel.NONE)
+            ),
+        )
+    ).build()
+    storage = host.storage
+    assert isinstance(storage, SqlTaskStorage)
+    writer_ops = full_ops = 0
+    async with host:
+        await host.wait_recovered(10)
+        # a running task shows InProgress (the write is taken while the handler waits)
+        slow = await host.dispatcher.dispatch(Slow(n=1))
+        gate = services.gate()
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        await _until_status(storage, slow, Q.IN_PROGRESS)
+        gate.release.set()
+        await _until_status(storage, slow, Q.COMPLETED)
+        # an instant one at audit None: its InProgress write is replaced by Completed
+        writer = storage.writer
+        assert writer is not None
+        counter = services.counter()
+        counter.target = 1
+        before = writer.operations
+        fast = await host.dispatcher.dispatch(Job(n=1))
+        await asyncio.wait_for(counter.event.wait(), 10)
+        await _until_status(storage, fast, Q.COMPLETED)
+        writer_ops = writer.operations - before
+        # at Full too, with every status's audit row (InProgress's goes with Completed)
+        counter.target = 2
+        before = writer.operations
+        full = await host.dispatcher.dispatch(Job(n=2), audit_level=AuditLevel.FULL)
+        await asyncio.wait_for(counter.event.wait(), 10)
+        await _until_status(storage, full, Q.COMPLETED)
+        full_ops = writer.operations - before
+        audits = await storage.get_status_audits(full)
+        assert [a.new_status for a in audits] == [Q.QUEUED, Q.IN_PROGRESS, Q.COMPLETED]
+    assert writer_ops == 2  # persist + Completed (the InProgress write was withdrawn)
+    assert full_ops == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_delayed_tasks_are_claimed_ahead_and_start_at_their_time(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    clock = ManualClock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
+    services = Services()
+    host = _configure(backend, tmp_path, request)(
+        add_evertask(
+            services,
+            lambda o: (
+                o.register_handler(JobHandler).set_max_degree_of_parallelism(1).use_clock(clock)
+            ),
+        )
+    ).build()
+    storage = host.storage
+    assert isinstance(storage, SqlTaskStorage)
+    lead = host.engine.claim_lead
+    assert lead > timedelta(0)
+    counter = services.counter()
+    async with host:
+        await host.wait_recovered(10)
+        due = clock.now() + timedelta(seconds=10)
+        claimed = await host.dispatcher.dispatch(Job(n=1), due)
+        cancelled = await host.dispatcher.dispatch(Job(n=2), due + timedelta(seconds=1))
+        clock.set(due - lead)
+        await _until_status(storage, claimed, Q.QUEUED)  # committed ahead of time...
+        assert counter.seen == []  # ...but not started before its time
+        counter.target = 1
+        clock.set(due)
+        await asyncio.wait_for(counter.event.wait(), 10)
+        assert counter.seen == [1]
+        # a cancel between the claim and the due time wins
+        clock.set(due + timedelta(seconds=1) - lead)
+        await _until_status(storage, cancelled, Q.QUEUED)
+        await host.dispatcher.cancel(cancelled)
+        clock.set(due + timedelta(seconds=2))
+        counter.target = 2
+        await host.dispatcher.dispatch(Job(n=3))  # runs after anything released before it
+        await asyncio.wait_for(counter.event.wait(), 10)
+        assert counter.seen == [1, 3]
+        stored = await storage.get(cancelled)
+        assert stored is not None and stored.status is Q.CANCELLED

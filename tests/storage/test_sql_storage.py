@@ -77,6 +77,64 @@ async def test_concurrent_writes_share_transactions(
     assert writer.operations >= 600
 
 
+async def test_a_queued_in_progress_write_is_withdrawn(
+    sql_storage: SqlTaskStorage, clock: Clock
+) -> None:
+    task = row(clock.now, status=Q.QUEUED, audit_level=AuditLevel.NONE)
+    await sql_storage.persist(task)
+    writer = sql_storage.writer
+    assert writer is not None
+    before = writer.operations
+    pending = sql_storage.begin_in_progress(task.id, AuditLevel.NONE)
+    assert sql_storage.withdraw_in_progress(pending, AuditLevel.NONE)
+    await pending  # resolved, nothing written
+    assert not sql_storage.withdraw_in_progress(pending, AuditLevel.NONE)  # only once
+    stored = await sql_storage.get(task.id)
+    assert stored is not None and stored.status is Q.QUEUED
+    await sql_storage.set_completed(task.id, 1.5, AuditLevel.NONE)
+    stored = await sql_storage.get(task.id)
+    assert stored is not None and stored.status is Q.COMPLETED
+    assert writer.operations - before == 1  # the Completed write alone
+    assert await sql_storage.get_status_audits(task.id) == []
+
+
+async def test_a_withdrawn_in_progress_audit_row_is_written_with_the_outcome(
+    sql_storage: SqlTaskStorage, clock: Clock
+) -> None:
+    tasks = [row(clock.now, status=Q.QUEUED) for _ in range(20)]
+    await asyncio.gather(*(sql_storage.persist(t) for t in tasks))
+    pending = [sql_storage.begin_in_progress(t.id, AuditLevel.FULL) for t in tasks]
+    assert all(sql_storage.withdraw_in_progress(p, AuditLevel.FULL) for p in pending)
+    # the outcomes commit in one batch, each carrying its InProgress audit row
+    await asyncio.gather(
+        *(sql_storage.set_completed(t.id, 2.0, AuditLevel.FULL) for t in tasks[:10]),
+        *(sql_storage.set_status(t.id, Q.FAILED, "boom", AuditLevel.FULL, 3.0) for t in tasks[10:]),
+    )
+    for i, t in enumerate(tasks):
+        audits = await sql_storage.get_status_audits(t.id)
+        final = Q.COMPLETED if i < 10 else Q.FAILED
+        assert [a.new_status for a in audits] == [Q.QUEUED, Q.IN_PROGRESS, final]
+        assert audits[1].exception is None
+        assert audits[0].updated_at_utc <= audits[1].updated_at_utc <= audits[2].updated_at_utc
+        stored = await sql_storage.get(t.id)
+        assert stored is not None and stored.status is final
+
+
+async def test_an_in_progress_write_already_taken_is_not_withdrawn(
+    sql_storage: SqlTaskStorage, clock: Clock
+) -> None:
+    task = row(clock.now, status=Q.QUEUED)
+    await sql_storage.persist(task)
+    pending = sql_storage.begin_in_progress(task.id, AuditLevel.FULL)
+    await pending  # committed: too late to take back
+    assert not sql_storage.withdraw_in_progress(pending, AuditLevel.FULL)
+    stored = await sql_storage.get(task.id)
+    assert stored is not None and stored.status is Q.IN_PROGRESS
+    await sql_storage.set_completed(task.id, 1.0, AuditLevel.FULL)
+    audits = await sql_storage.get_status_audits(task.id)
+    assert [a.new_status for a in audits] == [Q.QUEUED, Q.IN_PROGRESS, Q.COMPLETED]
+
+
 async def test_a_bad_write_fails_alone(sql_storage: SqlTaskStorage, clock: Clock) -> None:
     good = [row(clock.now) for _ in range(10)]
     bad = row(datetime(2026, 1, 1))  # naive: refused
