@@ -14,7 +14,15 @@ one run, interleaved, each measurement in a fresh interpreter, in these configur
 - logcapture: the handler writes one ``self.logger.info`` line per task, persistent logger
   off, application logging at its defaults (the line is forwarded, WARNING drops it);
 - logcapture persisted: the same with the persistent logger on (each line is kept and
-  saved with the run).
+  saved with the run);
+- sdk floor: no engine and no EverTask code in the loop, which makes per task exactly the
+  OpenTelemetry calls of one all-sampled no-op task on the ``otel`` pipeline: the PRODUCER
+  span with the same attributes, the W3C context written and read back, the CONSUMER span
+  with its attributes made current and detached, both spans ended, the two histogram
+  values. The context is written and read in its minimal form (ids formatted, then parsed
+  into the remote span context), cheaper than any propagator, so the floor is a lower
+  bound: ``otel_best_possible_ratio`` = off cost / (off cost + floor) is the highest ratio
+  any instrumentation on this SDK could reach if it added nothing of its own.
 
 Throughput is tasks per CPU second of the benchmark process (every thread, the garbage
 collector and the SDK's export thread included): on a shared machine it is far steadier
@@ -34,15 +42,28 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from evertask import EverTaskOptions, EverTaskServiceBuilder, add_evertask
-from evertask.telemetry import add_opentelemetry
-from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler
+from evertask import EverTaskOptions, EverTaskServiceBuilder, __version__, add_evertask
+from evertask.ids import uuid7
+from evertask.registry import HandlerRegistry
+from evertask.telemetry import TaskMetrics, add_opentelemetry
+from evertask.telemetry.names import (
+    ATTR_DISPATCH_KIND,
+    ATTR_MESSAGE_ID,
+    ATTR_OUTCOME,
+    INSTRUMENTATION_NAME,
+)
+from evertask.telemetry.route import Route
+from evertask_abstractions import AuditLevel, CancellationToken, EverTask, EverTaskHandler
 
 from .common import Results, median, report
 from .engine import Container, Noop, NoopHandler, Recorder
@@ -192,6 +213,74 @@ CONFIGS: dict[str, Callable[[int], Rates]] = {
 }
 
 
+class Floor:
+    """The OpenTelemetry calls of one all-sampled no-op task, on an ``Otel`` pipeline."""
+
+    def __init__(self, otel: Otel) -> None:
+        self.tracer = otel.tracer_provider.get_tracer(INSTRUMENTATION_NAME, __version__)
+        self.metrics = TaskMetrics.for_provider(otel.meter_provider)  # the same instruments
+        descriptor = HandlerRegistry().add(NoopHandler)
+        assert descriptor is not None
+        self.route = Route(descriptor, "default", AuditLevel.FULL, False)  # the same attributes
+
+    def dispatch(self, message_id: str) -> str:
+        """The PRODUCER span, ended; its context as the stored ``traceparent``."""
+        route = self.route
+        attrs = {
+            **route.publish_attrs,
+            ATTR_MESSAGE_ID: message_id,
+            ATTR_DISPATCH_KIND: "immediate",
+        }
+        span = self.tracer.start_span(route.publish_name, kind=_PRODUCER, attributes=attrs)
+        ids = span.get_span_context()
+        stored = "00-%032x-%016x-%02x" % (ids.trace_id, ids.span_id, ids.trace_flags)  # noqa: UP031
+        span.end()
+        return stored
+
+    def execute(self, message_id: str, stored: str) -> None:
+        """The CONSUMER span continuing ``stored``: current, ended, detached; both histograms."""
+        route, metrics = self.route, self.metrics
+        remote = SpanContext(
+            int(stored[3:35], 16), int(stored[36:52], 16), True, TraceFlags(int(stored[53:], 16))
+        )
+        parent = trace.set_span_in_context(NonRecordingSpan(remote), _ROOT)
+        attrs = {**route.process_attrs, ATTR_MESSAGE_ID: message_id}
+        span = self.tracer.start_span(
+            route.process_name, context=parent, kind=_CONSUMER, attributes=attrs
+        )
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        metrics.queue_wait.record(0.05, route.metric_attrs)
+        span.set_attribute(ATTR_OUTCOME, "completed")
+        span.end()
+        otel_context.detach(token)
+        metrics.duration.record(0.02, route.completed_attrs)
+
+
+_PRODUCER, _CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
+_ROOT = Context()
+
+
+def sdk_floor(n: int) -> Rates:
+    """The SDK's own work for n all-sampled no-op tasks: a tight loop, no engine."""
+    otel = Otel(n)
+    floor = Floor(otel)
+    message_ids = [str(uuid7()) for _ in range(n)]
+    dispatch, execute = floor.dispatch, floor.execute
+    start, cpu = time.perf_counter(), time.process_time()
+    for message_id in message_ids:
+        execute(message_id, dispatch(message_id))
+    otel.collect()
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    exported = otel.close()
+    if exported != 2 * n:
+        print(f"warning: {exported} spans exported, expected {2 * n}", file=sys.stderr)
+    return Rates(n / cpu, n / elapsed)
+
+
+FLOOR = "sdk_floor"
+MEASURED: dict[str, Callable[[int], Rates]] = {**CONFIGS, FLOOR: sdk_floor}
+
+
 def measure(name: str, n: int) -> Rates:
     """One measurement in a fresh interpreter (no heap or GC state left by another one)."""
     out = subprocess.run(
@@ -211,21 +300,27 @@ def _child(name: str, n: int) -> None:
     logging.getLogger("opentelemetry").setLevel(logging.ERROR)
     asyncio.run(throughput(min(n, 2000), NoopHandler, noop))  # warm up the interpreter
     gc.collect()
-    print(json.dumps(list(CONFIGS[name](n))))
+    print(json.dumps(list(MEASURED[name](n))))
 
 
 def run(quick: bool = False, json_path: str | None = None) -> Results:
     """Run the suite and print it."""
     n = 20_000 if quick else 30_000
     reps = 1 if quick else 5
-    samples: dict[str, list[Rates]] = {name: [] for name in CONFIGS}
+    samples: dict[str, list[Rates]] = {name: [] for name in MEASURED}
     for _ in range(reps):  # interleaved, so a noisy neighbour hits every configuration
-        for name in CONFIGS:
+        for name in MEASURED:
             samples[name].append(measure(name, n))
+    floor_rate = median([r.cpu for r in samples.pop(FLOOR)])
     rate = {name: median([r.cpu for r in values]) for name, values in samples.items()}
     wall = {name: median([r.wall for r in values]) for name, values in samples.items()}
     off = rate["off"]
-    results: Results = {"tasks": float(n)}
+    floor_us, off_us = 1e6 / floor_rate, 1e6 / off
+    results: Results = {
+        "tasks": float(n),
+        "sdk_floor_us_per_task": round(floor_us, 2),
+        "otel_best_possible_ratio": round(off_us / (off_us + floor_us), 4),
+    }
     for name, value in rate.items():
         results[f"{name}_tasks_per_s"] = round(value, 1)
         results[f"{name}_wall_tasks_per_s"] = round(wall[name], 1)
@@ -245,6 +340,15 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
         ("tasks (no-op, memory storage, audit Full)", f"{n:,} x {reps} run(s), median"),
         ("off tasks per CPU second (wall)", f"{off:,.0f} ({wall['off']:,.0f})"),
         row("OpenTelemetry SDK, all sampled", "otel", "  (bar: >= 65%)"),
+        (
+            "  SDK floor: the same calls, no engine",
+            f"{floor_us:.1f} us/task  (otel's added cost minus the floor: "
+            f"{results['otel_overhead_us_per_task'] - floor_us:+.1f} us/task)",
+        ),
+        (
+            "  best possible ratio on this SDK",
+            f"{results['otel_best_possible_ratio']:.1%}  (off / (off + floor))",
+        ),
         row("  tracing only", "otel_tracing_only"),
         row("  metrics only", "otel_metrics_only"),
         row("  10% of traces sampled", "otel_sampled_10pct"),

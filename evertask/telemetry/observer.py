@@ -7,7 +7,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import Link, SpanKind, Tracer, TracerProvider
+from opentelemetry.trace import Link, Span, SpanKind, Tracer, TracerProvider
+from opentelemetry.util.types import AttributeValue
 
 from evertask_abstractions import AuditLevel
 
@@ -15,7 +16,7 @@ from ..registry import HandlerDescriptor
 from ..run import TaskRun
 from .metrics import TaskMetrics
 from .names import INSTRUMENTATION_NAME
-from .propagation import extract, inject
+from .propagation import extract, inject_span
 from .route import Route, run_attributes
 from .scopes import DispatchScope, ExecutionScope
 
@@ -38,6 +39,9 @@ class OpenTelemetryObserver:
         self.tracer = tracer
         self.metrics = metrics
         self._routes: dict[tuple[HandlerDescriptor, str, AuditLevel, bool], Route] = {}
+        # whether the tracer's last span had a valid context, i.e. an SDK is behind it: then
+        # spans get every attribute at start, else only the prebuilt ones (no-op API)
+        self._sdk = True
 
     @classmethod
     def create(
@@ -76,15 +80,11 @@ class OpenTelemetryObserver:
         span = None
         tracer = self.tracer
         if tracer is not None:
-            # the constant attributes go to the sampler; the per-run ones only to spans
-            # that record (nothing is built for unsampled spans or the no-op API)
-            span = tracer.start_span(
-                route.publish_name, kind=_PRODUCER, attributes=route.publish_attrs
+            span = self._start(
+                tracer, route.publish_name, _PRODUCER, route.publish_attrs, run, kind
             )
-            if span.is_recording():
-                span.set_attributes(run_attributes(run, kind))
             if span.get_span_context().is_valid:  # (the no-op API returns the caller's span)
-                run.trace_context = inject(_set_span_in_context(span))
+                run.trace_context = inject_span(span)
         return DispatchScope(span, self.metrics, route, kind)
 
     def executing(self, run: TaskRun, queue_wait_s: float | None) -> ExecutionScope:
@@ -101,18 +101,42 @@ class OpenTelemetryObserver:
                 remote = trace.get_current_span(parent).get_span_context()
                 if remote.is_valid:
                     start_in, links = _EMPTY, [Link(remote)]
-            span = tracer.start_span(
+            span = self._start(
+                tracer,
                 route.process_name,
+                _CONSUMER,
+                route.process_attrs,
+                run,
+                None,
                 context=start_in,
-                kind=_CONSUMER,
-                attributes=route.process_attrs,
                 links=links,
             )
-            if span.is_recording():
-                span.set_attributes(run_attributes(run, None))
             if span.get_span_context().is_valid:  # (a no-op tracer has nothing to attach)
                 token = _attach(_set_span_in_context(span, parent))
         metrics = self.metrics
         if metrics is not None and queue_wait_s is not None:
             metrics.queue_wait.record(queue_wait_s * 1000.0, route.metric_attrs)
         return ExecutionScope(span, token, metrics, route)
+
+    def _start(
+        self,
+        tracer: Tracer,
+        name: str,
+        kind: SpanKind,
+        attrs: dict[str, AttributeValue],
+        run: TaskRun,
+        dispatch_kind: str | None,
+        *,
+        context: Context | None = None,
+        links: list[Link] | None = None,
+    ) -> Span:
+        """A span with the route's ``attrs`` and ``run``'s own attributes."""
+        if self._sdk:  # all the attributes at once: one cleaning pass (the sampler sees them)
+            attrs = run_attributes(run, dispatch_kind, attrs.copy())
+            span = tracer.start_span(name, context, kind=kind, attributes=attrs, links=links)
+        else:  # the no-op API: the run's attributes only if a span records after all
+            span = tracer.start_span(name, context, kind=kind, attributes=attrs, links=links)
+            if span.is_recording():
+                span.set_attributes(run_attributes(run, dispatch_kind, {}))
+        self._sdk = span.get_span_context().is_valid  # an SDK's spans always are
+        return span

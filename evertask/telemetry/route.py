@@ -41,9 +41,11 @@ def type_name(error: BaseException) -> str:
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
-def run_attributes(run: TaskRun, kind: str | None) -> dict[str, AttributeValue]:
-    """The attributes that change with every run (set only on spans that record)."""
-    attrs: dict[str, AttributeValue] = {ATTR_MESSAGE_ID: str(run.id)}
+def run_attributes(
+    run: TaskRun, kind: str | None, attrs: dict[str, AttributeValue]
+) -> dict[str, AttributeValue]:
+    """``attrs`` with the attributes that change with every run added."""
+    attrs[ATTR_MESSAGE_ID] = str(run.id)
     if kind is not None:
         attrs[ATTR_DISPATCH_KIND] = kind
     if run.task_key is not None:

@@ -1,0 +1,60 @@
+"""The observability benchmark's SDK floor makes the same telemetry as the instrumentation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from benchmarks import observability as ob
+from benchmarks.engine import NoopHandler
+
+
+def recorded(otel: ob.Otel) -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    otel.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+def shape(span: ReadableSpan) -> tuple[Any, ...]:
+    """A span without its ids: name, kind, attributes (in order), parent's remoteness."""
+    attrs = {
+        k: ("<id>" if k == "messaging.message.id" else v)
+        for k, v in (span.attributes or {}).items()
+    }
+    parent = None if span.parent is None else span.parent.is_remote
+    return span.name, span.kind, list(attrs.items()), parent, len(span.links), span.status
+
+
+def histograms(otel: ob.Otel) -> dict[str, list[tuple[Any, Any]]]:
+    data = otel.reader.get_metrics_data()
+    assert data is not None
+    return {
+        metric.name: [
+            (dict(p.attributes or {}), getattr(p, "count", None)) for p in metric.data.data_points
+        ]
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name in ("evertask.task.duration", "evertask.task.queue_wait")
+    }
+
+
+async def test_the_floor_makes_the_spans_and_histograms_of_the_instrumentation() -> None:
+    engine, floor = ob.Otel(3), ob.Otel(3)
+    engine_spans, floor_spans = recorded(engine), recorded(floor)
+    await ob.throughput(3, NoopHandler, ob.noop, setup=engine.setup())
+    calls = ob.Floor(floor)
+    for i in range(3):
+        calls.execute(str(i), calls.dispatch(str(i)))
+    expected = sorted(map(shape, engine_spans.get_finished_spans()), key=repr)
+    assert sorted(map(shape, floor_spans.get_finished_spans()), key=repr) == expected
+    assert histograms(floor) == histograms(engine)
+    assert engine.close() == floor.close() == 6
+
+
+def test_the_floor_measures_every_span() -> None:
+    rates = ob.sdk_floor(50)  # warns on stderr if a span did not reach the exporter
+    assert rates.cpu > 0 and rates.wall > 0
