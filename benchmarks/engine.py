@@ -180,8 +180,11 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
         )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    floors = [measure("floor", n, consumers, capacity) for _ in range(reps)]
-    engines = [measure("engine", n) for _ in range(reps)]
+    floors: list[float] = []
+    engines: list[float] = []
+    for _ in range(reps):  # interleaved, so a change of the machine's speed hits both
+        floors.append(measure("floor", n, consumers, capacity))
+        engines.append(measure("engine", n))
     latency = measure("latency", samples)
     lateness = measure("lateness", delayed)
     results: Results = {

@@ -150,12 +150,39 @@ class Dispatcher:
         engine = self._engine
         if (engine.observers or engine.dispatch_events) and _SCOPES.get() is None:
             return await self._dispatch_observed(task, when, task_key, audit_level)
-        if task_key is None and engine.state is _RUNNING:  # the hot paths, one call deep
-            if when is None:
-                return await self._dispatch_now(task, audit_level)
-            if when.__class__ is timedelta and when > _ZERO:
+        if task_key is not None or engine.state is not _RUNNING:
+            return await self._dispatch(task, when, task_key, audit_level)
+        if when is not None:
+            if when.__class__ is timedelta and when > _ZERO:  # the delayed hot path
                 return await self._dispatch_later(task, when, audit_level)
-        return await self._dispatch(task, when, task_key, audit_level)
+            return await self._dispatch(task, when, task_key, audit_level)
+        # the immediate hot path, written in place (one coroutine per dispatch)
+        descriptor = engine.registry.for_task(task)
+        level = self._default_level if audit_level is None else AuditLevel(audit_level)
+        tid = uuid7()
+        queue_name = self._queue_name(descriptor, False)
+        storage = engine.storage
+        run = TaskRun(tid, task, descriptor, queue_name, level, persisted=storage is not None)
+        if engine.observers or engine.dispatch_events:
+            self._observe(run, "immediate")
+        if not self._lazy:
+            run.handler = (descriptor.factory or descriptor.handler_class)()
+        queue = engine.queues.queues[queue_name]
+        reserved = queue if queue.try_reserve() else await self._reserve_slow(queue, tid)
+        try:
+            if storage is not None:
+                row = _row(run, _QUEUED, engine.clock.now(), None)
+                try:
+                    await storage.persist(row)
+                except Exception as exc:
+                    self._persist_failed(exc, row, run)
+        except BaseException:
+            reserved.release()
+            raise
+        engine.in_flight.add(tid.int)
+        run.enqueued_at = time.perf_counter()
+        reserved.put_reserved(run)
+        return tid
 
     async def _dispatch_observed(
         self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
@@ -355,36 +382,6 @@ class Dispatcher:
             except Exception as exc:
                 self._persist_failed(exc, row, run)
         engine.scheduler.schedule(run, at)
-        return tid
-
-    async def _dispatch_now(self, task: EverTask, audit_level: AuditLevel | None) -> uuid.UUID:
-        """The hot path: an immediate dispatch without task key on a running host."""
-        engine = self._engine
-        descriptor = engine.registry.for_task(task)
-        level = self._default_level if audit_level is None else AuditLevel(audit_level)
-        tid = uuid7()
-        queue_name = self._queue_name(descriptor, False)
-        storage = engine.storage
-        run = TaskRun(tid, task, descriptor, queue_name, level, persisted=storage is not None)
-        if engine.observers or engine.dispatch_events:
-            self._observe(run, "immediate")
-        if not self._lazy:
-            run.handler = (descriptor.factory or descriptor.handler_class)()
-        queue = engine.queues.queues[queue_name]
-        reserved = queue if queue.try_reserve() else await self._reserve_slow(queue, tid)
-        try:
-            if storage is not None:
-                row = _row(run, _QUEUED, engine.clock.now(), None)
-                try:
-                    await storage.persist(row)
-                except Exception as exc:
-                    self._persist_failed(exc, row, run)
-        except BaseException:
-            reserved.release()
-            raise
-        engine.in_flight.add(tid.int)
-        run.enqueued_at = time.perf_counter()
-        reserved.put_reserved(run)
         return tid
 
     def _queue_name(self, descriptor: HandlerDescriptor, recurring: bool) -> str:

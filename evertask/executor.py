@@ -60,7 +60,10 @@ class Execution(CancellationToken):
     __slots__ = ("attempt", "cancel_reason", "in_handler", "run", "task")
 
     def __init__(self, run: TaskRun) -> None:
-        super().__init__()
+        # CancellationToken's fields set here (one call less per run on the hot path)
+        self._cancelled = False
+        self._reason = ""
+        self._callbacks = None
         self.run = run
         self.task: asyncio.Task[None] | None = None
         self.attempt: CancellationTokenSource | None = None

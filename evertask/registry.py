@@ -194,7 +194,8 @@ class HandlerRegistry:
 def dump_task(task: EverTask) -> str:
     """Serialize a task payload; raises :class:`TaskSerializationError` with the reason."""
     try:
-        return task.model_dump_json()
+        # what model_dump_json() does with its defaults, without its keyword handling
+        return task.__pydantic_serializer__.to_json(task).decode()
     except Exception as exc:
         raise TaskSerializationError(
             f"Task {type(task).__qualname__} cannot be serialized to JSON: {exc}. "
