@@ -65,8 +65,7 @@ class PostgresSql:
     time); compare-and-sets (id, now, audit time); logs (id, task id, time, level,
     message, exception, sequence). It returns ``(kind, id)`` rows, kind
     :data:`TRANSITION_FOUND` or :data:`QUEUED`. Statements hold only the parts a batch
-    needs (the audit inserts only with ``AUDITS``), because PostgreSQL plans every part of
-    a statement at every execution.
+    needs (the audit inserts only with ``AUDITS``).
     """
 
     def __init__(self, tables: TaskTables, dialect: Dialect | None = None) -> None:
