@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -338,7 +339,8 @@ class SqlTaskStorage:
         audit = level is _FULL or (
             level is not _NONE and wants_status_audit(level, status, exception)
         )
-        return self._submit(
+        prior = self._carried.get(task_id) if self._carried else None
+        future = self._submit(
             TransitionOp(
                 task_id,
                 status.value,
@@ -348,9 +350,16 @@ class SqlTaskStorage:
                 clear_next,
                 now if audit else None,
                 must_exist,
-                self._carried.pop(task_id, None) if self._carried else None,
+                prior,
             )
         )
+        if prior is not None:  # carried until a write of the task commits it (retries too)
+            future.add_done_callback(functools.partial(self._committed_prior, task_id))
+        return future
+
+    def _committed_prior(self, task_id: uuid.UUID, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._carried.pop(task_id, None)
 
     async def set_queued(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark Queued."""

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
@@ -118,6 +118,34 @@ async def test_a_withdrawn_in_progress_audit_row_is_written_with_the_outcome(
         assert audits[0].updated_at_utc <= audits[1].updated_at_utc <= audits[2].updated_at_utc
         stored = await sql_storage.get(t.id)
         assert stored is not None and stored.status is final
+
+
+async def test_a_carried_audit_row_survives_a_failed_outcome_write(
+    sql_storage: SqlTaskStorage, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = row(clock.now, status=Q.QUEUED)
+    await sql_storage.persist(task)
+    pending = sql_storage.begin_in_progress(task.id, AuditLevel.FULL)
+    assert sql_storage.withdraw_in_progress(pending, AuditLevel.FULL)
+    writer = sql_storage.writer
+    assert writer is not None
+    executor = writer._executors[0]
+    real = executor.execute
+    calls = 0
+
+    async def fail_once(ops: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("the database went away")
+        return await real(ops)
+
+    monkeypatch.setattr(executor, "execute", fail_once)
+    with pytest.raises(ConnectionError):
+        await sql_storage.set_completed(task.id, 1.0, AuditLevel.FULL)
+    await sql_storage.set_completed(task.id, 1.0, AuditLevel.FULL)  # the engine's retry
+    audits = await sql_storage.get_status_audits(task.id)
+    assert [a.new_status for a in audits] == [Q.QUEUED, Q.IN_PROGRESS, Q.COMPLETED]
 
 
 async def test_an_in_progress_write_already_taken_is_not_withdrawn(
