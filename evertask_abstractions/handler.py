@@ -53,6 +53,7 @@ class EverTaskHandler(Generic[T]):
     task_type: ClassVar[type[EverTask] | None] = None
 
     _evertask_logger: TaskLogger | None
+    _evertask_class_logger: ClassVar[logging.Logger | None] = None
     _evertask_task_id: uuid.UUID | None
 
     def __init__(self) -> None:
@@ -65,9 +66,12 @@ class EverTaskHandler(Generic[T]):
         if log is None:
             cls = type(self)
             task_id = getattr(self, "_evertask_task_id", None)
+            base = cls.__dict__.get("_evertask_class_logger")
+            if base is None:  # one stdlib logger per handler class (not inherited), found once
+                base = logging.getLogger(f"{cls.__module__}.{cls.__qualname__}")
+                cls._evertask_class_logger = base
             log = _MergingAdapter(
-                logging.getLogger(f"{cls.__module__}.{cls.__qualname__}"),
-                {"evertask_task_id": task_id} if task_id is not None else {},
+                base, {"evertask_task_id": task_id} if task_id is not None else {}
             )
             self._evertask_logger = log
         return log
