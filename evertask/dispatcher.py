@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -129,6 +130,9 @@ class Dispatcher:
         self._key_locks: dict[str, asyncio.Lock] = {}
         self._default_level = engine.options.default_audit_level
         self._lazy = engine.options.use_lazy_handler_resolution
+        # a synchronous in-process storage takes an immediate dispatch's row as fields
+        inline = getattr(engine.storage, "inline_persist", None)
+        self._persist_queued: Callable[..., None] | None = inline() if inline else None
 
     def _bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -171,11 +175,28 @@ class Dispatcher:
         reserved = queue if queue.try_reserve() else await self._reserve_slow(queue, tid)
         try:
             if storage is not None:
-                row = _row(run, _QUEUED, engine.clock.now(), None)
-                try:
-                    await storage.persist(row)
-                except Exception as exc:
-                    self._persist_failed(exc, row, run)
+                inline = self._persist_queued
+                if inline is not None:  # a synchronous storage: no row object to build
+                    request, now = dump_task(task), engine.clock.now()
+                    try:
+                        inline(
+                            tid,
+                            descriptor.task_type_name,
+                            request,
+                            descriptor.handler_type_name,
+                            now,
+                            queue_name,
+                            level,
+                            run.trace_context,
+                        )
+                    except Exception as exc:
+                        self._persist_failed(exc, _row(run, _QUEUED, now, None), run)
+                else:
+                    row = _row(run, _QUEUED, engine.clock.now(), None)
+                    try:
+                        await storage.persist(row)
+                    except Exception as exc:
+                        self._persist_failed(exc, row, run)
         except BaseException:
             reserved.release()
             raise

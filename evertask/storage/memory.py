@@ -82,6 +82,8 @@ Tup = tuple[Any, ...]
 ) = range(16)
 # state tuple
 S_STATUS, S_EXCEPTION, S_LAST, S_MS, S_COUNT, S_NEXT, S_RECOVERY = range(7)
+# the state of a new immediate row (tuples of plain values can be shared)
+_NEW_QUEUED_STATE: Tup = (QueuedTaskStatus.QUEUED.value, None, None, 0.0, None, None, 0)
 
 _SORT_COLUMN: dict[SortField, tuple[bool, int]] = {  # (in state?, index)
     SortField.CREATED_AT: (False, D_CREATED),
@@ -245,7 +247,65 @@ class MemoryTaskStorage:
         key = task.id.int
         if key in self._index:
             raise ValueError(f"A task with id {task.id} already exists.")
-        definition, state = _definition(task), _state(task)
+        self._insert(
+            key, _definition(task), _state(task), task.audit_level, task.status, task.exception
+        )
+
+    def inline_persist(self) -> Callable[..., None] | None:
+        """:meth:`persist_queued` for the engine's hot path, unless a subclass overrides
+        :meth:`persist` (then every row goes through the override)."""
+        if type(self).persist is not MemoryTaskStorage.persist:
+            return None
+        return self.persist_queued
+
+    def persist_queued(
+        self,
+        task_id: uuid.UUID,
+        task_type: str,
+        request: str,
+        handler: str,
+        created_at_utc: datetime,
+        queue_name: str,
+        audit_level: AuditLevel,
+        trace_context: str | None,
+    ) -> None:
+        """Insert the row of an immediate dispatch without a task key (status Queued).
+
+        The same as ``persist`` of that row, without building a ``QueuedTask`` first:
+        the engine's hot path calls it (see :meth:`inline_persist`).
+        """
+        key = task_id.int
+        if key in self._index:
+            raise ValueError(f"A task with id {task_id} already exists.")
+        definition = (
+            key,
+            task_type,
+            request,
+            handler,
+            created_at_utc,
+            queue_name,
+            int(audit_level),
+            None,
+            False,
+            None,
+            None,
+            None,
+            None,
+            None,
+            trace_context,
+            None,
+        )
+        self._insert(key, definition, _NEW_QUEUED_STATE, audit_level, _QUEUED, None)
+
+    def _insert(
+        self,
+        key: int,
+        definition: Tup,
+        state: Tup,
+        level: AuditLevel,
+        status: QueuedTaskStatus,
+        exception: str | None,
+    ) -> None:
         if self._free:
             slot = self._free.pop()
             self._defs[slot] = definition
@@ -259,21 +319,20 @@ class MemoryTaskStorage:
             self._audits.append(())
             self._runs.append(())
         self._index[key] = slot
+        task_key = definition[D_TASK_KEY]
         if task_key is not None:
             self._keys[task_key] = key
-        created = task.created_at_utc
+        created = definition[D_CREATED]
         if created > self._last_created or (created == self._last_created and key > self._last_id):
             self._order.append(key)
             self._last_created = created
             self._last_id = key
         else:
             bisect.insort(self._order, key, key=self._order_key)
-        level = task.audit_level
-        if task.status is not _WAITING_QUEUE and (
-            level is _FULL
-            or (level is not _NONE and wants_status_audit(level, task.status, task.exception))
+        if status is not _WAITING_QUEUE and (
+            level is _FULL or (level is not _NONE and wants_status_audit(level, status, exception))
         ):
-            self._audit(slot, state[S_STATUS], task.exception)
+            self._audit(slot, state[S_STATUS], exception)
 
     async def get(self, task_id: uuid.UUID) -> QueuedTask | None:
         """The row, or ``None``."""
