@@ -40,6 +40,18 @@ class GuidType(TypeDecorator[uuid.UUID]):
             value = uuid.UUID(str(value))
         return value if dialect.name in _NATIVE_UUID else str(value)
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        general = self.process_bind_param
+
+        def process(value: Any) -> str | None:  # CHAR(36) needs no further processing
+            if value.__class__ is uuid.UUID:
+                return str(value)
+            return general(value, dialect)  # type: ignore[no-any-return]
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
         if value is None or isinstance(value, uuid.UUID):
             return value
@@ -88,6 +100,20 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None or dialect.name == "postgresql":
             return value
         return value.replace(tzinfo=None)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # one step instead of this type's then SQLite DATETIME's (a dict-based format):
+        # the same fixed-width text, "YYYY-MM-DD HH:MM:SS.ffffff", of the naive UTC time
+        def process(value: Any) -> str | None:
+            utc = to_utc(value)
+            if utc is None:
+                return None
+            return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
