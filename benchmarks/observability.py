@@ -9,8 +9,8 @@ one run, interleaved, each measurement in a fresh interpreter, in these configur
   metric reader collected once at the end of the timed window;
 - otel tracing only / metrics only: the same SDK with one signal (where the cost goes);
 - otel sampled 10%: the same SDK with ``ParentBased(TraceIdRatioBased(0.1))``;
-- otel API only: ``add_opentelemetry`` with no SDK configured (EverTask's own share: the
-  instrumentation calls into the no-op API);
+- otel API only: ``add_opentelemetry`` with no SDK configured (the instrumentation turns
+  itself off at host start, so this should match "off");
 - logcapture: the handler writes one ``self.logger.info`` line per task, persistent logger
   off, application logging at its defaults (the line is forwarded, WARNING drops it);
 - logcapture persisted: the same with the persistent logger on (each line is kept and
@@ -352,7 +352,7 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
         row("  tracing only", "otel_tracing_only"),
         row("  metrics only", "otel_metrics_only"),
         row("  10% of traces sampled", "otel_sampled_10pct"),
-        row("  API only, no SDK (EverTask's share)", "otel_api_only"),
+        row("  add_opentelemetry() with no SDK (turns itself off)", "otel_api_only"),
         row("log capture, 1 line/task, persistence off", "logcapture", "  (bar: >= 85%)"),
         row("log capture, 1 line/task, persisted", "logcapture_persisted"),
     ]

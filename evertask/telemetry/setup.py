@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from evertask_abstractions import ConfigurationError
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
 __all__ = ["add_opentelemetry"]
 
 B = TypeVar("B", bound="EverTaskServiceBuilder")
+
+log = logging.getLogger("evertask.telemetry")
 
 
 def add_opentelemetry(
@@ -44,6 +47,49 @@ def add_opentelemetry(
         host.engine.observers.append(observer)
         if observer.metrics is not None:
             observer.metrics.watch(host.engine)
+        host.components.append(_NoSdkCheck(observer, tracer_provider, meter_provider))
 
     builder.on_build(wire)
     return builder
+
+
+class _NoSdkCheck:
+    """At host start, turns off each signal whose global provider is still the API's
+    no-op default (no SDK configured): otherwise every task would pay for calls that
+    record nothing. Providers passed explicitly are always used."""
+
+    def __init__(self, observer: Any, tracer_provider: Any, meter_provider: Any) -> None:
+        self._observer = observer
+        self._explicit_tracer = tracer_provider is not None
+        self._explicit_meter = meter_provider is not None
+
+    async def start(self, host: EverTaskHost) -> None:
+        from opentelemetry import metrics, trace
+
+        observer = self._observer
+        off = []
+        if observer.tracer is not None and not self._explicit_tracer:
+            tracers = trace.get_tracer_provider()
+            if isinstance(tracers, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+                observer.tracer = None
+                off.append("tracing")
+        if observer.metrics is not None and not self._explicit_meter:
+            meters = metrics.get_meter_provider()
+            # the API's default is a proxy (an internal class) until an SDK is set
+            if isinstance(meters, metrics.NoOpMeterProvider) or (
+                type(meters).__name__ == "_ProxyMeterProvider"
+            ):
+                observer.metrics = None
+                off.append("metrics")
+        if off:
+            log.info(
+                "OpenTelemetry %s off for this host: no SDK is configured (the global "
+                "provider is the API's no-op default). Configure the SDK before the host "
+                "starts, or pass tracer_provider= / meter_provider= to add_opentelemetry().",
+                " and ".join(off),
+            )
+        if observer.tracer is None and observer.metrics is None:
+            host.engine.observers.remove(observer)
+
+    async def stop(self) -> None:
+        """Nothing to stop."""
