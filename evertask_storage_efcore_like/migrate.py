@@ -7,7 +7,10 @@ application's own Alembic history.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ __all__ = [
     "head_revision",
     "lock_sql",
     "migration_sql",
+    "unlock_sql",
 ]
 
 VERSION_TABLE = "__EverTaskMigrationsHistory"
@@ -42,6 +46,22 @@ DIALECTS = ("postgresql", "sqlite", "mssql", "mysql")
 
 _SCRIPT_LOCATION = str(Path(__file__).with_name("migrations"))
 _LOCK_KEY = 0x45766572_5461736B  # "EverTask": the advisory lock of concurrent migrations
+_LOCK_NAME = "EverTask.Migrations"
+_LOCK_TIMEOUT_S = 60
+# Alembic keeps its running context in module globals: one migration at a time per process
+_process_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+_process_lock_guard = threading.Lock()
+
+
+def _process_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    with _process_lock_guard:
+        lock = _process_locks.get(loop)
+        if lock is None:
+            lock = _process_locks[loop] = asyncio.Lock()
+        return lock
 
 
 def _config(schema: str | None, **attributes: Any) -> Config:
@@ -67,9 +87,26 @@ def create_schema_sql(dialect: str, schema: str) -> str:
 
 
 def lock_sql(dialect: str) -> str | None:
-    """A statement that serialises concurrent migrations until commit, if the dialect has one."""
+    """The statement that serialises concurrent migrations (other processes starting on the
+    same database), run first: held until commit, or until :func:`unlock_sql` (MySQL)."""
     if dialect == "postgresql":
         return f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"
+    if dialect == "sqlite":  # the write lock up front: others wait (busy timeout), then see head
+        return "BEGIN IMMEDIATE"
+    if dialect in ("mysql", "mariadb"):  # DDL commits implicitly there: a session lock
+        return f"SELECT GET_LOCK('{_LOCK_NAME}', {_LOCK_TIMEOUT_S})"
+    if dialect == "mssql":
+        return (
+            f"EXEC sp_getapplock @Resource = N'{_LOCK_NAME}', @LockMode = N'Exclusive', "
+            f"@LockOwner = N'Transaction', @LockTimeout = {_LOCK_TIMEOUT_S * 1000}"
+        )
+    return None
+
+
+def unlock_sql(dialect: str) -> str | None:
+    """The statement that releases a lock :func:`lock_sql` took beyond its transaction."""
+    if dialect in ("mysql", "mariadb"):
+        return f"SELECT RELEASE_LOCK('{_LOCK_NAME}')"
     return None
 
 
@@ -100,8 +137,9 @@ async def apply_migrations(
 ) -> None:
     """Upgrade the EverTask tables in ``schema`` to ``revision`` and commit."""
     schema = validate_schema_name(schema)
-    await connection.run_sync(_upgrade, schema, revision)
-    await connection.commit()
+    async with _process_lock():
+        await connection.run_sync(_upgrade, schema, revision)
+        await connection.commit()
 
 
 async def downgrade_migrations(
@@ -109,8 +147,9 @@ async def downgrade_migrations(
 ) -> None:
     """Downgrade the EverTask tables (``"base"`` drops them) and commit."""
     schema = validate_schema_name(schema)
-    await connection.run_sync(_downgrade, schema, revision)
-    await connection.commit()
+    async with _process_lock():
+        await connection.run_sync(_downgrade, schema, revision)
+        await connection.commit()
 
 
 async def current_revision(connection: AsyncConnection, schema: str | None = None) -> str | None:

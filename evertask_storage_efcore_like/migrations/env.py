@@ -14,6 +14,7 @@ from evertask_storage_efcore_like.migrate import (
     VERSION_TABLE,
     create_schema_sql,
     lock_sql,
+    unlock_sql,
 )
 
 config = context.config
@@ -37,13 +38,18 @@ else:
     dialect_name = connection.dialect.name
     lock = lock_sql(dialect_name)
     if lock is not None:
-        connection.exec_driver_sql(lock)  # serialise concurrent starts (held until commit)
-    if schema is not None:
-        connection.exec_driver_sql(create_schema_sql(dialect_name, schema))
-    context.configure(
-        connection=connection,
-        version_table=VERSION_TABLE,
-        version_table_schema=schema,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+        connection.exec_driver_sql(lock)  # serialise concurrent starts (see lock_sql)
+    unlock = unlock_sql(dialect_name)
+    try:
+        if schema is not None:
+            connection.exec_driver_sql(create_schema_sql(dialect_name, schema))
+        context.configure(
+            connection=connection,
+            version_table=VERSION_TABLE,
+            version_table_schema=schema,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if unlock is not None:
+            connection.exec_driver_sql(unlock)
