@@ -243,20 +243,21 @@ class Engine:
                 or self.state is not HostState.RUNNING
             ):
                 return
-            due = run.due_at
-            if due is not None and self.claim_lead and due > self.clock.now():
-                # claimed ahead of time: it starts at its time, not before
-                self.in_flight.add(tid.int)
-                self.clock.call_at(due, lambda: self._release_claimed(run))
-                return
         self.in_flight.add(tid.int)
-        run.enqueued_at = time.perf_counter()
-        self.queue_for(run).put_overflow(run)
+        due = run.due_at
+        if due is not None and self.claim_lead and due > self.clock.now():
+            # handed over ahead of time (claimed): it starts at its time, not before
+            self.clock.call_at(due, lambda: self._release_claimed(run))
+            return
+        self._put(run)
 
     def _release_claimed(self, run: TaskRun) -> None:
         if self.state is not HostState.RUNNING or self.cancels.is_stale(run):
             # its row is Queued: it resumes at the next start, or a cancel wrote its status
             self.in_flight.discard(run.id.int)
             return
+        self._put(run)
+
+    def _put(self, run: TaskRun) -> None:
         run.enqueued_at = time.perf_counter()
         self.queue_for(run).put_overflow(run)

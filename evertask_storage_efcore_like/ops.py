@@ -67,6 +67,15 @@ class Step:
 StepGen = Generator[Step, Any, Any]
 
 
+def _status_audit(
+    task_id: uuid.UUID, ts: datetime, status: str, exception: str | None = None
+) -> Step:
+    """The step inserting one ``StatusAudit`` row."""
+    return Step(
+        "insert_status_audit", {"id": task_id, "ts": ts, "status": status, "exception": exception}
+    )
+
+
 def drive(gen: StepGen, run: Callable[[Step], Any]) -> Any:
     """Run an operation's steps with a synchronous step runner; return its outcome."""
     try:
@@ -163,15 +172,7 @@ class PersistOp(Op):
         row = self.row
         yield Step("insert_task", task_params(row))
         if self.audit_ts is not None:
-            yield Step(
-                "insert_status_audit",
-                {
-                    "id": row.id,
-                    "ts": self.audit_ts,
-                    "status": row.status.value,
-                    "exception": row.exception,
-                },
-            )
+            yield _status_audit(row.id, self.audit_ts, row.status.value, row.exception)
 
 
 @dataclass(slots=True, frozen=True)
@@ -209,25 +210,9 @@ class TransitionOp(Op):
         if not n:
             return _missing(self.task_id) if self.must_exist else None
         if self.prior_audit_ts is not None:
-            yield Step(
-                "insert_status_audit",
-                {
-                    "id": self.task_id,
-                    "ts": self.prior_audit_ts,
-                    "status": _IN_PROGRESS,
-                    "exception": None,
-                },
-            )
+            yield _status_audit(self.task_id, self.prior_audit_ts, _IN_PROGRESS)
         if self.audit_ts is not None:
-            yield Step(
-                "insert_status_audit",
-                {
-                    "id": self.task_id,
-                    "ts": self.audit_ts,
-                    "status": self.status,
-                    "exception": self.exception,
-                },
-            )
+            yield _status_audit(self.task_id, self.audit_ts, self.status, self.exception)
         return None
 
 
@@ -245,10 +230,7 @@ class TryQueuedOp(Op):
     def steps(self) -> StepGen:
         n = yield Step("try_queued", {"id": self.task_id, "now": self.now})
         if n and self.audit_ts is not None:
-            yield Step(
-                "insert_status_audit",
-                {"id": self.task_id, "ts": self.audit_ts, "status": _QUEUED, "exception": None},
-            )
+            yield _status_audit(self.task_id, self.audit_ts, _QUEUED)
         return bool(n)
 
 
@@ -287,10 +269,7 @@ class RunOp(Op):
         if not n:
             return _missing(tid)
         if self.complete and self.status_audit:
-            yield Step(
-                "insert_status_audit",
-                {"id": tid, "ts": self.now, "status": _COMPLETED, "exception": None},
-            )
+            yield _status_audit(tid, self.now, _COMPLETED)
         mode = self.runs_audit
         if mode is RunsAuditMode.ALWAYS and self.complete:
             yield Step(

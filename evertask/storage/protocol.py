@@ -220,7 +220,7 @@ class TaskStorage(Protocol):
 
 
 @runtime_checkable
-class PipelinedStorage(Protocol):
+class PipelinedStorage(TaskStorage, Protocol):
     """Optional: a storage whose commits take a round trip lets InProgress overlap the run.
 
     The engine queues the InProgress write with :meth:`begin_in_progress` and runs the

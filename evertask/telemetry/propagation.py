@@ -32,6 +32,7 @@ _CANONICAL = re.compile("00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _FLAGS = {f"{i:02x}": TraceFlags(i) for i in range(256)}
 _get_all_baggage = baggage.get_all
 _set_span_in_context = trace.set_span_in_context
+_checked: tuple[object, bool] = (None, False)  # (the global propagator, is it the default?)
 
 
 def encode(carrier: dict[str, str]) -> str | None:
@@ -85,8 +86,16 @@ def extract(value: str) -> Context:
 
 
 def _is_default_propagator() -> bool:
-    """Whether the global propagator is the API's default: W3C trace context, then baggage."""
+    """Whether the global propagator is the API's default: W3C trace context, then baggage
+    (decided once per global propagator object, not at every inject and extract)."""
+    global _checked
     propagator = propagate.get_global_textmap()
+    if _checked[0] is not propagator:
+        _checked = (propagator, _is_default(propagator))
+    return _checked[1]
+
+
+def _is_default(propagator: object) -> bool:
     if type(propagator) is not CompositePropagator:
         return False
     parts: Sequence[object] = getattr(propagator, "_propagators", ())
