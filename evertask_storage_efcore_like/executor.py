@@ -77,6 +77,10 @@ class CoreExecutor:
         self._statements = statements
         self._connection: AsyncConnection | None = None
 
+    def _batch(self, connection: Connection, ops: Sequence[Op]) -> list[Any]:
+        """The batch on the synchronous connection (a dialect may run it its own way)."""
+        return run_core_batch(connection, self._statements, ops)
+
     async def execute(self, ops: Sequence[Op]) -> list[Any]:
         """One transaction for the whole batch."""
         connection = self._connection
@@ -84,7 +88,7 @@ class CoreExecutor:
             connection = self._connection = await self._connect()
         try:
             async with connection.begin():
-                return await connection.run_sync(run_core_batch, self._statements, ops)
+                return await connection.run_sync(self._batch, ops)
         except Exception as error:
             if connection.invalidated or (
                 isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -50,17 +49,5 @@ class SqlServerExecutor(CoreExecutor):
         super().__init__(connect, statements)
         self._sqlserver = statements
 
-    async def execute(self, ops: Sequence[Op]) -> list[Any]:
-        """One transaction for the whole batch."""
-        connection = self._connection
-        if connection is None:
-            connection = self._connection = await self._connect()
-        try:
-            async with connection.begin():
-                return await connection.run_sync(run_sqlserver_batch, self._sqlserver, ops)
-        except Exception as error:
-            if connection.invalidated or (
-                isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
-            ):
-                await self._drop()
-            raise
+    def _batch(self, connection: Connection, ops: Sequence[Op]) -> list[Any]:
+        return run_sqlserver_batch(connection, self._sqlserver, ops)
