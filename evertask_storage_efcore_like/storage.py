@@ -22,6 +22,7 @@ from sqlalchemy.sql import Executable
 
 from evertask.clock import utc_now
 from evertask.storage.models import (
+    STAMPED_STATUSES,
     QueuedTask,
     RunsAudit,
     StatusAudit,
@@ -60,10 +61,6 @@ from .writer import BatchExecutor, GroupCommitWriter
 __all__ = ["SqlTaskStorage"]
 
 _STATUS = {s.value: s for s in QueuedTaskStatus}
-_STAMPED = frozenset(
-    {QueuedTaskStatus.COMPLETED, QueuedTaskStatus.FAILED, QueuedTaskStatus.SERVICE_STOPPED}
-)
-_FULL = AuditLevel.FULL
 _NONE = AuditLevel.NONE
 _WAITING = QueuedTaskStatus.WAITING_QUEUE
 _COMPLETED = QueuedTaskStatus.COMPLETED
@@ -281,10 +278,7 @@ class SqlTaskStorage:
         ``TaskKeyConflictError`` if the key is taken."""
         level = task.audit_level
         status = task.status
-        audit = status is not _WAITING and (
-            level is _FULL
-            or (level is not _NONE and wants_status_audit(level, status, task.exception))
-        )
+        audit = status is not _WAITING and wants_status_audit(level, status, task.exception)
         await self._submit(PersistOp(task, self._now() if audit else None))
 
     async def get(self, task_id: uuid.UUID) -> QueuedTask | None:
@@ -336,16 +330,14 @@ class SqlTaskStorage:
         must_exist: bool = False,
     ) -> asyncio.Future[Any]:
         now = self._now()
-        audit = level is _FULL or (
-            level is not _NONE and wants_status_audit(level, status, exception)
-        )
+        audit = wants_status_audit(level, status, exception)
         prior = self._carried.get(task_id) if self._carried else None
         future = self._submit(
             TransitionOp(
                 task_id,
                 status.value,
                 exception,
-                now if status in _STAMPED else None,
+                now if status in STAMPED_STATUSES else None,
                 ms,
                 clear_next,
                 now if audit else None,
@@ -370,10 +362,7 @@ class SqlTaskStorage:
     ) -> bool:
         """Compare-and-set to Queued; never revives a finished row."""
         now = self._now()
-        audit = audit_level is _FULL or (
-            audit_level is not _NONE
-            and wants_status_audit(audit_level, QueuedTaskStatus.QUEUED, None)
-        )
+        audit = wants_status_audit(audit_level, QueuedTaskStatus.QUEUED, None)
         return bool(await self._submit(TryQueuedOp(task_id, now, now if audit else None)))
 
     async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:

@@ -3,6 +3,7 @@
 from .memory import MemoryTaskStorage
 from .models import (
     RECOVERABLE_STATUSES,
+    STAMPED_STATUSES,
     QueuedTask,
     RunsAudit,
     SortField,
@@ -19,6 +20,7 @@ from .protocol import PipelinedStorage, TaskStorage
 
 __all__ = [
     "RECOVERABLE_STATUSES",
+    "STAMPED_STATUSES",
     "MemoryTaskStorage",
     "PipelinedStorage",
     "QueuedTask",

@@ -23,6 +23,7 @@ from evertask_abstractions import AuditLevel, QueuedTaskStatus, TaskKeyConflictE
 
 from ..clock import utc_now
 from .models import (
+    STAMPED_STATUSES,
     QueuedTask,
     RunsAudit,
     SortField,
@@ -39,16 +40,9 @@ __all__ = ["MemoryTaskStorage"]
 
 _RUN_COUNTER_MAX = 2**31 - 1
 _FULL = AuditLevel.FULL
-_NONE = AuditLevel.NONE
 _STATUS = {s.value: s for s in QueuedTaskStatus}
 _LEVEL = {int(a): a for a in AuditLevel}
-_STAMPED = frozenset(
-    {
-        QueuedTaskStatus.COMPLETED.value,
-        QueuedTaskStatus.FAILED.value,
-        QueuedTaskStatus.SERVICE_STOPPED.value,
-    }
-)
+_STAMPED = frozenset(s.value for s in STAMPED_STATUSES)  # rows keep status values
 _CANCELLED_VALUE = QueuedTaskStatus.CANCELLED.value
 _WAITING_VALUE = QueuedTaskStatus.WAITING_QUEUE.value
 _QUEUED = QueuedTaskStatus.QUEUED
@@ -234,7 +228,7 @@ class MemoryTaskStorage:
             s[S_NEXT] if next_run is False else next_run,
             s[S_RECOVERY],
         )
-        if level is _FULL or (level is not _NONE and wants_status_audit(level, status, exception)):
+        if level is _FULL or wants_status_audit(level, status, exception):  # (Full: no call)
             self._audit(slot, value, exception)
         return slot
 
@@ -330,7 +324,7 @@ class MemoryTaskStorage:
         else:
             bisect.insort(self._order, key, key=self._order_key)
         if status is not _WAITING_QUEUE and (
-            level is _FULL or (level is not _NONE and wants_status_audit(level, status, exception))
+            level is _FULL or wants_status_audit(level, status, exception)
         ):
             self._audit(slot, state[S_STATUS], exception)
 

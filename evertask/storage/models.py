@@ -11,6 +11,7 @@ from evertask_abstractions import AuditLevel, QueuedTaskStatus
 
 __all__ = [
     "RECOVERABLE_STATUSES",
+    "STAMPED_STATUSES",
     "QueuedTask",
     "RunsAudit",
     "SortField",
@@ -32,6 +33,11 @@ RECOVERABLE_STATUSES = frozenset(
     }
 )
 """Statuses whose rows resume at start (recurring Completed/Failed rows with a next run also do)."""
+
+STAMPED_STATUSES = frozenset(
+    {QueuedTaskStatus.COMPLETED, QueuedTaskStatus.FAILED, QueuedTaskStatus.SERVICE_STOPPED}
+)
+"""Statuses whose transition stamps ``last_execution_utc``."""
 
 
 @dataclass(slots=True)
