@@ -127,9 +127,11 @@ class Engine:
         self.dispatch_events = False
         # use_sharded_scheduler() is an alias of the default: on one event loop several heaps
         # measured no faster (docs/scheduler.md); ShardedTimerScheduler stays for measuring
-        # a persisted delayed run must commit WaitingQueue -> Queued before it may start;
-        # where a commit takes a round trip, that is done ahead of time (CLAIM_LEAD)
-        self.claim_lead = CLAIM_LEAD if isinstance(storage, PipelinedStorage) else timedelta(0)
+        # a storage whose commits take a round trip: the executor overlaps InProgress with
+        # the handler, and a persisted delayed run's WaitingQueue -> Queued compare-and-set
+        # is done ahead of its time (CLAIM_LEAD)
+        self.pipelined = storage if isinstance(storage, PipelinedStorage) else None
+        self.claim_lead = CLAIM_LEAD if self.pipelined is not None else timedelta(0)
         self.scheduler: TimerScheduler | ShardedTimerScheduler = TimerScheduler(
             self.clock, self._on_due, self.claim_lead
         )

@@ -112,11 +112,7 @@ class WorkerExecutor:
             4, sum(q.config.max_degree_of_parallelism for q in engine.queues.queues.values())
         )
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="evertask-sync")
-        # storages whose commits take a round trip let InProgress overlap the handler
-        storage = engine.storage
-        self._pipelined: PipelinedStorage | None = (
-            storage if isinstance(storage, PipelinedStorage) else None
-        )
+        self._pipelined: PipelinedStorage | None = engine.pipelined
 
     # -- consumers -------------------------------------------------------------------------
     def start(self) -> None:
