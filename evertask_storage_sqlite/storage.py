@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,21 @@ def indexed_by(statement: Select[Any], index: str) -> Executable:
     }
     clause: TextClause = text(sql).bindparams(*binds.values())
     return clause.columns(*statement.selected_columns)
+
+
+def _execute_patiently(cursor: Any, statement: str, patience: float) -> None:
+    """Run a connection pragma; switching a new database to WAL does not wait for the busy
+    timeout (another process or connection switching it at the same moment makes it fail
+    at once), so a locked database is retried until ``patience`` seconds have passed."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cursor.execute(statement)
+            return
+        except Exception as error:  # sqlite3's, or the async adapter's wrapper of it
+            if "database is locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)  # connection set-up only: another connection is mid-switch
 
 
 class SqliteTaskStorage(SqlTaskStorage):
@@ -120,12 +136,14 @@ class SqliteTaskStorage(SqlTaskStorage):
         )
 
     def _pragmas(self, engine: AsyncEngine, statements: list[str]) -> None:
+        patience = self.busy_timeout
+
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             try:
                 for statement in statements:
-                    cursor.execute(statement)
+                    _execute_patiently(cursor, statement, patience)
             finally:
                 cursor.close()
 
