@@ -130,6 +130,7 @@ class Dispatcher:
         self._key_locks: dict[str, asyncio.Lock] = {}
         self._default_level = engine.options.default_audit_level
         self._lazy = engine.options.use_lazy_handler_resolution
+        self._descriptors = engine.registry.by_task  # (read-only here)
         # a synchronous in-process storage takes an immediate dispatch's row as fields
         inline = getattr(engine.storage, "inline_persist", None)
         self._persist_queued: Callable[..., None] | None = inline() if inline else None
@@ -161,10 +162,10 @@ class Dispatcher:
                 return await self._dispatch_later(task, when, audit_level)
             return await self._dispatch(task, when, task_key, audit_level)
         # the immediate hot path, written in place (one coroutine per dispatch)
-        descriptor = engine.registry.for_task(task)
+        descriptor = self._descriptors.get(task.__class__) or engine.registry.for_task(task)
         level = self._default_level if audit_level is None else AuditLevel(audit_level)
         tid = uuid7()
-        queue_name = self._queue_name(descriptor, False)
+        queue_name = descriptor.resolved_queues.get(False) or self._queue_name(descriptor, False)
         storage = engine.storage
         run = TaskRun(tid, task, descriptor, queue_name, level, persisted=storage is not None)
         if engine.observers or engine.dispatch_events:
@@ -177,20 +178,20 @@ class Dispatcher:
             if storage is not None:
                 inline = self._persist_queued
                 if inline is not None:  # a synchronous storage: no row object to build
-                    request, now = dump_task(task), engine.clock.now()
+                    request = dump_task(task)
                     try:
-                        inline(
+                        inline(  # the storage stamps created_at itself
                             tid,
                             descriptor.task_type_name,
                             request,
                             descriptor.handler_type_name,
-                            now,
                             queue_name,
                             level,
                             run.trace_context,
                         )
                     except Exception as exc:
-                        self._persist_failed(exc, _row(run, _QUEUED, now, None), run)
+                        row = _row(run, _QUEUED, engine.clock.now(), None)
+                        self._persist_failed(exc, row, run)
                 else:
                     row = _row(run, _QUEUED, engine.clock.now(), None)
                     try:

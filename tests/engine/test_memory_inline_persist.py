@@ -1,34 +1,51 @@
-"""The in-memory storage's inline intake of immediate dispatches equals ``persist``."""
+"""The in-memory storage's inline intake of immediate dispatches equals ``persist``; its
+column layout keeps times exact, leaves no garbage-collected objects per row and recycles
+slots cleanly."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import gc
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
-from evertask import MemoryTaskStorage, QueuedTask, uuid7
-from evertask_abstractions import AuditLevel, QueuedTaskStatus
+import pytest
+
+from evertask import ManualClock, MemoryTaskStorage, QueuedTask, uuid7
+from evertask_abstractions import AuditLevel, PersistenceError, QueuedTaskStatus
+from tests.engine.tasks import Ping, PingHandler
+from tests.helpers import build_host, wait_status
 
 NOW = datetime(2026, 7, 1, 9, 30, tzinfo=UTC)
+TRACE = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+
+
+def _queued(tid: uuid.UUID, created: datetime, level: AuditLevel = AuditLevel.FULL) -> QueuedTask:
+    return QueuedTask(
+        tid,
+        "app.tasks:Mail",
+        '{"to":"a@b.c"}',
+        "app.handlers:MailHandler",
+        QueuedTaskStatus.QUEUED,
+        created,
+        "mail",
+        level,
+        trace_context=TRACE,
+    )
+
+
+def _persist_queued(storage: MemoryTaskStorage, row: QueuedTask) -> None:
+    persist = storage.inline_persist()
+    assert persist is not None
+    persist(row.id, row.type, row.request, row.handler, "mail", row.audit_level, TRACE)
 
 
 async def test_persist_queued_stores_what_persist_stores() -> None:
     for level in (AuditLevel.FULL, AuditLevel.MINIMAL, AuditLevel.NONE):
-        inline, reference = MemoryTaskStorage(), MemoryTaskStorage()
+        inline, reference = MemoryTaskStorage(lambda: NOW), MemoryTaskStorage(lambda: NOW)
         tid = uuid7()
-        row = QueuedTask(
-            tid,
-            "app.tasks:Mail",
-            '{"to":"a@b.c"}',
-            "app.handlers:MailHandler",
-            QueuedTaskStatus.QUEUED,
-            NOW,
-            "mail",
-            level,
-            trace_context="00-" + "1" * 32 + "-" + "2" * 16 + "-01",
-        )
+        row = _queued(tid, NOW, level)
         await reference.persist(row)
-        persist = inline.inline_persist()
-        assert persist is not None
-        persist(tid, row.type, row.request, row.handler, NOW, "mail", level, row.trace_context)
+        _persist_queued(inline, row)  # created at the storage clock's time
         assert await inline.get(tid) == await reference.get(tid) == row
         inline_audits = [(a.new_status, a.exception) for a in await inline.get_status_audits(tid)]
         reference_audits = [
@@ -49,3 +66,180 @@ def test_a_subclass_that_overrides_persist_gets_every_row() -> None:
 
     assert Audited().inline_persist() is None
     assert MemoryTaskStorage().inline_persist() is not None
+
+
+async def test_the_real_clock_stamps_rows_and_audits() -> None:
+    storage = MemoryTaskStorage()
+    tid = uuid7()
+    before = datetime.now(UTC) - timedelta(microseconds=1)
+    _persist_queued(storage, _queued(tid, NOW))
+    await storage.set_in_progress(tid, AuditLevel.FULL)
+    await storage.set_completed(tid, 1.5, AuditLevel.FULL)
+    after = datetime.now(UTC) + timedelta(microseconds=1)
+    row = await storage.get(tid)
+    assert row is not None and row.status is QueuedTaskStatus.COMPLETED
+    assert row.created_at_utc.tzinfo is UTC and before <= row.created_at_utc <= after
+    assert row.last_execution_utc is not None
+    assert row.created_at_utc <= row.last_execution_utc <= after
+    assert row.execution_time_ms == 1.5
+    audits = await storage.get_status_audits(tid)
+    assert [a.new_status for a in audits] == [
+        QueuedTaskStatus.QUEUED,
+        QueuedTaskStatus.IN_PROGRESS,
+        QueuedTaskStatus.COMPLETED,
+    ]
+    times = [a.updated_at_utc for a in audits]
+    assert times == sorted(times) and before <= times[0] and times[-1] <= after
+    assert audits[0].id < audits[1].id < audits[2].id
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(9999, 12, 31, 23, 59, 58, 999_999, tzinfo=UTC),
+        datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(1901, 3, 4, 5, 6, 7, 123_457, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+)
+async def test_any_aware_time_round_trips_exactly(start: datetime) -> None:
+    clock = ManualClock(start)
+    storage = MemoryTaskStorage(clock.now)
+    tid = uuid7()
+    _persist_queued(storage, _queued(tid, start))
+    clock.advance(timedelta(microseconds=1))
+    await storage.set_completed(tid, 2.25, AuditLevel.FULL)
+    row = await storage.get(tid)
+    assert row is not None
+    assert row.created_at_utc == start and row.created_at_utc.tzinfo is UTC
+    assert row.last_execution_utc == start + timedelta(microseconds=1)
+    audits = await storage.get_status_audits(tid)
+    assert [a.updated_at_utc for a in audits] == [start, start + timedelta(microseconds=1)]
+
+    # every time column of `persist`, and the recurring accounting
+    other = QueuedTask(
+        uuid7(),
+        "t",
+        "{}",
+        "h",
+        QueuedTaskStatus.WAITING_QUEUE,
+        start,
+        scheduled_execution_utc=start,
+        last_execution_utc=start,
+        is_recurring=True,
+        run_until=start,
+        next_run_utc=start,
+    )
+    await storage.persist(other)
+    assert await storage.get(other.id) == other
+    await storage.complete_recurring_run(other.id, 3.0, start, AuditLevel.FULL)
+    runs = await storage.get_runs_audits(other.id)
+    assert [(r.executed_at, r.execution_time_ms) for r in runs] == [(clock.now(), 3.0)]
+    later = uuid7()  # created a microsecond after the others
+    _persist_queued(storage, _queued(later, clock.now()))
+    assert (await storage.get(later)) == _queued(later, clock.now())
+    # keyset order by (created, id): `other` (not recoverable after `run_until`), then `later`
+    assert [t.id for t in await storage.retrieve_pending(start, tid, 10)] == [later]
+    assert [t.id for t in await storage.retrieve_pending(clock.now(), later, 10)] == []
+
+
+async def test_naive_times_are_refused_before_a_row_is_stored() -> None:
+    storage = MemoryTaskStorage()
+    row = _queued(uuid7(), NOW.replace(tzinfo=None))
+    with pytest.raises(ValueError, match="Naive datetime"):
+        await storage.persist(row)
+    assert len(storage) == 0 and await storage.get(row.id) is None
+
+
+async def test_the_hot_path_leaves_no_collected_objects_per_row() -> None:
+    storage = MemoryTaskStorage()
+    ids = [uuid7() for _ in range(2_000)]
+    persist = storage.inline_persist()
+    assert persist is not None
+    row = _queued(ids[0], NOW)
+    # warm up: the first chunk of slots, the kind table, the code paths
+    persist(uuid7(), row.type, row.request, row.handler, "mail", AuditLevel.FULL, None)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        gc.collect()
+        before = gc.get_count()[0]
+        for tid in ids:
+            persist(tid, row.type, row.request, row.handler, "mail", AuditLevel.FULL, TRACE)
+            await storage.set_in_progress(tid, AuditLevel.FULL)
+            await storage.set_completed(tid, 1.0, AuditLevel.FULL)
+        grown = gc.get_count()[0] - before
+    finally:
+        if enabled:
+            gc.enable()
+    # objects the collector tracks, allocated and still alive (rows kept as tuples: >= 3 each)
+    assert grown < 50, grown
+    assert len(await storage.get_status_audits(ids[-1])) == 3
+
+
+async def test_a_recycled_slot_carries_nothing_from_the_removed_row() -> None:
+    clock = ManualClock(NOW)
+    storage = MemoryTaskStorage(clock.now)
+    old = QueuedTask(
+        uuid7(),
+        "old.Type",
+        '{"old":1}',
+        "old.Handler",
+        QueuedTaskStatus.QUEUED,
+        NOW,
+        "old-queue",
+        scheduled_execution_utc=NOW,
+        is_recurring=True,
+        recurring_task="every minute",
+        recurring_info="Every 1 minute",
+        max_runs=9,
+        next_run_utc=NOW,
+        task_key="the-key",
+        trace_context=TRACE,
+        retried_from=uuid7(),
+    )
+    await storage.persist(old)
+    await storage.set_status(old.id, QueuedTaskStatus.FAILED, "boom", AuditLevel.FULL, 4.0)
+    await storage.update_current_run(old.id, 4.0, NOW, AuditLevel.FULL)
+    await storage.increment_recovery_failure(old.id)
+    slot = storage._index[old.id.int]
+    await storage.remove(old.id)
+
+    clock.advance(1)
+    new = QueuedTask(
+        uuid7(), "new.Type", "{}", "new.Handler", QueuedTaskStatus.QUEUED, clock.now(), "mail"
+    )
+    persist = storage.inline_persist()
+    assert persist is not None
+    persist(new.id, new.type, new.request, new.handler, "mail", AuditLevel.FULL, None)
+    assert storage._index[new.id.int] == slot  # the same slot, reused
+    assert await storage.get(new.id) == new
+    audits = await storage.get_status_audits(new.id)
+    assert [(a.new_status, a.exception) for a in audits] == [(QueuedTaskStatus.QUEUED, None)]
+    assert await storage.get_runs_audits(new.id) == []
+    assert await storage.get_current_run_count(new.id) == 0
+    assert await storage.get_by_task_key("the-key") is None
+    assert storage._audit_exceptions == {}  # the removed row's audit texts went with it
+
+
+async def test_the_engine_creates_rows_at_its_clock_time() -> None:
+    clock = ManualClock(datetime(2031, 2, 3, 4, 5, 6, 789_012, tzinfo=UTC))
+    host, _ = build_host([PingHandler], lambda o: o.use_clock(clock))
+    async with host:
+        tid = await host.dispatcher.dispatch(Ping(n=1))
+        await wait_status(host, tid, QueuedTaskStatus.COMPLETED)
+        assert host.storage is not None
+        row = await host.storage.get(tid)
+    assert row is not None and row.created_at_utc == clock.now()
+    assert row.last_execution_utc == clock.now()
+
+
+async def test_a_failing_inline_intake_reports_the_task() -> None:
+    class Broken(MemoryTaskStorage):
+        def persist_queued(self, *args: object) -> None:
+            raise OSError("disk full")
+
+    host, _ = build_host([PingHandler], storage=False, builder=lambda b: b.use_storage(Broken()))
+    async with host:
+        with pytest.raises(PersistenceError, match="could not be persisted.*disk full"):
+            await host.dispatcher.dispatch(Ping(n=1))
