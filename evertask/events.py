@@ -120,6 +120,8 @@ class Subscription:
                     await result  # type: ignore[misc]
             except Exception:
                 log.exception("An event subscriber raised; the event is skipped.")
+            finally:
+                self.queue.task_done()
 
     async def get(self) -> TaskEvent:
         """For pull-style subscribers (no callback): the next event."""
@@ -167,13 +169,27 @@ class EventBus:
         for sub in self._subs:
             sub.start()
 
-    def stop(self) -> None:
-        """Stop the pumps (subscriptions stay registered for a restart)."""
+    async def stop(self, timeout: float = 1.0) -> None:
+        """Deliver what the callback subscribers still have buffered (for up to ``timeout``
+        seconds in all), then stop their pumps (subscriptions stay registered for a restart)."""
         self._started = False
+        deadline = asyncio.get_running_loop().time() + timeout
         for sub in self._subs:
-            if sub._task is not None:
-                sub._task.cancel()
-                sub._task = None
+            task = sub._task
+            if task is None:
+                continue
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining > 0 and not task.done():
+                try:
+                    await asyncio.wait_for(sub.queue.join(), remaining)
+                except TimeoutError:
+                    log.warning(
+                        "An event subscriber did not take its last %d event(s) in time; "
+                        "they are dropped.",
+                        sub.queue.qsize(),
+                    )
+            task.cancel()
+            sub._task = None
 
     def publish(self, event: TaskEvent) -> None:
         """Offer ``event`` to every subscriber; never blocks, never raises."""

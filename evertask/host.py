@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -93,17 +93,18 @@ class EverTaskHost:
             engine.events.start()
             engine.executor.start()
             engine.scheduler.start()
+            cutoff = engine.clock.now()  # rows from here on are this host's own dispatches
             engine.state = HostState.RUNNING
-            self._recovery = asyncio.get_running_loop().create_task(self._recover())
+            self._recovery = asyncio.get_running_loop().create_task(self._recover(cutoff))
             for component in self.components:
                 await component.start(self)
         except BaseException:
             engine.state = HostState.STOPPED
             raise
 
-    async def _recover(self) -> RecoveryReport:
+    async def _recover(self, cutoff: datetime) -> RecoveryReport:
         try:
-            self.recovery_report = await recover(self._engine)
+            self.recovery_report = await recover(self._engine, cutoff)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -143,7 +144,7 @@ class EverTaskHost:
         await engine.executor.wait_idle(seconds)
         await engine.executor.stop()
         await engine.drain_background()
-        engine.events.stop()
+        await engine.events.stop()
         engine.in_flight.clear()
         engine.follow_ups.clear()
         if engine.storage is not None:

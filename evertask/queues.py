@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 
 from evertask_abstractions import QueueFullBehavior
 
 from .options import DEFAULT_QUEUE, RECURRING_QUEUE, QueueConfiguration
 from .run import TaskRun
 
-__all__ = ["QueueClosedError", "QueueManager", "WorkerQueue"]
+__all__ = ["QueueClosedError", "QueueManager", "Starter", "WorkerQueue"]
 
 log = logging.getLogger("evertask.queues")
 
@@ -20,24 +21,33 @@ class QueueClosedError(Exception):
     """The queue was closed (the host is stopping)."""
 
 
+Starter = Callable[["WorkerQueue", TaskRun], None]
+
+
 class WorkerQueue:
-    """A bounded FIFO of task runs consumed by ``max_degree_of_parallelism`` workers.
+    """A bounded FIFO of task runs executed at most ``max_degree_of_parallelism`` at a time.
 
     Dispatchers reserve a slot before they persist (so a persisted immediate task is never
     refused afterwards), then put into the reserved slot. Timer-fired and recovered runs
     may use :meth:`put_overflow`, which never blocks the scheduler.
+
+    There are no consumer tasks: a put starts the run at once while fewer than the
+    queue's parallelism run (``active``), and a finishing run takes the next one
+    (:meth:`next_run`), so a run costs one asyncio task and no consumer wake-up.
     """
 
     def __init__(self, config: QueueConfiguration) -> None:
         self.config = config
         self.name = config.name
         self.capacity = config.channel_capacity
+        self.parallelism = config.max_degree_of_parallelism
+        self.active = 0  # runs started here and not yet finished
         self._items: deque[TaskRun] = deque()
         self._reserved = 0
-        self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._closed = False
         self._paused = False
+        self._start: Starter | None = None  # the executor's, between start and close
 
     # -- state -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -59,14 +69,19 @@ class WorkerQueue:
         return self._paused
 
     def pause(self) -> None:
-        """Stop handing out runs (runs in progress finish)."""
+        """Stop starting runs (runs in progress finish)."""
         self._paused = True
 
     def resume(self) -> None:
-        """Hand out runs again."""
+        """Start runs again."""
         self._paused = False
-        for _ in range(len(self._getters)):
-            self._wake(self._getters)
+        self._fill()
+
+    def attach(self, start: Starter) -> None:
+        """Start runs through ``start(queue, run)`` (the executor), beginning with those
+        already waiting."""
+        self._start = start
+        self._fill()
 
     # -- producers -------------------------------------------------------------------------
     def try_reserve(self) -> bool:
@@ -106,47 +121,53 @@ class WorkerQueue:
         self._wake(self._putters)
 
     def put_reserved(self, run: TaskRun) -> None:
-        """Place a run into a previously reserved slot."""
+        """Place a run into a previously reserved slot (it starts now if a lane is free)."""
         self._reserved -= 1
-        self._items.append(run)
-        self._wake(self._getters)
+        start = self._start
+        if start is not None and self.active < self.parallelism and not self._paused:
+            self.active += 1  # nothing waits when a lane is free: no FIFO to respect
+            start(self, run)
+        else:
+            self._items.append(run)
 
     def put_overflow(self, run: TaskRun) -> None:
         """Append a run regardless of capacity (timer-fired runs never block the scheduler)."""
-        self._items.append(run)
-        self._wake(self._getters)
+        start = self._start
+        if start is not None and self.active < self.parallelism and not self._paused:
+            self.active += 1
+            start(self, run)
+        else:
+            self._items.append(run)
 
-    # -- consumers -------------------------------------------------------------------------
-    async def get(self) -> TaskRun:
-        """The next run; waits while empty or paused; raises QueueClosedError once closed."""
-        while not self._items or self._paused:
-            if self._closed:
-                raise QueueClosedError(self.name)
-            fut = asyncio.get_running_loop().create_future()
-            self._getters.append(fut)
-            try:
-                await fut
-            except BaseException:
-                fut.cancel()
-                if fut in self._getters:
-                    self._getters.remove(fut)
-                elif self._items:
-                    self._wake(self._getters)
-                raise
-        if self._closed:
-            raise QueueClosedError(self.name)
-        run = self._items.popleft()
-        if self._putters:
-            self._wake(self._putters)
-        return run
+    # -- execution lanes -------------------------------------------------------------------
+    def next_run(self) -> TaskRun | None:
+        """For a lane whose run finished: the next run to start, or ``None`` (the lane ends:
+        nothing waits, the queue is paused, or it is closed)."""
+        if self._items and not self._paused and self._start is not None:
+            run = self._items.popleft()
+            if self._putters:
+                self._wake(self._putters)
+            return run
+        self.active -= 1
+        return None
+
+    def _fill(self) -> None:
+        start = self._start
+        while start is not None and self._items and not self._paused:
+            if self.active >= self.parallelism:
+                return
+            run = self._items.popleft()
+            if self._putters:
+                self._wake(self._putters)
+            self.active += 1
+            start(self, run)
 
     def close(self) -> list[TaskRun]:
-        """Stop handing out runs; wake every waiter; return the runs left in the queue."""
+        """Start no more runs; wake every waiting dispatcher; return the runs left waiting."""
         self._closed = True
+        self._start = None
         left = list(self._items)
         self._items.clear()
-        while self._getters:
-            self._wake(self._getters)
         while self._putters:
             self._wake(self._putters)
         return left

@@ -7,6 +7,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from evertask_abstractions import ScheduleError, TaskNotRegisteredError, TaskSerializationError
@@ -37,10 +38,12 @@ class RecoveryReport:
     seconds: float = 0.0
 
 
-async def recover(engine: Engine) -> RecoveryReport:
+async def recover(engine: Engine, cutoff: datetime | None = None) -> RecoveryReport:
     """Resume the rows that were pending when the previous process stopped or crashed.
 
-    Rows created after this pass began are live dispatches and are left alone. Each page is
+    Rows created at or after ``cutoff`` (by default: when this pass begins; the host passes
+    the instant before it accepted its first dispatch) are live dispatches and are left
+    alone. Each page is
     split by queue and the queues are fed concurrently, so one saturated queue cannot hold
     back the others.
     """
@@ -49,7 +52,8 @@ async def recover(engine: Engine) -> RecoveryReport:
     if storage is None:
         return report
     started = time.perf_counter()
-    cutoff = engine.clock.now()
+    if cutoff is None:
+        cutoff = engine.clock.now()
     last_created = None
     last_id = None
     while True:

@@ -141,9 +141,11 @@ class RecurringCoordinator:
         row = make_row(run, existing.status, existing.created_at_utc)
         row.next_run_utc = next_run
         await storage.update_task(row, revive=revive)
-        if running:
+        if running and not revive:
             # the running occurrence finishes with the old definition; the next one uses the
-            # stored (new) definition when recovered, and in memory from now on
+            # stored (new) definition when recovered, and in memory from now on (a revived
+            # series is scheduled below: its occurrence in flight was cancelled, so it
+            # schedules nothing, and the new run waits for it to end, see _enqueue_one)
             pending = engine.executor.running.get(tid.int)
             if pending is not None:
                 pending.run.schedule = schedule

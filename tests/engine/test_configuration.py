@@ -146,7 +146,7 @@ class Scoped:
     pass
 
 
-SEEN: list[tuple[int, int]] = []
+SEEN: list[tuple[object, object]] = []  # the instances: kept alive, so ids stay unique
 
 
 class Job(EverTask):
@@ -163,7 +163,7 @@ class JobHandler(EverTaskHandler[Job]):
     async def handle(self, task: Job, cancellation: CancellationToken) -> None:
         self.counter.n += 1
         assert self.scoped is self.again  # one instance per execution
-        SEEN.append((id(self.counter), id(self.scoped)))
+        SEEN.append((self.counter, self.scoped))
 
 
 class Step(EverTask):
@@ -205,8 +205,8 @@ async def test_constructor_injection_by_type_scoped_per_execution() -> None:
         for t in ids:
             await wait_status(host, t, QueuedTaskStatus.COMPLETED)
     assert c.counter().n == 3
-    assert len({s[0] for s in seen}) == 1  # singleton shared
-    assert len({s[1] for s in seen}) == 3  # a new scoped instance per execution
+    assert len({id(s[0]) for s in seen}) == 1  # singleton shared
+    assert len({id(s[1]) for s in seen}) == 3  # a new scoped instance per execution
 
 
 async def test_handler_can_inject_the_dispatcher_and_chain_tasks() -> None:

@@ -51,7 +51,7 @@ async def test_slow_subscriber_loses_events_and_the_loss_is_counted() -> None:
     release.set()
     await wait_until(lambda: len(got) >= 3)
     sub.close()
-    bus.stop()
+    await bus.stop()
     assert not bus.has_subscribers
 
 
@@ -62,3 +62,46 @@ async def test_pull_subscription() -> None:
         tid = await host.dispatcher.dispatch(Ping(n=1))
         first = await asyncio.wait_for(sub.get(), 5)
         assert first.task_id == tid and first.kind is EventKind.STARTED
+
+
+async def test_stop_delivers_the_events_still_buffered() -> None:
+    bus = EventBus()
+    got: list[TaskEvent] = []
+
+    async def slow(e: TaskEvent) -> None:
+        await asyncio.sleep(0)  # yields between events, so the buffer is not empty at stop
+        got.append(e)
+
+    bus.subscribe(slow)
+    bus.start()
+    import uuid
+
+    events = [
+        TaskEvent(
+            uuid.uuid4(), datetime.now(UTC), "Information", EventKind.STARTED, "t", "h", "{}", "m"
+        )
+        for _ in range(20)
+    ]
+    for event in events:
+        bus.publish(event)
+    await bus.stop()  # before the pump got to most of them
+    assert got == events
+
+
+async def test_stop_gives_up_on_a_stuck_subscriber() -> None:
+    bus = EventBus()
+    never = asyncio.Event()
+
+    async def stuck(e: TaskEvent) -> None:
+        await never.wait()
+
+    bus.subscribe(stuck)
+    bus.start()
+    import uuid
+
+    bus.publish(
+        TaskEvent(
+            uuid.uuid4(), datetime.now(UTC), "Information", EventKind.STARTED, "t", "h", "{}", "m"
+        )
+    )
+    await asyncio.wait_for(bus.stop(timeout=0.05), 5)  # returns despite the stuck callback

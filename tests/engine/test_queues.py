@@ -10,7 +10,7 @@ import pytest
 from evertask import QueueFullBehavior
 from evertask_abstractions import QueuedTaskStatus, QueueFullError
 from tests.engine.tasks import ALL, Blocker, Critical, Nowhere, Ping
-from tests.helpers import build_host, wait_status
+from tests.helpers import build_host, wait_status, wait_until
 
 
 def _critical(capacity: int, behavior: QueueFullBehavior, parallelism: int = 1):  # type: ignore[no-untyped-def]
@@ -173,3 +173,24 @@ async def test_paused_queue_accepts_tasks_starts_none_and_stays_paused_after_res
         assert ("ping", 1) not in probe.calls
         await host.resume_queue("default")
         await wait_status(host, tid, QueuedTaskStatus.COMPLETED)
+
+
+@pytest.mark.parametrize("parallelism", [1, 3])
+async def test_tasks_start_in_dispatch_order_including_after_a_resume(parallelism: int) -> None:
+    host, c = build_host(ALL, lambda o: o.set_max_degree_of_parallelism(parallelism))
+    probe = c.probe()
+    async with host:
+        queue = host.engine.queues.default
+        for i in range(20):
+            await host.dispatcher.dispatch(Ping(n=i))
+        assert queue.active == parallelism and len(queue) == 20 - parallelism
+        await probe.wait_for(lambda: probe.count("ping") == 20)
+        queue.pause()
+        for i in range(20, 40):
+            await host.dispatcher.dispatch(Ping(n=i))
+        assert queue.active == 0 and len(queue) == 20  # paused: nothing started
+        queue.resume()
+        assert queue.active == parallelism
+        await probe.wait_for(lambda: probe.count("ping") == 40)
+        await wait_until(lambda: queue.active == 0)  # idle: every lane ended
+    assert [n for kind, n, *_ in probe.calls if kind == "ping"] == list(range(40))
