@@ -194,3 +194,22 @@ async def test_tasks_start_in_dispatch_order_including_after_a_resume(parallelis
         await probe.wait_for(lambda: probe.count("ping") == 40)
         await wait_until(lambda: queue.active == 0)  # idle: every lane ended
     assert [n for kind, n, *_ in probe.calls if kind == "ping"] == list(range(40))
+
+
+async def test_a_run_cancelled_from_outside_frees_its_lane() -> None:
+    # e.g. the event loop cancelling every task while it closes: the lane ends, and the
+    # queue keeps starting later runs on its remaining capacity
+    host, c = build_host(ALL, lambda o: o.set_max_degree_of_parallelism(1))
+    probe = c.probe()
+    async with host:
+        tid = await host.dispatcher.dispatch(Blocker(name="x"))
+        await probe.wait_for(lambda: probe.count("start") == 1)
+        queue = host.engine.queues.default
+        assert queue.active == 1
+        task = host.engine.executor.running[tid.int].task
+        assert task is not None
+        task.cancel()
+        await asyncio.wait([task])
+        assert queue.active == 0 and tid.int not in host.engine.executor.running
+        await host.dispatcher.dispatch(Ping(n=7))
+        await probe.wait_for(lambda: ("ping", 7) in probe.calls)
