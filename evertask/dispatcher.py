@@ -6,7 +6,6 @@ import asyncio
 import contextvars
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -130,7 +129,6 @@ class Dispatcher:
         self._key_locks: dict[str, asyncio.Lock] = {}
         self._default_level = engine.options.default_audit_level
         self._lazy = engine.options.use_lazy_handler_resolution
-        self._descriptors = engine.registry.by_task  # (read-only here)
         # a synchronous in-process storage takes an immediate dispatch's row as fields
         inline = getattr(engine.storage, "inline_persist", None)
         self._persist_queued: Callable[..., None] | None = inline() if inline else None
@@ -162,10 +160,10 @@ class Dispatcher:
                 return await self._dispatch_later(task, when, audit_level)
             return await self._dispatch(task, when, task_key, audit_level)
         # the immediate hot path, written in place (one coroutine per dispatch)
-        descriptor = self._descriptors.get(task.__class__) or engine.registry.for_task(task)
+        descriptor = engine.registry.for_task(task)
         level = self._default_level if audit_level is None else AuditLevel(audit_level)
         tid = uuid7()
-        queue_name = descriptor.resolved_queues.get(False) or self._queue_name(descriptor, False)
+        queue_name = self._queue_name(descriptor, False)
         storage = engine.storage
         run = TaskRun(tid, task, descriptor, queue_name, level, persisted=storage is not None)
         if engine.observers or engine.dispatch_events:
@@ -202,7 +200,6 @@ class Dispatcher:
             reserved.release()
             raise
         engine.in_flight.add(tid.int)
-        run.enqueued_at = time.perf_counter()
         reserved.put_reserved(run)
         return tid
 
@@ -539,7 +536,6 @@ class Dispatcher:
             reserved.release()
             raise
         engine.in_flight.add(tid.int)
-        run.enqueued_at = time.perf_counter()
         reserved.put_reserved(run)
         return tid
 

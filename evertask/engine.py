@@ -261,5 +261,4 @@ class Engine:
         self._put(run)
 
     def _put(self, run: TaskRun) -> None:
-        run.enqueued_at = time.perf_counter()
         self.queue_for(run).put_overflow(run)

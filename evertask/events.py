@@ -173,12 +173,13 @@ class EventBus:
         """Deliver what the callback subscribers still have buffered (for up to ``timeout``
         seconds in all), then stop their pumps (subscriptions stay registered for a restart)."""
         self._started = False
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         for sub in self._subs:
             task = sub._task
             if task is None:
                 continue
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - loop.time()
             if remaining > 0 and not task.done():
                 try:
                     await asyncio.wait_for(sub.queue.join(), remaining)

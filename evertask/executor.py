@@ -43,8 +43,10 @@ log = logging.getLogger("evertask.executor")
 _INFO, _WARNING, _ERROR = "Information", "Warning", "Error"
 
 
-# retry policy, timeout (s), and the policy again when the run is plain (else None)
-Plan = tuple[RetryPolicy, float | None, FilteredRetryPolicy | None]
+# retry policy, timeout (s), the policy again when the first attempt runs inline (an async
+# handler, no timeout, a filtered policy only consulted after a failure; else None), and
+# whether the run is plain (that, no hooks, a storage that commits in place)
+Plan = tuple[RetryPolicy, float | None, FilteredRetryPolicy | None, bool]
 
 
 class CancelReason(str, Enum):
@@ -149,26 +151,28 @@ class WorkerExecutor:
             if engine.cancels and engine.cancels.is_stale(run):
                 self._skip_cancelled(run)  # a delivery from before a cancel
             else:
-                plain = (self._policies.get((run.descriptor, run.queue_name)) or self._plan(run))[2]
+                _, _, inline, plain = self._policies.get(
+                    (run.descriptor, run.queue_name)
+                ) or self._plan(run)
                 if (
-                    plain is None
+                    inline is None
+                    or not plain
                     or engine.observers
                     or engine.log_capture is not None
                     or engine.events.has_subscribers
                 ):
                     await self._run(run, execution)
                 else:
-                    await self._run_plain(run, execution, plain)
+                    await self._run_plain(run, execution, inline)
         except asyncio.CancelledError:
             # cancelled from outside the engine (the loop is closing): the lane ends
-            self.running.pop(key, None)
-            engine.in_flight.discard(key)
             queue.active -= 1
             raise
         except Exception:  # never let one run end a lane
             log.exception("Unexpected error while executing task %s.", run.id)
-        self.running.pop(key, None)
-        engine.in_flight.discard(key)
+        finally:
+            self.running.pop(key, None)
+            engine.in_flight.discard(key)
         if engine.follow_ups:
             follow_up = engine.follow_ups.pop(run.id, None)
             if follow_up is not None:
@@ -209,9 +213,8 @@ class WorkerExecutor:
 
     # -- one delivery ----------------------------------------------------------------------
     def _plan(self, run: TaskRun) -> Plan:
-        """The run's retry policy and timeout (handler, then queue, then global), and whether
-        it is plain: an async handler without hooks or timeout, a filtered retry policy (only
-        consulted after a failure) and a storage that commits in place (cached)."""
+        """The run's retry policy and timeout (handler, then queue, then global), and how it
+        runs (see ``Plan``); cached per handler and queue."""
         key = (run.descriptor, run.queue_name)
         cached = self._policies.get(key)
         if cached is None:
@@ -225,16 +228,14 @@ class WorkerExecutor:
             timeout: timedelta | None = (
                 desc.timeout or queue.config.default_timeout or self._options.default_timeout
             )
-            plain = (
+            inline = (
                 policy
-                if desc.is_async
-                and not desc.hooks
-                and timeout is None
-                and isinstance(policy, FilteredRetryPolicy)
-                and self._pipelined is None
+                if desc.is_async and timeout is None and isinstance(policy, FilteredRetryPolicy)
                 else None
             )
-            cached = (policy, None if timeout is None else timeout.total_seconds(), plain)
+            plain = inline is not None and not desc.hooks and self._pipelined is None
+            seconds = None if timeout is None else timeout.total_seconds()
+            cached = (policy, seconds, inline, plain)
             self._policies[key] = cached
         return cached
 
@@ -356,18 +357,18 @@ class WorkerExecutor:
                 self._publish(run, EventKind.STARTED, _INFO, f"Starting task with id {tid}.")
             if "on_started" in hooks:
                 await self._hook(run, "on_started", handler.on_started(tid))
-            policy, timeout, _ = self._plan(run)
+            policy, timeout, inline, _ = self._plan(run)
             start = time.perf_counter()
             execution.in_handler = True
             try:
                 if execution.cancel_reason is not None:  # cancelled before the handler began
                     raise asyncio.CancelledError
-                if timeout is None and desc.is_async and isinstance(policy, FilteredRetryPolicy):
+                if inline is not None:
                     # fast path: first attempt inline, the policy only after a failure
                     try:
                         await handler.handle(run.task, execution)  # type: ignore[misc]
                     except Exception as first:
-                        await policy.continue_after(
+                        await inline.continue_after(
                             first,
                             self._attempt_fn(run, execution, handler, timeout),
                             self._on_retry_fn(run, handler, previous),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -123,18 +124,15 @@ class WorkerQueue:
     def put_reserved(self, run: TaskRun) -> None:
         """Place a run into a previously reserved slot (it starts now if a lane is free)."""
         self._reserved -= 1
+        self.put_overflow(run)
+
+    def put_overflow(self, run: TaskRun) -> None:
+        """Append a run regardless of capacity (timer-fired runs never block the scheduler);
+        it starts now if a lane is free. Stamps ``run.enqueued_at``."""
+        run.enqueued_at = time.perf_counter()
         start = self._start
         if start is not None and self.active < self.parallelism and not self._paused:
             self.active += 1  # nothing waits when a lane is free: no FIFO to respect
-            start(self, run)
-        else:
-            self._items.append(run)
-
-    def put_overflow(self, run: TaskRun) -> None:
-        """Append a run regardless of capacity (timer-fired runs never block the scheduler)."""
-        start = self._start
-        if start is not None and self.active < self.parallelism and not self._paused:
-            self.active += 1
             start(self, run)
         else:
             self._items.append(run)
@@ -144,23 +142,25 @@ class WorkerQueue:
         """For a lane whose run finished: the next run to start, or ``None`` (the lane ends:
         nothing waits, the queue is paused, or it is closed)."""
         if self._items and not self._paused and self._start is not None:
-            run = self._items.popleft()
-            if self._putters:
-                self._wake(self._putters)
-            return run
+            return self._take()
         self.active -= 1
         return None
 
     def _fill(self) -> None:
+        """Start waiting runs while a lane is free (after attach and resume)."""
         start = self._start
         while start is not None and self._items and not self._paused:
             if self.active >= self.parallelism:
                 return
-            run = self._items.popleft()
-            if self._putters:
-                self._wake(self._putters)
             self.active += 1
-            start(self, run)
+            start(self, self._take())
+
+    def _take(self) -> TaskRun:
+        """The first waiting run; its slot goes to the first waiting dispatcher."""
+        run = self._items.popleft()
+        if self._putters:
+            self._wake(self._putters)
+        return run
 
     def close(self) -> list[TaskRun]:
         """Start no more runs; wake every waiting dispatcher; return the runs left waiting."""

@@ -179,5 +179,4 @@ async def _recover_row(engine: Engine, row: QueuedTask, report: RecoveryReport) 
         queue.release()
         return
     engine.in_flight.add(row.id.int)
-    run.enqueued_at = time.perf_counter()
     queue.put_reserved(run)

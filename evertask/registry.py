@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import ModuleType
@@ -77,11 +77,6 @@ class HandlerRegistry:
 
     def __len__(self) -> int:
         return len(self._by_task)
-
-    @property
-    def by_task(self) -> Mapping[type[EverTask], HandlerDescriptor]:
-        """The descriptors by task class (live; typed read-only: register handlers instead)."""
-        return self._by_task
 
     def descriptors(self) -> list[HandlerDescriptor]:
         """All registered handlers."""
