@@ -165,7 +165,7 @@ class Dispatcher:
         tid = uuid7()
         queue_name = self._queue_name(descriptor, False)
         storage = engine.storage
-        run = TaskRun(tid, task, descriptor, queue_name, level, persisted=storage is not None)
+        run = TaskRun(tid, task, descriptor, queue_name, level, storage is not None)
         if engine.observers or engine.dispatch_events:
             self._observe(run, "immediate")
         if not self._lazy:

@@ -70,12 +70,12 @@ class CancelRegistry:
     """
 
     def __init__(self) -> None:
-        self._counts: dict[uuid.UUID, int] = {}
+        self.counts: dict[uuid.UUID, int] = {}  # read-only outside; empty: nothing cancelled
         self._last: dict[uuid.UUID, float] = {}
         self._order: collections.deque[tuple[float, uuid.UUID]] = collections.deque()
 
     def __bool__(self) -> bool:
-        return bool(self._counts)
+        return bool(self.counts)
 
     def cancel(self, task_id: uuid.UUID) -> None:
         """Count a cancel of ``task_id``: every existing run of it becomes stale."""
@@ -84,18 +84,18 @@ class CancelRegistry:
         while order and now - order[0][0] > _CANCELLED_TTL:
             stamp, old = order.popleft()
             if last.get(old) == stamp:
-                del last[old], self._counts[old]
-        self._counts[task_id] = self._counts.get(task_id, 0) + 1
+                del last[old], self.counts[old]
+        self.counts[task_id] = self.counts.get(task_id, 0) + 1
         last[task_id] = now
         order.append((now, task_id))
 
     def generation(self, task_id: uuid.UUID) -> int:
         """The cancel count a new run of ``task_id`` starts from."""
-        return self._counts.get(task_id, 0) if self._counts else 0
+        return self.counts.get(task_id, 0) if self.counts else 0
 
     def is_stale(self, run: TaskRun) -> bool:
         """Whether ``run`` was created before the latest cancel of its id."""
-        return bool(self._counts) and self._counts.get(run.id, 0) != run.generation
+        return bool(self.counts) and self.counts.get(run.id, 0) != run.generation
 
 
 class Engine:

@@ -143,11 +143,8 @@ class EventBus:
         self._subs: list[Subscription] = []
         self.dropped_events = 0
         self._started = False
-
-    @property
-    def has_subscribers(self) -> bool:
-        """Whether building an event is worth it."""
-        return bool(self._subs)
+        self.has_subscribers = False
+        """Whether building an event is worth it (a plain attribute: read per run)."""
 
     def subscribe(
         self, callback: Callback | None = None, *, buffer_size: int | None = None
@@ -156,12 +153,14 @@ class EventBus:
         pull events with ``await subscription.get()``."""
         sub = Subscription(self, callback, buffer_size or self.buffer_size)
         self._subs = [*self._subs, sub]
+        self.has_subscribers = True
         if self._started:
             sub.start()
         return sub
 
     def _remove(self, sub: Subscription) -> None:
         self._subs = [s for s in self._subs if s is not sub]
+        self.has_subscribers = bool(self._subs)
 
     def start(self) -> None:
         """Start the pumps of callback subscribers (needs a running loop)."""

@@ -6,38 +6,40 @@ import itertools
 import os
 import time
 import uuid
+from collections.abc import Callable
 
 __all__ = ["uuid7"]
 
-_BITS = 74  # rand_a (12 bits) and rand_b (62 bits) of the layout, filled by one counter
-_MASK = (1 << _BITS) - 1
-_LOW = (1 << 62) - 1
-# a per-process counter starting at a random point of the 74-bit space: `next()` on it is
-# one atomic C call, so ids need no lock, and two processes only collide if their starts
-# fall within the number of ids they make of each other (about 2**-50 for a billion ids)
-_counter = itertools.count(int.from_bytes(os.urandom(10)) >> (80 - _BITS))
-_last_ms = 0
+_VERSION_VARIANT = (0x7 << 76) | (0b10 << 62)
+# The 76 bits below the 48-bit time hold, in one per-process counter: rand_a (12 random
+# bits, bits 64-75), the variant (bits 62-63, left 0 here and set by the prefix) and rand_b
+# (62 bits) counting up from a random point below 2**61. `next()` on it is one atomic C call,
+# so ids need no lock; rand_b carries into the variant bits only after 2**61 ids of one
+# process (about 73,000 years at a million ids a second). Two processes only collide if
+# they drew the same rand_a and their counts overlap (about 2**-42 for a billion ids each).
+_counter = itertools.count(
+    (int.from_bytes(os.urandom(2)) & 0xFFF) << 64 | int.from_bytes(os.urandom(8)) >> 3
+)
+_prefix = 0  # the time and version bits of the latest millisecond used
 _UUID = uuid.UUID
 _UNKNOWN = uuid.SafeUUID.unknown
 _new = object.__new__
-_set = object.__setattr__
+# the slots' own setters: skip UUID.__init__'s argument parsing and its __setattr__ guard
+_set_int: Callable[[uuid.UUID, int], None] = vars(uuid.UUID)["int"].__set__
+_set_is_safe: Callable[[uuid.UUID, uuid.SafeUUID], None] = vars(uuid.UUID)["is_safe"].__set__
 
 
 def uuid7() -> uuid.UUID:
-    """A new UUIDv7: 48-bit Unix milliseconds, then 74 bits of a per-process counter
-    (RFC 9562 §6.2, method 1, with a random start). Ids made one after another increase
-    strictly and their time part does not go back when the wall clock does. Unique, not
-    secret."""
-    global _last_ms
-    count = next(_counter) & _MASK
+    """A new UUIDv7: 48-bit Unix milliseconds, then a per-process counter (RFC 9562
+    §6.2, method 1, with random starts). Ids made one after another increase strictly and
+    their time part does not go back when the wall clock does. Unique, not secret."""
+    global _prefix
+    count = next(_counter)
     ms = time.time_ns() // 1_000_000
-    if ms > _last_ms:
-        _last_ms = ms
-    else:
-        ms = _last_ms
-    value = (ms << 80) | (0x7 << 76) | ((count >> 62) << 64) | (0b10 << 62) | (count & _LOW)
-    # bypass UUID.__init__'s argument parsing: the value is valid by construction
-    u = _new(_UUID)
-    _set(u, "int", value)
-    _set(u, "is_safe", _UNKNOWN)
+    prefix = _prefix
+    if ms > prefix >> 80:
+        prefix = _prefix = (ms << 80) | _VERSION_VARIANT
+    u: uuid.UUID = _new(_UUID)
+    _set_int(u, prefix | count)  # valid by construction
+    _set_is_safe(u, _UNKNOWN)
     return u

@@ -45,15 +45,16 @@ class TaskRun:
         descriptor: HandlerDescriptor,
         queue_name: str,
         audit_level: AuditLevel,
-        *,
+        persisted: bool = False,
         execution_time: datetime | None = None,
         schedule: RecurringSchedule | None = None,
         current_run: int = 0,
         task_key: str | None = None,
-        persisted: bool = False,
         trace_context: str | None = None,
         handler: Any = None,
     ) -> None:
+        # no keyword-only parameters: a call passing them positionally (the dispatcher's
+        # hot path passes ``persisted`` so) is about twice as fast as one with keywords
         self.id = task_id
         self.task = task
         self.descriptor = descriptor

@@ -105,11 +105,18 @@ _CANCELLED = _CODE[QueuedTaskStatus.CANCELLED]
 _SERVICE_STOPPED = _CODE[QueuedTaskStatus.SERVICE_STOPPED]
 _FAILED = _CODE[QueuedTaskStatus.FAILED]
 _WAITING_QUEUE = _CODE[QueuedTaskStatus.WAITING_QUEUE]
+_S_IN_PROGRESS = QueuedTaskStatus.IN_PROGRESS
+_S_COMPLETED = QueuedTaskStatus.COMPLETED
+assert _CODE[_S_COMPLETED] in _STAMPED_CODES and _CODE[_S_IN_PROGRESS] not in _STAMPED_CODES
 
 # -- packed audits: one record per audit, concatenated per slot (native layout: never saved) -
 _STATUS_AUDIT = struct.Struct("qqB")  # seq, microseconds, status code
 _RUNS_AUDIT = struct.Struct("qqdB")  # seq, microseconds, execution ms, status code
 _pack_status_audit = _STATUS_AUDIT.pack
+
+# the plain-call transitions of ``inline_transitions`` (task id, [ms,] audit level)
+InProgressMark = Callable[[uuid.UUID, AuditLevel], None]
+CompletedMark = Callable[[uuid.UUID, float, AuditLevel], None]
 
 # -- the kind table: (type, handler, queue name, audit level) ----------------------------------
 Kind = tuple[str, str, str, AuditLevel]
@@ -551,13 +558,58 @@ class MemoryTaskStorage:
 
     async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark InProgress."""
-        self._transition(task_id, _IN_PROGRESS, None, audit_level)
+        self.mark_in_progress(task_id, audit_level)
 
     async def set_completed(
         self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
     ) -> None:
         """Mark Completed."""
-        self._transition(task_id, _COMPLETED, None, audit_level, execution_time_ms)
+        self.mark_completed(task_id, execution_time_ms, audit_level)
+
+    def inline_transitions(self) -> tuple[InProgressMark, CompletedMark] | None:
+        """:meth:`mark_in_progress` and :meth:`mark_completed` for the engine's hot path
+        (plain calls, no coroutine), unless a subclass overrides ``set_in_progress`` or
+        ``set_completed`` (then every transition goes through the override)."""
+        cls = type(self)
+        if (
+            cls.set_in_progress is not MemoryTaskStorage.set_in_progress
+            or cls.set_completed is not MemoryTaskStorage.set_completed
+        ):
+            return None
+        return self.mark_in_progress, self.mark_completed
+
+    def mark_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
+        """``set_in_progress`` as a plain call (``_transition`` specialised: InProgress
+        stamps no time and carries no exception; this is the engine's hot path)."""
+        slot = self._index.get(task_id.int)
+        if slot is None:
+            return
+        self._status[slot] = _IN_PROGRESS
+        if self._exceptions:
+            self._exceptions.pop(slot, None)
+        if audit_level is _FULL or wants_status_audit(audit_level, _S_IN_PROGRESS, None):
+            now = self._now
+            us = time_ns() // 1000 if now is utc_now else _to_us(now())
+            self._seq = seq = self._seq + 1
+            self._audits[slot] += _pack_status_audit(seq, us, _IN_PROGRESS)
+
+    def mark_completed(
+        self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
+    ) -> None:
+        """``set_completed`` as a plain call (``_transition`` specialised: Completed stamps
+        the last execution and carries no exception; this is the engine's hot path)."""
+        slot = self._index.get(task_id.int)
+        if slot is None:
+            return
+        self._status[slot] = _COMPLETED
+        if self._exceptions:
+            self._exceptions.pop(slot, None)
+        self._ms[slot] = execution_time_ms
+        now = self._now
+        self._last[slot] = us = time_ns() // 1000 if now is utc_now else _to_us(now())
+        if audit_level is _FULL or wants_status_audit(audit_level, _S_COMPLETED, None):
+            self._seq = seq = self._seq + 1
+            self._audits[slot] += _pack_status_audit(seq, us, _COMPLETED)
 
     async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark Cancelled."""

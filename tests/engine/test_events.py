@@ -38,7 +38,9 @@ async def test_slow_subscriber_loses_events_and_the_loss_is_counted() -> None:
         await release.wait()
         got.append(e)
 
+    assert not bus.has_subscribers
     sub = bus.subscribe(slow)
+    assert bus.has_subscribers
     bus.start()
     import uuid
 

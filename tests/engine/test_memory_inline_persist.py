@@ -243,3 +243,76 @@ async def test_a_failing_inline_intake_reports_the_task() -> None:
     async with host:
         with pytest.raises(PersistenceError, match="could not be persisted.*disk full"):
             await host.dispatcher.dispatch(Ping(n=1))
+
+
+@pytest.mark.parametrize("level", list(AuditLevel))
+async def test_the_inline_transitions_write_what_the_statuses_need(level: AuditLevel) -> None:
+    clock = ManualClock(NOW)
+    storage = MemoryTaskStorage(clock.now)
+    marks = storage.inline_transitions()
+    assert marks is not None
+    mark_in_progress, mark_completed = marks
+    tid = uuid7()
+    await storage.persist(_queued(tid, NOW, level))
+    await storage.set_status(tid, QueuedTaskStatus.FAILED, "boom", level)  # a row with an error
+    failed = await storage.get(tid)
+    assert failed is not None and failed.exception == "boom"
+    before = [(a.new_status, a.exception) for a in await storage.get_status_audits(tid)]
+
+    clock.advance(timedelta(seconds=1))
+    mark_in_progress(tid, level)
+    row = await storage.get(tid)
+    assert row is not None and row.status is QueuedTaskStatus.IN_PROGRESS
+    assert row.exception is None  # a new attempt clears the previous error
+    assert row.last_execution_utc == failed.last_execution_utc  # InProgress stamps no time
+
+    clock.advance(timedelta(seconds=1))
+    mark_completed(tid, 12.5, level)
+    row = await storage.get(tid)
+    assert row is not None and row.status is QueuedTaskStatus.COMPLETED
+    assert row.exception is None and row.execution_time_ms == 12.5
+    assert row.last_execution_utc == NOW + timedelta(seconds=2)
+
+    audits = await storage.get_status_audits(tid)
+    added = [(a.new_status, a.exception, a.updated_at_utc) for a in audits[len(before) :]]
+    if level is AuditLevel.FULL:
+        assert added == [
+            (QueuedTaskStatus.IN_PROGRESS, None, NOW + timedelta(seconds=1)),
+            (QueuedTaskStatus.COMPLETED, None, NOW + timedelta(seconds=2)),
+        ]
+    else:  # no error, no audit row below FULL
+        assert added == []
+    mark_in_progress(uuid7(), level)  # an unknown id is ignored, as by set_in_progress
+    mark_completed(uuid7(), 1.0, level)
+
+
+def test_a_subclass_that_overrides_a_transition_gets_every_call() -> None:
+    class Counted(MemoryTaskStorage):
+        async def set_completed(
+            self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
+        ) -> None:
+            await super().set_completed(task_id, execution_time_ms, audit_level)
+
+    assert Counted().inline_transitions() is None
+    assert MemoryTaskStorage().inline_transitions() is not None
+
+
+async def test_the_engine_calls_an_overridden_transition() -> None:
+    calls: list[tuple[str, uuid.UUID]] = []
+
+    class Counted(MemoryTaskStorage):
+        async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
+            calls.append(("in_progress", task_id))
+            await super().set_in_progress(task_id, audit_level)
+
+        async def set_completed(
+            self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
+        ) -> None:
+            calls.append(("completed", task_id))
+            await super().set_completed(task_id, execution_time_ms, audit_level)
+
+    host, _ = build_host([PingHandler], storage=False, builder=lambda b: b.use_storage(Counted()))
+    async with host:
+        tid = await host.dispatcher.dispatch(Ping(n=1))
+        await wait_status(host, tid, QueuedTaskStatus.COMPLETED)
+    assert calls == [("in_progress", tid), ("completed", tid)]
