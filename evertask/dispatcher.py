@@ -129,9 +129,17 @@ class Dispatcher:
         self._key_locks: dict[str, asyncio.Lock] = {}
         self._default_level = engine.options.default_audit_level
         self._lazy = engine.options.use_lazy_handler_resolution
-        # a synchronous in-process storage takes an immediate dispatch's row as fields
+        # a synchronous in-process storage takes an immediate dispatch's row as fields, its
+        # type, handler, queue and audit level as one "kind" number
         inline = getattr(engine.storage, "inline_persist", None)
-        self._persist_queued: Callable[..., None] | None = inline() if inline else None
+        pair = inline() if inline else None
+        self._kind_of: Callable[[str, str, str, AuditLevel], int] | None = None
+        self._persist_queued: Callable[..., None] | None = None
+        if pair is not None:
+            self._kind_of, self._persist_queued = pair
+        # per handler: the queue of its immediate dispatches, and their kind at the default
+        # audit level (-1 without an inline storage)
+        self._routes: dict[HandlerDescriptor, tuple[WorkerQueue, int]] = {}
 
     def _bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -161,16 +169,15 @@ class Dispatcher:
             return await self._dispatch(task, when, task_key, audit_level)
         # the immediate hot path, written in place (one coroutine per dispatch)
         descriptor = engine.registry.for_task(task)
+        queue, kind = self._routes.get(descriptor) or self._route(descriptor)
         level = self._default_level if audit_level is None else AuditLevel(audit_level)
         tid = uuid7()
-        queue_name = self._queue_name(descriptor, False)
         storage = engine.storage
-        run = TaskRun(tid, task, descriptor, queue_name, level, storage is not None)
+        run = TaskRun(tid, task, descriptor, queue.name, level, storage is not None)
         if engine.observers or engine.dispatch_events:
             self._observe(run, "immediate")
         if not self._lazy:
             run.handler = (descriptor.factory or descriptor.handler_class)()
-        queue = engine.queues.queues[queue_name]
         reserved = queue if queue.try_reserve() else await self._reserve_slow(queue, tid)
         try:
             if storage is not None:
@@ -178,15 +185,10 @@ class Dispatcher:
                 if inline is not None:  # a synchronous storage: no row object to build
                     request = dump_task(task)
                     try:
-                        inline(  # the storage stamps created_at itself
-                            tid,
-                            descriptor.task_type_name,
-                            request,
-                            descriptor.handler_type_name,
-                            queue_name,
-                            level,
-                            run.trace_context,
-                        )
+                        if level is not self._default_level:
+                            kind = self._kind_at(descriptor, queue, level)
+                        # the storage stamps created_at itself
+                        inline(tid, kind, request, level, run.trace_context)
                     except Exception as exc:
                         row = _row(run, _QUEUED, engine.clock.now(), None)
                         self._persist_failed(exc, row, run)
@@ -402,6 +404,23 @@ class Dispatcher:
                 self._persist_failed(exc, row, run)
         engine.scheduler.schedule(run, at)
         return tid
+
+    def _route(self, descriptor: HandlerDescriptor) -> tuple[WorkerQueue, int]:
+        """The queue of a handler's immediate dispatches and their row kind at the default
+        audit level (see ``__init__``); computed once per handler."""
+        queue = self._engine.queues.queues[self._queue_name(descriptor, False)]
+        kind = self._kind_at(descriptor, queue, self._default_level)
+        self._routes[descriptor] = route = (queue, kind)
+        return route
+
+    def _kind_at(self, descriptor: HandlerDescriptor, queue: WorkerQueue, level: AuditLevel) -> int:
+        """The inline storage's kind number of a handler's rows on ``queue`` at ``level``
+        (-1 without an inline storage)."""
+        if self._kind_of is None:
+            return -1
+        return self._kind_of(
+            descriptor.task_type_name, descriptor.handler_type_name, queue.name, level
+        )
 
     def _queue_name(self, descriptor: HandlerDescriptor, recurring: bool) -> str:
         """The queue a handler's tasks run on (resolved once per handler and kind)."""

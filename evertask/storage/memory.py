@@ -114,7 +114,9 @@ _STATUS_AUDIT = struct.Struct("qqB")  # seq, microseconds, status code
 _RUNS_AUDIT = struct.Struct("qqdB")  # seq, microseconds, execution ms, status code
 _pack_status_audit = _STATUS_AUDIT.pack
 
-# the plain-call transitions of ``inline_transitions`` (task id, [ms,] audit level)
+# the plain calls of ``inline_persist`` and ``inline_transitions``
+KindOf = Callable[[str, str, str, AuditLevel], int]
+PersistQueued = Callable[[uuid.UUID, int, str, AuditLevel, "str | None"], None]
 InProgressMark = Callable[[uuid.UUID, AuditLevel], None]
 CompletedMark = Callable[[uuid.UUID, float, AuditLevel], None]
 
@@ -193,11 +195,9 @@ class MemoryTaskStorage:
         self._next_runs: dict[int, int] = {}
         self._recovery: dict[int, int] = {}
         self._audit_exceptions: dict[int, str] = {}  # audit seq -> exception text
-        # the kind table, with the last kind used (dispatches mostly repeat it)
+        # the kind table
         self._kinds: list[Kind] = []
         self._kind_ids: dict[Kind, int] = {}
-        self._last_kind: tuple[object, ...] = (None, None, None, None)
-        self._last_kind_id = 0
 
         self._keys: dict[str, int] = {}  # task key -> id int
         self._order: list[int] = []  # id ints sorted by (created_at_utc, id)
@@ -260,14 +260,14 @@ class MemoryTaskStorage:
             sparse.pop(slot, None)
         self._free.append(slot)
 
-    def _kind_of(self, task_type: str, handler: str, queue_name: str, level: AuditLevel) -> int:
-        """The kind number of these values (added to the table when new)."""
+    def kind_of(self, task_type: str, handler: str, queue_name: str, level: AuditLevel) -> int:
+        """The number of a row kind (type, handler, queue, audit level) in this storage's
+        kind table, added when new; numbers stay valid for the storage's life."""
         kind: Kind = (task_type, handler, queue_name, AuditLevel(level))
         number = self._kind_ids.get(kind)
         if number is None:
             number = self._kind_ids[kind] = len(self._kinds)
             self._kinds.append(kind)
-        self._last_kind, self._last_kind_id = (task_type, handler, queue_name, level), number
         return number
 
     def _stamp(self) -> int:
@@ -375,7 +375,7 @@ class MemoryTaskStorage:
         last = _opt_us(task.last_execution_utc)
         next_run = _opt_us(task.next_run_utc)
         extra = _extra(task, None if task.retried_from is None else task.retried_from.int)
-        kind = self._kind_of(task.type, task.handler, task.queue_name, task.audit_level)
+        kind = self.kind_of(task.type, task.handler, task.queue_name, task.audit_level)
         code = _CODE[task.status]
 
         slot = self._new_slot(key)
@@ -401,40 +401,29 @@ class MemoryTaskStorage:
         ):
             self._audit(slot, self._stamp(), code, task.exception)
 
-    def inline_persist(self) -> Callable[..., None] | None:
-        """:meth:`persist_queued` for the engine's hot path, unless a subclass overrides
-        :meth:`persist` (then every row goes through the override)."""
+    def inline_persist(self) -> tuple[KindOf, PersistQueued] | None:
+        """:meth:`kind_of` and :meth:`persist_queued` for the engine's hot path, unless a
+        subclass overrides :meth:`persist` (then every row goes through the override)."""
         if type(self).persist is not MemoryTaskStorage.persist:
             return None
-        return self.persist_queued
+        return self.kind_of, self.persist_queued
 
     def persist_queued(
         self,
         task_id: uuid.UUID,
-        task_type: str,
+        kind: int,
         request: str,
-        handler: str,
-        queue_name: str,
         audit_level: AuditLevel,
         trace_context: str | None,
     ) -> None:
         """Insert the row of an immediate dispatch without a task key (status Queued),
-        created now by the storage's clock.
+        created now by the storage's clock; ``kind`` is :meth:`kind_of` its type, handler,
+        queue and ``audit_level``.
 
         The same as ``persist`` of that row, without building a ``QueuedTask`` first:
         the engine's hot path calls it (see :meth:`inline_persist`).
         """
         key = task_id.int
-        last = self._last_kind
-        if (
-            last[K_TYPE] is task_type
-            and last[K_HANDLER] is handler
-            and last[K_QUEUE] is queue_name
-            and last[K_LEVEL] is audit_level
-        ):
-            kind = self._last_kind_id
-        else:
-            kind = self._kind_of(task_type, handler, queue_name, audit_level)
         # `_stamp`, `_new_slot` and `_add_to_order` inlined: this is the engine's hot path
         now = self._now
         us = time_ns() // 1000 if now is utc_now else _to_us(now())
@@ -488,7 +477,7 @@ class MemoryTaskStorage:
                 self._keys[task.task_key] = key
             if old_key is not None:
                 self._keys.pop(old_key, None)
-        self._kind[slot] = self._kind_of(task.type, task.handler, task.queue_name, task.audit_level)
+        self._kind[slot] = self.kind_of(task.type, task.handler, task.queue_name, task.audit_level)
         self._requests[slot] = task.request
         _put(self._extras, slot, extra, None)
         _put(self._next_runs, slot, next_run, None)

@@ -34,9 +34,11 @@ def _queued(tid: uuid.UUID, created: datetime, level: AuditLevel = AuditLevel.FU
 
 
 def _persist_queued(storage: MemoryTaskStorage, row: QueuedTask) -> None:
-    persist = storage.inline_persist()
-    assert persist is not None
-    persist(row.id, row.type, row.request, row.handler, "mail", row.audit_level, TRACE)
+    inline = storage.inline_persist()
+    assert inline is not None
+    kind_of, persist = inline
+    kind = kind_of(row.type, row.handler, "mail", row.audit_level)
+    persist(row.id, kind, row.request, row.audit_level, TRACE)
 
 
 async def test_persist_queued_stores_what_persist_stores() -> None:
@@ -154,20 +156,25 @@ async def test_naive_times_are_refused_before_a_row_is_stored() -> None:
 async def test_the_hot_path_leaves_no_collected_objects_per_row() -> None:
     storage = MemoryTaskStorage()
     ids = [uuid7() for _ in range(2_000)]
-    persist = storage.inline_persist()
-    assert persist is not None
+    inline = storage.inline_persist()
+    assert inline is not None
+    kind_of, persist = inline
+    marks = storage.inline_transitions()
+    assert marks is not None
+    mark_in_progress, mark_completed = marks
     row = _queued(ids[0], NOW)
     # warm up: the first chunk of slots, the kind table, the code paths
-    persist(uuid7(), row.type, row.request, row.handler, "mail", AuditLevel.FULL, None)
+    kind = kind_of(row.type, row.handler, "mail", AuditLevel.FULL)
+    persist(uuid7(), kind, row.request, AuditLevel.FULL, None)
     enabled = gc.isenabled()
     gc.disable()
     try:
         gc.collect()
         before = gc.get_count()[0]
         for tid in ids:
-            persist(tid, row.type, row.request, row.handler, "mail", AuditLevel.FULL, TRACE)
-            await storage.set_in_progress(tid, AuditLevel.FULL)
-            await storage.set_completed(tid, 1.0, AuditLevel.FULL)
+            persist(tid, kind, row.request, AuditLevel.FULL, TRACE)
+            mark_in_progress(tid, AuditLevel.FULL)
+            mark_completed(tid, 1.0, AuditLevel.FULL)
         grown = gc.get_count()[0] - before
     finally:
         if enabled:
@@ -209,9 +216,11 @@ async def test_a_recycled_slot_carries_nothing_from_the_removed_row() -> None:
     new = QueuedTask(
         uuid7(), "new.Type", "{}", "new.Handler", QueuedTaskStatus.QUEUED, clock.now(), "mail"
     )
-    persist = storage.inline_persist()
-    assert persist is not None
-    persist(new.id, new.type, new.request, new.handler, "mail", AuditLevel.FULL, None)
+    inline = storage.inline_persist()
+    assert inline is not None
+    kind_of, persist = inline
+    kind = kind_of(new.type, new.handler, "mail", AuditLevel.FULL)
+    persist(new.id, kind, new.request, AuditLevel.FULL, None)
     assert storage._index[new.id.int] == slot  # the same slot, reused
     assert await storage.get(new.id) == new
     audits = await storage.get_status_audits(new.id)
@@ -316,3 +325,24 @@ async def test_the_engine_calls_an_overridden_transition() -> None:
         tid = await host.dispatcher.dispatch(Ping(n=1))
         await wait_status(host, tid, QueuedTaskStatus.COMPLETED)
     assert calls == [("in_progress", tid), ("completed", tid)]
+
+
+async def test_an_immediate_dispatch_keeps_its_own_audit_level() -> None:
+    host, _ = build_host([PingHandler])  # default audit level: Full
+    async with host:
+        storage = host.storage
+        assert storage is not None
+        ids = {}
+        for level in (None, AuditLevel.NONE, AuditLevel.MINIMAL, None):
+            tid = await host.dispatcher.dispatch(Ping(n=1), audit_level=level)
+            await wait_status(host, tid, QueuedTaskStatus.COMPLETED)
+            ids[tid] = AuditLevel.FULL if level is None else level
+        for tid, level in ids.items():
+            row = await storage.get(tid)
+            assert row is not None and row.audit_level is level and row.queue_name == "default"
+            audits = [a.new_status for a in await storage.get_status_audits(tid)]
+            assert audits == (
+                [QueuedTaskStatus.QUEUED, QueuedTaskStatus.IN_PROGRESS, QueuedTaskStatus.COMPLETED]
+                if level is AuditLevel.FULL
+                else []
+            )

@@ -213,3 +213,25 @@ async def test_a_run_cancelled_from_outside_frees_its_lane() -> None:
         assert queue.active == 0 and tid.int not in host.engine.executor.running
         await host.dispatcher.dispatch(Ping(n=7))
         await probe.wait_for(lambda: ("ping", 7) in probe.calls)
+
+
+async def test_runs_start_through_the_loops_task_factory() -> None:
+    loop = asyncio.get_running_loop()
+    made: list[asyncio.Task[object]] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro, **kwargs):  # type: ignore[no-untyped-def]
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        made.append(task)
+        return task
+
+    loop.set_task_factory(factory)
+    try:
+        host, _ = build_host(ALL)
+        async with host:
+            before = len(made)
+            tid = await host.dispatcher.dispatch(Ping(n=1))
+            await wait_status(host, tid, QueuedTaskStatus.COMPLETED)
+            assert len(made) > before  # the run's task came from the factory
+            assert any(task.get_coro().__qualname__.endswith("_execute") for task in made)
+    finally:
+        loop.set_task_factory(None)
