@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -114,7 +113,8 @@ class WorkerExecutor:
         self.running: dict[int, Execution] = {}  # by task id int
         self._policies: dict[tuple[HandlerDescriptor, str], Plan] = {}
         self._base_context = contextvars.copy_context()
-        self._create_task: Callable[..., asyncio.Task[None]] = asyncio.ensure_future  # (start)
+        self._loop: asyncio.AbstractEventLoop  # set by start(), before any run
+        self._task_factory = True  # whether runs start through loop.create_task
         threads = self._options.sync_handler_threads or max(
             4, sum(q.config.max_degree_of_parallelism for q in engine.queues.queues.values())
         )
@@ -131,19 +131,20 @@ class WorkerExecutor:
         """Start running each queue's runs, up to its max degree of parallelism at a time."""
         loop = asyncio.get_running_loop()
         self._base_context = contextvars.copy_context()
-        if loop.get_task_factory() is None:  # asyncio.Task itself: skip create_task's wrapper
-            self._create_task = functools.partial(asyncio.Task, loop=loop)
-        else:
-            self._create_task = loop.create_task
+        self._loop = loop
+        self._task_factory = loop.get_task_factory() is not None
         for queue in self._engine.queues.queues.values():
             queue.attach(self._launch)
 
     def _launch(self, queue: WorkerQueue, run: TaskRun) -> None:
         """Start ``run`` as its own asyncio task (in a fresh context) on a lane of ``queue``."""
         execution = Execution(run)
-        execution.task = self._create_task(
-            self._execute(queue, run, execution), context=self._base_context.copy()
-        )
+        coro = self._execute(queue, run, execution)
+        context = self._base_context.copy()
+        if self._task_factory:
+            execution.task = self._loop.create_task(coro, context=context)
+        else:  # asyncio.Task itself: skip create_task's Python wrapper (one call per run)
+            execution.task = asyncio.Task(coro, loop=self._loop, context=context)
         self.running[run.id.int] = execution
 
     async def _execute(self, queue: WorkerQueue, run: TaskRun, execution: Execution) -> None:

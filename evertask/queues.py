@@ -87,7 +87,8 @@ class WorkerQueue:
     # -- producers -------------------------------------------------------------------------
     def try_reserve(self) -> bool:
         """Reserve a slot without waiting."""
-        if self._closed or self.is_full or self._putters:
+        # `is_full` written in place: every immediate dispatch calls this
+        if self._closed or len(self._items) + self._reserved >= self.capacity or self._putters:
             return False
         self._reserved += 1
         return True
