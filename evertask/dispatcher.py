@@ -9,11 +9,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evertask_abstractions import (
     AuditLevel,
     EverTask,
+    EverTaskHandler,
     HostNotRunningError,
     PersistenceError,
     QueuedTaskStatus,
@@ -79,6 +80,9 @@ _QUEUED = QueuedTaskStatus.QUEUED
 _WAITING = QueuedTaskStatus.WAITING_QUEUE
 _ZERO = timedelta(0)
 
+# an immediate dispatch's way (see Dispatcher.__init__): handler, queue, row kind, factory
+Route = tuple[HandlerDescriptor, WorkerQueue, int, Callable[[], EverTaskHandler[Any]]]
+
 
 _WHEN = {
     "immediate": "queued",
@@ -137,9 +141,9 @@ class Dispatcher:
         self._persist_queued: Callable[..., None] | None = None
         if pair is not None:
             self._kind_of, self._persist_queued = pair
-        # per handler: the queue of its immediate dispatches, and their kind at the default
-        # audit level (-1 without an inline storage)
-        self._routes: dict[HandlerDescriptor, tuple[WorkerQueue, int]] = {}
+        # per task class: its handler, the queue of its immediate dispatches, their kind at
+        # the default audit level (-1 without an inline storage) and the handler's factory
+        self._routes: dict[type[EverTask], Route] = {}
 
     def _bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -168,8 +172,7 @@ class Dispatcher:
                 return await self._dispatch_later(task, when, audit_level)
             return await self._dispatch(task, when, task_key, audit_level)
         # the immediate hot path, written in place (one coroutine per dispatch)
-        descriptor = engine.registry.for_task(task)
-        queue, kind = self._routes.get(descriptor) or self._route(descriptor)
+        descriptor, queue, kind, make = self._routes.get(type(task)) or self._route(task)
         level = self._default_level if audit_level is None else AuditLevel(audit_level)
         tid = uuid7()
         storage = engine.storage
@@ -177,13 +180,16 @@ class Dispatcher:
         if engine.observers or engine.dispatch_events:
             self._observe(run, "immediate")
         if not self._lazy:
-            run.handler = (descriptor.factory or descriptor.handler_class)()
+            run.handler = make()
         reserved = queue if queue.try_reserve() else await self._reserve_slow(queue, tid)
         try:
             if storage is not None:
                 inline = self._persist_queued
                 if inline is not None:  # a synchronous storage: no row object to build
-                    request = dump_task(task)
+                    try:  # dump_task's call, in place; it raises the explaining error
+                        request = task.__pydantic_serializer__.to_json(task).decode()
+                    except Exception:
+                        request = dump_task(task)
                     try:
                         if level is not self._default_level:
                             kind = self._kind_at(descriptor, queue, level)
@@ -405,12 +411,14 @@ class Dispatcher:
         engine.scheduler.schedule(run, at)
         return tid
 
-    def _route(self, descriptor: HandlerDescriptor) -> tuple[WorkerQueue, int]:
-        """The queue of a handler's immediate dispatches and their row kind at the default
-        audit level (see ``__init__``); computed once per handler."""
+    def _route(self, task: EverTask) -> Route:
+        """How immediate dispatches of ``task``'s class go (see ``__init__``); computed once
+        per class. Raises the registry's error for a task without a handler."""
+        descriptor = self._engine.registry.for_task(task)
         queue = self._engine.queues.queues[self._queue_name(descriptor, False)]
         kind = self._kind_at(descriptor, queue, self._default_level)
-        self._routes[descriptor] = route = (queue, kind)
+        make = descriptor.factory or descriptor.handler_class
+        self._routes[type(task)] = route = (descriptor, queue, kind, make)
         return route
 
     def _kind_at(self, descriptor: HandlerDescriptor, queue: WorkerQueue, level: AuditLevel) -> int:
