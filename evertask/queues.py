@@ -123,13 +123,9 @@ class WorkerQueue:
         self._wake(self._putters)
 
     def put_reserved(self, run: TaskRun) -> None:
-        """Place a run into a previously reserved slot (it starts now if a lane is free)."""
+        """Place a run into a previously reserved slot; it starts now if a lane is free.
+        Stamps ``run.enqueued_at``."""
         self._reserved -= 1
-        self.put_overflow(run)
-
-    def put_overflow(self, run: TaskRun) -> None:
-        """Append a run regardless of capacity (timer-fired runs never block the scheduler);
-        it starts now if a lane is free. Stamps ``run.enqueued_at``."""
         run.enqueued_at = time.perf_counter()
         start = self._start
         if start is not None and self.active < self.parallelism and not self._paused:
@@ -137,6 +133,12 @@ class WorkerQueue:
             start(self, run)
         else:
             self._items.append(run)
+
+    def put_overflow(self, run: TaskRun) -> None:
+        """Append a run regardless of capacity (timer-fired runs never block the scheduler);
+        it starts now if a lane is free. Stamps ``run.enqueued_at``."""
+        self._reserved += 1  # a slot beyond capacity, filled at once
+        self.put_reserved(run)
 
     # -- execution lanes -------------------------------------------------------------------
     def next_run(self) -> TaskRun | None:
