@@ -52,12 +52,11 @@ class EverTaskHandler(Generic[T]):
     queue_name: ClassVar[str | None] = None
     task_type: ClassVar[type[EverTask] | None] = None
 
+    # set per instance when first used (no __init__: calling ``super().__init__()`` from a
+    # handler's constructor reaches object's, one Python call less per execution)
     _evertask_logger: TaskLogger | None
     _evertask_class_logger: ClassVar[logging.Logger | None] = None
     _evertask_task_id: uuid.UUID | None
-
-    def __init__(self) -> None:
-        self._evertask_logger = None
 
     @property
     def logger(self) -> TaskLogger:
