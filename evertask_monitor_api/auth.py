@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import os
 import secrets
 import uuid
@@ -109,14 +110,17 @@ class TokenService:
         self._lifetime = lifetime
 
     def issue(self, username: str, now: datetime | None = None) -> tuple[str, datetime]:
-        """A new token for ``username`` and its expiry."""
-        issued = (now or datetime.now(UTC)).replace(microsecond=0)
-        expires = issued + self._lifetime
+        """A new token for ``username`` and its expiry (whole seconds, as JWT times are:
+        the token lives at least the configured lifetime, never less)."""
+        issued = now or datetime.now(UTC)
+        at = math.floor(issued.timestamp())
+        exp = math.ceil((issued + self._lifetime).timestamp())
+        expires = datetime.fromtimestamp(exp, UTC)
         payload = {
             "sub": username,
-            "iat": int(issued.timestamp()),
-            "nbf": int(issued.timestamp()),
-            "exp": int(expires.timestamp()),
+            "iat": at,
+            "nbf": at,
+            "exp": exp,
             "jti": uuid.uuid4().hex,
             "iss": self._issuer,
             "aud": self._audience,

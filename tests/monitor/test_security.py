@@ -391,3 +391,14 @@ def test_login_throttle_is_bounded_and_slides() -> None:
     for key in "bcdef":
         throttle.record_failure([key])
     assert len(throttle._failures) == 3
+
+
+def test_a_token_lives_at_least_its_lifetime_in_whole_seconds() -> None:
+    tokens = TokenService(SECRET, "evertask-monitor", "evertask-monitor", timedelta(seconds=1))
+    for fraction in (0, 1, 500_000, 999_999):
+        issued = datetime(2026, 11, 28, 14, 0, 0, fraction, tzinfo=UTC)
+        token, expires = tokens.issue(USERNAME, now=issued)
+        assert expires.microsecond == 0
+        assert issued + timedelta(seconds=1) <= expires < issued + timedelta(seconds=2)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["exp"] == expires.timestamp() and claims["iat"] <= issued.timestamp()

@@ -154,17 +154,18 @@ async def test_a_slow_client_loses_events_and_is_told(tmp_path: Path) -> None:
 
 
 async def test_socket_closes_when_the_token_expires_and_when_the_host_stops(tmp_path: Path) -> None:
-    built = build_host("memory", tmp_path, lambda o: o.set_token_lifetime(timedelta(seconds=1)))
+    built = build_host("memory", tmp_path, lambda o: o.set_token_lifetime(timedelta(seconds=2)))
     await built.host.start()
     try:
         context = monitoring_of(built.host).context
-        short, _ = context.tokens.issue("ops")
         long_lived = context.tokens
         async with serve(parent_app(built.host)) as url:
+            short, expires = context.tokens.issue("ops")  # lives 2 to 3 s from here
             async with connect(ws_url(url), **auth(short)) as ws:
                 with pytest.raises(ConnectionClosed) as closed:
-                    await asyncio.wait_for(frames_until(ws, lambda f: False, 5), 5)
+                    await asyncio.wait_for(frames_until(ws, lambda f: False, 10), 10)
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+            assert datetime.now(UTC) >= expires - timedelta(milliseconds=50)  # not before
             context.tokens = type(long_lived)(
                 "s" * 48, "evertask-monitor", "evertask-monitor", timedelta(hours=1)
             )
