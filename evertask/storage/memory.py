@@ -116,7 +116,7 @@ _pack_status_audit = _STATUS_AUDIT.pack
 
 # the plain calls of ``inline_persist`` and ``inline_transitions``
 KindOf = Callable[[str, str, str, AuditLevel], int]
-PersistQueued = Callable[[uuid.UUID, int, str, AuditLevel, "str | None"], None]
+PersistQueued = Callable[[uuid.UUID, int, str, AuditLevel, str | None], None]
 InProgressMark = Callable[[uuid.UUID, AuditLevel], None]
 CompletedMark = Callable[[uuid.UUID, float, AuditLevel], None]
 
