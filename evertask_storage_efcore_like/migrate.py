@@ -8,9 +8,10 @@ application's own Alembic history.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import threading
-import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +49,22 @@ _SCRIPT_LOCATION = str(Path(__file__).with_name("migrations"))
 _LOCK_KEY = 0x45766572_5461736B  # "EverTask": the advisory lock of concurrent migrations
 _LOCK_NAME = "EverTask.Migrations"
 _LOCK_TIMEOUT_S = 60
-# Alembic keeps its running context in module globals: one migration at a time per process
-_process_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-    weakref.WeakKeyDictionary()
-)
-_process_lock_guard = threading.Lock()
+# Alembic keeps its running context in module globals: one migration at a time per process,
+# whatever thread or event loop it runs on
+_alembic_lock = threading.Lock()
 
 
-def _process_lock() -> asyncio.Lock:
-    loop = asyncio.get_running_loop()
-    with _process_lock_guard:
-        lock = _process_locks.get(loop)
-        if lock is None:
-            lock = _process_locks[loop] = asyncio.Lock()
-        return lock
+@contextlib.asynccontextmanager
+async def _alembic_turn() -> AsyncIterator[None]:
+    """Hold the process's migration lock; wait for it without blocking the event loop (a
+    task of this loop or another thread's may hold it) and without leaking it if cancelled."""
+    # no asyncio primitive spans threads and loops; a start-up path, so a short poll does
+    while not _alembic_lock.acquire(blocking=False):  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        _alembic_lock.release()
 
 
 def _config(schema: str | None, **attributes: Any) -> Config:
@@ -137,7 +140,7 @@ async def apply_migrations(
 ) -> None:
     """Upgrade the EverTask tables in ``schema`` to ``revision`` and commit."""
     schema = validate_schema_name(schema)
-    async with _process_lock():
+    async with _alembic_turn():
         await connection.run_sync(_upgrade, schema, revision)
         await connection.commit()
 
@@ -147,7 +150,7 @@ async def downgrade_migrations(
 ) -> None:
     """Downgrade the EverTask tables (``"base"`` drops them) and commit."""
     schema = validate_schema_name(schema)
-    async with _process_lock():
+    async with _alembic_turn():
         await connection.run_sync(_downgrade, schema, revision)
         await connection.commit()
 

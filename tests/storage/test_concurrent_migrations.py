@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -97,3 +98,33 @@ def test_processes_starting_together_on_a_fresh_database(
             if c.poll() is None:
                 c.kill()
     assert [c.returncode for c in children] == [0, 0, 0], outcomes
+
+
+def test_threads_migrating_their_own_databases_at_once(tmp_path: Path) -> None:
+    # each thread runs its own event loop; Alembic's module globals allow one migration at
+    # a time in the process, so the threads take turns (before, their runs mixed up)
+    barrier = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    async def open_and_count(path: Path) -> None:
+        storage = SqliteTaskStorage(str(path))
+        try:
+            await storage.open()
+            assert await storage.count_by_status() == {}
+        finally:
+            await storage.close()
+
+    def work(i: int) -> None:
+        barrier.wait()
+        try:
+            for r in range(3):
+                asyncio.run(asyncio.wait_for(open_and_count(tmp_path / f"t{i}-{r}.db"), 60))
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads) and failures == []
