@@ -74,9 +74,6 @@ class CancelRegistry:
         self._last: dict[uuid.UUID, float] = {}
         self._order: collections.deque[tuple[float, uuid.UUID]] = collections.deque()
 
-    def __bool__(self) -> bool:
-        return bool(self.counts)
-
     def cancel(self, task_id: uuid.UUID) -> None:
         """Count a cancel of ``task_id``: every existing run of it becomes stale."""
         now = time.monotonic()

@@ -45,8 +45,8 @@ _INFO, _WARNING, _ERROR = "Information", "Warning", "Error"
 
 # retry policy, timeout (s), the policy again when the first attempt runs inline (an async
 # handler, no timeout, a filtered policy only consulted after a failure; else None), and
-# whether the run is plain (that, no hooks, a storage that commits in place)
-Plan = tuple[RetryPolicy, float | None, FilteredRetryPolicy | None, bool]
+# once more when the run is also plain (no hooks, a storage that commits in place; else None)
+Plan = tuple[RetryPolicy, float | None, FilteredRetryPolicy | None, FilteredRetryPolicy | None]
 
 
 class CancelReason(str, Enum):
@@ -161,19 +161,16 @@ class WorkerExecutor:
             if engine.cancels.counts and engine.cancels.is_stale(run):
                 self._skip_cancelled(run)  # a delivery from before a cancel
             else:
-                _, _, inline, plain = self._policies.get(
-                    (run.descriptor, run.queue_name)
-                ) or self._plan(run)
+                plain = (self._policies.get((run.descriptor, run.queue_name)) or self._plan(run))[3]
                 if (
-                    inline is None
-                    or not plain
+                    plain is None
                     or engine.observers
                     or engine.log_capture is not None
                     or engine.events.has_subscribers
                 ):
                     await self._run(run, execution)
                 else:
-                    await self._run_plain(run, execution, inline)
+                    await self._run_plain(run, execution, plain)
         except asyncio.CancelledError:
             # cancelled from outside the engine (the loop is closing): the lane ends
             queue.active -= 1
@@ -243,7 +240,7 @@ class WorkerExecutor:
                 if desc.is_async and timeout is None and isinstance(policy, FilteredRetryPolicy)
                 else None
             )
-            plain = inline is not None and not desc.hooks and self._pipelined is None
+            plain = inline if not desc.hooks and self._pipelined is None else None
             seconds = None if timeout is None else timeout.total_seconds()
             cached = (policy, seconds, inline, plain)
             self._policies[key] = cached

@@ -152,9 +152,12 @@ class WorkerQueue:
     def _fill(self) -> None:
         """Start waiting runs while a lane is free (after attach and resume)."""
         start = self._start
-        while start is not None and self._items and not self._paused:
-            if self.active >= self.parallelism:
-                return
+        while (
+            start is not None
+            and self._items
+            and not self._paused
+            and self.active < self.parallelism
+        ):
             self.active += 1
             start(self, self._take())
 
