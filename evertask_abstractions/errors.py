@@ -13,6 +13,7 @@ __all__ = [
     "QueueFullError",
     "ScheduleError",
     "TaskKeyConflictError",
+    "TaskNotFoundError",
     "TaskNotRegisteredError",
     "TaskSerializationError",
     "TaskTimeoutError",
@@ -35,6 +36,17 @@ class TaskNotRegisteredError(EverTaskError, LookupError):
     """A task type has no registered handler."""
 
 
+class TaskNotFoundError(EverTaskError, KeyError):
+    """No stored task has this id."""
+
+    def __init__(self, task_id: object, detail: str = "") -> None:
+        self.task_id = task_id
+        super().__init__(f"No task with id {task_id}.{' ' + detail if detail else ''}")
+
+    def __str__(self) -> str:  # KeyError's str() would quote the message
+        return str(self.args[0])
+
+
 class TaskSerializationError(EverTaskError, ValueError):
     """A task payload cannot be turned into JSON (or read back from it)."""
 
@@ -46,13 +58,14 @@ class ScheduleError(EverTaskError, ValueError):
 class QueueFullError(EverTaskError):
     """A queue configured with ``QueueFullBehavior.THROW_EXCEPTION`` is full.
 
-    The task row stays persisted (WaitingQueue) and is recovered at the next start.
+    Nothing was persisted and nothing runs: the dispatch is refused before its row is
+    written, so the caller may retry it later.
     """
 
     def __init__(self, queue_name: str, task_id: uuid.UUID) -> None:
         super().__init__(
-            f"Queue {queue_name!r} is full; task {task_id} was persisted but not queued. "
-            "Raise the queue's channel capacity, add consumers, or choose "
+            f"Queue {queue_name!r} is full; task {task_id} was not accepted (nothing was "
+            "persisted). Raise the queue's channel capacity, add consumers, or choose "
             "QueueFullBehavior.WAIT / FALLBACK_TO_DEFAULT."
         )
         self.queue_name = queue_name
