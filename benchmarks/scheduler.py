@@ -4,8 +4,6 @@ Each variant runs in a fresh subprocess (so resident memory is measured cleanly)
 
 - ``engine``: ``await dispatcher.dispatch(task, timedelta(hours=1))`` for N pre-built task
   objects on a host with no storage (the timers are all pending for the whole run);
-- ``sharded``: the same with the engine's scheduler swapped for ``ShardedTimerScheduler(4)``
-  (``use_sharded_scheduler`` is an alias of the default because this measured no gain);
 - ``floor``: the same task objects, no library: for each one a ``uuid.uuid4()`` id, the due
   time ``datetime.now(UTC) + delay``, a ``heapq.heappush`` of ``(due, seq, task)`` and a dict
   index by id — the least any scheduler must do per entry.
@@ -50,22 +48,15 @@ def _tasks(n: int) -> list[Any]:
     return [Noop(n=i) for i in range(n)]
 
 
-async def _engine(n: int, idle: float, shards: int) -> dict[str, float]:
+async def _engine(n: int, idle: float) -> dict[str, float]:
     from evertask import add_evertask
 
     from .engine import Container, NoopHandler
 
     def configure(o: Any) -> None:
         o.register_handler(NoopHandler)
-        if shards:
-            o.use_sharded_scheduler(shards)
 
     host = add_evertask(Container(), configure).build()
-    if shards:  # the option is an alias of the default; measure the sharded heaps directly
-        from evertask.scheduler import ShardedTimerScheduler
-
-        engine = host.engine
-        engine.scheduler = ShardedTimerScheduler(engine.clock, engine._on_due, shards)
     tasks = _tasks(n)
     async with host:
         dispatch = host.dispatcher.dispatch
@@ -77,7 +68,7 @@ async def _engine(n: int, idle: float, shards: int) -> dict[str, float]:
         elapsed = time.perf_counter() - start
         gc.collect()
         rss1 = _rss()
-        assert len(host.engine.scheduler) == n
+        assert host.scheduled_count == n
         cpu0 = _cpu()
         await asyncio.sleep(idle)
         cpu1 = _cpu()
@@ -108,7 +99,7 @@ async def _floor(n: int, idle: float) -> dict[str, float]:
 def _child(mode: str, n: int, idle: float) -> dict[str, float]:
     if mode == "floor":
         return asyncio.run(_floor(n, idle))
-    return asyncio.run(_engine(n, idle, 4 if mode == "sharded" else 0))
+    return asyncio.run(_engine(n, idle))
 
 
 def _spawn(mode: str, n: int, idle: float) -> dict[str, float]:
@@ -127,7 +118,6 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
     idle = 2.0 if quick else 10.0
     floor = _spawn("floor", n, idle)
     engine = _spawn("engine", n, idle)
-    sharded = _spawn("sharded", n, idle)
     results: Results = {
         "tasks": float(n),
         "idle_seconds": idle,
@@ -137,10 +127,6 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
         "bytes_per_scheduled_task": round(engine["bytes"], 1),
         "floor_bytes_per_scheduled_task": round(floor["bytes"], 1),
         "idle_cpu_s": round(engine["idle_cpu"], 4),
-        "sharded_scheduled_per_s": round(sharded["rate"], 1),
-        "sharded_ratio_to_floor": round(sharded["rate"] / floor["rate"], 4),
-        "sharded_bytes_per_scheduled_task": round(sharded["bytes"], 1),
-        "sharded_idle_cpu_s": round(sharded["idle_cpu"], 4),
     }
     rows = [
         ("delayed tasks scheduled (no storage)", f"{n:,}"),
@@ -152,14 +138,6 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
             f"{engine['bytes']:,.0f} / {floor['bytes']:,.0f}  (bar: < 1,536)",
         ),
         (f"CPU seconds over {idle:g} idle seconds", f"{engine['idle_cpu']:.4f}  (bar: < 0.05)"),
-        (
-            "sharded (4) scheduled/s",
-            f"{sharded['rate']:,.0f} ({results['sharded_ratio_to_floor']:.1%})",
-        ),
-        (
-            "sharded bytes per task / idle CPU s",
-            f"{sharded['bytes']:,.0f} / {sharded['idle_cpu']:.4f}",
-        ),
     ]
     report(
         "python -m benchmarks scheduler" + (" --quick" if quick else ""), rows, results, json_path

@@ -25,10 +25,10 @@ from evertask_abstractions import (
 from .builder import EverTaskServiceBuilder, add_evertask
 from .clock import Clock, ManualClock, SystemClock
 from .dispatcher import Dispatcher
-from .engine import HostState
 from .events import EventBus, EventKind, Subscription, TaskEvent
-from .host import EverTaskHost, HostComponent
+from .host import EverTaskHost, HostComponent, UnknownQueueError
 from .ids import uuid7
+from .lifecycle import HostState
 from .observe import DispatchScope, ExecutionScope, Outcome, TaskObserver
 from .options import EverTaskOptions, PersistentLoggerOptions, QueueConfiguration
 from .recovery import RecoveryReport
@@ -70,6 +70,7 @@ __all__ = [
     "TaskEvent",
     "TaskObserver",
     "TaskStorage",
+    "UnknownQueueError",
     "add_evertask",
     "build_schedule",
     "uuid7",

@@ -180,7 +180,7 @@ class EverTaskServiceBuilder:
             )
         storage = self._storage_factory(opts) if self._storage_factory is not None else None
         engine = Engine(opts, registry, QueueManager(self._queue_configs()), storage)
-        engine.log_capture = make_log_capture(opts)
+        engine.executor.log_capture = make_log_capture(opts)
         host = EverTaskHost(engine, self.container)
         builtins: dict[type, Callable[[], Any]] = {
             type(host.dispatcher): lambda: host.dispatcher,

@@ -5,34 +5,40 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import sys
 import threading
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from evertask_abstractions import (
     AuditLevel,
     EverTask,
-    EverTaskHandler,
     HostNotRunningError,
     PersistenceError,
     QueuedTaskStatus,
     QueueFullError,
     ScheduleError,
     TaskKeyConflictError,
+    TaskNotFoundError,
     When,
 )
 
-from .engine import Engine, HostState
-from .events import EventKind, TaskEvent
-from .executor import CancelReason
+from .clock import Clock
+from .events import EventBus, EventKind, TaskEvent
 from .ids import uuid7
-from .observe import DispatchScope
-from .queues import WorkerQueue
-from .registry import HandlerDescriptor, dump_task
+from .inflight import CancelReason, CancelRegistry, InFlight
+from .intake import Intake
+from .lifecycle import HostState, Lifecycle
+from .observe import DispatchScope, TaskObserver
+from .options import EverTaskOptions
+from .queues import QueueManager, WorkerQueue
+from .recurring import RecurringCoordinator
+from .registry import HandlerDescriptor, HandlerRegistry, dump_task
 from .run import TaskRun
+from .scheduler import TimerScheduler
 from .storage.models import QueuedTask
+from .storage.protocol import TaskStorage
 
 if TYPE_CHECKING:
     from .scheduling import RecurringSchedule
@@ -50,38 +56,12 @@ _SCOPES: contextvars.ContextVar[list[DispatchScope] | None] = contextvars.Contex
 )
 
 
-def _row(run: TaskRun, status: QueuedTaskStatus, now: datetime, at: datetime | None) -> QueuedTask:
-    """The row of a one-shot dispatch (the hot paths)."""
-    d = run.descriptor
-    return QueuedTask(
-        run.id,
-        d.task_type_name,
-        dump_task(run.task),
-        d.handler_type_name,
-        status,
-        now,
-        run.queue_name,
-        run.audit_level,
-        at,
-        trace_context=run.trace_context,
-    )
-
-
 def _finish_scopes(scopes: list[DispatchScope], error: BaseException | None) -> None:
     for scope in scopes:
         try:
             scope.finish(error)
         except Exception:
             log.exception("A task observer failed in finish().")
-
-
-_RUNNING = HostState.RUNNING
-_QUEUED = QueuedTaskStatus.QUEUED
-_WAITING = QueuedTaskStatus.WAITING_QUEUE
-_ZERO = timedelta(0)
-
-# an immediate dispatch's way (see Dispatcher.__init__): handler, queue, row kind, factory
-Route = tuple[HandlerDescriptor, WorkerQueue, int, Callable[[], EverTaskHandler[Any]]]
 
 
 _WHEN = {
@@ -96,13 +76,13 @@ class _DispatchedEvent:
     """Publishes the ``dispatched`` event once the dispatch has committed (live dashboards
     see a task that waits, e.g. delayed or on a paused queue, before it runs)."""
 
-    __slots__ = ("engine", "kind", "now", "run")
+    __slots__ = ("events", "kind", "now", "run")
 
-    def __init__(self, engine: Engine, run: TaskRun, kind: str) -> None:
-        self.engine, self.run, self.kind, self.now = engine, run, kind, engine.clock.now()
+    def __init__(self, events: EventBus, run: TaskRun, kind: str, now: datetime) -> None:
+        self.events, self.run, self.kind, self.now = events, run, kind, now
 
     def finish(self, error: BaseException | None) -> None:
-        events = self.engine.events
+        events = self.events
         if error is not None or not events.has_subscribers:
             return
         run = self.run
@@ -126,24 +106,42 @@ class _DispatchedEvent:
 class Dispatcher:
     """Implements :class:`~evertask_abstractions.TaskDispatcher` for one host."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        *,
+        options: EverTaskOptions,
+        registry: HandlerRegistry,
+        queues: QueueManager,
+        storage: TaskStorage | None,
+        clock: Clock,
+        lifecycle: Lifecycle,
+        inflight: InFlight,
+        cancels: CancelRegistry,
+        scheduler: TimerScheduler,
+        intake: Intake,
+        recurring: RecurringCoordinator,
+        events: EventBus,
+        observers: list[TaskObserver],
+    ) -> None:
+        self._options = options
+        self._registry = registry
+        self._queues = queues
+        self._storage = storage
+        self._clock = clock
+        self._lifecycle = lifecycle
+        self._inflight = inflight
+        self._cancels = cancels
+        self._scheduler = scheduler
+        self._intake = intake
+        self._recurring = recurring
+        self._events = events
+        self._observers = observers
+        self.publish_dispatched = False
+        """Also publish a "dispatched" event per dispatch (live dashboards turn it on)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._key_locks: dict[str, asyncio.Lock] = {}
-        self._default_level = engine.options.default_audit_level
-        self._lazy = engine.options.use_lazy_handler_resolution
-        # a synchronous in-process storage takes an immediate dispatch's row as fields, its
-        # type, handler, queue and audit level as one "kind" number
-        inline = getattr(engine.storage, "inline_persist", None)
-        pair = inline() if inline else None
-        self._kind_of: Callable[[str, str, str, AuditLevel], int] | None = None
-        self._persist_queued: Callable[..., None] | None = None
-        if pair is not None:
-            self._kind_of, self._persist_queued = pair
-        # per task class: its handler, the queue of its immediate dispatches, their kind at
-        # the default audit level (-1 without an inline storage) and the handler's factory
-        self._routes: dict[type[EverTask], Route] = {}
+        self._unkeyed_sites: set[tuple[str, int]] = set()
 
     def _bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -162,54 +160,9 @@ class Dispatcher:
 
         Returns the task id once its row is committed (see ``TaskDispatcher.dispatch``).
         """
-        engine = self._engine
-        if (engine.observers or engine.dispatch_events) and _SCOPES.get() is None:
+        if (self._observers or self.publish_dispatched) and _SCOPES.get() is None:
             return await self._dispatch_observed(task, when, task_key, audit_level)
-        if task_key is not None or engine.state is not _RUNNING:
-            return await self._dispatch(task, when, task_key, audit_level)
-        if when is not None:
-            if when.__class__ is timedelta and when > _ZERO:  # the delayed hot path
-                return await self._dispatch_later(task, when, audit_level)
-            return await self._dispatch(task, when, task_key, audit_level)
-        # the immediate hot path, written in place (one coroutine per dispatch)
-        descriptor, queue, kind, make = self._routes.get(type(task)) or self._route(task)
-        level = self._default_level if audit_level is None else AuditLevel(audit_level)
-        tid = uuid7()
-        storage = engine.storage
-        run = TaskRun(tid, task, descriptor, queue.name, level, storage is not None)
-        if engine.observers or engine.dispatch_events:
-            self._observe(run, "immediate")
-        if not self._lazy:
-            run.handler = make()
-        reserved = queue if queue.try_reserve() else await self._reserve_slow(queue, tid)
-        try:
-            if storage is not None:
-                inline = self._persist_queued
-                if inline is not None:  # a synchronous storage: no row object to build
-                    try:  # dump_task's call, in place; it raises the explaining error
-                        request = task.__pydantic_serializer__.to_json(task).decode()
-                    except Exception:
-                        request = dump_task(task)
-                    try:
-                        if level is not self._default_level:
-                            kind = self._kind_at(descriptor, queue, level)
-                        # the storage stamps created_at itself
-                        inline(tid, kind, request, level, run.trace_context)
-                    except Exception as exc:
-                        row = _row(run, _QUEUED, engine.clock.now(), None)
-                        self._persist_failed(exc, row, run)
-                else:
-                    row = _row(run, _QUEUED, engine.clock.now(), None)
-                    try:
-                        await storage.persist(row)
-                    except Exception as exc:
-                        self._persist_failed(exc, row, run)
-        except BaseException:
-            reserved.release()
-            raise
-        engine.in_flight.add(tid.int)
-        reserved.put_reserved(run)
-        return tid
+        return await self._dispatch(task, when, task_key, audit_level)
 
     async def _dispatch_observed(
         self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
@@ -218,7 +171,7 @@ class Dispatcher:
         scopes: list[DispatchScope] = []
         reset = _SCOPES.set(scopes)
         try:
-            tid = await self.dispatch(task, when, task_key=task_key, audit_level=audit_level)
+            tid = await self._dispatch(task, when, task_key, audit_level)
         except BaseException as exc:
             _finish_scopes(scopes, exc)
             raise
@@ -228,11 +181,10 @@ class Dispatcher:
         return tid
 
     def _observe(self, run: TaskRun, kind: str) -> None:
-        engine = self._engine
         scopes = _SCOPES.get()
-        if engine.dispatch_events and scopes is not None and engine.events.has_subscribers:
-            scopes.append(_DispatchedEvent(engine, run, kind))
-        for observer in engine.observers:
+        if self.publish_dispatched and scopes is not None and self._events.has_subscribers:
+            scopes.append(_DispatchedEvent(self._events, run, kind, self._clock.now()))
+        for observer in self._observers:
             try:
                 scope = observer.dispatching(run, kind)
             except Exception:
@@ -244,19 +196,19 @@ class Dispatcher:
     async def _dispatch(
         self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
     ) -> uuid.UUID:
-        engine = self._engine
-        if engine.state not in (HostState.RUNNING, HostState.STOPPING):
+        if not self._lifecycle.accepting:
             raise HostNotRunningError(
                 "The EverTask host is not running; start it first (`async with host:` or "
                 "`await host.start()`) before dispatching."
             )
-        descriptor = engine.registry.for_task(task)
+        descriptor = self._registry.for_task(task)
         level = (
-            engine.options.default_audit_level if audit_level is None else AuditLevel(audit_level)
+            self._options.default_audit_level if audit_level is None else AuditLevel(audit_level)
         )
-        now = engine.clock.now()
+        now = self._clock.now()
         execution_time: datetime | None = None
         schedule: RecurringSchedule | None = None
+        kind: str | None = None  # how observers see it; derived from the rest when None
         if when is None:
             pass
         elif isinstance(when, timedelta):
@@ -267,6 +219,7 @@ class Dispatcher:
                 )
             if when > timedelta(0):
                 execution_time = now + when
+                kind = "delayed"
         elif isinstance(when, datetime):
             if when.tzinfo is None or when.utcoffset() is None:
                 raise ScheduleError(
@@ -277,7 +230,7 @@ class Dispatcher:
             if at > now:
                 execution_time = at
         elif callable(when):
-            schedule = engine.recurring.build(when, now)
+            schedule = self._recurring.build(when, now)
             first = schedule.first_run(now)
             if first is None:
                 raise ScheduleError(f"The schedule {schedule} has no future occurrence.")
@@ -288,7 +241,9 @@ class Dispatcher:
                 f"a callable receiving a RecurringTaskBuilder; got {type(when).__name__}."
             )
         key = _normalize_key(task_key)
-        if key is not None and engine.storage is not None:
+        if key is None and schedule is not None and schedule.is_recurring:
+            self._warn_unkeyed(descriptor)
+        if key is not None and self._storage is not None:
             lock = self._key_locks.get(key)
             if lock is None:
                 lock = self._key_locks[key] = asyncio.Lock()
@@ -300,7 +255,26 @@ class Dispatcher:
             finally:
                 if not lock.locked() and not lock._waiters:
                     self._key_locks.pop(key, None)
-        return await self._dispatch_new(task, descriptor, level, execution_time, schedule, key, now)
+        return await self._dispatch_new(
+            task, descriptor, level, execution_time, schedule, key, now, kind
+        )
+
+    def _warn_unkeyed(self, descriptor: HandlerDescriptor) -> None:
+        """Warn once per call site about a recurring dispatch without a task key."""
+        if self._storage is None:
+            return
+        site = _call_site()
+        if site in self._unkeyed_sites:
+            return
+        self._unkeyed_sites.add(site)
+        log.warning(
+            "A recurring %s was dispatched without task_key at %s:%d: every start of the "
+            "application adds one more identical series to the storage. Pass "
+            "task_key='...' to make the registration idempotent (docs/recurring.md).",
+            descriptor.task_type_name,
+            site[0],
+            site[1],
+        )
 
     def dispatch_sync(
         self,
@@ -332,14 +306,13 @@ class Dispatcher:
 
     async def cancel(self, task_id: uuid.UUID) -> None:
         """Cancel a queued, scheduled, recurring or running task; unknown ids are ignored."""
-        engine = self._engine
-        engine.cancels.cancel(task_id)
-        execution = engine.executor.running.get(task_id.int)
+        self._cancels.cancel(task_id)
+        execution = self._inflight.execution(task_id)
         if execution is not None:
             execution.cancel(CancelReason.USER)
-        engine.scheduler.unschedule(task_id)
-        engine.follow_ups.pop(task_id, None)
-        storage = engine.storage
+        self._scheduler.unschedule(task_id)
+        self._inflight.drop_follow_up(task_id)
+        storage = self._storage
         if storage is None:
             return
         row = await storage.get(task_id)
@@ -355,86 +328,34 @@ class Dispatcher:
     async def retry(self, task_id: uuid.UUID) -> uuid.UUID:
         """Run a Failed or Cancelled task again: a new dispatch of the same payload, on the
         same queue and audit level, whose row records ``retried_from=task_id``."""
-        engine = self._engine
-        storage = engine.storage
+        storage = self._storage
         if storage is None:
             raise HostNotRunningError("Retrying a stored task needs a storage.")
         row = await storage.get(task_id)
         if row is None:
-            raise KeyError(f"No task with id {task_id}.")
+            raise TaskNotFoundError(task_id)
         if row.status not in (QueuedTaskStatus.FAILED, QueuedTaskStatus.CANCELLED):
             raise ValueError(
                 f"Task {task_id} is {row.status.value}; only Failed or Cancelled tasks can be "
                 "retried."
             )
-        descriptor, task = engine.registry.load_task(row.type, row.request)
-        if engine.state not in (HostState.RUNNING, HostState.STOPPING):
+        descriptor, task = self._registry.load_task(row.type, row.request)
+        if not self._lifecycle.accepting:
             raise HostNotRunningError("The EverTask host is not running; start it first.")
         token = _RETRIED_FROM.set(task_id)
         try:
             return await self._dispatch_new(
-                task, descriptor, row.audit_level, None, None, None, engine.clock.now()
+                task, descriptor, row.audit_level, None, None, None, self._clock.now()
             )
         finally:
             _RETRIED_FROM.reset(token)
 
     # -- internals -------------------------------------------------------------------------
-    async def _dispatch_later(
-        self, task: EverTask, delay: timedelta, audit_level: AuditLevel | None
-    ) -> uuid.UUID:
-        """The hot path of delayed dispatches: no task key, a positive delay."""
-        engine = self._engine
-        descriptor = engine.registry.for_task(task)
-        level = self._default_level if audit_level is None else AuditLevel(audit_level)
-        tid = uuid7()
-        queue_name = self._queue_name(descriptor, False)
-        now = engine.clock.now()
-        at = now + delay
-        storage = engine.storage
-        run = TaskRun(
-            tid,
-            task,
-            descriptor,
-            queue_name,
-            level,
-            execution_time=at,
-            persisted=storage is not None,
-        )
-        if engine.observers or engine.dispatch_events:
-            self._observe(run, "delayed")
-        if storage is not None:
-            row = _row(run, _WAITING, now, at)
-            try:
-                await storage.persist(row)
-            except Exception as exc:
-                self._persist_failed(exc, row, run)
-        engine.scheduler.schedule(run, at)
-        return tid
-
-    def _route(self, task: EverTask) -> Route:
-        """How immediate dispatches of ``task``'s class go (see ``__init__``); computed once
-        per class. Raises the registry's error for a task without a handler."""
-        descriptor = self._engine.registry.for_task(task)
-        queue = self._engine.queues.queues[self._queue_name(descriptor, False)]
-        kind = self._kind_at(descriptor, queue, self._default_level)
-        make = descriptor.factory or descriptor.handler_class
-        self._routes[type(task)] = route = (descriptor, queue, kind, make)
-        return route
-
-    def _kind_at(self, descriptor: HandlerDescriptor, queue: WorkerQueue, level: AuditLevel) -> int:
-        """The inline storage's kind number of a handler's rows on ``queue`` at ``level``
-        (-1 without an inline storage)."""
-        if self._kind_of is None:
-            return -1
-        return self._kind_of(
-            descriptor.task_type_name, descriptor.handler_type_name, queue.name, level
-        )
-
     def _queue_name(self, descriptor: HandlerDescriptor, recurring: bool) -> str:
         """The queue a handler's tasks run on (resolved once per handler and kind)."""
         name = descriptor.resolved_queues.get(recurring)
         if name is None:
-            name = self._engine.queues.resolve(descriptor.queue_name, recurring).name
+            name = self._queues.resolve(descriptor.queue_name, recurring).name
             descriptor.resolved_queues[recurring] = name
         return name
 
@@ -448,29 +369,28 @@ class Dispatcher:
         schedule: RecurringSchedule | None,
         key: str | None,
         current_run: int = 0,
+        kind: str | None = None,
     ) -> TaskRun:
-        engine = self._engine
         recurring = schedule is not None and schedule.is_recurring
-        queue_name = self._queue_name(descriptor, recurring)
         run = TaskRun(
-            task_id,
-            task,
-            descriptor,
-            queue_name,
-            level,
+            id=task_id,
+            task=task,
+            descriptor=descriptor,
+            queue_name=self._queue_name(descriptor, recurring),
+            audit_level=level,
+            persisted=self._storage is not None,
             execution_time=execution_time,
             schedule=schedule,
             current_run=current_run,
             task_key=key,
-            persisted=engine.storage is not None,
+            generation=self._cancels.generation(task_id),
         )
-        run.generation = engine.cancels.generation(task_id)
-        if engine.observers or engine.dispatch_events:
-            kind = "recurring" if recurring else ("scheduled" if execution_time else "immediate")
+        if self._observers or self.publish_dispatched:
+            if kind is None:
+                kind = "recurring" if recurring else "scheduled" if execution_time else "immediate"
             self._observe(run, kind)
-        if not engine.options.use_lazy_handler_resolution and execution_time is None:
-            factory = descriptor.factory or descriptor.handler_class
-            run.handler = factory()
+        if not self._options.use_lazy_handler_resolution and execution_time is None:
+            run.handler = (descriptor.factory or descriptor.handler_class)()
         return run
 
     def _make_row(self, run: TaskRun, status: QueuedTaskStatus, now: datetime) -> QueuedTask:
@@ -499,31 +419,35 @@ class Dispatcher:
         )
 
     async def _persist(self, row: QueuedTask, run: TaskRun) -> None:
-        storage = self._engine.storage
+        """Insert the row; a task-key conflict propagates, other errors raise or (with
+        ``set_throw_if_unable_to_persist(False)``) leave the run in memory only."""
+        storage = self._storage
         assert storage is not None
         try:
             await storage.persist(row)
+        except TaskKeyConflictError:
+            raise
         except Exception as exc:
-            self._persist_failed(exc, row, run)
+            if self._options.throw_if_unable_to_persist:
+                raise PersistenceError(
+                    f"Task {row.id} ({row.type}) could not be persisted, so it was not run: "
+                    f"{exc!r}. Check the storage; set_throw_if_unable_to_persist(False) runs "
+                    "such tasks in memory instead."
+                ) from exc
+            log.error(
+                "Task %s could not be persisted (%r); it runs in memory only.",
+                row.id,
+                exc,
+                exc_info=exc,
+            )
+            run.persisted = False
 
-    async def _reserve_slow(self, queue: WorkerQueue, task_id: uuid.UUID) -> WorkerQueue:
-        reserved = await self._engine.queues.reserve_for_dispatch(queue)
+    async def _reserve(self, queue: WorkerQueue, task_id: uuid.UUID) -> WorkerQueue:
+        """A slot for an immediate dispatch, per the queue's full behaviour."""
+        reserved = await self._queues.reserve_for_dispatch(queue)
         if reserved is None:
             raise QueueFullError(queue.name, task_id)
         return reserved
-
-    def _persist_failed(self, exc: Exception, row: QueuedTask, run: TaskRun) -> None:
-        """A task-key conflict propagates; other errors raise or degrade to in-memory."""
-        if isinstance(exc, TaskKeyConflictError):
-            raise exc
-        if self._engine.options.throw_if_unable_to_persist:
-            raise PersistenceError(
-                f"Task {row.id} ({row.type}) could not be persisted, so it was not run: "
-                f"{exc!r}. Check the storage; set_throw_if_unable_to_persist(False) runs "
-                "such tasks in memory instead."
-            ) from exc
-        log.error("Task %s could not be persisted (%r); it runs in memory only.", row.id, exc)
-        run.persisted = False
 
     async def _dispatch_new(
         self,
@@ -534,35 +458,34 @@ class Dispatcher:
         schedule: RecurringSchedule | None,
         key: str | None,
         now: datetime,
-        task_id: uuid.UUID | None = None,
+        kind: str | None = None,
     ) -> uuid.UUID:
-        engine = self._engine
-        tid = task_id or uuid7()
-        run = self._make_run(tid, task, descriptor, level, execution_time, schedule, key)
-        storage = engine.storage
-        if (
-            execution_time is not None and execution_time > now
-        ) or engine.state is HostState.STOPPING:
+        """Every new task goes this way: a future one is persisted WaitingQueue and put on
+        a timer; an immediate one reserves a queue slot, is persisted Queued, then queued."""
+        tid = uuid7()
+        run = self._make_run(tid, task, descriptor, level, execution_time, schedule, key, 0, kind)
+        storage = self._storage
+        stopping = self._lifecycle.state is HostState.STOPPING
+        if (execution_time is not None and execution_time > now) or stopping:
             if storage is not None:
                 await self._persist(self._make_row(run, QueuedTaskStatus.WAITING_QUEUE, now), run)
-            elif engine.state is HostState.STOPPING:
+            elif stopping:
                 raise HostNotRunningError(
                     "The EverTask host is stopping; the task was not accepted."
                 )
-            if engine.state is HostState.RUNNING:
-                engine.scheduler.schedule(run, execution_time or now)
+            if self._lifecycle.running:
+                self._scheduler.schedule(run, execution_time or now)
             return tid
         if schedule is not None:
             run.execution_time = now
-        queue = engine.queue_for(run)
-        reserved = queue if queue.try_reserve() else await self._reserve_slow(queue, tid)
+        reserved = await self._reserve(self._intake.queue_for(run), tid)
         try:
             if storage is not None:
                 await self._persist(self._make_row(run, QueuedTaskStatus.QUEUED, now), run)
         except BaseException:
             reserved.release()
             raise
-        engine.in_flight.add(tid.int)
+        self._inflight.add(tid)
         reserved.put_reserved(run)
         return tid
 
@@ -577,8 +500,7 @@ class Dispatcher:
         now: datetime,
     ) -> uuid.UUID:
         """EverTask's task-key decision table (docs/task-keys.md)."""
-        engine = self._engine
-        storage = engine.storage
+        storage = self._storage
         assert storage is not None
         existing = await storage.get_by_task_key(key)
         if existing is None:
@@ -601,7 +523,7 @@ class Dispatcher:
                     key,
                 )
                 return existing.id
-            if status is QueuedTaskStatus.IN_PROGRESS or existing.id.int in engine.in_flight:
+            if status is QueuedTaskStatus.IN_PROGRESS or existing.id in self._inflight:
                 return await self._update_recurring(
                     existing, task, descriptor, level, schedule, key, now, running=True
                 )
@@ -609,7 +531,7 @@ class Dispatcher:
                 existing, task, descriptor, level, schedule, key, now
             )
         # existing one-shot
-        if status is QueuedTaskStatus.IN_PROGRESS or existing.id.int in engine.in_flight:
+        if status is QueuedTaskStatus.IN_PROGRESS or existing.id in self._inflight:
             log.warning(
                 "Task key %r: task %s is running or queued; the dispatch was ignored.",
                 key,
@@ -623,7 +545,7 @@ class Dispatcher:
             QueuedTaskStatus.SERVICE_STOPPED,
         ):
             await storage.remove(existing.id)
-            engine.scheduler.unschedule(existing.id)
+            self._scheduler.unschedule(existing.id)
             return await self._dispatch_new(
                 task, descriptor, level, execution_time, schedule, key, now
             )
@@ -632,13 +554,10 @@ class Dispatcher:
         row = self._make_row(run, existing.status, existing.created_at_utc)
         await storage.update_task(row)
         if execution_time is not None and execution_time > now:
-            engine.scheduler.schedule(run, execution_time)
+            self._scheduler.schedule(run, execution_time)
         else:
-            engine.scheduler.unschedule(existing.id)
-            if await storage.try_set_queued_if_recoverable(existing.id, level):
-                reserved = await self._reserve_slow(engine.queue_for(run), existing.id)
-                engine.in_flight.add(existing.id.int)
-                reserved.put_reserved(run)
+            self._scheduler.unschedule(existing.id)
+            await self._intake.admit(run, wait_for_slot=True)
         return existing.id
 
     async def _update_recurring(
@@ -652,7 +571,7 @@ class Dispatcher:
         now: datetime,
         running: bool = False,
     ) -> uuid.UUID:
-        return await self._engine.recurring.update_by_key(
+        return await self._recurring.update_by_key(
             existing,
             task,
             descriptor,
@@ -678,3 +597,11 @@ def _normalize_key(task_key: str | None) -> str | None:
             f"task_key is {len(task_key)} characters long; the maximum is {_MAX_KEY_LENGTH}."
         )
     return task_key
+
+
+def _call_site() -> tuple[str, int]:
+    """The file and line of the first caller outside this package."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("evertask."):
+        frame = frame.f_back
+    return frame.f_code.co_filename, frame.f_lineno

@@ -11,49 +11,51 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple, Protocol
 
 from evertask_abstractions import (
     CancellationToken,
     CancellationTokenSource,
     EverTaskHandler,
-    FilteredRetryPolicy,
     QueuedTaskStatus,
     RetryPolicy,
     TaskCancelledError,
     TaskTimeoutError,
 )
 
+from .clock import Clock
 from .errors_format import format_exception
-from .events import EventKind, TaskEvent
-from .observe import ExecutionScope, Outcome
+from .events import EventBus, EventKind, TaskEvent
+from .inflight import CancelReason, CancelRegistry, InFlight
+from .observe import ExecutionScope, LogCapture, Outcome, TaskObserver
 from .options import EverTaskOptions
-from .queues import WorkerQueue
+from .queues import QueueManager, WorkerQueue
 from .registry import HandlerDescriptor
 from .run import TaskRun
-from .storage.protocol import PipelinedStorage
+from .storage.protocol import PipelinedStorage, TaskStorage
+from .storage.retrying import write_retrying
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-__all__ = ["Execution", "WorkerExecutor"]
+__all__ = ["Execution", "Plan", "RecurringRuns", "WorkerExecutor"]
 
 log = logging.getLogger("evertask.executor")
 
 _INFO, _WARNING, _ERROR = "Information", "Warning", "Error"
 
 
-# retry policy, timeout (s), the policy again when the first attempt runs inline (an async
-# handler, no timeout, a filtered policy only consulted after a failure; else None), and
-# once more when the run is also plain (no hooks, a storage that commits in place; else None)
-Plan = tuple[RetryPolicy, float | None, FilteredRetryPolicy | None, FilteredRetryPolicy | None]
+class Plan(NamedTuple):
+    """How a handler's runs on a queue are retried and timed (handler, queue, then global)."""
+
+    policy: RetryPolicy
+    timeout: float | None
+    """Per-attempt timeout in seconds (``None``: none)."""
 
 
-class CancelReason(str, Enum):
-    """Why a running execution was cancelled."""
+class RecurringRuns(Protocol):
+    """What the executor needs of the recurring coordinator."""
 
-    USER = "user"
-    SHUTDOWN = "shutdown"
+    async def after_run(self, run: TaskRun, succeeded: bool, elapsed_ms: float) -> None:
+        """Count a finished occurrence and schedule the next one."""
+        ...
 
 
 class Execution(CancellationToken):
@@ -66,7 +68,7 @@ class Execution(CancellationToken):
     __slots__ = ("attempt", "cancel_reason", "in_handler", "run", "task")
 
     def __init__(self, run: TaskRun) -> None:
-        CancellationToken.__init__(self)  # not super(): about twice as fast, per run
+        super().__init__()
         self.run = run
         self.task: asyncio.Task[None] | None = None
         self.attempt: CancellationTokenSource | None = None
@@ -105,72 +107,72 @@ _PUBLIC_OUTCOME = {
 
 
 class WorkerExecutor:
-    """Consumes queues and executes runs; owns the running-executions registry."""
+    """Starts each queue's runs (up to its parallelism at a time) and executes them."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._options: EverTaskOptions = engine.options
-        self.running: dict[int, Execution] = {}  # by task id int
-        self._policies: dict[tuple[HandlerDescriptor, str], Plan] = {}
+    def __init__(
+        self,
+        *,
+        options: EverTaskOptions,
+        queues: QueueManager,
+        storage: TaskStorage | None,
+        pipelined: PipelinedStorage | None,
+        clock: Clock,
+        inflight: InFlight,
+        cancels: CancelRegistry,
+        events: EventBus,
+        observers: list[TaskObserver],
+        recurring: RecurringRuns,
+    ) -> None:
+        self._options = options
+        self._queues = queues
+        self._storage = storage
+        self._pipelined = pipelined
+        self._clock = clock
+        self._inflight = inflight
+        self._cancels = cancels
+        self._events = events
+        self._observers = observers
+        self._recurring = recurring
+        self.log_capture: LogCapture | None = None
+        self._plans: dict[tuple[HandlerDescriptor, str], Plan] = {}
         self._base_context = contextvars.copy_context()
-        self._loop: asyncio.AbstractEventLoop  # set by start(), before any run
-        self._task_factory = True  # whether runs start through loop.create_task
-        threads = self._options.sync_handler_threads or max(
-            4, sum(q.config.max_degree_of_parallelism for q in engine.queues.queues.values())
+        self._loop: asyncio.AbstractEventLoop | None = None
+        threads = options.sync_handler_threads or max(
+            4, sum(q.config.max_degree_of_parallelism for q in queues.queues.values())
         )
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="evertask-sync")
-        self._pipelined: PipelinedStorage | None = engine.pipelined
-        # a synchronous in-process storage marks InProgress and Completed by plain calls
-        inline = getattr(engine.storage, "inline_transitions", None)
-        marks = inline() if inline else None
-        self._mark_in_progress: Callable[..., None] | None = marks[0] if marks else None
-        self._mark_completed: Callable[..., None] | None = marks[1] if marks else None
+
+    @property
+    def running(self) -> dict[int, Any]:
+        """The executions running now, by task id (as an int)."""
+        return self._inflight.running
 
     # -- lanes -----------------------------------------------------------------------------
     def start(self) -> None:
         """Start running each queue's runs, up to its max degree of parallelism at a time."""
-        loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         self._base_context = contextvars.copy_context()
-        self._loop = loop
-        self._task_factory = loop.get_task_factory() is not None
-        for queue in self._engine.queues.queues.values():
+        for queue in self._queues.queues.values():
             queue.attach(self._launch)
 
     def _launch(self, queue: WorkerQueue, run: TaskRun) -> None:
         """Start ``run`` as its own asyncio task (in a fresh context) on a lane of ``queue``."""
+        assert self._loop is not None
         execution = Execution(run)
         coro = self._execute(queue, run, execution)
-        context = self._base_context.copy()
-        if self._task_factory:
-            execution.task = self._loop.create_task(coro, context=context)
-        else:  # asyncio.Task itself: skip create_task's Python wrapper (one call per run)
-            execution.task = asyncio.Task(coro, loop=self._loop, context=context)
-        self.running[run.id.int] = execution
+        execution.task = self._loop.create_task(coro, context=self._base_context.copy())
+        self._inflight.running[run.id.int] = execution
 
     async def _execute(self, queue: WorkerQueue, run: TaskRun, execution: Execution) -> None:
         """One run, its bookkeeping, then the lane's next run.
 
-        A run made stale by a cancel before it began is skipped (no status write). A plain
-        run (see :meth:`_plan`) while nothing observes, captures logs or subscribes to
-        events takes the steps of :meth:`_run` without the optional ones, written here:
-        this is the engine's hot path (one coroutine per run).
+        A run made stale by a cancel before it began is skipped (no status write).
         """
-        engine = self._engine
-        key = run.id.int
         try:
-            if engine.cancels.counts and engine.cancels.is_stale(run):
+            if self._cancels.is_stale(run):
                 self._skip_cancelled(run)  # a delivery from before a cancel
             else:
-                plain = (self._policies.get((run.descriptor, run.queue_name)) or self._plan(run))[3]
-                if (
-                    plain is None
-                    or engine.observers
-                    or engine.log_capture is not None
-                    or engine.events.has_subscribers
-                ):
-                    await self._run(run, execution)
-                else:
-                    await self._run_plain(run, execution, plain)
+                await self._run(run, execution)
         except asyncio.CancelledError:
             # cancelled from outside the engine (the loop is closing): the lane ends
             queue.active -= 1
@@ -178,18 +180,13 @@ class WorkerExecutor:
         except Exception:  # never let one run end a lane
             log.exception("Unexpected error while executing task %s.", run.id)
         finally:
-            self.running.pop(key, None)
-            engine.in_flight.discard(key)
-        if engine.follow_ups:
-            follow_up = engine.follow_ups.pop(run.id, None)
-            if follow_up is not None:
-                follow_up()
+            self._inflight.finished(run.id)
+        self._inflight.start_follow_up(run.id)
         follow = queue.next_run()
         if follow is not None:
             self._launch(queue, follow)
 
     def _skip_cancelled(self, run: TaskRun) -> None:
-        self._engine.in_flight.discard(run.id.int)
         self._publish(
             run,
             EventKind.SKIPPED,
@@ -197,17 +194,26 @@ class WorkerExecutor:
             f"Task with id {run.id} is signaled to be cancelled and will not be executed.",
         )
 
-    async def wait_idle(self, grace: float) -> None:
-        """Wait up to ``grace`` seconds for running executions to finish on their own."""
-        pending = [e.task for e in self.running.values() if e.task is not None]
-        if pending and grace > 0:
-            await asyncio.wait(pending, timeout=grace)
+    async def wait_idle(self, grace: float, interrupt: asyncio.Event | None = None) -> None:
+        """Wait up to ``grace`` seconds for running executions to finish on their own, or
+        until ``interrupt`` is set."""
+        tasks = [e.task for e in self._inflight.running.values() if e.task is not None]
+        if not tasks or grace <= 0:
+            return
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(asyncio.wait(tasks))}
+        if interrupt is not None:
+            waiters.add(asyncio.ensure_future(interrupt.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:  # (cancelling asyncio.wait leaves the runs alone)
+                waiter.cancel()
 
     async def stop(self) -> None:
         """Cancel what still runs (it becomes ServiceStopped) and wait for it to end."""
-        for execution in list(self.running.values()):
+        for execution in list(self._inflight.running.values()):
             execution.cancel(CancelReason.SHUTDOWN)
-        pending = [e.task for e in self.running.values() if e.task is not None]
+        pending = [e.task for e in self._inflight.running.values() if e.task is not None]
         if pending:
             _, late = await asyncio.wait(
                 pending, timeout=max(5.0, self._options.shutdown_grace_period.total_seconds())
@@ -219,14 +225,14 @@ class WorkerExecutor:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     # -- one delivery ----------------------------------------------------------------------
-    def _plan(self, run: TaskRun) -> Plan:
-        """The run's retry policy and timeout (handler, then queue, then global), and how it
-        runs (see ``Plan``); cached per handler and queue."""
+    def plan(self, run: TaskRun) -> Plan:
+        """The run's retry policy and timeout (handler, then queue, then global); cached per
+        handler and queue."""
         key = (run.descriptor, run.queue_name)
-        cached = self._policies.get(key)
+        cached = self._plans.get(key)
         if cached is None:
             desc = run.descriptor
-            queue = self._engine.queues.queues.get(run.queue_name, self._engine.queues.default)
+            queue = self._queues.queues.get(run.queue_name, self._queues.default)
             policy = (
                 desc.retry_policy
                 or queue.config.default_retry_policy
@@ -235,15 +241,8 @@ class WorkerExecutor:
             timeout: timedelta | None = (
                 desc.timeout or queue.config.default_timeout or self._options.default_timeout
             )
-            inline = (
-                policy
-                if desc.is_async and timeout is None and isinstance(policy, FilteredRetryPolicy)
-                else None
-            )
-            plain = inline if not desc.hooks and self._pipelined is None else None
             seconds = None if timeout is None else timeout.total_seconds()
-            cached = (policy, seconds, inline, plain)
-            self._policies[key] = cached
+            cached = self._plans[key] = Plan(policy, seconds)
         return cached
 
     @staticmethod
@@ -266,73 +265,8 @@ class WorkerExecutor:
             return _Outcome.FAILED, exc
         raise exc  # KeyboardInterrupt, SystemExit
 
-    async def _run_plain(
-        self, run: TaskRun, execution: Execution, policy: FilteredRetryPolicy
-    ) -> None:
-        """:meth:`_run` for a plain run (see :meth:`_plan`) while nothing
-        observes, captures or subscribes: the same steps, without the optional ones."""
-        engine = self._engine
-        storage = engine.storage if run.persisted else None
-        tid = run.id
-        level = run.audit_level
-        handler: EverTaskHandler[Any] | None = run.handler
-        run.handler = None
-        previous: list[BaseException] = []
-        start = time.perf_counter()
-        try:
-            if handler is None:
-                desc = run.descriptor
-                handler = (desc.factory or desc.handler_class)()
-            handler._evertask_task_id = tid
-            if storage is not None:
-                try:
-                    mark = self._mark_in_progress
-                    if mark is not None:
-                        mark(tid, level)
-                    else:
-                        await storage.set_in_progress(tid, level)
-                except Exception:
-                    await engine.write(storage.set_in_progress, tid, level)
-            start = time.perf_counter()
-            execution.in_handler = True
-            if execution.cancel_reason is not None:  # cancelled before the handler began
-                raise asyncio.CancelledError
-            # as in _run's first attempt, written in place: a coroutine of its own costs
-            # about 1.7% of the engine's instructions per task
-            try:
-                await handler.handle(run.task, execution)  # type: ignore[misc]
-            except Exception as first:
-                await policy.continue_after(
-                    first,
-                    self._attempt_fn(run, execution, handler, None),
-                    self._on_retry_fn(run, handler, previous),
-                )
-        except BaseException as exc:
-            execution.in_handler = False
-            outcome, error = self._ended(exc, execution)
-            elapsed_ms = (time.perf_counter() - start) * 1000.0
-            await self._finish(run, execution, handler, outcome, error, previous, elapsed_ms, None)
-            return
-        execution.in_handler = False
-        elapsed_ms = (time.perf_counter() - start) * 1000.0
-        if run.schedule is None and not engine.cancels.counts and not engine.events.has_subscribers:
-            if storage is not None:
-                try:
-                    mark = self._mark_completed
-                    if mark is not None:
-                        mark(tid, elapsed_ms, level)
-                    else:
-                        await storage.set_completed(tid, elapsed_ms, level)
-                except Exception:
-                    await engine.write(storage.set_completed, tid, elapsed_ms, level)
-            return
-        await self._finish(
-            run, execution, handler, _Outcome.COMPLETED, None, previous, elapsed_ms, None
-        )
-
     async def _run(self, run: TaskRun, execution: Execution) -> None:
-        engine = self._engine
-        storage = engine.storage if run.persisted else None
+        storage = self._storage if run.persisted else None
         tid = run.id
         level = run.audit_level
         desc = run.descriptor
@@ -343,17 +277,16 @@ class WorkerExecutor:
         error: BaseException | None = None
         previous: list[BaseException] = []  # failed attempts before the last one
         start = time.perf_counter()
-        scopes = self._observe(run) if engine.observers else None
+        scopes = self._observe(run) if self._observers else None
         capture = None
         in_progress: Awaitable[None] | None = None
         pipelined = self._pipelined if storage is not None else None
         try:
             if handler is None:
-                factory = desc.factory or desc.handler_class
-                handler = factory()
+                handler = (desc.factory or desc.handler_class)()
             handler._evertask_task_id = tid  # the handler builds its logger on first use
-            if engine.log_capture is not None:
-                capture = engine.log_capture.begin(run, handler)
+            if self.log_capture is not None:
+                capture = self.log_capture.begin(run, handler)
             if storage is not None:
                 if pipelined is not None:
                     # the InProgress commit overlaps the handler; before the outcome is
@@ -362,37 +295,26 @@ class WorkerExecutor:
                     try:
                         in_progress = pipelined.begin_in_progress(tid, level)
                     except Exception:
-                        await engine.write(storage.set_in_progress, tid, level)
+                        await write_retrying(storage.set_in_progress, tid, level)
                 else:
                     try:
                         await storage.set_in_progress(tid, level)
                     except Exception:
-                        await engine.write(storage.set_in_progress, tid, level)
-            if engine.events.has_subscribers:
+                        await write_retrying(storage.set_in_progress, tid, level)
+            if self._events.has_subscribers:
                 self._publish(run, EventKind.STARTED, _INFO, f"Starting task with id {tid}.")
             if "on_started" in hooks:
                 await self._hook(run, "on_started", handler.on_started(tid))
-            policy, timeout, inline, _ = self._plan(run)
+            plan = self.plan(run)
             start = time.perf_counter()
             execution.in_handler = True
             try:
                 if execution.cancel_reason is not None:  # cancelled before the handler began
                     raise asyncio.CancelledError
-                if inline is not None:
-                    # fast path: first attempt inline, the policy only after a failure
-                    try:
-                        await handler.handle(run.task, execution)  # type: ignore[misc]
-                    except Exception as first:
-                        await inline.continue_after(
-                            first,
-                            self._attempt_fn(run, execution, handler, timeout),
-                            self._on_retry_fn(run, handler, previous),
-                        )
-                else:
-                    await policy.execute(
-                        self._attempt_fn(run, execution, handler, timeout),
-                        self._on_retry_fn(run, handler, previous),
-                    )
+                await plan.policy.execute(
+                    self._attempt_fn(run, execution, handler, plan.timeout),
+                    self._on_retry_fn(run, handler, previous),
+                )
                 outcome = _Outcome.COMPLETED
             except BaseException as exc:
                 outcome, error = self._ended(exc, execution)
@@ -410,30 +332,16 @@ class WorkerExecutor:
             try:
                 await in_progress
             except Exception:
-                await engine.write(pipelined.set_in_progress, tid, level)
+                await write_retrying(pipelined.set_in_progress, tid, level)
         logs = capture.finish() if capture is not None else None
         if scopes:
             self._finish_scopes(scopes, outcome, error, elapsed_ms)
-        if (
-            outcome is _Outcome.COMPLETED
-            and not hooks
-            and logs is None
-            and run.schedule is None
-            and not engine.cancels.counts
-            and not engine.events.has_subscribers
-        ):
-            if storage is not None:  # the common case, without the general bookkeeping
-                try:
-                    await storage.set_completed(tid, elapsed_ms, level)
-                except Exception:
-                    await engine.write(storage.set_completed, tid, elapsed_ms, level)
-            return
-        await self._finish(run, execution, handler, outcome, error, previous, elapsed_ms, logs)
+        await self._finish(run, handler, outcome, error, previous, elapsed_ms, logs)
 
     def _observe(self, run: TaskRun) -> list[ExecutionScope]:
         wait = time.perf_counter() - run.enqueued_at if run.enqueued_at else None
         scopes: list[ExecutionScope] = []
-        for observer in self._engine.observers:
+        for observer in self._observers:
             try:
                 scope = observer.executing(run, wait)
             except Exception:
@@ -557,7 +465,6 @@ class WorkerExecutor:
     async def _finish(
         self,
         run: TaskRun,
-        execution: Execution,
         handler: EverTaskHandler[Any] | None,
         outcome: _Outcome,
         error: BaseException | None,
@@ -565,13 +472,12 @@ class WorkerExecutor:
         elapsed_ms: float,
         logs: Any,
     ) -> None:
-        engine = self._engine
-        storage = engine.storage if run.persisted else None
+        storage = self._storage if run.persisted else None
         tid = run.id
         level = run.audit_level
         hooks = run.descriptor.hooks
         recurring = run.is_recurring
-        if outcome is _Outcome.COMPLETED and engine.cancels.is_stale(run):
+        if outcome is _Outcome.COMPLETED and self._cancels.is_stale(run):
             # a cancel raced the completion: the cancel wins
             outcome = _Outcome.CANCELLED
             log.info(
@@ -579,13 +485,13 @@ class WorkerExecutor:
             )
         try:
             if storage is not None and logs:
-                await engine.write(storage.save_execution_logs, tid, logs)
+                await write_retrying(storage.save_execution_logs, tid, logs)
             if outcome is _Outcome.COMPLETED:
                 if storage is not None and not recurring:
-                    await engine.write(storage.set_completed, tid, elapsed_ms, level)
+                    await write_retrying(storage.set_completed, tid, elapsed_ms, level)
                 if handler is not None and "on_completed" in hooks:
                     await self._hook(run, "on_completed", handler.on_completed(tid))
-                if engine.events.has_subscribers:
+                if self._events.has_subscribers:
                     self._publish(
                         run,
                         EventKind.COMPLETED,
@@ -597,7 +503,7 @@ class WorkerExecutor:
                 assert error is not None
                 text = format_exception(error, previous)
                 if storage is not None:
-                    await engine.write(
+                    await write_retrying(
                         storage.set_status, tid, QueuedTaskStatus.FAILED, text, level, elapsed_ms
                     )
                 timed_out = isinstance(error, TaskTimeoutError)
@@ -606,8 +512,7 @@ class WorkerExecutor:
                     if timed_out
                     else f"Error occurred executing task with id {tid}."
                 )
-                if log.isEnabledFor(logging.ERROR):
-                    log.error("%s %r", message, error)
+                log.error("%s %s: %s", message, type(error).__name__, error, exc_info=error)
                 if handler is not None and "on_error" in hooks:
                     await self._hook(run, "on_error", handler.on_error(tid, error, message))
                 self._publish(
@@ -627,9 +532,9 @@ class WorkerExecutor:
                 )
                 if storage is not None:
                     if user:
-                        await engine.write(storage.set_cancelled_by_user, tid, level)
+                        await write_retrying(storage.set_cancelled_by_user, tid, level)
                     else:
-                        await engine.write(
+                        await write_retrying(
                             storage.set_cancelled_by_service,
                             tid,
                             "The service stopped while the task was running; "
@@ -649,7 +554,7 @@ class WorkerExecutor:
             if handler is not None and "dispose" in hooks:
                 await self._hook(run, "dispose", handler.dispose())
         if recurring and outcome in (_Outcome.COMPLETED, _Outcome.FAILED):
-            await engine.recurring.after_run(run, outcome is _Outcome.COMPLETED, elapsed_ms)
+            await self._recurring.after_run(run, outcome is _Outcome.COMPLETED, elapsed_ms)
 
     async def _hook(self, run: TaskRun, name: str, awaitable: Awaitable[None] | None) -> None:
         try:
@@ -675,14 +580,14 @@ class WorkerExecutor:
         logs: Any = None,
         attempt: int | None = None,
     ) -> None:
-        events = self._engine.events
+        events = self._events
         if not events.has_subscribers:
             return
         desc = run.descriptor
         events.publish(
             TaskEvent(
                 task_id=run.id,
-                timestamp=self._engine.clock.now(),
+                timestamp=self._clock.now(),
                 severity=severity,
                 kind=kind,
                 task_type=desc.task_type_name,

@@ -5,19 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import signal
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Protocol, Self
 
+from evertask_abstractions import ConfigurationError
+
+from .clock import Clock
 from .dispatcher import Dispatcher
-from .engine import Engine, HostState
-from .events import EventBus
+from .engine import Engine
+from .events import EventBus, Subscription, TaskEvent
+from .lifecycle import HostState
+from .observe import LogCapture, TaskObserver
+from .options import QueueConfiguration
 from .queues import WorkerQueue
-from .recovery import RecoveryReport, recover
+from .recovery import RecoveryReport
+from .registry import HandlerDescriptor
 from .storage.protocol import TaskStorage
 
-__all__ = ["EverTaskHost", "HostComponent"]
+__all__ = ["EverTaskHost", "HostComponent", "UnknownQueueError"]
 
 log = logging.getLogger("evertask.host")
 
@@ -35,12 +44,16 @@ class HostComponent(Protocol):
 
 
 class EverTaskHost:
-    """Runs the workers, the scheduler and recovery inside the application's event loop."""
+    """Runs the workers, the scheduler and recovery inside the application's event loop.
+
+    Plug-ins extend a host through its public methods (observers, event subscription,
+    queue state, the clock), never through its engine.
+    """
 
     def __init__(self, engine: Engine, container: Any = None) -> None:
         self._engine = engine
         self.container = container
-        self.dispatcher = Dispatcher(engine)
+        self.dispatcher: Dispatcher = engine.dispatcher
         self.components: list[HostComponent] = []
         self._recovery: asyncio.Task[RecoveryReport] | None = None
         self.recovery_report: RecoveryReport | None = None
@@ -49,7 +62,7 @@ class EverTaskHost:
     # -- accessors -------------------------------------------------------------------------
     @property
     def engine(self) -> Engine:
-        """The engine (for plug-ins and tests)."""
+        """The engine's parts (internal: for the library's own tests, not for plug-ins)."""
         return self._engine
 
     @property
@@ -63,25 +76,100 @@ class EverTaskHost:
         return self._engine.events
 
     @property
+    def clock(self) -> Clock:
+        """The host's clock (``use_clock`` in the options; the system clock by default)."""
+        return self._engine.clock
+
+    @property
     def state(self) -> HostState:
         """Where the host is in its lifecycle."""
-        return self._engine.state
+        return self._engine.lifecycle.state
 
     @property
     def is_running(self) -> bool:
         """True between a completed start and the beginning of stop."""
-        return self._engine.state is HostState.RUNNING
+        return self._engine.lifecycle.running
+
+    # -- extension surface -----------------------------------------------------------------
+    def add_observer(self, observer: TaskObserver) -> None:
+        """Call ``observer`` at every dispatch and execution (see :class:`TaskObserver`)."""
+        self._engine.observers.append(observer)
+
+    def remove_observer(self, observer: TaskObserver) -> None:
+        """Stop calling ``observer`` (ignored if it is not registered)."""
+        with contextlib.suppress(ValueError):
+            self._engine.observers.remove(observer)
+
+    @property
+    def observers(self) -> tuple[TaskObserver, ...]:
+        """The registered observers, in call order."""
+        return tuple(self._engine.observers)
+
+    def subscribe(
+        self, callback: Callable[[TaskEvent], Any] | None = None, *, dispatched: bool = False
+    ) -> Subscription:
+        """Subscribe to task events (``host.events.subscribe``); ``dispatched=True`` also
+        publishes an event per dispatch (live dashboards use it)."""
+        if dispatched:
+            self.dispatcher.publish_dispatched = True
+        return self._engine.events.subscribe(callback)
+
+    def publish_dispatch_events(self) -> None:
+        """Publish a "dispatched" event per dispatch from now on."""
+        self.dispatcher.publish_dispatched = True
+
+    @property
+    def handlers(self) -> tuple[HandlerDescriptor, ...]:
+        """The registered handlers."""
+        return tuple(self._engine.registry.descriptors())
+
+    def set_log_capture(self, capture: LogCapture | None) -> None:
+        """Replace the per-execution log capture (``None`` switches it off)."""
+        self._engine.executor.log_capture = capture
+
+    @property
+    def log_capture(self) -> LogCapture | None:
+        """The per-execution log capture in use, if any."""
+        return self._engine.executor.log_capture
+
+    # -- queues ----------------------------------------------------------------------------
+    @property
+    def queue_names(self) -> list[str]:
+        """The configured queues, in configuration order."""
+        return list(self._engine.queues.queues)
+
+    def queue_config(self, name: str) -> QueueConfiguration:
+        """A queue's settings; ``KeyError`` names the configured queues."""
+        return self._queue(name).config
+
+    def queue_length(self, name: str) -> int:
+        """Runs waiting in a queue's memory now (not counting running ones)."""
+        return len(self._queue(name))
+
+    def queue_running(self, name: str) -> int:
+        """Runs of a queue executing now."""
+        return self._queue(name).active
+
+    def is_queue_paused(self, name: str) -> bool:
+        """Whether a queue is paused (see :meth:`pause_queue`)."""
+        return self._queue(name).paused
+
+    @property
+    def scheduled_count(self) -> int:
+        """Delayed, scheduled and recurring runs waiting for their time in this process."""
+        return len(self._engine.scheduler)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         """Open storage (migrating it), start consumers and timers, then recover beside them."""
         engine = self._engine
-        if engine.state is not HostState.CREATED:
+        lifecycle = engine.lifecycle
+        if lifecycle.state is not HostState.CREATED:
             raise RuntimeError(
-                f"This host was already started (it is {engine.state.value}); a host runs once. "
-                "Call builder.build() again for a new host."
+                f"This host was already started (it is {lifecycle.state.value}); a host runs "
+                "once. Call builder.build() again for a new host."
             )
-        engine.state = HostState.STARTING
+        lifecycle.state = HostState.STARTING
         try:
             self.dispatcher._bind_loop(asyncio.get_running_loop())
             if engine.storage is not None:
@@ -94,17 +182,17 @@ class EverTaskHost:
             engine.executor.start()
             engine.scheduler.start()
             cutoff = engine.clock.now()  # rows from here on are this host's own dispatches
-            engine.state = HostState.RUNNING
+            lifecycle.state = HostState.RUNNING
             self._recovery = asyncio.get_running_loop().create_task(self._recover(cutoff))
             for component in self.components:
                 await component.start(self)
         except BaseException:
-            engine.state = HostState.STOPPED
+            lifecycle.state = HostState.STOPPED
             raise
 
     async def _recover(self, cutoff: datetime) -> RecoveryReport:
         try:
-            self.recovery_report = await recover(self._engine, cutoff)
+            self.recovery_report = await self._engine.recovery.run(cutoff)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -123,14 +211,16 @@ class EverTaskHost:
         """Stop taking work, give running handlers a grace period, then cancel them.
 
         Interrupted tasks become ServiceStopped; queued and scheduled ones stay pending;
-        all of them resume at the next start.
+        all of them resume at the next start. While it waits, one line says for how long,
+        and (in the main thread) a Ctrl-C (SIGINT) ends the wait at once.
         """
         engine = self._engine
-        if engine.state is not HostState.RUNNING:
+        lifecycle = engine.lifecycle
+        if lifecycle.state is not HostState.RUNNING:
             return
         grace = engine.options.shutdown_grace_period if grace_period is None else grace_period
         seconds = grace.total_seconds() if isinstance(grace, timedelta) else float(grace)
-        engine.state = HostState.STOPPING
+        lifecycle.state = HostState.STOPPING
         for component in reversed(self.components):
             try:
                 await component.stop()
@@ -141,15 +231,28 @@ class EverTaskHost:
             await asyncio.gather(self._recovery, return_exceptions=True)
         engine.scheduler.stop()
         engine.queues.close()
-        await engine.executor.wait_idle(seconds)
+        running = len(engine.executor.running)
+        if running and seconds > 0:
+            interrupt = asyncio.Event()
+            log.warning(
+                "Waiting up to %g s for %d running task%s to finish; press Ctrl-C again to "
+                "stop them now (they resume at the next start). "
+                "set_shutdown_grace_period() changes the wait.",
+                seconds,
+                running,
+                "" if running == 1 else "s",
+            )
+            with _interrupt_on_sigint(interrupt):
+                await engine.executor.wait_idle(seconds, interrupt)
+            if interrupt.is_set():
+                log.warning("Interrupted: stopping the running tasks now.")
         await engine.executor.stop()
-        await engine.drain_background()
+        await engine.background.drain()
         await engine.events.stop()
         engine.in_flight.clear()
-        engine.follow_ups.clear()
         if engine.storage is not None:
             await engine.storage.close()
-        engine.state = HostState.STOPPED
+        lifecycle.state = HostState.STOPPED
 
     async def pause_queue(self, name: str) -> None:
         """Stop starting tasks of a queue; it keeps accepting and persisting them.
@@ -172,7 +275,7 @@ class EverTaskHost:
         queue = self._engine.queues.queues.get(name)
         if queue is None:
             known = ", ".join(sorted(self._engine.queues.queues))
-            raise KeyError(f"No queue named {name!r}; configured queues: {known}.")
+            raise UnknownQueueError(f"No queue named {name!r}; configured queues: {known}.")
         return queue
 
     async def __aenter__(self) -> Self:
@@ -211,3 +314,33 @@ class EverTaskHost:
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_main())
+
+
+class UnknownQueueError(ConfigurationError, KeyError):
+    """No queue of that name is configured."""
+
+    def __str__(self) -> str:  # KeyError's str() would quote the message
+        return str(self.args[0])
+
+
+@contextlib.contextmanager
+def _interrupt_on_sigint(interrupt: asyncio.Event) -> Iterator[None]:
+    """While inside, SIGINT sets ``interrupt`` instead of its usual handler (main thread
+    only; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(interrupt.set)
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except (ValueError, OSError):  # not allowed here (e.g. an embedded interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -15,11 +15,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from .run import TaskRun
 
-__all__ = ["DispatchScope", "ExecutionScope", "Outcome", "TaskObserver"]
+__all__ = [
+    "CaptureSession",
+    "DispatchScope",
+    "ExecutionScope",
+    "LogCapture",
+    "Outcome",
+    "TaskObserver",
+]
 
 
 class Outcome(str, Enum):
@@ -61,4 +68,20 @@ class TaskObserver(Protocol):
 
     def executing(self, run: TaskRun, queue_wait_s: float | None) -> ExecutionScope | None:
         """An execution begins; ``queue_wait_s`` is the time it waited in its queue."""
+        ...
+
+
+class CaptureSession(Protocol):
+    """The log records of one execution (see evertask.logcapture)."""
+
+    def finish(self) -> list[Any] | None:
+        """Stop capturing; return the records to persist."""
+        ...
+
+
+class LogCapture(Protocol):
+    """Per-execution log capture plug-in."""
+
+    def begin(self, run: TaskRun, handler: Any) -> CaptureSession:
+        """Start capturing for one execution."""
         ...

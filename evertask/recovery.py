@@ -8,17 +8,22 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from evertask_abstractions import ScheduleError, TaskNotRegisteredError, TaskSerializationError
 
+from .clock import Clock
+from .inflight import CancelRegistry, InFlight
+from .intake import Intake
+from .lifecycle import HostState, Lifecycle
+from .queues import QueueManager
+from .recurring import RecurringCoordinator
+from .registry import HandlerRegistry
 from .run import TaskRun
+from .scheduler import TimerScheduler
 from .storage.models import QueuedTask
+from .storage.protocol import TaskStorage
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-__all__ = ["MAX_RECOVERY_ATTEMPTS", "RecoveryReport", "recover"]
+__all__ = ["MAX_RECOVERY_ATTEMPTS", "Recovery", "RecoveryReport"]
 
 log = logging.getLogger("evertask.recovery")
 
@@ -38,145 +43,158 @@ class RecoveryReport:
     seconds: float = 0.0
 
 
-async def recover(engine: Engine, cutoff: datetime | None = None) -> RecoveryReport:
-    """Resume the rows that were pending when the previous process stopped or crashed.
+class Recovery:
+    """Resumes the rows that were pending when the previous process stopped or crashed."""
 
-    Rows created at or after ``cutoff`` (by default: when this pass begins; the host passes
-    the instant before it accepted its first dispatch) are live dispatches and are left
-    alone. Each page is
-    split by queue and the queues are fed concurrently, so one saturated queue cannot hold
-    back the others.
-    """
-    report = RecoveryReport()
-    storage = engine.storage
-    if storage is None:
-        return report
-    started = time.perf_counter()
-    if cutoff is None:
-        cutoff = engine.clock.now()
-    last_created = None
-    last_id = None
-    while True:
-        page = await storage.retrieve_pending(last_created, last_id, PAGE_SIZE)
-        if not page:
-            break
-        last_created, last_id = page[-1].created_at_utc, page[-1].id
-        rows = [r for r in page if r.created_at_utc < cutoff]
-        groups: dict[str, list[QueuedTask]] = defaultdict(list)
-        for row in rows:
-            groups[row.queue_name].append(row)
-        await asyncio.gather(*(_recover_group(engine, g, report) for g in groups.values()))
-        if len(rows) < len(page):
-            break
-    report.seconds = time.perf_counter() - started
-    if report.recovered or report.poisoned or report.transient_failures:
-        log.info(
-            "Recovery: %d task(s) resumed (%d scheduled), %d transient failure(s), %d poisoned, "
-            "%d finished series, in %.2f s.",
-            report.recovered,
-            report.scheduled,
-            report.transient_failures,
-            report.poisoned,
-            report.finished_series,
-            report.seconds,
-        )
-    return report
+    def __init__(
+        self,
+        *,
+        lifecycle: Lifecycle,
+        registry: HandlerRegistry,
+        queues: QueueManager,
+        storage: TaskStorage | None,
+        clock: Clock,
+        inflight: InFlight,
+        cancels: CancelRegistry,
+        scheduler: TimerScheduler,
+        intake: Intake,
+        recurring: RecurringCoordinator,
+    ) -> None:
+        self._lifecycle = lifecycle
+        self._registry = registry
+        self._queues = queues
+        self._storage = storage
+        self._clock = clock
+        self._inflight = inflight
+        self._cancels = cancels
+        self._scheduler = scheduler
+        self._intake = intake
+        self._recurring = recurring
 
+    async def run(self, cutoff: datetime | None = None) -> RecoveryReport:
+        """One recovery pass.
 
-async def _recover_group(engine: Engine, rows: list[QueuedTask], report: RecoveryReport) -> None:
-    for row in rows:
-        if engine.state.value not in ("running", "starting"):
-            return
-        try:
-            await _recover_row(engine, row, report)
-        except Exception as exc:  # a storage hiccup on one row never stops recovery
-            report.transient_failures += 1
-            log.warning("Could not recover task %s: %r", row.id, exc)
-
-
-async def _poison(engine: Engine, row: QueuedTask, reason: str, report: RecoveryReport) -> None:
-    storage = engine.storage
-    assert storage is not None
-    report.poisoned += 1
-    log.error("Task %s (%s) cannot be recovered and is marked Failed: %s", row.id, row.type, reason)
-    await storage.set_recurring_task_poisoned(row.id, reason, row.audit_level)
-
-
-async def _recover_row(engine: Engine, row: QueuedTask, report: RecoveryReport) -> None:
-    storage = engine.storage
-    assert storage is not None
-    if row.id.int in engine.in_flight or engine.scheduler.is_scheduled(row.id):
-        return  # a live dispatch already owns it
-    try:
-        descriptor, task = engine.registry.load_task(row.type, row.request)
-    except TaskNotRegisteredError as exc:
-        await _poison(engine, row, f"Unable to load the task type: {exc}", report)
-        return
-    except TaskSerializationError as exc:
-        count = await storage.increment_recovery_failure(row.id)
-        if count >= MAX_RECOVERY_ATTEMPTS:
-            await _poison(engine, row, f"Unreadable payload after {count} attempts: {exc}", report)
-        else:
-            report.transient_failures += 1
-            log.warning(
-                "Task %s payload unreadable (attempt %d of %d): %s",
-                row.id,
-                count,
-                MAX_RECOVERY_ATTEMPTS,
-                exc,
+        Rows created at or after ``cutoff`` (by default: when this pass begins; the host
+        passes the instant before it accepted its first dispatch) are live dispatches and
+        are left alone. Each page is split by queue and the queues are fed concurrently, so
+        one saturated queue cannot hold back the others.
+        """
+        report = RecoveryReport()
+        storage = self._storage
+        if storage is None:
+            return report
+        started = time.perf_counter()
+        if cutoff is None:
+            cutoff = self._clock.now()
+        last_created = None
+        last_id = None
+        while True:
+            page = await storage.retrieve_pending(last_created, last_id, PAGE_SIZE)
+            if not page:
+                break
+            last_created, last_id = page[-1].created_at_utc, page[-1].id
+            rows = [r for r in page if r.created_at_utc < cutoff]
+            groups: dict[str, list[QueuedTask]] = defaultdict(list)
+            for row in rows:
+                groups[row.queue_name].append(row)
+            await asyncio.gather(*(self._recover_group(g, report) for g in groups.values()))
+            if len(rows) < len(page):
+                break
+        report.seconds = time.perf_counter() - started
+        if report.recovered or report.poisoned or report.transient_failures:
+            log.info(
+                "Recovery: %d task(s) resumed (%d scheduled), %d transient failure(s), "
+                "%d poisoned, %d finished series, in %.2f s.",
+                report.recovered,
+                report.scheduled,
+                report.transient_failures,
+                report.poisoned,
+                report.finished_series,
+                report.seconds,
             )
-        return
-    now = engine.clock.now()
-    schedule = None
-    when = row.scheduled_execution_utc
-    if row.recurring_task is not None:
-        from .scheduling import RecurringSchedule
+        return report
 
-        try:
-            schedule = RecurringSchedule.from_json(row.recurring_task)
-        except ScheduleError as exc:
-            await _poison(engine, row, f"Corrupt recurring schedule: {exc}", report)
-            return
-        if schedule.is_recurring:
-            when = engine.recurring.resume(row, schedule, now)
-            if when is None:
-                report.finished_series += 1
-                await storage.set_recurring_series_completed(
-                    row.id, row.execution_time_ms, row.audit_level
-                )
+    async def _recover_group(self, rows: list[QueuedTask], report: RecoveryReport) -> None:
+        for row in rows:
+            if self._lifecycle.state not in (HostState.RUNNING, HostState.STARTING):
                 return
-    queue = engine.queues.resolve(row.queue_name, row.is_recurring)
-    run = TaskRun(
-        row.id,
-        task,
-        descriptor,
-        queue.name,
-        row.audit_level,
-        execution_time=when,
-        schedule=schedule,
-        current_run=row.current_run_count or 0,
-        task_key=row.task_key,
-        persisted=True,
-        trace_context=row.trace_context,
-    )
-    run.generation = engine.cancels.generation(row.id)
-    if row.recovery_dispatch_failure_count:
-        await storage.clear_recovery_failure(row.id)
-    report.recovered += 1
-    if when is not None and when > now:
-        report.scheduled += 1
-        engine.scheduler.schedule(run, when)
-        return
-    if schedule is not None and schedule.is_recurring:
-        run.execution_time = when
-    await queue.reserve()
-    try:
-        ok = await storage.try_set_queued_if_recoverable(row.id, row.audit_level)
-    except BaseException:
-        queue.release()
-        raise
-    if not ok or row.id.int in engine.in_flight or engine.cancels.is_stale(run):
-        queue.release()
-        return
-    engine.in_flight.add(row.id.int)
-    queue.put_reserved(run)
+            try:
+                await self._recover_row(row, report)
+            except Exception as exc:  # a storage hiccup on one row never stops recovery
+                report.transient_failures += 1
+                log.warning("Could not recover task %s: %r", row.id, exc)
+
+    async def _poison(self, row: QueuedTask, reason: str, report: RecoveryReport) -> None:
+        storage = self._storage
+        assert storage is not None
+        report.poisoned += 1
+        log.error(
+            "Task %s (%s) cannot be recovered and is marked Failed: %s", row.id, row.type, reason
+        )
+        await storage.set_recurring_task_poisoned(row.id, reason, row.audit_level)
+
+    async def _recover_row(self, row: QueuedTask, report: RecoveryReport) -> None:
+        storage = self._storage
+        assert storage is not None
+        if row.id in self._inflight or self._scheduler.is_scheduled(row.id):
+            return  # a live dispatch already owns it
+        try:
+            descriptor, task = self._registry.load_task(row.type, row.request)
+        except TaskNotRegisteredError as exc:
+            await self._poison(row, f"Unable to load the task type: {exc}", report)
+            return
+        except TaskSerializationError as exc:
+            count = await storage.increment_recovery_failure(row.id)
+            if count >= MAX_RECOVERY_ATTEMPTS:
+                await self._poison(row, f"Unreadable payload after {count} attempts: {exc}", report)
+            else:
+                report.transient_failures += 1
+                log.warning(
+                    "Task %s payload unreadable (attempt %d of %d): %s",
+                    row.id,
+                    count,
+                    MAX_RECOVERY_ATTEMPTS,
+                    exc,
+                )
+            return
+        now = self._clock.now()
+        schedule = None
+        when = row.scheduled_execution_utc
+        if row.recurring_task is not None:
+            from .scheduling import RecurringSchedule
+
+            try:
+                schedule = RecurringSchedule.from_json(row.recurring_task)
+            except ScheduleError as exc:
+                await self._poison(row, f"Corrupt recurring schedule: {exc}", report)
+                return
+            if schedule.is_recurring:
+                when = self._recurring.resume(row, schedule, now)
+                if when is None:
+                    report.finished_series += 1
+                    await storage.set_recurring_series_completed(
+                        row.id, row.execution_time_ms, row.audit_level
+                    )
+                    return
+        run = TaskRun(
+            id=row.id,
+            task=task,
+            descriptor=descriptor,
+            queue_name=self._queues.resolve(row.queue_name, row.is_recurring).name,
+            audit_level=row.audit_level,
+            persisted=True,
+            execution_time=when,
+            schedule=schedule,
+            current_run=row.current_run_count or 0,
+            task_key=row.task_key,
+            trace_context=row.trace_context,
+            generation=self._cancels.generation(row.id),
+        )
+        if row.recovery_dispatch_failure_count:
+            await storage.clear_recovery_failure(row.id)
+        report.recovered += 1
+        if when is not None and when > now:
+            report.scheduled += 1
+            self._scheduler.schedule(run, when)
+            return
+        await self._intake.admit(run, wait_for_slot=True)

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from evertask_abstractions import AuditLevel, EverTask, QueuedTaskStatus, ScheduleError
 
+from .clock import Clock
+from .inflight import CancelRegistry, InFlight
 from .registry import HandlerDescriptor
 from .run import TaskRun
+from .scheduler import TimerScheduler
 from .storage.models import QueuedTask
+from .storage.protocol import TaskStorage
 
 if TYPE_CHECKING:
-    from .engine import Engine
     from .scheduling import RecurringSchedule
 
 __all__ = ["RecurringCoordinator"]
@@ -27,8 +30,20 @@ log = logging.getLogger("evertask.recurring")
 class RecurringCoordinator:
     """Keeps recurring series going: one occurrence at a time, computed from scheduled times."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        *,
+        storage: TaskStorage | None,
+        clock: Clock,
+        cancels: CancelRegistry,
+        scheduler: TimerScheduler,
+        inflight: InFlight,
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._cancels = cancels
+        self._scheduler = scheduler
+        self._inflight = inflight
 
     def build(self, configure: Callable[[Any], object], now: datetime) -> RecurringSchedule:
         """Build and validate a schedule from a builder callable (clear errors at dispatch)."""
@@ -46,19 +61,18 @@ class RecurringCoordinator:
     async def after_run(self, run: TaskRun, succeeded: bool, elapsed_ms: float) -> None:
         """Count the run, store the next occurrence and schedule it (no drift: computed from
         the occurrence's scheduled time). A failed run does not stop the series."""
-        engine = self._engine
         schedule = run.schedule
         assert schedule is not None
         tid = run.id
-        storage = engine.storage if run.persisted else None
-        if engine.cancels.is_stale(run):
+        storage = self._storage if run.persisted else None
+        if self._cancels.is_stale(run):
             return
         if storage is not None:
             current = await storage.get_current_run_count(tid)
         else:
             current = run.current_run
         runs_done = current + 1
-        now = engine.clock.now()
+        now = self._clock.now()
         scheduled = run.execution_time or now
         result = schedule.next_after_run(scheduled, runs_done, now)
         next_run = result.next_run
@@ -82,27 +96,14 @@ class RecurringCoordinator:
                     "continues in memory and is reconciled at the next start.",
                     tid,
                     exc,
+                    exc_info=exc,
                 )
         if next_run is None:
             log.info("Recurring task %s finished its series after %d run(s).", tid, runs_done)
             return
-        if engine.cancels.is_stale(run):
+        if self._cancels.is_stale(run):
             return
-        follow = TaskRun(
-            tid,
-            run.task,
-            run.descriptor,
-            run.queue_name,
-            run.audit_level,
-            execution_time=next_run,
-            schedule=schedule,
-            current_run=runs_done,
-            task_key=run.task_key,
-            persisted=run.persisted,
-            trace_context=run.trace_context,
-        )
-        follow.generation = run.generation
-        engine.scheduler.schedule(follow, next_run)
+        self._scheduler.schedule(run.next_occurrence(next_run, runs_done), next_run)
 
     async def update_by_key(
         self,
@@ -121,8 +122,7 @@ class RecurringCoordinator:
         """Re-registration of a recurring key: update in place, keeping the next run and the
         run count; a running occurrence is not disturbed; a Cancelled series is revived with
         the new definition."""
-        engine = self._engine
-        storage = engine.storage
+        storage = self._storage
         assert storage is not None and schedule is not None
         tid = existing.id
         revive = existing.status is QueuedTaskStatus.CANCELLED
@@ -146,16 +146,16 @@ class RecurringCoordinator:
             # stored (new) definition when recovered, and in memory from now on (a revived
             # series is scheduled below: its occurrence in flight was cancelled, so it
             # schedules nothing, and the new run waits for it to end, see _enqueue_one)
-            pending = engine.executor.running.get(tid.int)
+            pending = self._inflight.execution(tid)
             if pending is not None:
                 pending.run.schedule = schedule
                 pending.run.task = task
             return tid
         if next_run is None:
             await storage.set_recurring_series_completed(tid, 0.0, level)
-            engine.scheduler.unschedule(tid)
+            self._scheduler.unschedule(tid)
             return tid
-        engine.scheduler.schedule(run, max(next_run, now))
+        self._scheduler.schedule(run, max(next_run, now))
         return tid
 
     def resume(

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from .clock import Clock, TimerHandle
 from .run import TaskRun
 
-__all__ = ["ShardedTimerScheduler", "TimerScheduler"]
+__all__ = ["TimerScheduler"]
 
 _TOLERANCE = timedelta(milliseconds=1)
 
@@ -132,49 +132,3 @@ class TimerScheduler:
         self._arm()
         if due:
             self._on_due(due)
-
-
-class ShardedTimerScheduler:
-    """Several :class:`TimerScheduler` heaps, an entry's shard chosen by its id.
-
-    On one event loop sharding does not add parallelism; it only keeps each heap smaller.
-    See docs/scheduler.md for when (if ever) it pays off.
-    """
-
-    def __init__(self, clock: Clock, on_due: Callable[[list[TaskRun]], None], shards: int) -> None:
-        self._shards = [TimerScheduler(clock, on_due) for _ in range(max(1, shards))]
-
-    def _shard(self, task_id: uuid.UUID) -> TimerScheduler:
-        return self._shards[task_id.int % len(self._shards)]
-
-    def __len__(self) -> int:
-        return sum(len(s) for s in self._shards)
-
-    def start(self) -> None:
-        """Start every shard."""
-        for s in self._shards:
-            s.start()
-
-    def stop(self) -> list[TaskRun]:
-        """Stop every shard; return their pending runs."""
-        left: list[TaskRun] = []
-        for s in self._shards:
-            left.extend(s.stop())
-        return left
-
-    def schedule(self, run: TaskRun, when: datetime) -> None:
-        """Schedule on the id's shard."""
-        self._shard(run.id).schedule(run, when)
-
-    def unschedule(self, task_id: uuid.UUID) -> bool:
-        """Unschedule from the id's shard."""
-        return self._shard(task_id).unschedule(task_id)
-
-    def is_scheduled(self, task_id: uuid.UUID) -> bool:
-        """Whether the id is pending on its shard."""
-        return self._shard(task_id).is_scheduled(task_id)
-
-    def next_due(self) -> datetime | None:
-        """Earliest due time over all shards."""
-        dues = [d for s in self._shards if (d := s.next_due()) is not None]
-        return min(dues) if dues else None

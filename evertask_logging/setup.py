@@ -45,5 +45,5 @@ def add_log_context(builder: B) -> B:
     """Only make the task context current during executions (for :func:`task_fields`,
     ``add_task_context`` in structlog, or your own formatter), without a logging sink.
     ``add_structured_logging`` includes it. Returns the builder."""
-    builder.on_build(lambda host: host.engine.observers.append(TaskContextObserver()))
+    builder.on_build(lambda host: host.add_observer(TaskContextObserver()))
     return builder

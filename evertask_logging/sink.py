@@ -50,9 +50,9 @@ class StructuredLogging:
 
     def attach(self, host: EverTaskHost) -> None:
         """Install the handler and the task-context observer (a builder ``on_build`` hook)."""
-        host.engine.observers.append(TaskContextObserver())
+        host.add_observer(TaskContextObserver())
         names = ["evertask", *self.extra_loggers]
-        for desc in host.engine.registry.descriptors():
+        for desc in host.handlers:
             cls = desc.handler_class
             names.append(f"{cls.__module__}.{cls.__qualname__}")
         for name in dict.fromkeys(names):

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from evertask.engine import HostState
+from evertask import HostState
 from evertask.host import EverTaskHost
 from evertask.storage.protocol import TaskStorage
 from evertask_abstractions import ConfigurationError
@@ -59,7 +59,7 @@ class MonitoringComponent:
             )
         self._context = MonitorContext(self.options, storage, host)
         self._app = build_app(self._context)
-        host.engine.dispatch_events = True
+        host.publish_dispatch_events()
         host.monitoring = self
 
     @property

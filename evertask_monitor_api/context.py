@@ -75,28 +75,30 @@ class MonitorContext:
     def now(self) -> datetime:
         """The host's clock (or the system clock in standalone mode)."""
         if self.host is not None:
-            return self.host.engine.clock.now()
+            return self.host.clock.now()
         return utc_now()
 
     def queue_names(self) -> list[str]:
         """Queues configured in this process (empty in standalone mode)."""
         if self.host is None:
             return []
-        return list(self.host.engine.queues.queues)
+        return self.host.queue_names
 
     def queue_config(self, name: str) -> QueueConfiguration | None:
         """A configured queue's settings, or ``None``."""
         if self.host is None:
             return None
-        queue = self.host.engine.queues.queues.get(name)
-        return None if queue is None else queue.config
+        if name not in self.host.queue_names:
+            return None
+        return self.host.queue_config(name)
 
     def queued_in_memory(self, name: str) -> int | None:
         """Runs waiting in a queue's in-memory buffer now."""
         if self.host is None:
             return None
-        queue = self.host.engine.queues.queues.get(name)
-        return None if queue is None else len(queue)
+        if name not in self.host.queue_names:
+            return None
+        return self.host.queue_length(name)
 
     # -- start-up messages ---------------------------------------------------------------
     def announce(self) -> None:

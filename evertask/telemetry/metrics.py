@@ -34,7 +34,7 @@ from .names import (
 )
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..host import EverTaskHost
 
 __all__ = ["CounterKey", "TaskMetrics"]
 
@@ -79,7 +79,7 @@ class TaskMetrics:
             METRIC_RETRIED: self.retried,
             METRIC_CANCELLED: self.cancelled,
         }
-        self._engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+        self._hosts: weakref.WeakSet[EverTaskHost] = weakref.WeakSet()
         for name, (names, description) in _COUNTERS.items():
             meter.create_observable_counter(
                 name,
@@ -117,9 +117,9 @@ class TaskMetrics:
                 _by_provider[key] = found
             return found
 
-    def watch(self, engine: Engine) -> None:
-        """Report ``engine``'s queue depths and timers (until it is garbage-collected)."""
-        self._engines.add(engine)
+    def watch(self, host: EverTaskHost) -> None:
+        """Report ``host``'s queue depths and timers (until it is garbage-collected)."""
+        self._hosts.add(host)
 
     # -- callbacks -------------------------------------------------------------------------
     @staticmethod
@@ -141,16 +141,16 @@ class TaskMetrics:
 
     def _queue_depth(self, _options: CallbackOptions) -> Iterable[Observation]:
         depth: dict[str, int] = {}
-        for engine in list(self._engines):
-            for name, queue in engine.queues.queues.items():
-                depth[name] = depth.get(name, 0) + len(queue)
+        for host in list(self._hosts):
+            for name in host.queue_names:
+                depth[name] = depth.get(name, 0) + host.queue_length(name)
         return [Observation(n, {ATTR_DESTINATION: name}) for name, n in depth.items()]
 
     def _timers(self, _options: CallbackOptions) -> Iterable[Observation]:
-        engines = list(self._engines)
-        if not engines:
+        hosts = list(self._hosts)
+        if not hosts:
             return []
-        return [Observation(sum(len(e.scheduler) for e in engines))]
+        return [Observation(sum(h.scheduled_count for h in hosts))]
 
 
 def bump(counts: dict[CounterKey, int], key: CounterKey) -> None:

@@ -32,7 +32,7 @@ class OpenTelemetryObserver:
     """A :class:`~evertask.TaskObserver` producing spans and metrics.
 
     Register it with :func:`~evertask.telemetry.add_opentelemetry` (or append it to
-    ``host.engine.observers``). ``tracer`` / ``metrics`` ``None`` disables that signal.
+    ``host.add_observer``). ``tracer`` / ``metrics`` ``None`` disables that signal.
     """
 
     def __init__(self, tracer: Tracer | None, metrics: TaskMetrics | None) -> None:

@@ -44,9 +44,9 @@ def add_opentelemetry(
         observer = OpenTelemetryObserver.create(
             tracer_provider, meter_provider, tracing=tracing, metrics=metrics
         )
-        host.engine.observers.append(observer)
+        host.add_observer(observer)
         if observer.metrics is not None:
-            observer.metrics.watch(host.engine)
+            observer.metrics.watch(host)
         host.components.append(_NoSdkCheck(observer, tracer_provider, meter_provider))
 
     builder.on_build(wire)
@@ -89,7 +89,7 @@ class _NoSdkCheck:
                 " and ".join(off),
             )
         if observer.tracer is None and observer.metrics is None:
-            host.engine.observers.remove(observer)
+            host.remove_observer(observer)
 
     async def stop(self) -> None:
         """Nothing to stop."""

@@ -64,8 +64,8 @@ async def queue_tasks(
 async def _set_paused(context: Context, name: str, paused: bool) -> QueueActionResponse:
     host = context.host
     assert host is not None
-    if name not in host.engine.queues.queues:
-        known = ", ".join(sorted(host.engine.queues.queues))
+    if name not in host.queue_names:
+        known = ", ".join(sorted(host.queue_names))
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"No queue named {name!r}; configured queues: {known}."
         )

@@ -10,7 +10,7 @@ import pytest
 from evertask import ManualClock
 from evertask.registry import HandlerRegistry
 from evertask.run import TaskRun
-from evertask.scheduler import ShardedTimerScheduler, TimerScheduler
+from evertask.scheduler import TimerScheduler
 from evertask_abstractions import AuditLevel
 from tests.engine.tasks import Ping, PingHandler
 
@@ -21,7 +21,13 @@ def _run(n: int, tid: uuid.UUID | None = None) -> TaskRun:
     reg = HandlerRegistry()
     desc = reg.add(PingHandler)
     assert desc is not None
-    return TaskRun(tid or uuid.uuid4(), Ping(n=n), desc, "default", AuditLevel.FULL)
+    return TaskRun(
+        id=tid or uuid.uuid4(),
+        task=Ping(n=n),
+        descriptor=desc,
+        queue_name="default",
+        audit_level=AuditLevel.FULL,
+    )
 
 
 def test_fires_in_time_order_with_one_timer() -> None:
@@ -89,20 +95,6 @@ def test_stale_entries_are_compacted() -> None:
     for i in range(5000):
         s.schedule(_run(i, tid), T0 + timedelta(seconds=i + 1))
     assert len(s) == 1 and len(s._heap) < 2100
-
-
-def test_sharded_scheduler_behaves_the_same() -> None:
-    clock = ManualClock(T0)
-    fired: list[int] = []
-    s = ShardedTimerScheduler(clock, lambda runs: fired.extend(r.task.n for r in runs), 4)  # type: ignore[attr-defined]
-    s.start()
-    runs = [_run(i) for i in range(20)]
-    for r in runs:
-        s.schedule(r, T0 + timedelta(seconds=r.task.n + 1))  # type: ignore[attr-defined]
-    assert len(s) == 20 and s.is_scheduled(runs[3].id)
-    assert s.unschedule(runs[3].id)
-    clock.advance(100)
-    assert sorted(fired) == [i for i in range(20) if i != 3]
 
 
 def test_a_lead_fires_early_with_the_due_time() -> None:

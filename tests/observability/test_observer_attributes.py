@@ -29,7 +29,14 @@ from tests.observability.tasks import Job, JobHandler
 def new_run() -> TaskRun:
     descriptor = HandlerRegistry().add(JobHandler)
     assert descriptor is not None
-    return TaskRun(uuid.uuid4(), Job(n=1), descriptor, "default", AuditLevel.FULL, task_key="k")
+    return TaskRun(
+        id=uuid.uuid4(),
+        task=Job(n=1),
+        descriptor=descriptor,
+        queue_name="default",
+        audit_level=AuditLevel.FULL,
+        task_key="k",
+    )
 
 
 def run_once(observer: OpenTelemetryObserver, run: TaskRun) -> None:
