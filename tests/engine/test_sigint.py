@@ -3,6 +3,7 @@ Ctrl-C stops at once (the interrupted task becomes ServiceStopped and resumes la
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from evertask import QueuedTask
 from evertask_abstractions import QueuedTaskStatus
 from evertask_storage_sqlite import SqliteTaskStorage
 
@@ -43,7 +45,7 @@ def _wait_line(lines: queue.Queue[str], needle: str, seen: list[str], timeout: f
             return line
 
 
-async def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
+def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
     db = tmp_path / "sigint.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
@@ -73,10 +75,14 @@ async def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
             child.kill()
             child.wait()
     assert not any("Traceback" in line for line in seen), "".join(seen)
+    row = asyncio.run(_read(db, task_id))
+    assert row is not None and row.status is QueuedTaskStatus.SERVICE_STOPPED
+
+
+async def _read(db: Path, task_id: uuid.UUID) -> QueuedTask | None:
     storage = SqliteTaskStorage(str(db))
     await storage.open()
     try:
-        row = await storage.get(task_id)
+        return await storage.get(task_id)
     finally:
         await storage.close()
-    assert row is not None and row.status is QueuedTaskStatus.SERVICE_STOPPED
