@@ -61,8 +61,8 @@ class RecurringRuns(Protocol):
 class Execution(CancellationToken):
     """A running delivery: its asyncio task, and the token its handler receives.
 
-    It is a token itself (one object per run on the hot path); retried or timed attempts
-    get their own token source linked to it, so a timeout cancels only its attempt.
+    It is the token its handler receives; an attempt with a timeout gets a token source of
+    its own, linked to it, so the timeout cancels only that attempt.
     """
 
     __slots__ = ("attempt", "cancel_reason", "in_handler", "run", "task")
@@ -412,9 +412,11 @@ class WorkerExecutor:
         threads = self._threads
 
         async def invoke() -> None:
-            source = execution.attempt = CancellationTokenSource()
-            execution.register(lambda: source.cancel(execution.reason))
-            token = source.token
+            token: CancellationToken = execution
+            if timeout is not None:  # a token of its own, so the timeout cancels this attempt only
+                source = execution.attempt = CancellationTokenSource()
+                execution.register(lambda: source.cancel(execution.reason))
+                token = source.token
             if is_async:
                 await handler.handle(task, token)  # type: ignore[misc]
             else:

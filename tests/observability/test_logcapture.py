@@ -41,7 +41,7 @@ def persistent(**settings: Any) -> Any:
 
 async def test_no_capture_object_when_the_persistent_logger_is_off() -> None:
     host, _ = build_host(ALL)
-    assert host.engine.log_capture is None
+    assert host.log_capture is None
     async with host:
         tid = await host.dispatcher.dispatch(Chatty(tag="off"))
         await wait_status(host, tid, COMPLETED)
@@ -161,7 +161,7 @@ async def test_logs_are_persisted_when_the_run_fails_or_times_out() -> None:
 
 async def test_the_capture_stops_with_the_execution() -> None:
     host, _ = build_host(ALL, persistent(set_capture_library_logs=True))
-    capture = host.engine.log_capture
+    capture = host.log_capture
     assert isinstance(capture, PersistentLogCapture)
     handler = ChattyHandler(None)  # type: ignore[arg-type]
     run: Any = type("Run", (), {"id": uuid.uuid4()})()
