@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING
 
 from .calendar_math import wall
 from .model import CronRecurrence, EveryRecurrence, FirstRunKind, Unit
+from .protocols import DescribableSchedule
 from .validation import WEEKDAY_NAMES
-
-if TYPE_CHECKING:
-    from .schedule import RecurringSchedule
 
 __all__ = ["describe", "format_delay", "format_instant", "format_time"]
 
@@ -46,7 +43,7 @@ def format_time(at: time) -> str:
     return text
 
 
-def format_instant(moment: datetime, schedule: RecurringSchedule) -> str:
+def format_instant(moment: datetime, schedule: DescribableSchedule) -> str:
     """``2027-01-01 00:00 UTC`` in the schedule's zone."""
     local = moment.astimezone(schedule.zone)
     return f"{local.date().isoformat()} {format_time(local.time())} {schedule.timezone}"
@@ -77,7 +74,7 @@ def _every(n: int, unit: str) -> str:
     return f"every {unit}" if n == 1 else f"every {n} {unit}s"
 
 
-def _fluent(spec: EveryRecurrence, schedule: RecurringSchedule) -> str:
+def _fluent(spec: EveryRecurrence, schedule: DescribableSchedule) -> str:
     anchor = wall(schedule.anchor, schedule.zone)
     times = spec.times or (anchor.time(),)
     at_times = " at " + _join([format_time(t) for t in times])
@@ -123,7 +120,7 @@ def _fluent(spec: EveryRecurrence, schedule: RecurringSchedule) -> str:
     return f"{head} {day_rule}{at_times}"
 
 
-def _recurrence(schedule: RecurringSchedule) -> str:
+def _recurrence(schedule: DescribableSchedule) -> str:
     recurrence = schedule.recurrence
     if isinstance(recurrence, CronRecurrence):
         return f"cron '{recurrence.expression}' ({schedule.timezone})"
@@ -132,7 +129,7 @@ def _recurrence(schedule: RecurringSchedule) -> str:
     return text if recurrence.is_elapsed else f"{text} ({schedule.timezone})"
 
 
-def _first_run(schedule: RecurringSchedule) -> str | None:
+def _first_run(schedule: DescribableSchedule) -> str | None:
     start = schedule.start
     if start is None:
         return None
@@ -145,7 +142,7 @@ def _first_run(schedule: RecurringSchedule) -> str | None:
     return f"at {format_instant(start.at, schedule)}"
 
 
-def describe(schedule: RecurringSchedule) -> str:
+def describe(schedule: DescribableSchedule) -> str:
     """The one-line description stored as ``recurring_info`` and shown by the dashboard."""
     first = _first_run(schedule)
     if schedule.recurrence is None:

@@ -11,9 +11,11 @@ from datetime import datetime, timedelta, tzinfo
 
 from .calendar_math import load_zone, to_instant
 from .cron import CronEvaluator
+from .describe import describe
 from .fluent import FluentEvaluator
 from .model import CronRecurrence, EveryRecurrence, FirstRun, FirstRunKind, Recurrence
 from .search import Evaluator, count_between, latest_at_or_before, safe_next
+from .serialization import schedule_from_json, schedule_to_json
 from .validation import fail, require_aware, require_max_runs
 
 __all__ = ["DEFAULT_ANCHOR", "NextRun", "RecurringSchedule"]
@@ -230,22 +232,16 @@ class RecurringSchedule:
     # -- text and JSON ----------------------------------------------------------------------
 
     def __str__(self) -> str:
-        from .describe import describe
-
         return describe(self)
 
     def to_json(self) -> str:
         """Stable, versioned JSON (``{"v": 1, ...}``)."""
-        from .serialization import schedule_to_json
-
         return schedule_to_json(self)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RecurringSchedule:
         """Parse :meth:`to_json` output; corrupt or invalid data raises ``ScheduleError``."""
-        from .serialization import schedule_from_json
-
-        return schedule_from_json(text)
+        return schedule_from_json(text, RecurringSchedule)
 
     def __reduce__(self) -> tuple[type[RecurringSchedule], tuple[object, ...]]:
         """Pickle/copy by definition (the compiled evaluator is rebuilt)."""

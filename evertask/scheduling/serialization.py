@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from evertask_abstractions import ScheduleError
 
 from .model import CronRecurrence, EveryRecurrence, FirstRun, FirstRunKind, Recurrence, Unit
-from .schedule import RecurringSchedule
+from .protocols import ScheduleDefinition, ScheduleFactory
 from .validation import fail
 
 __all__ = ["FORMAT_VERSION", "schedule_from_json", "schedule_to_json"]
 
 FORMAT_VERSION = 1
+
+_T = TypeVar("_T")
 
 _TOP_KEYS = frozenset({"v", "start", "recurrence", "timezone", "run_until", "max_runs"})
 _EVERY_KEYS = frozenset(
@@ -86,7 +88,7 @@ def _recurrence_to_dict(recurrence: Recurrence | None) -> dict[str, Any] | None:
     return data
 
 
-def schedule_to_json(schedule: RecurringSchedule) -> str:
+def schedule_to_json(schedule: ScheduleDefinition) -> str:
     """Compact JSON with a fixed key order."""
     data = {
         "v": FORMAT_VERSION,
@@ -205,7 +207,7 @@ def _recurrence_from(value: object) -> Recurrence | None:
     )
 
 
-def _parse(text: str | bytes) -> RecurringSchedule:
+def _parse(text: str | bytes, build: ScheduleFactory[_T]) -> _T:
     try:
         raw = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
@@ -216,7 +218,7 @@ def _parse(text: str | bytes) -> RecurringSchedule:
         fail(f"unsupported format version {version!r} (this version reads v{FORMAT_VERSION}).")
     _keys(data, _TOP_KEYS, "schedule")
     run_until = data.get("run_until")
-    return RecurringSchedule(
+    return build(
         recurrence=_recurrence_from(data.get("recurrence")),
         start=_start_from(data.get("start")),
         timezone=_str(data.get("timezone", "UTC"), "timezone"),
@@ -225,10 +227,14 @@ def _parse(text: str | bytes) -> RecurringSchedule:
     )
 
 
-def schedule_from_json(text: str | bytes) -> RecurringSchedule:
-    """Parse :func:`schedule_to_json` output; raise ``ScheduleError`` on anything invalid."""
+def schedule_from_json(text: str | bytes, build: ScheduleFactory[_T]) -> _T:
+    """Parse :func:`schedule_to_json` output and pass the fields to ``build``.
+
+    Anything invalid, including what ``build`` itself rejects (e.g. an empty schedule or an
+    unknown time zone), raises ``ScheduleError``.
+    """
     try:
-        return _parse(text)
+        return _parse(text, build)
     except ScheduleError as exc:
         raise ScheduleError(f"Corrupt recurring schedule JSON: {exc}") from exc
     except (TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
