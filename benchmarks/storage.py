@@ -105,12 +105,12 @@ async def recovery(rows: int) -> float:
         batch.append(
             storage.persist(
                 QueuedTask(
-                    uuid7(),
-                    name,
-                    f'{{"n":{i}}}',
-                    handler,
-                    _waiting(),
-                    datetime.now(UTC),
+                    id=uuid7(),
+                    type=name,
+                    request=f'{{"n":{i}}}',
+                    handler=handler,
+                    status=_waiting(),
+                    created_at_utc=datetime.now(UTC),
                     scheduled_execution_utc=due,
                     audit_level=AuditLevel.NONE,
                 )

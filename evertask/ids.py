@@ -6,7 +6,6 @@ import itertools
 import os
 import time
 import uuid
-from collections.abc import Callable
 
 __all__ = ["uuid7"]
 
@@ -21,12 +20,6 @@ _counter = itertools.count(
     (int.from_bytes(os.urandom(2)) & 0xFFF) << 64 | int.from_bytes(os.urandom(8)) >> 3
 )
 _prefix = 0  # the time and version bits of the latest millisecond used
-_UUID = uuid.UUID
-_UNKNOWN = uuid.SafeUUID.unknown
-_new = object.__new__
-# the slots' own setters: skip UUID.__init__'s argument parsing and its __setattr__ guard
-_set_int: Callable[[uuid.UUID, int], None] = vars(uuid.UUID)["int"].__set__
-_set_is_safe: Callable[[uuid.UUID, uuid.SafeUUID], None] = vars(uuid.UUID)["is_safe"].__set__
 
 
 def uuid7() -> uuid.UUID:
@@ -39,7 +32,4 @@ def uuid7() -> uuid.UUID:
     prefix = _prefix
     if ms > prefix >> 80:
         prefix = _prefix = (ms << 80) | _VERSION_VARIANT
-    u: uuid.UUID = _new(_UUID)
-    _set_int(u, prefix | count)  # valid by construction
-    _set_is_safe(u, _UNKNOWN)
-    return u
+    return uuid.UUID(int=prefix | count)

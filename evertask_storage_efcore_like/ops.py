@@ -45,6 +45,7 @@ __all__ = [
 _COMPLETED = QueuedTaskStatus.COMPLETED.value
 _QUEUED = QueuedTaskStatus.QUEUED.value
 _IN_PROGRESS = QueuedTaskStatus.IN_PROGRESS.value
+_WAITING_QUEUE = QueuedTaskStatus.WAITING_QUEUE.value
 
 
 class StepMode(IntEnum):
@@ -244,7 +245,12 @@ class RunsAuditMode(IntEnum):
 
 @dataclass(slots=True, frozen=True)
 class RunOp(Op):
-    """Count a recurring run and set the next one; ``complete`` also marks it Completed."""
+    """Count a recurring run and set the next one; ``complete`` also marks it Completed.
+
+    The run's own status is audited (Completed, or the Failed the engine wrote before);
+    then, when there is a next run, the row waits for it: WaitingQueue, scheduled at
+    ``next_run``. The last run of a series leaves the row Completed (or Failed).
+    """
 
     task_id: uuid.UUID
     ms: float
@@ -259,31 +265,54 @@ class RunOp(Op):
 
     def steps(self) -> StepGen:
         tid = self.task_id
+        waiting = _WAITING_QUEUE if self.next_run is not None else None
+        mode = self.runs_audit
         if self.complete:
             n = yield Step(
                 "complete_run",
-                {"id": tid, "stamp": self.now, "ms": self.ms, "next_run": self.next_run},
+                {
+                    "id": tid,
+                    "status": waiting or _COMPLETED,
+                    "stamp": self.now,
+                    "ms": self.ms,
+                    "next_run": self.next_run,
+                    "scheduled": self.next_run,
+                },
             )
-        else:
-            n = yield Step("count_run", {"id": tid, "ms": self.ms, "next_run": self.next_run})
-        if not n:
-            return _missing(tid)
-        if self.complete and self.status_audit:
-            yield _status_audit(tid, self.now, _COMPLETED)
-        mode = self.runs_audit
-        if mode is RunsAuditMode.ALWAYS and self.complete:
-            yield Step(
-                "insert_runs_audit",
-                {"id": tid, "ts": self.now, "ms": self.ms, "status": _COMPLETED, "exception": None},
-            )
-        elif mode is not RunsAuditMode.NEVER:
+            if not n:
+                return _missing(tid)
+            if self.status_audit:
+                yield _status_audit(tid, self.now, _COMPLETED)
+            if mode is RunsAuditMode.ALWAYS:
+                yield Step(
+                    "insert_runs_audit",
+                    {
+                        "id": tid,
+                        "ts": self.now,
+                        "ms": self.ms,
+                        "status": _COMPLETED,
+                        "exception": None,
+                    },
+                )
+            return None
+        if mode is not RunsAuditMode.NEVER:  # copies the run's status and error: first
             name = (
                 "insert_runs_audit_from_row"
                 if mode is RunsAuditMode.ALWAYS
                 else "insert_runs_audit_from_row_if_error"
             )
             yield Step(name, {"id": tid, "ts": self.now, "ms": self.ms})
-        return None
+        n = yield Step(
+            "count_run",
+            {
+                "id": tid,
+                "status": waiting,
+                "ms": self.ms,
+                "next_run": self.next_run,
+                "scheduled": self.next_run,
+            },
+        )
+        return None if n else _missing(tid)
 
 
 @dataclass(slots=True, frozen=True)

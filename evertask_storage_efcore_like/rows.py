@@ -19,43 +19,64 @@ def to_task(r: Sequence[Any]) -> QueuedTask:
     """A ``QueuedTasks`` row selected in ``TASK_COLUMNS`` order."""
     level = r[7]
     return QueuedTask(
-        r[0],
-        r[1],
-        r[2],
-        r[3],
-        _STATUS[r[4]],
-        r[5],
-        r[6] or "default",
-        AuditLevel.FULL if level is None else _LEVEL[level],
-        r[8],
-        r[9],
-        r[10],
-        r[11],
-        bool(r[12]),
-        r[13],
-        r[14],
-        r[15],
-        r[16],
-        r[17],
-        r[18],
-        r[19],
-        r[20] or 0,
-        r[21],
-        r[22],
+        id=r[0],
+        type=r[1],
+        request=r[2],
+        handler=r[3],
+        status=_STATUS[r[4]],
+        created_at_utc=r[5],
+        queue_name=r[6] or "default",
+        audit_level=AuditLevel.FULL if level is None else _LEVEL[level],
+        scheduled_execution_utc=r[8],
+        last_execution_utc=r[9],
+        execution_time_ms=r[10],
+        exception=r[11],
+        is_recurring=bool(r[12]),
+        recurring_task=r[13],
+        recurring_info=r[14],
+        current_run_count=r[15],
+        max_runs=r[16],
+        run_until=r[17],
+        next_run_utc=r[18],
+        task_key=r[19],
+        recovery_dispatch_failure_count=r[20] or 0,
+        trace_context=r[21],
+        retried_from=r[22],
     )
 
 
 def to_status_audit(r: Sequence[Any]) -> StatusAudit:
     """A ``StatusAudit`` row (Id, QueuedTaskId, UpdatedAtUtc, NewStatus, Exception)."""
-    return StatusAudit(int(r[0]), r[1], r[2], _STATUS[r[3]], r[4])
+    return StatusAudit(
+        id=int(r[0]),
+        task_id=r[1],
+        updated_at_utc=r[2],
+        new_status=_STATUS[r[3]],
+        exception=r[4],
+    )
 
 
 def to_runs_audit(r: Sequence[Any]) -> RunsAudit:
     """A ``RunsAudit`` row (Id, QueuedTaskId, ExecutedAt, ExecutionTimeMs, Status, Exception)."""
-    return RunsAudit(int(r[0]), r[1], r[2], float(r[3]), _STATUS[r[4]], r[5])
+    return RunsAudit(
+        id=int(r[0]),
+        task_id=r[1],
+        executed_at=r[2],
+        execution_time_ms=float(r[3]),
+        status=_STATUS[r[4]],
+        exception=r[5],
+    )
 
 
 def to_log(r: Sequence[Any]) -> TaskExecutionLog:
     """A ``TaskExecutionLogs`` row (Id, TaskId, TimestampUtc, Level, Message, Seq, Details)."""
     task_id: uuid.UUID = r[1]
-    return TaskExecutionLog(r[0], task_id, r[2], r[3], r[4], int(r[5]), r[6])
+    return TaskExecutionLog(
+        id=r[0],
+        task_id=task_id,
+        timestamp_utc=r[2],
+        level=r[3],
+        message=r[4],
+        sequence_number=int(r[5]),
+        exception_details=r[6],
+    )

@@ -175,12 +175,16 @@ class Statements:
             .where(by_id, self.recoverable(_ts("now")))
             .values(Status=QueuedTaskStatus.QUEUED.value, Exception=None)
         )
+        # a recurring run: with a next run the series waits for it (:status WaitingQueue,
+        # :scheduled the next run); without, count_run keeps the status and schedule
         self.count_run: Update = (
             update(t)
             .where(by_id)
             .values(
+                Status=func.coalesce(_text("status"), c.Status),
                 CurrentRunCount=next_count,
                 NextRunUtc=_ts("next_run"),
+                ScheduledExecutionUtc=func.coalesce(_ts("scheduled"), c.ScheduledExecutionUtc),
                 ExecutionTimeMs=_ms(),
             )
         )
@@ -188,12 +192,13 @@ class Statements:
             update(t)
             .where(by_id)
             .values(
-                Status=QueuedTaskStatus.COMPLETED.value,
+                Status=_text("status"),
                 Exception=None,
                 LastExecutionUtc=_ts("stamp"),
                 ExecutionTimeMs=_ms(),
                 CurrentRunCount=next_count,
                 NextRunUtc=_ts("next_run"),
+                ScheduledExecutionUtc=func.coalesce(_ts("scheduled"), c.ScheduledExecutionUtc),
             )
         )
         self.increment_recovery: Update = (

@@ -86,12 +86,12 @@ async def _history(host: Any) -> None:
             status = QueuedTaskStatus.FAILED if failed else QueuedTaskStatus.COMPLETED
             await storage.persist(
                 QueuedTask(
-                    uuid.uuid4(),
-                    type_,
-                    request,
-                    handler,
-                    status,
-                    created,
+                    id=uuid.uuid4(),
+                    type=type_,
+                    request=request,
+                    handler=handler,
+                    status=status,
+                    created_at_utc=created,
                     queue_name=queue,
                     last_execution_utc=created + timedelta(seconds=1),
                     execution_time_ms=rnd.uniform(5, 400 if "Report" in type_ else 60),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 
@@ -40,7 +40,7 @@ STAMPED_STATUSES = frozenset(
 """Statuses whose transition stamps ``last_execution_utc``."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class QueuedTask:
     """One task row (the ``QueuedTasks`` table)."""
 
@@ -70,31 +70,7 @@ class QueuedTask:
 
     def copy(self) -> QueuedTask:
         """A detached copy (storages never hand out their internal objects)."""
-        return QueuedTask(
-            self.id,
-            self.type,
-            self.request,
-            self.handler,
-            self.status,
-            self.created_at_utc,
-            self.queue_name,
-            self.audit_level,
-            self.scheduled_execution_utc,
-            self.last_execution_utc,
-            self.execution_time_ms,
-            self.exception,
-            self.is_recurring,
-            self.recurring_task,
-            self.recurring_info,
-            self.current_run_count,
-            self.max_runs,
-            self.run_until,
-            self.next_run_utc,
-            self.task_key,
-            self.recovery_dispatch_failure_count,
-            self.trace_context,
-            self.retried_from,
-        )
+        return replace(self)
 
 
 def is_recoverable(task: QueuedTask, now: datetime) -> bool:
@@ -146,7 +122,7 @@ def wants_runs_audit(level: AuditLevel, status: QueuedTaskStatus, exception: str
 __all__ += ["wants_runs_audit", "wants_status_audit"]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, frozen=True, kw_only=True)
 class StatusAudit:
     """One status transition (the ``StatusAudit`` table)."""
 
@@ -157,7 +133,7 @@ class StatusAudit:
     exception: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, frozen=True, kw_only=True)
 class RunsAudit:
     """One execution of a recurring task (the ``RunsAudit`` table)."""
 
@@ -169,7 +145,7 @@ class RunsAudit:
     exception: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, frozen=True, kw_only=True)
 class TaskExecutionLog:
     """One captured log record of a task execution (the ``TaskExecutionLogs`` table)."""
 

@@ -8,6 +8,11 @@ Contract notes:
   WaitingQueue also gets that status's audit row (per its audit level).
 - ``try_set_queued_if_recoverable`` is a compare-and-set: it never revives a finished row.
 - ``set_status`` stamps ``last_execution_utc`` on Completed, Failed and ServiceStopped only.
+- Between the runs of a recurring series its row is WaitingQueue with
+  ``scheduled_execution_utc = next_run_utc =`` the next run: ``complete_recurring_run`` and
+  ``update_current_run`` audit the run as it ended (Completed, or the Failed written just
+  before), then leave the row waiting. After the last run (``next_run=None``) it stays
+  Completed (or Failed).
 - Status-audit and runs-audit rows follow :func:`~evertask.storage.models.wants_status_audit`
   and :func:`~evertask.storage.models.wants_runs_audit`.
 - Monitoring methods run server-side; no caller ever loads a whole table.
@@ -130,7 +135,10 @@ class TaskStorage(Protocol):
         next_run: datetime | None,
         audit_level: AuditLevel,
     ) -> None:
-        """After a failed recurring run: count it, set the next run, write its runs audit."""
+        """After a failed recurring run (already marked Failed): count it, write its runs audit
+        (status and error from the row), set the next run; with a next run, the row becomes
+        WaitingQueue scheduled at it and keeps the error text. Raises ``KeyError`` if missing.
+        """
         ...
 
     async def complete_recurring_run(
@@ -140,7 +148,9 @@ class TaskStorage(Protocol):
         next_run: datetime | None,
         audit_level: AuditLevel,
     ) -> None:
-        """After a successful recurring run, atomically: Completed, count it, next run, audits."""
+        """After a successful recurring run, atomically: Completed (stamped, status audit),
+        count it, runs audit, next run; with a next run, the row becomes WaitingQueue
+        scheduled at it. Raises ``KeyError`` if missing."""
         ...
 
     async def set_recurring_series_completed(

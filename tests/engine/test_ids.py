@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import pickle
 import threading
 import time
 import uuid
@@ -49,3 +50,12 @@ def test_the_time_part_never_goes_back_with_the_wall_clock(
     later = [uuid7() for _ in range(100)]
     assert all(u.int >> 80 == first.int >> 80 for u in later)
     assert all(a.int < b.int for a, b in zip([first, *later], later, strict=False))
+
+
+def test_every_id_is_a_plain_version_7_rfc_4122_uuid() -> None:
+    made = [uuid7() for _ in range(10_000)]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in made)
+    assert all(a < b for a, b in itertools.pairwise(made))  # monotonic within the process
+    u = made[-1]
+    assert type(u) is uuid.UUID and u.is_safe is uuid.SafeUUID.unknown
+    assert pickle.loads(pickle.dumps(u)) == u == uuid.UUID(bytes=u.bytes)

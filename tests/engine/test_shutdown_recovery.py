@@ -100,15 +100,20 @@ async def test_recovery_poisons_rows_of_unknown_types_and_unreadable_payloads() 
 
     storage = MemoryTaskStorage()
     unknown = QueuedTask(
-        uuid7(), "gone.module:Gone", "{}", "h", QueuedTaskStatus.QUEUED, datetime.now(UTC)
+        id=uuid7(),
+        type="gone.module:Gone",
+        request="{}",
+        handler="h",
+        status=QueuedTaskStatus.QUEUED,
+        created_at_utc=datetime.now(UTC),
     )
     bad = QueuedTask(
-        uuid7(),
-        Ping.evertask_type_name(),
-        '{"n": "not a number"}',
-        "h",
-        QueuedTaskStatus.QUEUED,
-        datetime.now(UTC),
+        id=uuid7(),
+        type=Ping.evertask_type_name(),
+        request='{"n": "not a number"}',
+        handler="h",
+        status=QueuedTaskStatus.QUEUED,
+        created_at_utc=datetime.now(UTC),
     )
     await storage.persist(unknown)
     await storage.persist(bad)
@@ -138,7 +143,12 @@ async def test_stored_type_names_never_trigger_imports() -> None:
     assert "xml.dom.minidom" not in sys.modules
     storage = MemoryTaskStorage()
     row = QueuedTask(
-        uuid7(), "xml.dom.minidom:Document", "{}", "h", QueuedTaskStatus.QUEUED, datetime.now(UTC)
+        id=uuid7(),
+        type="xml.dom.minidom:Document",
+        request="{}",
+        handler="h",
+        status=QueuedTaskStatus.QUEUED,
+        created_at_utc=datetime.now(UTC),
     )
     await storage.persist(row)
     host, _ = build_host(ALL, storage=False, builder=lambda b: b.use_storage(storage))

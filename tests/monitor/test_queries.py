@@ -90,12 +90,12 @@ async def _fill(storage: MemoryTaskStorage) -> None:
         created = NOW - timedelta(minutes=37 * i)
         await storage.persist(
             QueuedTask(
-                uuid.uuid4(),
-                f"app.tasks:Type{i % 3}",
-                "{}",
-                "app.tasks:Handler",
-                status,
-                created,
+                id=uuid.uuid4(),
+                type=f"app.tasks:Type{i % 3}",
+                request="{}",
+                handler="app.tasks:Handler",
+                status=status,
+                created_at_utc=created,
                 queue_name=("default", "mail")[i % 2],
                 execution_time_ms=10.0 * (i % 5),
             )
@@ -132,7 +132,14 @@ async def test_fallbacks_never_read_more_than_bounded_pages() -> None:
     storage = CountingStorage()
     for i in range(3000):
         await storage.persist(
-            QueuedTask(uuid.uuid4(), "t:T", "{}", "t:H", S.COMPLETED, NOW - timedelta(seconds=i))
+            QueuedTask(
+                id=uuid.uuid4(),
+                type="t:T",
+                request="{}",
+                handler="t:H",
+                status=S.COMPLETED,
+                created_at_utc=NOW - timedelta(seconds=i),
+            )
         )
     queries = MonitorQueries(storage, lambda: NOW)
     await queries.overview(Range.ALL, ["default"])

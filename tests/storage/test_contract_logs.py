@@ -21,13 +21,13 @@ async def _seed(storage: TaskStorage, clock: Clock) -> tuple[uuid.UUID, list[Tas
     for run in range(2):  # two executions, sequence numbers restart
         batch = [
             TaskExecutionLog(
-                uuid7(),
-                task.id,
-                clock.now + timedelta(seconds=run, milliseconds=i // 3),
-                LEVELS[i % len(LEVELS)],
-                f"run {run} line {i}",
-                i,
-                "Traceback ..." if i % len(LEVELS) == 2 else None,
+                id=uuid7(),
+                task_id=task.id,
+                timestamp_utc=clock.now + timedelta(seconds=run, milliseconds=i // 3),
+                level=LEVELS[i % len(LEVELS)],
+                message=f"run {run} line {i}",
+                sequence_number=i,
+                exception_details="Traceback ..." if i % len(LEVELS) == 2 else None,
             )
             for i in range(9)
         ]
@@ -69,7 +69,17 @@ async def test_saving_no_logs_or_logs_of_a_missing_task_is_a_no_op(
     await storage.save_execution_logs(task.id, [])
     missing = uuid7()
     await storage.save_execution_logs(
-        missing, [TaskExecutionLog(uuid7(), missing, clock.now, "Information", "x", 0)]
+        missing,
+        [
+            TaskExecutionLog(
+                id=uuid7(),
+                task_id=missing,
+                timestamp_utc=clock.now,
+                level="Information",
+                message="x",
+                sequence_number=0,
+            )
+        ],
     )
     assert await storage.count_execution_logs(task.id) == 0
     assert await storage.get_execution_logs(missing) == []
@@ -78,7 +88,14 @@ async def test_saving_no_logs_or_logs_of_a_missing_task_is_a_no_op(
 async def test_long_messages_are_cut_to_the_column(sql_storage: TaskStorage, clock: Clock) -> None:
     task = row(clock.now)
     await sql_storage.persist(task)
-    log = TaskExecutionLog(uuid7(), task.id, clock.now, "Information", "x" * 5000, 0)
+    log = TaskExecutionLog(
+        id=uuid7(),
+        task_id=task.id,
+        timestamp_utc=clock.now,
+        level="Information",
+        message="x" * 5000,
+        sequence_number=0,
+    )
     await sql_storage.save_execution_logs(task.id, [log])
     (stored,) = await sql_storage.get_execution_logs(task.id)
     assert len(stored.message) == 4000 and stored.message.endswith("\u2026")

@@ -70,6 +70,13 @@ async def test_sql_storages_return_aware_utc(sql_storage: TaskStorage) -> None:
         await sql_storage.persist(row(datetime(2026, 1, 1)))
 
 
+async def test_naive_times_are_refused_before_anything_is_stored(storage: TaskStorage) -> None:
+    task = row(datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="Naive datetime"):
+        await storage.persist(task)
+    assert await storage.get(task.id) is None
+
+
 async def test_get_missing_returns_none(storage: TaskStorage) -> None:
     assert await storage.get(uuid7()) is None
     assert await storage.get_by_task_key("nope") is None
@@ -241,10 +248,27 @@ async def test_remove_cascades_audits_and_logs_and_frees_key(
     await storage.persist(other)
     await storage.set_in_progress(task.id, AuditLevel.FULL)
     await storage.complete_recurring_run(task.id, 1.0, clock.now, AuditLevel.FULL)
-    log = TaskExecutionLog(uuid7(), task.id, clock.now, "Information", "hello", 0)
+    log = TaskExecutionLog(
+        id=uuid7(),
+        task_id=task.id,
+        timestamp_utc=clock.now,
+        level="Information",
+        message="hello",
+        sequence_number=0,
+    )
     await storage.save_execution_logs(task.id, [log])
     await storage.save_execution_logs(
-        other.id, [TaskExecutionLog(uuid7(), other.id, clock.now, "Information", "keep", 0)]
+        other.id,
+        [
+            TaskExecutionLog(
+                id=uuid7(),
+                task_id=other.id,
+                timestamp_utc=clock.now,
+                level="Information",
+                message="keep",
+                sequence_number=0,
+            )
+        ],
     )
     assert await storage.get_status_audits(task.id)
     assert await storage.get_runs_audits(task.id)

@@ -169,7 +169,9 @@ async def test_recurring_runs_follow_the_audit_level(
     assert loaded.current_run_count == 2
     assert loaded.next_run_utc == second_next
     assert loaded.execution_time_ms == 6.0
-    assert (loaded.status, loaded.exception) == (Q.FAILED, "boom")
+    # the series waits for its next run; the failed run's error stays visible
+    assert (loaded.status, loaded.exception) == (Q.WAITING_QUEUE, "boom")
+    assert loaded.scheduled_execution_utc == second_next
     runs = await storage.get_runs_audits(task.id)
     expected: list[tuple[QueuedTaskStatus, str | None, float]] = []
     if wants_runs_audit(level, Q.COMPLETED, None):
@@ -190,8 +192,13 @@ async def test_complete_recurring_run_is_one_atomic_transition(
     await storage.complete_recurring_run(task.id, 9.0, nxt, A.FULL)
     loaded = await storage.get(task.id)
     assert loaded is not None
-    assert (loaded.status, loaded.exception, loaded.current_run_count) == (Q.COMPLETED, None, 1)
-    assert (loaded.next_run_utc, loaded.execution_time_ms) == (nxt, 9.0)
+    assert (loaded.status, loaded.exception, loaded.current_run_count) == (
+        Q.WAITING_QUEUE,
+        None,
+        1,
+    )
+    assert (loaded.next_run_utc, loaded.scheduled_execution_utc) == (nxt, nxt)
+    assert loaded.execution_time_ms == 9.0
     assert loaded.last_execution_utc == clock.now
     audits = await storage.get_status_audits(task.id)
     assert [a.new_status for a in audits] == [Q.IN_PROGRESS, Q.COMPLETED]  # persist, run

@@ -118,6 +118,23 @@ def test_hot_paths_carry_tsql_hints_and_output() -> None:
     assert "UPDLOCK" not in str(statements.try_queued.compile(dialect=sqlite.dialect()))
 
 
+def test_recurring_runs_leave_an_active_series_waiting_in_tsql() -> None:
+    """A run with a next run sets the status (WaitingQueue) and the schedule from binds;
+    without one (``:scheduled`` NULL) the schedule, and for a failed run the status, stay."""
+    statements = SqlServerTaskStorage(ODBC).statements
+    row = "[EverTask].[QueuedTasks]"
+    for name in ("count_run", "complete_run"):
+        sql = str(getattr(statements, name).compile(dialect=_dialect()))
+        assert f"[ScheduledExecutionUtc]=coalesce(:scheduled, {row}.[ScheduledExecutionUtc])" in (
+            sql
+        ), name
+        assert "[NextRunUtc]=:next_run" in sql, name
+    count = str(statements.count_run.compile(dialect=_dialect()))
+    complete = str(statements.complete_run.compile(dialect=_dialect()))
+    assert f"[Status]=coalesce(:status, {row}.[Status])" in count
+    assert "[Status]=:status" in complete
+
+
 def test_hot_path_tsql_round_trips_through_text_with_bind_params() -> None:
     statements = SqlServerTaskStorage(ODBC).statements
     for name, statement in statements.hot_paths().items():

@@ -37,7 +37,14 @@ async def _history(storage: SqlTaskStorage, clock: Clock) -> dict[str, Any]:
     await storage.save_execution_logs(
         done.id,
         [
-            TaskExecutionLog(uuid7(), done.id, clock.now, "Information", f"l{i}", i)
+            TaskExecutionLog(
+                id=uuid7(),
+                task_id=done.id,
+                timestamp_utc=clock.now,
+                level="Information",
+                message=f"l{i}",
+                sequence_number=i,
+            )
             for i in range(5)
         ],
     )
@@ -48,7 +55,14 @@ async def _history(storage: SqlTaskStorage, clock: Clock) -> dict[str, Any]:
     await storage.save_execution_logs(
         fresh.id,
         [
-            TaskExecutionLog(uuid7(), fresh.id, clock.now, "Information", f"n{i}", i)
+            TaskExecutionLog(
+                id=uuid7(),
+                task_id=fresh.id,
+                timestamp_utc=clock.now,
+                level="Information",
+                message=f"n{i}",
+                sequence_number=i,
+            )
             for i in range(5)
         ],
     )

@@ -1,0 +1,69 @@
+"""What the engine writes to its storage: through overridable methods, at its clock's time,
+at each dispatch's own audit level."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from evertask import ManualClock, MemoryTaskStorage
+from evertask_abstractions import AuditLevel, QueuedTaskStatus
+from tests.engine.tasks import Ping, PingHandler
+from tests.helpers import build_host, wait_status
+
+S = QueuedTaskStatus
+
+
+async def test_the_engine_calls_overridden_storage_methods() -> None:
+    calls: list[tuple[str, uuid.UUID]] = []
+
+    class Counted(MemoryTaskStorage):
+        async def persist(self, task):  # type: ignore[no-untyped-def]
+            calls.append(("persist", task.id))
+            await super().persist(task)
+
+        async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
+            calls.append(("in_progress", task_id))
+            await super().set_in_progress(task_id, audit_level)
+
+        async def set_completed(
+            self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
+        ) -> None:
+            calls.append(("completed", task_id))
+            await super().set_completed(task_id, execution_time_ms, audit_level)
+
+    host, _ = build_host([PingHandler], storage=False, builder=lambda b: b.use_storage(Counted()))
+    async with host:
+        tid = await host.dispatcher.dispatch(Ping(n=1))
+        await wait_status(host, tid, S.COMPLETED)
+    assert calls == [("persist", tid), ("in_progress", tid), ("completed", tid)]
+
+
+async def test_the_engine_creates_rows_at_its_clock_time() -> None:
+    clock = ManualClock(datetime(2031, 2, 3, 4, 5, 6, 789_012, tzinfo=UTC))
+    host, _ = build_host([PingHandler], lambda o: o.use_clock(clock))
+    async with host:
+        tid = await host.dispatcher.dispatch(Ping(n=1))
+        await wait_status(host, tid, S.COMPLETED)
+        assert host.storage is not None
+        row = await host.storage.get(tid)
+    assert row is not None and row.created_at_utc == clock.now()
+    assert row.last_execution_utc == clock.now()
+
+
+async def test_an_immediate_dispatch_keeps_its_own_audit_level() -> None:
+    host, _ = build_host([PingHandler])  # default audit level: Full
+    async with host:
+        storage = host.storage
+        assert storage is not None
+        ids = {}
+        for level in (None, AuditLevel.NONE, AuditLevel.MINIMAL, None):
+            tid = await host.dispatcher.dispatch(Ping(n=1), audit_level=level)
+            await wait_status(host, tid, S.COMPLETED)
+            ids[tid] = AuditLevel.FULL if level is None else level
+        for tid, level in ids.items():
+            row = await storage.get(tid)
+            assert row is not None and row.audit_level is level and row.queue_name == "default"
+            audits = [a.new_status for a in await storage.get_status_audits(tid)]
+            full = [S.QUEUED, S.IN_PROGRESS, S.COMPLETED]
+            assert audits == (full if level is AuditLevel.FULL else [])
