@@ -48,6 +48,99 @@ def test_readme_quick_start_runs(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
 
 
+_LIFESPAN_CHECK = """
+import asyncio
+import sys
+
+import quickstart
+from evertask import add_evertask
+from evertask.storage import MemoryTaskStorage
+
+LIFESPAN = sys.argv[1]
+storage = MemoryTaskStorage()  # shared by both starts, like a database
+
+
+def builder():
+    return add_evertask(
+        quickstart.Container(),
+        lambda o: o.register_tasks_from_module(quickstart),
+    ).use_storage(storage)
+
+
+async def start_once():
+    namespace = {"evertask": builder(), "DailyCleanup": quickstart.DailyCleanup}
+    exec(compile(LIFESPAN, "readme-lifespan", "exec"), namespace)
+    app = namespace["app"]
+    async with app.router.lifespan_context(app):
+        row = await storage.get_by_task_key("daily-cleanup")
+        assert row is not None and row.is_recurring, row
+        assert row.type == "daily-cleanup", row.type
+        return row.id
+
+
+async def main():
+    first = await start_once()
+    second = await start_once()  # a restart: the same series, not a second one
+    assert first == second, (first, second)
+    print("lifespan ok")
+
+
+asyncio.run(main())
+"""
+
+
+def test_readme_fastapi_lifespan_registers_recurring_tasks_once(tmp_path: Path) -> None:
+    blocks = _python_blocks((ROOT / "README.md").read_text())
+    quickstart = next(b for b in blocks if "asyncio.run(main())" in b)
+    lifespan = next(b for b in blocks if "async def lifespan" in b)
+    (tmp_path / "quickstart.py").write_text(quickstart)
+    (tmp_path / "check.py").write_text(_LIFESPAN_CHECK)
+    done = subprocess.run(
+        [sys.executable, "check.py", lifespan],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "lifespan ok" in done.stdout
+
+
+def test_readme_quick_start_tasks_have_stable_names() -> None:
+    blocks = _python_blocks((ROOT / "README.md").read_text())
+    classes = re.findall(r"^class (\w+)\((EverTask\b[^)]*)\):", "\n".join(blocks), flags=re.M)
+    assert classes
+    for name, bases in classes:
+        assert "task_name=" in bases, f"{name} in the README has no task_name="
+
+
+def test_a_builder_method_without_its_extra_names_the_extra() -> None:
+    # the README's Install section promises this error; sqlalchemy hidden as if not installed
+    script = (
+        "import sys\n"
+        "sys.modules['sqlalchemy'] = None\n"
+        "from dependency_injector import containers\n"
+        "from evertask import add_evertask\n"
+        "from evertask_abstractions import ConfigurationError\n"
+        "builder = add_evertask(containers.DynamicContainer(), lambda o: o)\n"
+        "try:\n"
+        "    builder.add_sqlite_storage('x.db')\n"
+        "except ConfigurationError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install evertask[sqlite]" in done.stdout
+    assert "sqlalchemy" in done.stdout
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
