@@ -141,6 +141,50 @@ def test_a_builder_method_without_its_extra_names_the_extra() -> None:
     assert "sqlalchemy" in done.stdout
 
 
+def _user_docs() -> list[Path]:
+    return [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _heading_anchors(markdown: str) -> set[str]:
+    prose = re.sub(r"```.*?```", "", markdown, flags=re.S)
+    headings = re.findall(r"^#+ (.*)$", prose, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_links_between_docs_resolve() -> None:
+    broken = []
+    for doc in _user_docs():
+        prose = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (doc.parent / path) if path else doc
+            if not dest.exists():
+                broken.append(f"{doc.name}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in _heading_anchors(dest.read_text()):
+                broken.append(f"{doc.name}: {target} (no such heading)")
+    assert not broken, broken
+
+
+def test_docs_use_the_hosts_public_api_and_no_internal_notes() -> None:
+    for doc in [*_user_docs(), *sorted((ROOT / "samples").rglob("*.py"))]:
+        text = doc.read_text()
+        assert "host.engine" not in text, f"{doc.name} tells users to reach into host.engine"
+        assert "DESIGN" not in text, f"{doc.name} cites a design note users do not have"
+
+
+def test_benchmarks_page_has_current_figures_not_a_diary() -> None:
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", text), "dates belong in CHANGELOG.md"
+    assert not re.search(r"\b\d\d:\d\d UTC\b", text), "run times belong in CHANGELOG.md"
+    for word in ("this session", "today", "this morning", "the day before"):
+        assert word not in text, f"{word!r}: history belongs in CHANGELOG.md"
+    hashes = [h for h in re.findall(r"\b[0-9a-f]{7}\b", text) if not h.isdigit()]
+    assert not hashes, f"commit hashes belong in CHANGELOG.md: {hashes}"
+    assert "Performance history" in (ROOT / "CHANGELOG.md").read_text()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
