@@ -162,7 +162,9 @@ def test_links_between_docs_resolve() -> None:
             dest = (doc.parent / path) if path else doc
             if not dest.exists():
                 broken.append(f"{doc.name}: {target} (no such file)")
-            elif anchor and dest.suffix == ".md" and anchor not in _heading_anchors(dest.read_text()):
+            elif (
+                anchor and dest.suffix == ".md" and anchor not in _heading_anchors(dest.read_text())
+            ):
                 broken.append(f"{doc.name}: {target} (no such heading)")
     assert not broken, broken
 
