@@ -22,12 +22,17 @@ $(STAMP): pyproject.toml
 
 install: system-deps $(STAMP)
 
-# Debian packages: unixODBC (pyodbc, the SQL Server storage) and Chromium (the dashboard's
-# browser tests, driven by Playwright); installed with apt when missing and run as root.
+# Debian packages: unixODBC (pyodbc, the SQL Server storage), Chromium (the dashboard's
+# browser tests, driven by Playwright) and Node.js with npm (ui-check: the dashboard's type
+# check, unit tests and build); installed with apt when missing and run as root. A Node or
+# npm already on PATH is used as it is (never upgraded); ui-check needs Node 20.19 or later
+# (Vite 8), which Debian 12's own nodejs (18) is not: use a newer Node where it is older.
 system-deps:
 	@missing=""; \
 	ldconfig -p 2>/dev/null | grep -q 'libodbc.so.2' || missing="$$missing unixodbc"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 			echo "installing Debian packages:$$missing"; \
@@ -70,7 +75,11 @@ UI_DIR := evertask_monitor_api/ui
 ui:
 	cd $(UI_DIR) && npm ci --no-audit --no-fund && npm run build
 
-ui-check:
+ui-check: system-deps
+	@command -v node >/dev/null && command -v npm >/dev/null \
+	  || { echo "ui-check needs Node.js 20.19+ and npm: apt-get install nodejs npm"; exit 1; }
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
+	  || { echo "ui-check needs Node.js 20.19 or later (Vite 8); found $$(node --version)"; exit 1; }
 	@tmp=$$(mktemp -d); \
 	( cd $(UI_DIR) && npm ci --no-audit --no-fund >/dev/null && npm run typecheck && npm test \
 	  && npx vite build --outDir $$tmp --emptyOutDir --logLevel warn ) \

@@ -146,7 +146,13 @@ class EverTaskServiceBuilder:
 
     def _extension(self, name: str, extra: str) -> Callable[..., Any]:
         for entry in importlib.metadata.entry_points(group=EXTENSION_GROUP, name=name):
-            return entry.load()  # type: ignore[no-any-return]
+            try:
+                return entry.load()  # type: ignore[no-any-return]
+            except ImportError as exc:  # the package is there, its extra's dependencies are not
+                raise ConfigurationError(
+                    f"{name}() needs {exc.name or 'a module'!r}, which is not installed; "
+                    f"install it with `pip install evertask[{extra}]`."
+                ) from exc
         raise ConfigurationError(
             f"{name}() is provided by an optional package that is not installed; "
             f"install it with `pip install evertask[{extra}]`."

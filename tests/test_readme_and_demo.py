@@ -48,6 +48,145 @@ def test_readme_quick_start_runs(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
 
 
+_LIFESPAN_CHECK = """
+import asyncio
+import sys
+
+import quickstart
+from evertask import add_evertask
+from evertask.storage import MemoryTaskStorage
+
+LIFESPAN = sys.argv[1]
+storage = MemoryTaskStorage()  # shared by both starts, like a database
+
+
+def builder():
+    return add_evertask(
+        quickstart.Container(),
+        lambda o: o.register_tasks_from_module(quickstart),
+    ).use_storage(storage)
+
+
+async def start_once():
+    namespace = {"evertask": builder(), "DailyCleanup": quickstart.DailyCleanup}
+    exec(compile(LIFESPAN, "readme-lifespan", "exec"), namespace)
+    app = namespace["app"]
+    async with app.router.lifespan_context(app):
+        row = await storage.get_by_task_key("daily-cleanup")
+        assert row is not None and row.is_recurring, row
+        assert row.type == "daily-cleanup", row.type
+        return row.id
+
+
+async def main():
+    first = await start_once()
+    second = await start_once()  # a restart: the same series, not a second one
+    assert first == second, (first, second)
+    print("lifespan ok")
+
+
+asyncio.run(main())
+"""
+
+
+def test_readme_fastapi_lifespan_registers_recurring_tasks_once(tmp_path: Path) -> None:
+    blocks = _python_blocks((ROOT / "README.md").read_text())
+    quickstart = next(b for b in blocks if "asyncio.run(main())" in b)
+    lifespan = next(b for b in blocks if "async def lifespan" in b)
+    (tmp_path / "quickstart.py").write_text(quickstart)
+    (tmp_path / "check.py").write_text(_LIFESPAN_CHECK)
+    done = subprocess.run(
+        [sys.executable, "check.py", lifespan],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "lifespan ok" in done.stdout
+
+
+def test_readme_quick_start_tasks_have_stable_names() -> None:
+    blocks = _python_blocks((ROOT / "README.md").read_text())
+    classes = re.findall(r"^class (\w+)\((EverTask\b[^)]*)\):", "\n".join(blocks), flags=re.M)
+    assert classes
+    for name, bases in classes:
+        assert "task_name=" in bases, f"{name} in the README has no task_name="
+
+
+def test_a_builder_method_without_its_extra_names_the_extra() -> None:
+    # the README's Install section promises this error; sqlalchemy hidden as if not installed
+    script = (
+        "import sys\n"
+        "sys.modules['sqlalchemy'] = None\n"
+        "from dependency_injector import containers\n"
+        "from evertask import add_evertask\n"
+        "from evertask_abstractions import ConfigurationError\n"
+        "builder = add_evertask(containers.DynamicContainer(), lambda o: o)\n"
+        "try:\n"
+        "    builder.add_sqlite_storage('x.db')\n"
+        "except ConfigurationError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install evertask[sqlite]" in done.stdout
+    assert "sqlalchemy" in done.stdout
+
+
+def _user_docs() -> list[Path]:
+    return [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _heading_anchors(markdown: str) -> set[str]:
+    prose = re.sub(r"```.*?```", "", markdown, flags=re.S)
+    headings = re.findall(r"^#+ (.*)$", prose, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_links_between_docs_resolve() -> None:
+    broken = []
+    for doc in _user_docs():
+        prose = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (doc.parent / path) if path else doc
+            if not dest.exists():
+                broken.append(f"{doc.name}: {target} (no such file)")
+            elif (
+                anchor and dest.suffix == ".md" and anchor not in _heading_anchors(dest.read_text())
+            ):
+                broken.append(f"{doc.name}: {target} (no such heading)")
+    assert not broken, broken
+
+
+def test_docs_use_the_hosts_public_api_and_no_internal_notes() -> None:
+    for doc in [*_user_docs(), *sorted((ROOT / "samples").rglob("*.py"))]:
+        text = doc.read_text()
+        assert "host.engine" not in text, f"{doc.name} tells users to reach into host.engine"
+        assert "DESIGN" not in text, f"{doc.name} cites a design note users do not have"
+
+
+def test_benchmarks_page_has_current_figures_not_a_diary() -> None:
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", text), "dates belong in CHANGELOG.md"
+    assert not re.search(r"\b\d\d:\d\d UTC\b", text), "run times belong in CHANGELOG.md"
+    for word in ("this session", "today", "this morning", "the day before"):
+        assert word not in text, f"{word!r}: history belongs in CHANGELOG.md"
+    hashes = [h for h in re.findall(r"\b[0-9a-f]{7}\b", text) if not h.isdigit()]
+    assert not hashes, f"commit hashes belong in CHANGELOG.md: {hashes}"
+    assert "Performance history" in (ROOT / "CHANGELOG.md").read_text()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
