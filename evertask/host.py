@@ -234,15 +234,15 @@ class EverTaskHost:
         running = len(engine.executor.running)
         if running and seconds > 0:
             interrupt = asyncio.Event()
-            log.warning(
-                "Waiting up to %g s for %d running task%s to finish; press Ctrl-C again to "
-                "stop them now (they resume at the next start). "
-                "set_shutdown_grace_period() changes the wait.",
-                seconds,
-                running,
-                "" if running == 1 else "s",
-            )
-            with _interrupt_on_sigint(interrupt):
+            with _interrupt_on_sigint(interrupt):  # installed before the line invites a Ctrl-C
+                log.warning(
+                    "Waiting up to %g s for %d running task%s to finish; press Ctrl-C again to "
+                    "stop them now (they resume at the next start). "
+                    "set_shutdown_grace_period() changes the wait.",
+                    seconds,
+                    running,
+                    "" if running == 1 else "s",
+                )
                 await engine.executor.wait_idle(seconds, interrupt)
             if interrupt.is_set():
                 log.warning("Interrupted: stopping the running tasks now.")
