@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,10 @@ __all__ = ["CLIENT_IP_KEY", "AccessControlMiddleware", "ClientResolver", "client
 CLIENT_IP_KEY = "evertask_client_ip"
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+log = logging.getLogger("evertask.monitor")
+
+MAX_LOGGED_ADDRESSES = 1024
 
 
 def _parse(text: str) -> Address | None:
@@ -75,7 +80,11 @@ def client_ip(scope: Scope) -> str:
 
 
 class AccessControlMiddleware:
-    """Answers 403 to clients outside the allow-list, for HTTP and WebSocket alike."""
+    """Answers 403 to clients outside the allow-list, for HTTP and WebSocket alike.
+
+    Each refused address is logged once (WARNING, naming ``allowed_ips``); at most
+    ``MAX_LOGGED_ADDRESSES`` addresses are remembered, then logging stops.
+    """
 
     def __init__(
         self, app: ASGIApp, resolver: ClientResolver, allowed: Sequence[Network] = ()
@@ -83,6 +92,7 @@ class AccessControlMiddleware:
         self.app = app
         self.resolver = resolver
         self.allowed = list(allowed)
+        self._logged: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -91,13 +101,33 @@ class AccessControlMiddleware:
         address = self.resolver.resolve(scope)
         scope.setdefault("state", {})[CLIENT_IP_KEY] = address
         if self.allowed and (address is None or not any(address in n for n in self.allowed)):
-            await _deny(scope, send)
+            shown = str(address) if address is not None else "unknown"
+            self._log_refusal(shown)
+            await _deny(scope, send, shown)
             return
         await self.app(scope, receive, send)
 
+    def _log_refusal(self, address: str) -> None:
+        if address in self._logged or len(self._logged) >= MAX_LOGGED_ADDRESSES:
+            return
+        self._logged.add(address)
+        allowed = ", ".join(str(n) for n in self.allowed)
+        log.warning(
+            "Monitoring refused the client address %s: it is not in allowed_ips (%s). "
+            "Add it with MonitoringOptions.allow_ips(...) (e.g. '127.0.0.1', '::1' for "
+            "localhost), or set trust_proxies(...) if a reverse proxy forwards the requests. "
+            "Further refusals of this address are not logged.",
+            address,
+            allowed,
+        )
 
-async def _deny(scope: Scope, send: Send) -> None:
-    body = json.dumps({"message": "Access denied"}).encode()
+
+async def _deny(scope: Scope, send: Send, address: str) -> None:
+    message = (
+        f"Access denied: the client address {address} is not allowed by the monitoring "
+        "option allowed_ips (MonitoringOptions.allow_ips)."
+    )
+    body = json.dumps({"message": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if scope["type"] == "websocket":
         if "websocket.http.response" not in (scope.get("extensions") or {}):

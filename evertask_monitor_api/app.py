@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from evertask.storage.protocol import TaskStorage
 
 from . import ui, websocket
 from .access import AccessControlMiddleware
 from .context import MonitorContext
+from .limits import AUTH_PREFIX, BodyLimitMiddleware, relative_path, safe_text, validation_response
 from .routes import auth, config, dashboard, queues, statistics, tasks
 from .routes.config import package_version
 from .routes.deps import CONTEXT_KEY
@@ -33,8 +36,27 @@ Live events stream over the WebSocket at `../ws` (see docs/monitoring.md).
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return JSONResponse(
-        {"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        {"message": safe_text(exc.detail)}, status_code=exc.status_code, headers=exc.headers
     )
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 without the input; an invalid login body counts as a failed login."""
+    assert isinstance(exc, RequestValidationError)
+    if request.scope.get("endpoint") is auth.login:
+        context: MonitorContext = getattr(request.app.state, CONTEXT_KEY)
+        wait = auth.count_invalid_login(context, request.scope)
+        if wait is not None:
+            return await _http_error(request, auth.too_many_logins(wait))
+    return validation_response(exc)
+
+
+def _refused_body(context: MonitorContext) -> Callable[[Scope], None]:
+    def refused(scope: Scope) -> None:
+        if relative_path(scope) == f"{AUTH_PREFIX}login":
+            auth.count_invalid_login(context, scope)
+
+    return refused
 
 
 def build_app(context: MonitorContext, **fastapi_options: Any) -> FastAPI:
@@ -60,6 +82,13 @@ def build_app(context: MonitorContext, **fastapi_options: Any) -> FastAPI:
         app.mount("/assets", ui.assets_app(), name="assets")
         app.include_router(ui.router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        auth_limit=opts.max_auth_body_bytes,
+        limit=opts.max_body_bytes,
+        on_refused=_refused_body(context),
+    )
     app.add_middleware(ui.SecurityHeadersMiddleware, swagger=opts.enable_swagger)
     if opts.cors_origins:
         app.add_middleware(

@@ -18,6 +18,8 @@ ENV_JWT_SECRET = "EVERTASK_MONITOR_JWT_SECRET"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MIN_SECRET_LENGTH = 32
+DEFAULT_AUTH_BODY_LIMIT = 16 * 1024
+DEFAULT_BODY_LIMIT = 1024 * 1024
 
 
 def _network(text: str, what: str) -> Network:
@@ -62,6 +64,8 @@ class MonitoringOptions:
     allow_execution_logs_in_events: bool = True
     max_failed_logins: int = 5
     failed_login_window: timedelta = timedelta(minutes=1)
+    max_auth_body_bytes: int = DEFAULT_AUTH_BODY_LIMIT
+    max_body_bytes: int = DEFAULT_BODY_LIMIT
 
     # -- derived paths -----------------------------------------------------------------
     @property
@@ -145,6 +149,15 @@ class MonitoringOptions:
         )
         return self
 
+    def set_body_limits(self, *, auth: int | None = None, other: int | None = None) -> Self:
+        """Largest request body in bytes for ``/api/auth/*`` (default 16 KiB) and for every
+        other route (default 1 MiB); a larger body is refused with 413 before it is read."""
+        if auth is not None:
+            self.max_auth_body_bytes = auth
+        if other is not None:
+            self.max_body_bytes = other
+        return self
+
     def update(self, **values: Any) -> Self:
         """Set options by name (``add_monitoring_api(base_path=...)``)."""
         for name, value in values.items():
@@ -175,6 +188,12 @@ class MonitoringOptions:
             raise ConfigurationError("websocket_buffer_size must be at least 1.")
         if self.event_debounce_ms < 0:
             raise ConfigurationError("event_debounce_ms must not be negative.")
+        for name in ("max_auth_body_bytes", "max_body_bytes"):
+            limit = getattr(self, name)
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ConfigurationError(
+                    f"{name} must be a positive number of bytes (set_body_limits), got {limit!r}."
+                )
         if self.jwt_secret is not None and len(self.jwt_secret) < MIN_SECRET_LENGTH:
             raise ConfigurationError(
                 f"jwt_secret must be at least {MIN_SECRET_LENGTH} characters; generate one "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from evertask.storage.models import QueuedTask, TaskQuery
+from evertask.storage.models import QueuedTask, SortField, TaskQuery
 from evertask.storage.protocol import TaskStorage
 from evertask_abstractions import QueuedTaskStatus
 
@@ -114,10 +114,10 @@ class BucketCounts:
     total: int
 
 
-def success_rate(completed: int, failed: int) -> float:
-    """Completed / (Completed + Failed) in percent, 2 decimals (0 when nothing finished)."""
+def success_rate(completed: int, failed: int) -> float | None:
+    """Completed / (Completed + Failed) in percent, 2 decimals (``None`` when nothing finished)."""
     finished = completed + failed
-    return round(completed * 100.0 / finished, 2) if finished else 0.0
+    return round(completed * 100.0 / finished, 2) if finished else None
 
 
 def _floor_hour(moment: datetime) -> datetime:
@@ -344,9 +344,25 @@ class MonitorQueries:
         return set(self._queue_names[1])
 
     async def recent_activity(self, limit: int) -> list[RecentActivityDto]:
-        """The newest tasks with a one-line description of where they are."""
-        page = await self.storage.query_tasks(TaskQuery(page=1, page_size=limit))
-        return [_activity(row) for row in page.items]
+        """The tasks with the newest activity, newest first by the time each line shows:
+        its last run, or its creation when it has not run yet.
+
+        The newest ``limit`` by creation and by last run hold every line of the answer
+        (storages sort rows without a last run after the others).
+        """
+        created, ran = await asyncio.gather(
+            self.storage.query_tasks(TaskQuery(page=1, page_size=limit)),
+            self.storage.query_tasks(
+                TaskQuery(page=1, page_size=limit, sort_by=SortField.LAST_EXECUTION)
+            ),
+        )
+        rows = {row.id: row for row in (*created.items, *ran.items)}
+        lines = sorted(
+            (_activity(row) for row in rows.values()),
+            key=lambda line: (line.timestamp, str(line.task_id)),
+            reverse=True,
+        )
+        return lines[:limit]
 
     async def queue_metrics(self, queue_names: Sequence[str]) -> list[QueueMetricsDto]:
         """Per-queue counts (all time) and the average execution time of the last 24 hours."""
@@ -389,10 +405,7 @@ class MonitorQueries:
         return SuccessRateTrendResponse(
             period=period,
             timestamps=[b.start for b in buckets],
-            success_rates=[
-                success_rate(b.completed, b.failed) if b.completed + b.failed else None
-                for b in buckets
-            ],
+            success_rates=[success_rate(b.completed, b.failed) for b in buckets],
             completed=[b.completed for b in buckets],
             failed=[b.failed for b in buckets],
         )
@@ -472,6 +485,7 @@ def _activity(row: QueuedTask) -> RecentActivityDto:
         queue_name=row.queue_name,
         timestamp=when,
         message=message,
+        is_recurring=row.is_recurring,
     )
 
 

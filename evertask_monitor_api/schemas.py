@@ -383,7 +383,7 @@ class OverviewResponse(Dto):
     total_tasks_today: int
     total_tasks_week: int
     total_tasks_in_range: int
-    success_rate: float
+    success_rate: float | None
     failed_count: int
     avg_execution_time_ms: float | None
     status_distribution: dict[str, int]
@@ -401,6 +401,7 @@ class RecentActivityDto(Dto):
     queue_name: str
     timestamp: datetime
     message: str
+    is_recurring: bool = False
 
 
 class QueueMetricsDto(Dto):
@@ -414,7 +415,7 @@ class QueueMetricsDto(Dto):
     failed_tasks: int
     cancelled_tasks: int
     avg_execution_time_ms: float | None
-    success_rate: float
+    success_rate: float | None
     paused: bool
 
 

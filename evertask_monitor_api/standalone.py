@@ -11,6 +11,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,7 +24,7 @@ from .app import create_storage_app
 from .context import MonitorContext
 from .options import MonitoringOptions
 
-__all__ = ["create_standalone_app", "main", "storage_from_url"]
+__all__ = ["create_standalone_app", "main", "sqlite_path", "storage_from_url"]
 
 log = logging.getLogger("evertask.monitor")
 
@@ -37,25 +38,63 @@ def _load(module: str, name: str, extra: str) -> Any:
         ) from None
 
 
+def sqlite_path(url: str) -> Path:
+    """The existing SQLite file named by ``url``.
+
+    Accepted forms: ``sqlite:///relative/path.db`` (relative to the current directory,
+    as in SQLAlchemy), ``sqlite:////absolute/path.db`` (four slashes) and a plain file
+    path (``evertask.db``, ``./data/evertask.db``, ``/var/lib/app/evertask.db``, ``~/x.db``).
+    The file must exist: the monitor never creates an empty database.
+    """
+    if url.startswith("sqlite:"):
+        if not url.startswith("sqlite:///") or url == "sqlite:///":
+            raise ConfigurationError(
+                f"A sqlite URL needs a file: sqlite:///relative/path.db, "
+                f"sqlite:////absolute/path.db or a plain file path (got {url!r})."
+            )
+        text = url[len("sqlite:///") :]
+    else:
+        text = url
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    where = path.resolve()
+    hint = ""
+    if url.startswith("sqlite:///") and not path.is_absolute():
+        hint = (
+            f" sqlite:///{text} is relative to the current directory ({Path.cwd()}); "
+            f"for the absolute path /{text} write sqlite:////{text} or the plain path."
+        )
+    what = "is a directory, not" if path.is_dir() else "does not exist: no"
+    raise ConfigurationError(
+        f"{where} {what} SQLite database file (from --storage {url!r}).{hint} "
+        "Point it at the file your EverTask host writes (add_sqlite_storage(...))."
+    )
+
+
 def storage_from_url(url: str, schema: str | None = None) -> TaskStorage:
-    """A storage for ``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or
-    ``postgresql://user@host/db``; migrations are verified, never applied."""
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :]
-        if not path:
-            raise ConfigurationError("A sqlite URL needs a file: sqlite:///path/to/evertask.db")
-        cls = _load("evertask_storage_sqlite", "SqliteTaskStorage", "sqlite")
-        return cls(path, auto_apply_migrations=False)  # type: ignore[no-any-return]
+    """A storage for an existing database; migrations are verified, never applied.
+
+    SQLite: ``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or a plain file path
+    (see :func:`sqlite_path`; a missing file raises ``ConfigurationError``).
+    PostgreSQL: ``postgresql://user@host:5432/db`` (``postgres://`` and
+    ``postgresql+asyncpg://`` too).
+    """
     if url.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
         cls = _load("evertask_storage_postgres", "PostgresTaskStorage", "postgres")
         kwargs: dict[str, Any] = {"auto_apply_migrations": False}
         if schema is not None:
             kwargs["schema"] = schema
         return cls(url, **kwargs)  # type: ignore[no-any-return]
-    raise ConfigurationError(
-        f"Unsupported storage URL {url.split('://', 1)[0]!r}://...; use sqlite:///path.db "
-        "or postgresql://user@host:5432/database."
-    )
+    if "://" in url and not url.startswith("sqlite:"):
+        raise ConfigurationError(
+            f"Unsupported storage URL {url.split('://', 1)[0]!r}://...; use "
+            "sqlite:///relative.db, sqlite:////abs/path.db, a SQLite file path, "
+            "or postgresql://user@host:5432/database."
+        )
+    path = sqlite_path(url)
+    cls = _load("evertask_storage_sqlite", "SqliteTaskStorage", "sqlite")
+    return cls(str(path), auto_apply_migrations=False)  # type: ignore[no-any-return]
 
 
 def create_standalone_app(storage: TaskStorage, options: MonitoringOptions) -> FastAPI:
@@ -82,7 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m evertask_monitor_api",
         description="Read-only EverTask dashboard and API over an existing database.",
     )
-    parser.add_argument("--storage", required=True, help="sqlite:///path.db or postgresql://...")
+    parser.add_argument(
+        "--storage",
+        required=True,
+        help="an existing database: sqlite:///relative.db, sqlite:////abs/path.db, "
+        "a SQLite file path, or postgresql://user@host:5432/db",
+    )
     parser.add_argument("--schema", default=None, help="PostgreSQL schema (default: evertask)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080)

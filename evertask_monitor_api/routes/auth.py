@@ -6,14 +6,40 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials
+from starlette.types import Scope
 
 from ..access import client_ip
+from ..context import MonitorContext
 from ..schemas import LoginRequest, LoginResponse, TokenValidationResponse, ValidateRequest
 from .deps import AUTH_RESPONSES, Context, bearer, unauthorized
 
-__all__ = ["router"]
+__all__ = ["count_invalid_login", "router", "too_many_logins"]
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def too_many_logins(wait: int) -> HTTPException:
+    """The 429 of a throttled login, with ``Retry-After``."""
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"Too many failed logins; try again in {wait} s.",
+        headers={"Retry-After": str(wait)},
+    )
+
+
+def count_invalid_login(context: MonitorContext, scope: Scope) -> int | None:
+    """Count a login with an unusable body as a failure of the client's address.
+
+    Returns the seconds to wait when the client is already throttled (answer 429), else
+    ``None``. Nothing is counted when authentication is disabled.
+    """
+    if not context.options.enable_authentication:
+        return None
+    keys = (f"ip:{client_ip(scope)}",)
+    wait = context.throttle.retry_after(keys)
+    if wait is None:
+        context.throttle.record_failure(keys)
+    return wait
 
 
 @router.post(
@@ -22,6 +48,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     responses={
         401: AUTH_RESPONSES[401],
         403: AUTH_RESPONSES[403],
+        413: {**AUTH_RESPONSES[401], "description": "The body is over max_auth_body_bytes"},
         429: {**AUTH_RESPONSES[401], "description": "Too many failed logins; see Retry-After"},
     },
 )
@@ -37,11 +64,7 @@ async def login(body: LoginRequest, request: Request, context: Context) -> Login
     keys = (f"ip:{client_ip(request.scope)}", f"user:{body.username.casefold()}")
     wait = context.throttle.retry_after(keys)
     if wait is not None:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"Too many failed logins; try again in {wait} s.",
-            headers={"Retry-After": str(wait)},
-        )
+        raise too_many_logins(wait)
     creds = context.credentials
     if not creds.check(body.username, body.password):
         context.throttle.record_failure(keys)

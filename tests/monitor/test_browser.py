@@ -7,12 +7,12 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
 
-from evertask_abstractions import QueuedTaskStatus
+from evertask_abstractions import AuditLevel, QueuedTaskStatus
 
 from . import tasks
 from .harness import BASE, PASSWORD, USERNAME, ThreadedServer, build_host, seed, wait_status
@@ -189,3 +189,118 @@ def test_pause_a_queue_and_see_its_tasks_wait(page: Any, server: ThreadedServer)
     expect(page.get_by_test_id("queue-state-reports")).to_have_text("running")
     server.call(lambda: wait_status(host, report, S.COMPLETED))
     expect(page.get_by_test_id("queue-pending-reports")).to_have_text("0")
+
+
+def _logged_in(browser: Any, url: str, **context_options: Any) -> tuple[Any, Any]:
+    context = browser.new_context(**context_options)
+    context.set_default_timeout(5000)
+    tab = context.new_page()
+    tab.goto(f"{url}{BASE}/")
+    tab.fill("input[name=username]", USERNAME)
+    tab.fill("input[name=password]", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_selector("[data-testid=kpi-total]")
+    return context, tab
+
+
+_CLIPPED_TEXTS = """() => [...document.querySelectorAll("svg.chart")].flatMap((svg) => {
+  const box = svg.getBoundingClientRect();
+  return [...svg.querySelectorAll("text")].filter((t) => {
+    const r = t.getBoundingClientRect();
+    return r.width > 0 && (r.left < box.left - 0.5 || r.right > box.right + 0.5 ||
+      r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5);
+  }).map((t) => `${svg.getAttribute("aria-label")}: ${t.textContent}`);
+})"""
+
+
+def test_statistics_chart_labels_are_not_clipped_at_1400px(
+    browser: Any, server: ThreadedServer
+) -> None:
+    host = server.host
+    storage: Any = host.storage
+    slow = server.call(lambda: host.dispatcher.dispatch(tasks.Work(n=56), timedelta(hours=6)))
+    server.call(lambda: storage.set_in_progress(slow, AuditLevel.FULL))
+    server.call(lambda: storage.set_completed(slow, 98_765.4, AuditLevel.FULL))  # long labels
+    context, tab = _logged_in(browser, server.url, viewport={"width": 1400, "height": 900})
+    try:
+        tab.click("a.nav-link:has-text('Statistics')")
+        chart = tab.locator("svg[aria-label='Average execution time']")
+        expect(chart.locator("circle").first).to_be_attached()
+        expect(tab.locator("svg[aria-label='Success rate'] text").first).to_be_visible()
+        assert tab.evaluate(_CLIPPED_TEXTS) == []
+    finally:
+        context.close()
+
+
+def test_times_next_to_a_zoned_schedule_name_their_zone(
+    browser: Any, server: ThreadedServer
+) -> None:
+    host = server.host
+    rome = server.call(
+        lambda: host.dispatcher.dispatch(
+            tasks.Tick(),
+            lambda b: b.schedule().every_day().at_time(time(9, 0)).in_timezone("Europe/Rome"),
+        )
+    )
+    context, tab = _logged_in(browser, server.url, locale="en-GB", timezone_id="UTC")
+    try:
+        tab.goto(f"{server.url}{BASE}/tasks/{rome}")
+        expect(tab.get_by_test_id("field-schedule")).to_contain_text("Europe/Rome")
+        for field in ("next-run", "created", "scheduled"):
+            expect(tab.get_by_test_id(f"field-{field}")).to_have_text(re.compile(r"\d UTC$"))
+        # a recurring series' "Scheduled" is its next run
+        next_run = tab.get_by_test_id("field-next-run").inner_text()
+        expect(tab.get_by_test_id("field-scheduled")).to_have_text(next_run)
+        tab.goto(f"{server.url}{BASE}/tasks?isRecurring=true")
+        row = tab.get_by_test_id("task-row").filter(has_text="Tick").first
+        expect(row.get_by_test_id("scheduled")).to_have_text(re.compile(r"\d UTC$"))
+        tab.goto(f"{server.url}{BASE}/tasks/{server.seeded.completed[0]}")
+        expect(tab.get_by_test_id("field-created")).not_to_contain_text("UTC")  # not zoned
+    finally:
+        context.close()
+        server.call(lambda: host.dispatcher.cancel(rome))
+
+
+def test_a_task_stopped_by_the_service_shows_no_false_zero_duration(
+    page: Any, server: ThreadedServer
+) -> None:
+    host = server.host
+    storage: Any = host.storage
+    tid = server.call(lambda: host.dispatcher.dispatch(tasks.Work(n=55), timedelta(hours=5)))
+    server.call(lambda: storage.set_in_progress(tid, AuditLevel.FULL))
+    server.call(lambda: storage.set_cancelled_by_service(tid, "stopped", AuditLevel.FULL))
+    page.goto(f"{server.url}{BASE}/tasks/{tid}")
+    expect(page.locator("h1").get_by_test_id("status")).to_have_text("ServiceStopped")
+    expect(page.get_by_test_id("field-duration")).not_to_have_text(re.compile(r"^0(\.00)? ms$"))
+    page.goto(f"{server.url}{BASE}/tasks?statuses=ServiceStopped")
+    row = page.get_by_test_id("task-row").first
+    expect(row.get_by_test_id("duration")).not_to_have_text(re.compile(r"^0(\.00)? ms$"))
+
+
+def test_recent_activity_is_sorted_by_the_time_it_shows(page: Any) -> None:
+    lines = page.get_by_test_id("activity")
+    expect(lines.first).to_be_visible()
+    stamps = [
+        datetime.fromisoformat(lines.nth(i).get_attribute("data-timestamp").replace("Z", "+00:00"))
+        for i in range(lines.count())
+    ]
+    assert len(stamps) > 1 and stamps == sorted(stamps, reverse=True)
+
+
+def test_a_queue_with_nothing_finished_shows_a_dash_for_its_success_rate(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("empty")
+    empty = ThreadedServer(lambda: build_host("memory", directory), None).start()
+    try:
+        context, tab = _logged_in(browser, empty.url)
+        try:
+            tab.click("a.nav-link:has-text('Queues')")
+            expect(tab.get_by_test_id("queue-success-default")).to_have_text("—")
+            expect(tab.get_by_test_id("kpi-success")).to_have_count(0)  # another page
+            tab.click("a.nav-link:has-text('Overview')")
+            expect(tab.get_by_test_id("kpi-success")).to_have_text("—")
+        finally:
+            context.close()
+    finally:
+        empty.stop()

@@ -153,6 +153,6 @@ async def test_fallbacks_never_read_more_than_bounded_pages() -> None:
 
 def test_helpers() -> None:
     assert success_rate(3, 1) == 75.0
-    assert success_rate(0, 0) == 0.0
+    assert success_rate(0, 0) is None  # nothing finished: no rate (the dashboard shows "—")
     assert short_type_name("pkg.mod:SendEmail") == "SendEmail"
     assert short_type_name("Ns.Sub.SendEmail, Assembly") == "SendEmail"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import logging
@@ -87,7 +88,7 @@ async def test_clients_outside_the_allow_list_get_403_everywhere(tmp_path: Path)
         for method, path in operations(schema):
             denied = await call(outside.client, method, path, headers=inside.headers)
             assert denied.status_code == 403, (method, path)
-            assert denied.json() == {"message": "Access denied"}
+            assert "127.0.0.1 is not allowed" in denied.json()["message"]
         for page in (f"{BASE}/", f"{BASE}/tasks", f"{BASE}/assets/app.js"):
             assert (await outside.client.get(page)).status_code == 403
         assert (await inside.client.get(f"{API}/config")).status_code == 200
@@ -98,6 +99,53 @@ async def test_clients_outside_the_allow_list_get_403_everywhere(tmp_path: Path)
     finally:
         await outside.aclose()
         await inside.aclose()
+        await built.close()
+
+
+async def test_a_refused_address_is_logged_once_and_told_which_option(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="evertask.monitor")
+    built = build_host("memory", tmp_path, lambda o: o.allow_ips("10.0.0.0/8"))
+    await built.host.start()
+    app = parent_app(built.host)
+    local = Api(app, client_ip="127.0.0.1")
+    other = Api(app, client_ip="192.168.1.9")
+    try:
+        for _ in range(3):
+            refused = await local.client.get(f"{API}/config")
+            assert refused.status_code == 403
+            message = refused.json()["message"]
+            assert "127.0.0.1 is not allowed" in message and "allow_ips" in message
+        assert (await other.client.get(f"{BASE}/")).status_code == 403
+        logged = [r for r in caplog.records if "refused the client address" in r.getMessage()]
+        assert [r.levelno for r in logged] == [logging.WARNING, logging.WARNING]
+        assert "127.0.0.1" in logged[0].getMessage() and "allowed_ips" in logged[0].getMessage()
+        assert "10.0.0.0/8" in logged[0].getMessage()
+        assert "192.168.1.9" in logged[1].getMessage()
+    finally:
+        await local.aclose()
+        await other.aclose()
+        await built.close()
+
+
+async def test_the_documented_allow_list_lets_localhost_in(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "monitoring.md").read_text()
+    snippet = next(line for line in docs.splitlines() if "m.allow_ips(" in line)
+    networks = snippet.split("allow_ips(", 1)[1].split(")", 1)[0]
+    built = build_host(
+        "memory", tmp_path, lambda o: o.allow_ips(*ast.literal_eval(f"({networks},)"))
+    )
+    await built.host.start()
+    app = parent_app(built.host)
+    try:
+        for address in ("127.0.0.1", "::1", "10.1.2.3"):
+            api = Api(app, client_ip=address)
+            try:
+                assert (await api.client.get(f"{API}/config")).status_code == 200, address
+            finally:
+                await api.aclose()
+    finally:
         await built.close()
 
 

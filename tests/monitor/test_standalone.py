@@ -112,6 +112,39 @@ def test_storage_urls_are_checked() -> None:
         storage_from_url("sqlite:///")
 
 
+def test_sqlite_urls_and_paths_name_an_existing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_backend("sqlite")
+    url, _ = asyncio.run(_seeded_database("sqlite", tmp_path))
+    absolute = Path(url[len("sqlite:///") :])
+    assert absolute.is_absolute()
+    monkeypatch.chdir(absolute.parent)
+    for form in (
+        f"sqlite:///{absolute.name}",  # relative to the current directory
+        f"sqlite:///{absolute}",  # four slashes: absolute
+        str(absolute),
+        absolute.name,
+        f"./{absolute.name}",
+    ):
+        storage = storage_from_url(form)
+        assert Path(storage.path).resolve() == absolute.resolve(), form  # type: ignore[attr-defined]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    relative_of_absolute = f"sqlite:///{str(absolute).lstrip('/')}"  # the three-slash slip
+    with pytest.raises(ConfigurationError, match="sqlite:////") as error:
+        storage_from_url(relative_of_absolute)
+    assert "relative to the current directory" in str(error.value)
+    for missing in ("sqlite:///nothing.db", str(tmp_path / "nothing.db")):
+        with pytest.raises(ConfigurationError, match="does not exist"):
+            storage_from_url(missing)
+    with pytest.raises(ConfigurationError, match="is a directory"):
+        storage_from_url(str(tmp_path))
+    assert list(elsewhere.iterdir()) == []  # nothing was created
+    assert not (tmp_path / "nothing.db").exists()
+
+
 def test_command_line_prints_url_and_generated_password(tmp_path: Path) -> None:
     require_backend("sqlite")
     url, _ = asyncio.run(_seeded_database("sqlite", tmp_path))
@@ -163,3 +196,13 @@ def test_command_line_prints_url_and_generated_password(tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "Unsupported storage URL" in bad.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "evertask_monitor_api", "--storage", "sqlite:///missing.db"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert not (tmp_path / "missing.db").exists()

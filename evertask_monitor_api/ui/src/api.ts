@@ -129,7 +129,7 @@ export interface Overview {
   totalTasksToday: number;
   totalTasksWeek: number;
   totalTasksInRange: number;
-  successRate: number;
+  successRate: number | null;
   failedCount: number;
   avgExecutionTimeMs: number | null;
   statusDistribution: Record<string, number>;
@@ -145,6 +145,7 @@ export interface RecentActivity {
   queueName: string;
   timestamp: string;
   message: string;
+  isRecurring: boolean;
 }
 
 export interface QueueConfiguration {
@@ -156,7 +157,7 @@ export interface QueueConfiguration {
   failedTasks: number;
   cancelledTasks: number;
   avgExecutionTimeMs: number | null;
-  successRate: number;
+  successRate: number | null;
   paused: boolean;
   configured: boolean;
   maxDegreeOfParallelism: number | null;

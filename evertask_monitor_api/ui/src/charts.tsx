@@ -5,6 +5,26 @@ import type { Tone } from "./format";
 const W = 640;
 const H = 200;
 const PAD = { top: 10, right: 10, bottom: 24, left: 40 };
+/** Generous width of one character of the 10px axis font, in viewBox units. */
+const CHAR_W = 6.5;
+
+type Pad = typeof PAD;
+
+/** A tick value with at most 3 significant digits (0.075 stays 0.075, not 0.1). */
+function tickText(value: number, unit?: string): string {
+  return `${Number.isInteger(value) ? value : Number.parseFloat(value.toPrecision(3))}${unit ?? ""}`;
+}
+
+const TICKS = [0, 0.25, 0.5, 0.75, 1];
+
+/** Padding wide enough for the longest y tick and for x labels centred on the edges, so
+ * no label is cut off by the SVG's bounds. */
+function padFor(max: number, unit: string | undefined, edgeLabels: string[] = []): Pad {
+  const widest = (texts: string[]) => Math.max(0, ...texts.map((t) => t.length * CHAR_W));
+  const ticks = widest(TICKS.map((t) => tickText(max * t, unit)));
+  const edge = widest(edgeLabels) / 2 + 2;
+  return { ...PAD, left: Math.max(PAD.left, ticks + 10, edge), right: Math.max(PAD.right, edge) };
+}
 
 export interface Part {
   name: string;
@@ -21,19 +41,17 @@ function niceMax(value: number): number {
   return 10 * magnitude;
 }
 
-function Axis({ max, unit }: { max: number; unit?: string }) {
-  const ticks = [0, 0.25, 0.5, 0.75, 1];
-  const plotH = H - PAD.top - PAD.bottom;
+function Axis({ max, unit, pad = PAD }: { max: number; unit?: string; pad?: Pad }) {
+  const plotH = H - pad.top - pad.bottom;
   return (
     <g className="axis">
-      {ticks.map((t) => {
-        const y = PAD.top + plotH * (1 - t);
+      {TICKS.map((t) => {
+        const y = pad.top + plotH * (1 - t);
         return (
           <g key={t}>
-            <line x1={PAD.left} x2={W - PAD.right} y1={y} y2={y} className="grid" />
-            <text x={PAD.left - 6} y={y + 4} textAnchor="end">
-              {Number.isInteger(max * t) ? max * t : (max * t).toFixed(1)}
-              {unit ?? ""}
+            <line x1={pad.left} x2={W - pad.right} y1={y} y2={y} className="grid" />
+            <text x={pad.left - 6} y={y + 4} textAnchor="end">
+              {tickText(max * t, unit)}
             </text>
           </g>
         );
@@ -134,6 +152,9 @@ export function LineChart({
 }) {
   const values = points.map((p) => p.value).filter((v): v is number => v !== null);
   const max = fixedMax ?? niceMax(Math.max(0, ...values));
+  const every = labelEvery(points.length);
+  const shown = points.filter((_, i) => i % every === 0).map((p) => p.label);
+  const PAD = padFor(max, unit, shown);
   const plotW = W - PAD.left - PAD.right;
   const plotH = H - PAD.top - PAD.bottom;
   const step = points.length > 1 ? plotW / (points.length - 1) : 0;
@@ -150,10 +171,9 @@ export function LineChart({
     current += `${current ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)} `;
   });
   if (current) segments.push(current);
-  const every = labelEvery(points.length);
   return (
     <svg viewBox={`0 0 ${W} ${H}`} className="chart" role="img" aria-label={label}>
-      <Axis max={max} unit={unit} />
+      <Axis max={max} unit={unit} pad={PAD} />
       {segments.map((d, i) => (
         <path key={i} d={d} className="line" />
       ))}

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { apiUrl, wsUrl } from "./api";
-import { formatDuration, makeThrottle, prettyJson, statusTone } from "./format";
+import { formatDate, formatDuration, formatPercent, makeThrottle, prettyJson, runDuration, statusTone } from "./format";
 
 describe("apiUrl", () => {
   it("resolves under the base and repeats array parameters", () => {
@@ -53,5 +53,39 @@ describe("makeThrottle", () => {
     now = 1000;
     vi.advanceTimersByTime(900);
     expect(run).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe("runDuration", () => {
+  const audit = (id: number, at: string, newStatus: "InProgress" | "ServiceStopped" | "Queued") => ({
+    id,
+    queuedTaskId: "t",
+    updatedAtUtc: at,
+    newStatus,
+    exception: null,
+  });
+
+  it("keeps recorded durations and never shows a false zero for a stopped task", () => {
+    const ran = { lastExecutionUtc: "2026-01-01T10:00:30Z", executionTimeMs: 0 };
+    expect(runDuration({ ...ran, status: "Completed", executionTimeMs: 12 })).toBe(12);
+    expect(runDuration({ ...ran, status: "ServiceStopped" })).toBeNull();
+    expect(runDuration({ ...ran, status: "ServiceStopped", executionTimeMs: 30_000 })).toBe(30_000);
+    expect(runDuration({ ...ran, status: "ServiceStopped", lastExecutionUtc: null })).toBeNull();
+    const audits = [
+      audit(1, "2026-01-01T10:00:00Z", "Queued"),
+      audit(2, "2026-01-01T10:00:00Z", "InProgress"),
+      audit(3, "2026-01-01T10:00:30Z", "ServiceStopped"),
+    ];
+    expect(runDuration({ ...ran, status: "ServiceStopped" }, audits)).toBe(30_000);
+    expect(formatDuration(runDuration({ ...ran, status: "ServiceStopped" }))).toBe("—");
+  });
+
+  it("shows a dash for a success rate with nothing finished", () => {
+    expect(formatPercent(null)).toBe("—");
+    expect(formatPercent(75)).toBe("75.0%");
+  });
+
+  it("names the zone when asked", () => {
+    expect(formatDate("2026-01-01T10:00:00Z", true)).not.toBe(formatDate("2026-01-01T10:00:00Z"));
   });
 });

@@ -1,8 +1,10 @@
 // Formatting helpers shared by the pages.
 
-import type { Status } from "./api";
+import type { Status, StatusAudit } from "./api";
 
-export function formatDate(value: string | null | undefined): string {
+/** A date and time in the browser's zone; `zone` appends the zone's short name ("UTC",
+ * "GMT+1"), for times shown next to a schedule that names its own zone. */
+export function formatDate(value: string | null | undefined, zone = false): string {
   if (!value) return "—";
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) return value;
@@ -13,12 +15,38 @@ export function formatDate(value: string | null | undefined): string {
     hour: "2-digit",
     minute: "2-digit",
     second: "2-digit",
+    ...(zone ? { timeZoneName: "short" as const } : {}),
   });
 }
 
-export function formatTime(value: string): string {
+export function formatTime(value: string, zone = false): string {
   const date = new Date(value);
-  return date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return date.toLocaleTimeString(undefined, {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    ...(zone ? { timeZoneName: "short" as const } : {}),
+  });
+}
+
+/** The duration of a task's last run in ms, or null when it is not known: a task stopped
+ * by the service has no recorded duration (the engine does not pass one), so it is taken
+ * from its status history (InProgress to ServiceStopped) when that is available. */
+export function runDuration(
+  task: { status: Status; executionTimeMs: number | null; lastExecutionUtc: string | null },
+  audits: StatusAudit[] = [],
+): number | null {
+  if (!task.lastExecutionUtc) return null;
+  if (task.status !== "ServiceStopped") return task.executionTimeMs;
+  if (task.executionTimeMs) return task.executionTimeMs;
+  const ordered = [...audits].sort((a, b) => Date.parse(a.updatedAtUtc) - Date.parse(b.updatedAtUtc) || a.id - b.id);
+  let started: number | null = null;
+  let stopped: number | null = null;
+  for (const audit of ordered) {
+    if (audit.newStatus === "InProgress") started = Date.parse(audit.updatedAtUtc);
+    else if (audit.newStatus === "ServiceStopped" && started !== null) stopped = Date.parse(audit.updatedAtUtc) - started;
+  }
+  return stopped !== null && stopped >= 0 ? stopped : null;
 }
 
 export function formatDuration(ms: number | null | undefined): string {
@@ -35,6 +63,7 @@ export function formatNumber(value: number): string {
   return value.toLocaleString();
 }
 
+/** A percentage; null (nothing to divide, e.g. no finished task) is shown as "—". */
 export function formatPercent(value: number | null | undefined): string {
   return value === null || value === undefined ? "—" : `${value.toFixed(1)}%`;
 }

@@ -7,6 +7,11 @@ import { Badge, Card, ErrorBox, Kpi, Page, Segmented, StatusBadge } from "../com
 import { bucketLabel, formatDuration, formatNumber, formatPercent, formatTime, statusTone } from "../format";
 import { useApi } from "../state";
 
+/** Newest first by the time each line shows (its last run, else its creation). */
+function byTimeShown(items: RecentActivity[]): RecentActivity[] {
+  return [...items].sort((a, b) => Date.parse(b.timestamp) - Date.parse(a.timestamp));
+}
+
 export function OverviewPage() {
   const [range, setRange] = useState<Range>("Today");
   const overview = useApi<Overview>("/dashboard/overview", { range });
@@ -65,12 +70,14 @@ export function OverviewPage() {
             <Card title="Recent activity">
               <ErrorBox error={activity.error} />
               <ul className="activity">
-                {(activity.data ?? []).map((a) => (
-                  <li key={a.taskId}>
+                {byTimeShown(activity.data ?? []).map((a) => (
+                  <li key={a.taskId} data-testid="activity" data-timestamp={a.timestamp}>
                     <Link to={`/tasks/${a.taskId}`}>{a.shortType}</Link>
                     <StatusBadge status={a.status} />
                     <span className="muted">{a.message}</span>
-                    <span className="time">{formatTime(a.timestamp)}</span>
+                    <span className="time" data-testid="activity-time">
+                      {formatTime(a.timestamp, a.isRecurring)}
+                    </span>
                   </li>
                 ))}
                 {activity.data?.length === 0 && <li className="muted">No tasks yet.</li>}

@@ -57,7 +57,7 @@ export function QueuesPage() {
               <dt>Failed</dt>
               <dd>{q.failedTasks}</dd>
               <dt>Success rate</dt>
-              <dd>{formatPercent(q.successRate)}</dd>
+              <dd data-testid={`queue-success-${q.queueName}`}>{formatPercent(q.successRate)}</dd>
               <dt>Avg execution (24 h)</dt>
               <dd>{formatDuration(q.avgExecutionTimeMs)}</dd>
             </dl>

@@ -4,7 +4,7 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { api } from "../api";
 import type { ExecutionLogs, TaskDetail } from "../api";
 import { Badge, Card, ErrorBox, Page, Pager, StatusBadge } from "../components";
-import { formatDate, formatDuration, levelTone, prettyJson } from "../format";
+import { formatDate, formatDuration, levelTone, prettyJson, runDuration } from "../format";
 import { useApi, useSession } from "../state";
 
 const LEVELS = ["", "Trace", "Debug", "Information", "Warning", "Error", "Critical"];
@@ -14,12 +14,12 @@ function Field({ label, children }: { label: string; children: ReactNode }) {
   return (
     <>
       <dt>{label}</dt>
-      <dd>{children ?? "—"}</dd>
+      <dd data-testid={`field-${label.toLowerCase().replace(/ /g, "-")}`}>{children ?? "—"}</dd>
     </>
   );
 }
 
-function LogViewer({ taskId }: { taskId: string }) {
+function LogViewer({ taskId, zoned }: { taskId: string; zoned: boolean }) {
   const [level, setLevel] = useState("");
   const [page, setPage] = useState(1);
   const logs = useApi<ExecutionLogs>(`/tasks/${taskId}/execution-logs`, {
@@ -63,7 +63,7 @@ function LogViewer({ taskId }: { taskId: string }) {
       <div className="terminal" data-testid="log-viewer">
         {(data?.logs ?? []).map((log) => (
           <div className="log-line" key={log.id} data-testid="log-line">
-            <span className="muted">{formatDate(log.timestampUtc)}</span>{" "}
+            <span className="muted">{formatDate(log.timestampUtc, zoned)}</span>{" "}
             <span className={`level tone-${levelTone(log.level)}`}>{log.level.padEnd(11)}</span> {log.message}
             {log.exceptionDetails && <pre className="log-exception">{log.exceptionDetails}</pre>}
           </div>
@@ -92,6 +92,8 @@ export function TaskDetailPage() {
   const [actionError, setActionError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const t = task.data;
+  // a recurring schedule names its zone ("at 09:00 Europe/Rome"): say which zone the times are in
+  const zoned = t?.isRecurring ?? false;
 
   const act = async (action: "cancel" | "retry") => {
     setBusy(true);
@@ -166,10 +168,12 @@ export function TaskDetailPage() {
                 <Field label="Type">{t.type}</Field>
                 <Field label="Handler">{t.handler}</Field>
                 <Field label="Queue">{t.queueName}</Field>
-                <Field label="Created">{formatDate(t.createdAtUtc)}</Field>
-                <Field label="Scheduled">{formatDate(t.scheduledExecutionUtc)}</Field>
-                <Field label="Last execution">{formatDate(t.lastExecutionUtc)}</Field>
-                <Field label="Duration">{t.lastExecutionUtc ? formatDuration(t.executionTimeMs) : "—"}</Field>
+                <Field label="Created">{formatDate(t.createdAtUtc, zoned)}</Field>
+                <Field label="Scheduled">
+                  {formatDate(t.isRecurring ? (t.nextRunUtc ?? t.scheduledExecutionUtc) : t.scheduledExecutionUtc, zoned)}
+                </Field>
+                <Field label="Last execution">{formatDate(t.lastExecutionUtc, zoned)}</Field>
+                <Field label="Duration">{formatDuration(runDuration(t, t.statusAudits))}</Field>
                 <Field label="Audit level">{t.auditLevel}</Field>
                 {t.taskKey && <Field label="Task key">{t.taskKey}</Field>}
                 {t.retriedFrom && (
@@ -186,8 +190,8 @@ export function TaskDetailPage() {
                       {t.currentRunCount ?? 0}
                       {t.maxRuns ? ` of ${t.maxRuns}` : ""}
                     </Field>
-                    <Field label="Next run">{formatDate(t.nextRunUtc)}</Field>
-                    {t.runUntil && <Field label="Run until">{formatDate(t.runUntil)}</Field>}
+                    <Field label="Next run">{formatDate(t.nextRunUtc, zoned)}</Field>
+                    {t.runUntil && <Field label="Run until">{formatDate(t.runUntil, zoned)}</Field>}
                   </>
                 )}
               </dl>
@@ -217,7 +221,7 @@ export function TaskDetailPage() {
                 Runs history ({t.runsAudits.length})
               </button>
             </div>
-            {tab === "logs" && <LogViewer taskId={t.id} />}
+            {tab === "logs" && <LogViewer taskId={t.id} zoned={zoned} />}
             {tab === "status" && (
               <table className="table" data-testid="status-history">
                 <thead>
@@ -230,7 +234,7 @@ export function TaskDetailPage() {
                 <tbody>
                   {t.statusAudits.map((a) => (
                     <tr key={a.id}>
-                      <td>{formatDate(a.updatedAtUtc)}</td>
+                      <td>{formatDate(a.updatedAtUtc, zoned)}</td>
                       <td>
                         <StatusBadge status={a.newStatus} />
                       </td>
@@ -253,11 +257,11 @@ export function TaskDetailPage() {
                 <tbody>
                   {t.runsAudits.map((a) => (
                     <tr key={a.id}>
-                      <td>{formatDate(a.executedAt)}</td>
+                      <td>{formatDate(a.executedAt, zoned)}</td>
                       <td>
                         <StatusBadge status={a.status} />
                       </td>
-                      <td>{formatDuration(a.executionTimeMs)}</td>
+                      <td>{formatDuration(a.status === "ServiceStopped" && !a.executionTimeMs ? null : a.executionTimeMs)}</td>
                       <td className="pre-cell">{a.exception ?? ""}</td>
                     </tr>
                   ))}

@@ -2,7 +2,7 @@ import { useNavigate, useSearchParams } from "react-router-dom";
 import { STATUSES } from "../api";
 import type { QueueConfiguration, TasksPage } from "../api";
 import { Badge, Card, ErrorBox, Page, Pager, StatusBadge } from "../components";
-import { formatDate, formatDuration } from "../format";
+import { formatDate, formatDuration, runDuration } from "../format";
 import { useApi } from "../state";
 
 const COLUMNS: { key: string; label: string; sortable: boolean }[] = [
@@ -175,10 +175,15 @@ export function TasksPage() {
                   <StatusBadge status={t.status} />
                 </td>
                 <td>{t.queueName}</td>
-                <td>{formatDate(t.createdAtUtc)}</td>
-                <td>{formatDate(t.scheduledExecutionUtc ?? t.nextRunUtc)}</td>
-                <td>{formatDate(t.lastExecutionUtc)}</td>
-                <td>{t.lastExecutionUtc ? formatDuration(t.executionTimeMs) : "—"}</td>
+                <td>{formatDate(t.createdAtUtc, t.isRecurring)}</td>
+                <td data-testid="scheduled">
+                  {formatDate(
+                    t.isRecurring ? (t.nextRunUtc ?? t.scheduledExecutionUtc) : (t.scheduledExecutionUtc ?? t.nextRunUtc),
+                    t.isRecurring,
+                  )}
+                </td>
+                <td>{formatDate(t.lastExecutionUtc, t.isRecurring)}</td>
+                <td data-testid="duration">{formatDuration(runDuration(t))}</td>
               </tr>
             ))}
             {data?.items.length === 0 && (
