@@ -536,12 +536,14 @@ class WorkerExecutor:
                     if user:
                         await write_retrying(storage.set_cancelled_by_user, tid, level)
                     else:
-                        await write_retrying(
-                            storage.set_cancelled_by_service,
+                        await write_retrying(  # with how long it ran
+                            storage.set_status,
                             tid,
+                            QueuedTaskStatus.SERVICE_STOPPED,
                             "The service stopped while the task was running; "
                             "it resumes at the next start.",
                             level,
+                            elapsed_ms,
                         )
                 if handler is not None and "on_error" in hooks:
                     await self._hook(run, "on_error", handler.on_error(tid, error, message))

@@ -31,6 +31,7 @@ async def test_graceful_shutdown_marks_interrupted_tasks_service_stopped_then_th
     row = await storage.get(running)
     assert row is not None and row.status is QueuedTaskStatus.SERVICE_STOPPED
     assert row.last_execution_utc is not None
+    assert row.execution_time_ms >= 40  # how long it ran before the stop (grace 50 ms)
     statuses = {(await storage.get(t)).status for t in queued_ids}  # type: ignore[union-attr]
     assert statuses <= {QueuedTaskStatus.QUEUED, QueuedTaskStatus.SERVICE_STOPPED}
     assert (await storage.get(delayed)).status is QueuedTaskStatus.WAITING_QUEUE  # type: ignore[union-attr]
