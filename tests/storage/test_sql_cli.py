@@ -21,7 +21,7 @@ def _sql(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 def test_defaults_are_the_storages_defaults() -> None:
     postgres_default = inspect.signature(PostgresTaskStorage).parameters["schema"].default
-    assert DEFAULT_SCHEMAS == {"postgresql": postgres_default, "mssql": MSSQL_SCHEMA}
+    assert {"postgresql": postgres_default, "mssql": MSSQL_SCHEMA} == DEFAULT_SCHEMAS
 
 
 def test_postgres_without_schema_is_qualified_with_evertask(
