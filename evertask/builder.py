@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-from collections.abc import Callable
-from typing import Any, Self
+import os
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import IO, TYPE_CHECKING, Any, Literal, Self, Unpack
 
 from dependency_injector import providers
 
@@ -21,14 +22,33 @@ from .registry import HandlerRegistry
 from .storage.memory import MemoryTaskStorage
 from .storage.protocol import TaskStorage
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from evertask_monitor_api import MonitoringOptions, MonitoringSettings
+    from evertask_storage_efcore_like import RetentionPolicy
+
 __all__ = ["EverTaskServiceBuilder", "add_evertask"]
 
 log = logging.getLogger("evertask")
 
-EXTENSION_GROUP = "evertask.builder_extensions"
-
 StorageFactory = Callable[[EverTaskOptions], TaskStorage]
 HostHook = Callable[[EverTaskHost], None]
+
+_DISTRIBUTIONS = {"jwt": "pyjwt", "opentelemetry": "opentelemetry-api"}
+
+
+def _missing_extra(error: ImportError, method: str, extra: str) -> Exception:
+    """The error for a plug-in method whose optional dependency is not installed (a missing
+    module of EverTask itself is a broken installation: its own error is kept)."""
+    module = (error.name or "").partition(".")[0]
+    if not module or module.startswith("evertask"):
+        return error
+    package = _DISTRIBUTIONS.get(module, module)
+    return ConfigurationError(
+        f"{method}() needs the optional package {package!r} ({error}); "
+        f'install it with pip install "evertask[{extra}]"'
+    )
 
 
 def add_evertask(
@@ -105,33 +125,222 @@ class EverTaskServiceBuilder:
         """Keep rows in process memory (dev and tests; nothing survives the process)."""
         return self.use_storage(lambda options: MemoryTaskStorage(options.clock.now))
 
-    def add_sqlite_storage(self, path: str = "evertask.db", **options: Any) -> Self:
-        """Embedded SQLite storage (needs ``pip install evertask[sqlite]``)."""
-        return self._extension("add_sqlite_storage", "sqlite")(self, path, **options)  # type: ignore[no-any-return]
+    # Each plug-in method imports its package when called: the packages stay optional, and a
+    # missing dependency names the extra to install (see _missing_extra).
+    def add_sqlite_storage(
+        self,
+        path: str | os.PathLike[str] = "evertask.db",
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 5.0,
+        readers: int = 2,
+        auto_apply_migrations: bool = True,
+        max_batch_size: int = 512,
+        max_batch_delay: float = 0.0005,
+        inline_max_ops: int = 64,
+        retention: RetentionPolicy | None = None,
+        retention_interval: timedelta = timedelta(hours=24),
+    ) -> Self:
+        """Embedded SQLite storage in the file ``path`` (``pip install "evertask[sqlite]"``).
 
-    def add_postgres_storage(self, url: str, **options: Any) -> Self:
-        """PostgreSQL storage (needs ``pip install evertask[postgres]``)."""
-        return self._extension("add_postgres_storage", "postgres")(self, url, **options)  # type: ignore[no-any-return]
+        The options are :class:`~evertask_storage_sqlite.SqliteTaskStorage`'s; ``retention``
+        applies a :class:`~evertask_storage_efcore_like.RetentionPolicy` every
+        ``retention_interval``.
+        """
+        try:
+            from evertask_storage_sqlite import add_sqlite_storage
+        except ImportError as error:
+            raise _missing_extra(error, "add_sqlite_storage", "sqlite") from error
+        return add_sqlite_storage(
+            self,
+            path,
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
+            readers=readers,
+            auto_apply_migrations=auto_apply_migrations,
+            max_batch_size=max_batch_size,
+            max_batch_delay=max_batch_delay,
+            inline_max_ops=inline_max_ops,
+            retention=retention,
+            retention_interval=retention_interval,
+        )
 
-    def add_sqlserver_storage(self, connection_string: str, **options: Any) -> Self:
-        """SQL Server storage (needs ``pip install evertask[mssql]``)."""
-        return self._extension("add_sqlserver_storage", "mssql")(self, connection_string, **options)  # type: ignore[no-any-return]
+    def add_postgres_storage(
+        self,
+        url: str | URL,
+        schema: str | None = "evertask",
+        *,
+        pool_size: int = 5,
+        connect_timeout: float = 10.0,
+        auto_apply_migrations: bool = True,
+        max_batch_size: int = 512,
+        max_batch_delay: float = 0.0005,
+        writer_connections: int = 2,
+        engine_options: Mapping[str, Any] | None = None,
+        retention: RetentionPolicy | None = None,
+        retention_interval: timedelta = timedelta(hours=24),
+    ) -> Self:
+        """PostgreSQL storage at ``url`` (``pip install "evertask[postgres]"``).
 
-    def add_mysql_storage(self, url: str, **options: Any) -> Self:
-        """MySQL / MariaDB storage (needs ``pip install evertask[mysql]``)."""
-        return self._extension("add_mysql_storage", "mysql")(self, url, **options)  # type: ignore[no-any-return]
+        The options are :class:`~evertask_storage_postgres.PostgresTaskStorage`'s;
+        ``retention`` as in :meth:`add_sqlite_storage`.
+        """
+        try:
+            from evertask_storage_postgres import add_postgres_storage
+        except ImportError as error:
+            raise _missing_extra(error, "add_postgres_storage", "postgres") from error
+        return add_postgres_storage(
+            self,
+            url,
+            schema,
+            pool_size=pool_size,
+            connect_timeout=connect_timeout,
+            auto_apply_migrations=auto_apply_migrations,
+            max_batch_size=max_batch_size,
+            max_batch_delay=max_batch_delay,
+            writer_connections=writer_connections,
+            engine_options=engine_options,
+            retention=retention,
+            retention_interval=retention_interval,
+        )
 
-    def add_opentelemetry(self, **options: Any) -> Self:
-        """OpenTelemetry spans and metrics (needs ``pip install evertask[otel]``)."""
-        return self._extension("add_opentelemetry", "otel")(self, **options)  # type: ignore[no-any-return]
+    def add_sqlserver_storage(
+        self,
+        connection_string: str | URL,
+        schema: str | None = "EverTask",
+        *,
+        pool_size: int = 5,
+        connect_timeout: float = 15.0,
+        auto_apply_migrations: bool = True,
+        max_batch_size: int = 512,
+        max_batch_delay: float = 0.0005,
+        writer_connections: int = 1,
+        engine_options: Mapping[str, Any] | None = None,
+        retention: RetentionPolicy | None = None,
+        retention_interval: timedelta = timedelta(hours=24),
+    ) -> Self:
+        """SQL Server / Azure SQL storage (``pip install "evertask[mssql]"``).
 
-    def add_structured_logging(self, **options: Any) -> Self:
-        """JSON or console structured logs with task context (``pip install evertask[logging]``)."""
-        return self._extension("add_structured_logging", "logging")(self, **options)  # type: ignore[no-any-return]
+        The options are :class:`~evertask_storage_mssql.SqlServerTaskStorage`'s (empty
+        ``schema``: ``dbo``); ``retention`` as in :meth:`add_sqlite_storage`.
+        """
+        try:
+            from evertask_storage_mssql import add_sqlserver_storage
+        except ImportError as error:
+            raise _missing_extra(error, "add_sqlserver_storage", "mssql") from error
+        return add_sqlserver_storage(
+            self,
+            connection_string,
+            schema,
+            pool_size=pool_size,
+            connect_timeout=connect_timeout,
+            auto_apply_migrations=auto_apply_migrations,
+            max_batch_size=max_batch_size,
+            max_batch_delay=max_batch_delay,
+            writer_connections=writer_connections,
+            engine_options=engine_options,
+            retention=retention,
+            retention_interval=retention_interval,
+        )
 
-    def add_monitoring_api(self, configure: Any = None, **options: Any) -> Self:
-        """Monitoring REST API, live WebSocket and dashboard (``pip install evertask[monitor]``)."""
-        return self._extension("add_monitoring_api", "monitor")(self, configure, **options)  # type: ignore[no-any-return]
+    def add_mysql_storage(
+        self,
+        url: str | URL,
+        schema: str | None = None,
+        *,
+        pool_size: int = 5,
+        connect_timeout: float = 10.0,
+        pool_recycle: float = 3600.0,
+        auto_apply_migrations: bool = True,
+        max_batch_size: int = 512,
+        max_batch_delay: float = 0.0005,
+        writer_connections: int = 1,
+        engine_options: Mapping[str, Any] | None = None,
+        retention: RetentionPolicy | None = None,
+        retention_interval: timedelta = timedelta(hours=24),
+    ) -> Self:
+        """MySQL / MariaDB storage at ``url`` (``pip install "evertask[mysql]"``).
+
+        The options are :class:`~evertask_storage_mysql.MySqlTaskStorage`'s (the database
+        comes from the URL; a ``schema`` is refused); ``retention`` as in
+        :meth:`add_sqlite_storage`.
+        """
+        try:
+            from evertask_storage_mysql import add_mysql_storage
+        except ImportError as error:
+            raise _missing_extra(error, "add_mysql_storage", "mysql") from error
+        return add_mysql_storage(
+            self,
+            url,
+            schema,
+            pool_size=pool_size,
+            connect_timeout=connect_timeout,
+            pool_recycle=pool_recycle,
+            auto_apply_migrations=auto_apply_migrations,
+            max_batch_size=max_batch_size,
+            max_batch_delay=max_batch_delay,
+            writer_connections=writer_connections,
+            engine_options=engine_options,
+            retention=retention,
+            retention_interval=retention_interval,
+        )
+
+    def add_opentelemetry(
+        self,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        *,
+        tracing: bool = True,
+        metrics: bool = True,
+    ) -> Self:
+        """OpenTelemetry spans and metrics (the SDK: ``pip install "evertask[otel]"``).
+
+        See :func:`evertask.telemetry.add_opentelemetry` for the parameters.
+        """
+        try:
+            from .telemetry import add_opentelemetry
+        except ImportError as error:
+            raise _missing_extra(error, "add_opentelemetry", "otel") from error
+        return add_opentelemetry(
+            self, tracer_provider, meter_provider, tracing=tracing, metrics=metrics
+        )
+
+    def add_structured_logging(
+        self,
+        *,
+        format: Literal["json", "console"] = "json",
+        stream: IO[str] | None = None,
+        level: int = logging.INFO,
+        loggers: Iterable[str] = (),
+        propagate: bool = False,
+    ) -> Self:
+        """JSON or console structured logs with task context.
+
+        See :func:`evertask_logging.add_structured_logging` for the parameters.
+        """
+        try:
+            from evertask_logging import add_structured_logging
+        except ImportError as error:
+            raise _missing_extra(error, "add_structured_logging", "logging") from error
+        return add_structured_logging(
+            self, format=format, stream=stream, level=level, loggers=loggers, propagate=propagate
+        )
+
+    def add_monitoring_api(
+        self,
+        configure: Callable[[MonitoringOptions], object] | None = None,
+        **options: Unpack[MonitoringSettings],
+    ) -> Self:
+        """Monitoring REST API, live WebSocket and dashboard (``pip install "evertask[monitor]"``).
+
+        ``configure`` receives the :class:`~evertask_monitor_api.MonitoringOptions`; keyword
+        arguments set its fields by name (:class:`~evertask_monitor_api.MonitoringSettings`).
+        """
+        try:
+            from evertask_monitor_api import add_monitoring_api
+        except ImportError as error:
+            raise _missing_extra(error, "add_monitoring_api", "monitor") from error
+        return add_monitoring_api(self, configure, **options)
 
     # -- plug-ins --------------------------------------------------------------------------
     def add_component(self, component: HostComponent) -> Self:
@@ -143,20 +352,6 @@ class EverTaskServiceBuilder:
         """Call ``hook(host)`` when the host is built (plug-ins wire themselves here)."""
         self._host_hooks.append(hook)
         return self
-
-    def _extension(self, name: str, extra: str) -> Callable[..., Any]:
-        for entry in importlib.metadata.entry_points(group=EXTENSION_GROUP, name=name):
-            try:
-                return entry.load()  # type: ignore[no-any-return]
-            except ImportError as exc:  # the package is there, its extra's dependencies are not
-                raise ConfigurationError(
-                    f"{name}() needs {exc.name or 'a module'!r}, which is not installed; "
-                    f"install it with `pip install evertask[{extra}]`."
-                ) from exc
-        raise ConfigurationError(
-            f"{name}() is provided by an optional package that is not installed; "
-            f"install it with `pip install evertask[{extra}]`."
-        )
 
     # -- build -----------------------------------------------------------------------------
     def _queue_configs(self) -> dict[str, QueueConfiguration]:

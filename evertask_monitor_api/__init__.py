@@ -11,6 +11,7 @@ mount_monitoring(app, host)          # dashboard at /evertask-monitoring
 from .auth import Credentials, TokenService
 from .component import (
     MonitoringComponent,
+    MonitoringSettings,
     add_monitoring_api,
     create_monitoring_app,
     monitoring_of,
@@ -29,6 +30,7 @@ __all__ = [
     "MonitorQueries",
     "MonitoringComponent",
     "MonitoringOptions",
+    "MonitoringSettings",
     "TokenService",
     "add_monitoring_api",
     "create_monitoring_app",

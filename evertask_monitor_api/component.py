@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from fastapi import FastAPI
 
@@ -19,6 +20,7 @@ from .options import MonitoringOptions
 
 __all__ = [
     "MonitoringComponent",
+    "MonitoringSettings",
     "add_monitoring_api",
     "create_monitoring_app",
     "monitoring_of",
@@ -28,6 +30,31 @@ __all__ = [
 B = TypeVar("B")
 
 Configure = Callable[[MonitoringOptions], object]
+
+
+class MonitoringSettings(TypedDict, total=False):
+    """The :class:`MonitoringOptions` fields ``add_monitoring_api`` accepts by keyword (the
+    defaults are the fields' defaults)."""
+
+    base_path: str
+    enable_ui: bool
+    enable_authentication: bool
+    enable_swagger: bool
+    read_only: bool
+    username: str | None
+    password: str | None
+    jwt_secret: str | None
+    jwt_issuer: str
+    jwt_audience: str
+    token_lifetime: timedelta
+    cors_origins: list[str]
+    allowed_ips: list[str]
+    trusted_proxies: list[str]
+    event_debounce_ms: int
+    websocket_buffer_size: int
+    allow_execution_logs_in_events: bool
+    max_failed_logins: int
+    failed_login_window: timedelta
 
 
 def _options(configure: Configure | None, values: dict[str, Any]) -> MonitoringOptions:
@@ -100,14 +127,16 @@ class MonitoringComponent:
         self.context.closing.set()
 
 
-def add_monitoring_api(builder: B, configure: Configure | None = None, **options: Any) -> B:
+def add_monitoring_api(
+    builder: B, configure: Configure | None = None, **options: Unpack[MonitoringSettings]
+) -> B:
     """Add the monitoring REST API, live WebSocket and dashboard to an EverTask builder.
 
-    ``configure`` receives :class:`MonitoringOptions`; keyword arguments set options by
-    name. After ``build()``, mount ``host.monitoring.app`` at ``options.base_path`` (or
-    call :func:`mount_monitoring`).
+    ``configure`` receives :class:`MonitoringOptions`; keyword arguments set its fields by
+    name (:class:`MonitoringSettings`), before ``configure`` runs. After ``build()``, mount
+    ``host.monitoring.app`` at ``options.base_path`` (or call :func:`mount_monitoring`).
     """
-    component = MonitoringComponent(_options(configure, options))
+    component = MonitoringComponent(_options(configure, dict(options)))
     builder.add_component(component)  # type: ignore[attr-defined]
     builder.on_build(component.bind)  # type: ignore[attr-defined]
     return builder

@@ -14,7 +14,11 @@ from evertask_abstractions import ConfigurationError
 
 from .migrate import DIALECTS, head_revision, migration_sql
 
-__all__ = ["main"]
+__all__ = ["DEFAULT_SCHEMAS", "main"]
+
+DEFAULT_SCHEMAS: dict[str, str] = {"postgresql": "evertask", "mssql": "EverTask"}
+"""The schema each storage uses unless configured (the others have no schemas); the
+script targets it when ``--schema`` is not given."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument(
         "--schema",
         default=None,
-        help="schema holding the tables (PostgreSQL default: evertask; SQL Server: EverTask)",
+        help=(
+            "schema holding the tables, as configured on the storage (default: the storage's "
+            "default, PostgreSQL: evertask, SQL Server: EverTask; '' for the connection's "
+            "default schema, SQL Server: dbo; MySQL and SQLite have none)"
+        ),
     )
     sql.add_argument(
         "--from",
@@ -43,16 +51,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _schema(dialect: str, given: str | None) -> str | None:
+    """The storage's schema for ``--schema`` (``None``: not given; ``""``: the default)."""
+    if given is None:
+        return DEFAULT_SCHEMAS.get(dialect)
+    if given == "" and dialect == "mssql":
+        return "dbo"  # what SqlServerTaskStorage(schema="") uses
+    return given
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "head":
         print(head_revision())
         return 0
+    schema = _schema(args.dialect, args.schema)
     try:
         text = migration_sql(
             args.dialect,
-            args.schema,
+            schema,
             from_revision=args.from_revision,
             to_revision=args.to_revision,
         )

@@ -10,21 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evertask_abstractions import ConfigurationError
 
+from .alembic_log import quiet_alembic
 from .schema import validate_schema_name
+
+with quiet_alembic():  # its import logs "setup plugin ..." lines at INFO
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext, MigrationInfo
+    from alembic.script import ScriptDirectory
 
 __all__ = [
     "DIALECTS",
@@ -44,6 +48,8 @@ VERSION_TABLE = "__EverTaskMigrationsHistory"
 
 DIALECTS = ("postgresql", "sqlite", "mssql", "mysql")
 """Dialects the offline SQL can be generated for."""
+
+log = logging.getLogger("evertask.storage.migrations")
 
 _SCRIPT_LOCATION = str(Path(__file__).with_name("migrations"))
 _LOCK_KEY = 0x45766572_5461736B  # "EverTask": the advisory lock of concurrent migrations
@@ -68,7 +74,7 @@ async def _alembic_turn() -> AsyncIterator[None]:
 
 
 def _config(schema: str | None, **attributes: Any) -> Config:
-    config = Config()
+    config = Config()  # no ini file: Alembic leaves the application's logging alone
     config.set_main_option("script_location", _SCRIPT_LOCATION)
     config.attributes["schema"] = schema
     config.attributes.update(attributes)
@@ -115,44 +121,77 @@ def unlock_sql(dialect: str) -> str | None:
 
 def head_revision() -> str:
     """The newest migration shipped with this version."""
-    head = ScriptDirectory.from_config(_config(None)).get_current_head()
+    with quiet_alembic():
+        head = ScriptDirectory.from_config(_config(None)).get_current_head()
     assert head is not None
     return head
 
 
-def _upgrade(connection: Connection, schema: str | None, revision: str) -> None:
-    command.upgrade(_config(schema, connection=connection), revision)
+def _run(connection: Connection, schema: str | None, revision: str, upgrade: bool) -> list[str]:
+    """Run Alembic's upgrade or downgrade quietly; return the revisions it applied/reverted."""
+    steps: list[str] = []
 
+    def record(*, step: MigrationInfo, **_: Any) -> None:
+        steps.extend(step.destination_revision_ids if upgrade else step.source_revision_ids)
 
-def _downgrade(connection: Connection, schema: str | None, revision: str) -> None:
-    command.downgrade(_config(schema, connection=connection), revision)
+    config = _config(schema, connection=connection, on_version_apply=record)
+    with quiet_alembic():
+        (command.upgrade if upgrade else command.downgrade)(config, revision)
+    return steps
 
 
 def _current(connection: Connection, schema: str | None) -> str | None:
-    context = MigrationContext.configure(
-        connection, opts={"version_table": VERSION_TABLE, "version_table_schema": schema}
-    )
-    return context.get_current_revision()
+    with quiet_alembic():
+        context = MigrationContext.configure(
+            connection, opts={"version_table": VERSION_TABLE, "version_table_schema": schema}
+        )
+        return context.get_current_revision()
+
+
+def _where(connection: AsyncConnection, schema: str | None) -> str:
+    return f"{connection.dialect.name}" + (f" schema {schema!r}" if schema else "")
 
 
 async def apply_migrations(
     connection: AsyncConnection, schema: str | None = None, revision: str = "head"
-) -> None:
-    """Upgrade the EverTask tables in ``schema`` to ``revision`` and commit."""
+) -> list[str]:
+    """Upgrade the EverTask tables in ``schema`` to ``revision`` and commit.
+
+    Returns the revisions applied (empty when already there); when any, logs one INFO line
+    on ``evertask.storage.migrations`` naming them (Alembic's own INFO lines are dropped).
+    """
     schema = validate_schema_name(schema)
     async with _alembic_turn():
-        await connection.run_sync(_upgrade, schema, revision)
+        applied = await connection.run_sync(_run, schema, revision, True)
         await connection.commit()
+    if applied:
+        log.info(
+            "Applied EverTask migration(s) %s to %s (now at %s).",
+            ", ".join(applied),
+            _where(connection, schema),
+            applied[-1],
+        )
+    return applied
 
 
 async def downgrade_migrations(
     connection: AsyncConnection, schema: str | None = None, revision: str = "base"
-) -> None:
-    """Downgrade the EverTask tables (``"base"`` drops them) and commit."""
+) -> list[str]:
+    """Downgrade the EverTask tables (``"base"`` drops them) and commit.
+
+    Returns the revisions reverted; when any, logs one INFO line naming them.
+    """
     schema = validate_schema_name(schema)
     async with _alembic_turn():
-        await connection.run_sync(_downgrade, schema, revision)
+        reverted = await connection.run_sync(_run, schema, revision, False)
         await connection.commit()
+    if reverted:
+        log.info(
+            "Reverted EverTask migration(s) %s in %s.",
+            ", ".join(reverted),
+            _where(connection, schema),
+        )
+    return reverted
 
 
 async def current_revision(connection: AsyncConnection, schema: str | None = None) -> str | None:
@@ -185,5 +224,6 @@ def migration_sql(
     buffer = io.StringIO()
     config = _config(schema, dialect=dialect, output=buffer)
     target = to_revision if from_revision is None else f"{from_revision}:{to_revision}"
-    command.upgrade(config, target, sql=True)
+    with quiet_alembic():
+        command.upgrade(config, target, sql=True)
     return buffer.getvalue()

@@ -1,10 +1,12 @@
-"""``add_sqlserver_storage``: the builder extension (entry point group
-``evertask.builder_extensions``)."""
+"""``add_sqlserver_storage``: also ``EverTaskServiceBuilder.add_sqlserver_storage``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
+
+from sqlalchemy.engine import URL
 
 from evertask_storage_efcore_like.extension import add_storage
 from evertask_storage_efcore_like.retention import RetentionPolicy
@@ -18,12 +20,18 @@ B = TypeVar("B")
 
 def add_sqlserver_storage(
     builder: B,
-    connection_string: str,
+    connection_string: str | URL,
     schema: str | None = DEFAULT_SCHEMA,
     *,
+    pool_size: int = 5,
+    connect_timeout: float = 15.0,
+    auto_apply_migrations: bool = True,
+    max_batch_size: int = 512,
+    max_batch_delay: float = 0.0005,
+    writer_connections: int = 1,
+    engine_options: Mapping[str, Any] | None = None,
     retention: RetentionPolicy | None = None,
     retention_interval: timedelta = timedelta(hours=24),
-    **options: Any,
 ) -> B:
     """Store tasks in SQL Server (see :class:`SqlServerTaskStorage` for the string and options).
 
@@ -38,5 +46,11 @@ def add_sqlserver_storage(
         schema,
         retention=retention,
         retention_interval=retention_interval,
-        **options,
+        pool_size=pool_size,
+        connect_timeout=connect_timeout,
+        auto_apply_migrations=auto_apply_migrations,
+        max_batch_size=max_batch_size,
+        max_batch_delay=max_batch_delay,
+        writer_connections=writer_connections,
+        engine_options=engine_options,
     )

@@ -1,9 +1,12 @@
-"""``add_mysql_storage``: the builder extension (entry point ``evertask.builder_extensions``)."""
+"""``add_mysql_storage``: also ``EverTaskServiceBuilder.add_mysql_storage``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
+
+from sqlalchemy.engine import URL
 
 from evertask_storage_efcore_like.extension import add_storage
 from evertask_storage_efcore_like.retention import RetentionPolicy
@@ -17,14 +20,24 @@ B = TypeVar("B")
 
 def add_mysql_storage(
     builder: B,
-    url: str,
+    url: str | URL,
+    schema: str | None = None,
     *,
+    pool_size: int = 5,
+    connect_timeout: float = 10.0,
+    pool_recycle: float = 3600.0,
+    auto_apply_migrations: bool = True,
+    max_batch_size: int = 512,
+    max_batch_delay: float = 0.0005,
+    writer_connections: int = 1,
+    engine_options: Mapping[str, Any] | None = None,
     retention: RetentionPolicy | None = None,
     retention_interval: timedelta = timedelta(hours=24),
-    **options: Any,
 ) -> B:
     """Store tasks in MySQL or MariaDB at ``url`` (see :class:`MySqlTaskStorage` for options).
 
+    The database comes from the URL: MySQL has no schemas apart from databases, so a
+    ``schema`` is refused with a hint (it is accepted for symmetry with the others).
     ``retention`` adds a :class:`~evertask_storage_efcore_like.RetentionComponent` that
     applies the policy every ``retention_interval``. Returns the builder.
     """
@@ -32,7 +45,15 @@ def add_mysql_storage(
         builder,
         MySqlTaskStorage,
         url,
+        schema,
         retention=retention,
         retention_interval=retention_interval,
-        **options,
+        pool_size=pool_size,
+        connect_timeout=connect_timeout,
+        pool_recycle=pool_recycle,
+        auto_apply_migrations=auto_apply_migrations,
+        max_batch_size=max_batch_size,
+        max_batch_delay=max_batch_delay,
+        writer_connections=writer_connections,
+        engine_options=engine_options,
     )

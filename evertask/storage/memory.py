@@ -74,9 +74,15 @@ def _utc(when: datetime | None) -> datetime | None:
 
 def _stored(task: QueuedTask) -> QueuedTask:
     """A detached copy of ``task`` with every time in UTC (raises on a naive time)."""
-    row = task.copy()
+    return _in_utc(task.copy())
+
+
+def _in_utc(row: QueuedTask) -> QueuedTask:
+    """``row`` with every time in UTC, converted in place (raises on a naive time)."""
     for name in _TIME_FIELDS:
-        setattr(row, name, _utc(getattr(row, name)))
+        value = getattr(row, name)
+        if value is not None and value.tzinfo is not UTC:
+            setattr(row, name, _utc(value))
     return row
 
 
@@ -182,12 +188,15 @@ class MemoryTaskStorage:
 
     # -- dispatch and lookup ---------------------------------------------------------------
     async def persist(self, task: QueuedTask) -> None:
-        """Insert a row (and its status audit unless it is WaitingQueue)."""
+        """Insert a row (and its status audit unless it is WaitingQueue).
+
+        The row object is kept (the caller hands it over: see ``TaskStorage.persist``).
+        """
         if task.task_key is not None and task.task_key in self._keys:
             raise TaskKeyConflictError(task.task_key)
         if task.id in self._tasks:
             raise ValueError(f"A task with id {task.id} already exists.")
-        row = _stored(task)
+        row = _in_utc(task)
         self._tasks[row.id] = row
         if row.task_key is not None:
             self._keys[row.task_key] = row.id

@@ -2,7 +2,8 @@
 
 Driven programmatically by :mod:`evertask_storage_efcore_like.migrate`: online runs get
 an open connection in ``config.attributes["connection"]``; offline runs (SQL scripts for
-DBAs) get a dialect name in ``config.attributes["dialect"]``. The target schema is
+DBAs) get a dialect name in ``config.attributes["dialect"]``. No ``fileConfig``: the
+application's logging is left alone. The target schema is
 ``config.attributes["schema"]`` (``None``: the default schema).
 """
 
@@ -47,6 +48,7 @@ else:
             connection=connection,
             version_table=VERSION_TABLE,
             version_table_schema=schema,
+            on_version_apply=config.attributes.get("on_version_apply", ()),
         )
         with context.begin_transaction():
             context.run_migrations()

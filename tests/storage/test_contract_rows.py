@@ -232,6 +232,7 @@ async def test_update_task_to_a_taken_key_conflicts(storage: TaskStorage, clock:
     second = row(clock.now, task_key="b")
     await storage.persist(first)
     await storage.persist(second)
+    second = second.copy()  # a row handed to persist() belongs to the storage
     second.task_key = "a"
     with pytest.raises(TaskKeyConflictError):
         await storage.update_task(second)
