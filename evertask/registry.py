@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import itertools
 import logging
+import math
 import typing
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import ModuleType
+
+from pydantic import BaseModel
 
 from evertask_abstractions import (
     ConfigurationError,
@@ -192,16 +198,58 @@ class HandlerRegistry:
 
 
 def dump_task(task: EverTask) -> str:
-    """Serialize a task payload; raises :class:`TaskSerializationError` with the reason."""
+    """Serialize a task payload; raises :class:`TaskSerializationError` with the reason.
+
+    A float NaN or infinity anywhere in the payload is refused: JSON has no such values and
+    pydantic would store ``null``, which the task could not be read back from.
+    """
     try:
         # what model_dump_json() does with its defaults, without its keyword handling
-        return task.__pydantic_serializer__.to_json(task).decode()
+        data = task.__pydantic_serializer__.to_json(task)
     except Exception as exc:
         raise TaskSerializationError(
             f"Task {type(task).__qualname__} cannot be serialized to JSON: {exc}. "
             "Task fields must be JSON-serializable data (str, int, float, bool, datetime, "
             "UUID, lists, dicts, nested pydantic models)."
         ) from exc
+    if b"null" in data:  # pydantic writes NaN and infinity as null: only then look for them
+        where = _non_finite_float(task, "")
+        if where is not None:
+            path, value = where
+            raise TaskSerializationError(
+                f"Task {type(task).__qualname__} cannot be serialized to JSON: field "
+                f"{path!r} is {value!r}, and JSON has no NaN or infinity (it would be stored "
+                "as null and the task could not be read back). Use None for a missing "
+                "value, or hold such numbers in a str field or a Decimal field declared "
+                "with Field(allow_inf_nan=True), which keeps them as text."
+            )
+    return data.decode()
+
+
+def _non_finite_float(value: object, path: str) -> tuple[str, float] | None:
+    """The path and value of the first float NaN or infinity inside ``value``, if any."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path or "<root>", value)
+    if isinstance(value, BaseModel):
+        items: Iterable[tuple[str, object]] = (
+            (f"{path}.{k}" if path else k, v) for k, v in value.__dict__.items()
+        )
+        extra = value.__pydantic_extra__
+        if extra:
+            items = itertools.chain(items, ((f"{path}.{k}", v) for k, v in extra.items()))
+    elif isinstance(value, Mapping):
+        items = ((f"{path}[{k!r}]", v) for k, v in value.items())
+    elif isinstance(value, list | tuple | set | frozenset | deque):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = ((f"{path}.{f.name}", getattr(value, f.name)) for f in dataclasses.fields(value))
+    else:
+        return None
+    for sub_path, sub in items:
+        found = _non_finite_float(sub, sub_path)
+        if found is not None:
+            return found
+    return None
 
 
 __all__ += ["dump_task"]
