@@ -184,9 +184,16 @@ class HandlerRegistry:
         """Rebuild a stored task (``TaskNotRegisteredError`` / ``TaskSerializationError``)."""
         descriptor = self._by_name.get(type_name)
         if descriptor is None:
+            class_name = type_name.rpartition(":")[2].rpartition(".")[2] or "MyTask"
+            if not class_name.isidentifier():
+                class_name = "MyTask"
             raise TaskNotRegisteredError(
-                f"Stored task type {type_name!r} is not registered in this process; "
-                "its row cannot be loaded."
+                f"Task type {type_name!r} is not registered in this process, so its stored "
+                "row cannot be loaded. Register its handler (register_tasks_from_module() / "
+                "register_tasks_from_package()). If the class moved or was renamed, give it a "
+                f"stable name: class {class_name}(EverTask, task_name={type_name!r}) loads "
+                "these rows again, and the stored name no longer depends on where the class "
+                "lives."
             )
         try:
             task = descriptor.task_class.model_validate_json(payload)
