@@ -378,6 +378,7 @@ class EverTaskServiceBuilder:
             raise ConfigurationError(
                 "No task handlers were registered. Call register_tasks_from_module(module) or "
                 "register_tasks_from_package(package) in add_evertask(container, configure)."
+                + "".join(f"\n  skipped {reason}" for reason in registry.skipped)
             )
         storage = self._storage_factory(opts) if self._storage_factory is not None else None
         engine = Engine(opts, registry, QueueManager(self._queue_configs()), storage)

@@ -28,6 +28,9 @@ __all__ = ["MAX_RECOVERY_ATTEMPTS", "Recovery", "RecoveryReport"]
 log = logging.getLogger("evertask.recovery")
 
 MAX_RECOVERY_ATTEMPTS = 5
+"""Starts on which a row's payload may fail to load for a transient reason before it is
+marked Failed; a row that cannot be decoded (bad JSON, wrong shape, unregistered type)
+is marked Failed at the first start."""
 PAGE_SIZE = 100
 
 
@@ -144,13 +147,22 @@ class Recovery:
             await self._poison(row, f"Unable to load the task type: {exc}", report)
             return
         except TaskSerializationError as exc:
+            if isinstance(exc.__cause__, ValueError):
+                # bad JSON or a shape the class refuses (pydantic's ValidationError is a
+                # ValueError): the same text fails the same way on every start
+                await self._poison(row, f"Unreadable payload: {exc}", report)
+                return
+            # anything else came from a validator of the task (a resource it reads may be
+            # back on a later start): counted, Failed after MAX_RECOVERY_ATTEMPTS starts
             count = await storage.increment_recovery_failure(row.id)
             if count >= MAX_RECOVERY_ATTEMPTS:
-                await self._poison(row, f"Unreadable payload after {count} attempts: {exc}", report)
+                await self._poison(
+                    row, f"Payload not loadable after {count} attempts: {exc}", report
+                )
             else:
                 report.transient_failures += 1
                 log.warning(
-                    "Task %s payload unreadable (attempt %d of %d): %s",
+                    "Task %s payload could not be loaded (attempt %d of %d): %s",
                     row.id,
                     count,
                     MAX_RECOVERY_ATTEMPTS,

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import itertools
 import logging
+import math
 import typing
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import ModuleType
+
+from pydantic import BaseModel
 
 from evertask_abstractions import (
     ConfigurationError,
@@ -74,6 +80,8 @@ class HandlerRegistry:
     def __init__(self) -> None:
         self._by_task: dict[type[EverTask], HandlerDescriptor] = {}
         self._by_name: dict[str, HandlerDescriptor] = {}
+        self.skipped: list[str] = []
+        """Why each discovered handler class was not registered (one line each)."""
 
     def __len__(self) -> int:
         return len(self._by_task)
@@ -83,41 +91,65 @@ class HandlerRegistry:
         return list(self._by_task.values())
 
     def scan(self, modules: Iterable[ModuleType], classes: Iterable[HandlerClass] = ()) -> None:
-        """Register the handler classes defined in ``modules`` plus ``classes``."""
+        """Register the handler classes defined in ``modules`` plus ``classes``.
+
+        Every candidate that is not registered gets a line in :attr:`skipped` saying why.
+        """
         seen: set[HandlerClass] = set()
         candidates: list[HandlerClass] = []
+        imported: dict[HandlerClass, str] = {}  # handler classes a module only imports
+        scanned: list[str] = []
         for module in modules:
+            scanned.append(module.__name__)
             for value in list(vars(module).values()):
                 if (
                     isinstance(value, type)
                     and issubclass(value, EverTaskHandler)
                     and value is not EverTaskHandler
-                    and value.__module__ == module.__name__
                 ):
-                    candidates.append(value)
+                    if value.__module__ == module.__name__:
+                        candidates.append(value)
+                    else:
+                        imported.setdefault(value, module.__name__)
         candidates.extend(classes)
         for cls in candidates:
             if cls in seen:
                 continue
             seen.add(cls)
             self.add(cls, explicit=cls in classes)
+        registered = {d.handler_class for d in self._by_task.values()}
+        for cls, where in imported.items():
+            if cls not in seen and cls not in registered and infer_task_type(cls) is not None:
+                self.skipped.append(
+                    f"{cls.__qualname__} in {where}: it is only imported there (defined in "
+                    f"{cls.__module__}); only classes defined in a scanned module are "
+                    f"registered, so register {cls.__module__} or the class itself"
+                )
+        if not candidates and not imported and scanned:
+            self.skipped.append(
+                "no EverTaskHandler subclass is defined in the scanned module(s) "
+                + ", ".join(scanned)
+            )
 
     def add(self, cls: HandlerClass, *, explicit: bool = True) -> HandlerDescriptor | None:
         """Register one handler class; abstract or generic handlers are skipped with a warning."""
         task_class = infer_task_type(cls)
         if task_class is None or inspect.isabstract(cls):
-            msg = (
-                f"Handler {handler_type_name(cls)} was skipped: its task type is unknown "
-                "(subclass EverTaskHandler[MyTask] with a concrete task class, or set task_type)."
-            )
+            reason = _skip_reason(cls, task_class)
             if explicit:
-                raise ConfigurationError(msg)
-            log.warning(msg)
+                raise ConfigurationError(
+                    f"Handler {handler_type_name(cls)} cannot be used: {reason}."
+                )
+            log.warning("Handler %s was skipped: %s.", handler_type_name(cls), reason)
+            self.skipped.append(f"{cls.__qualname__} in {cls.__module__}: {reason}")
             return None
         if cls.handle is EverTaskHandler.handle:
             raise ConfigurationError(
-                f"Handler {handler_type_name(cls)} does not implement handle()."
+                f"Handler {handler_type_name(cls)} does not implement handle(); expected "
+                + _expected("handle", task_class)
+                + "."
             )
+        _check_methods(cls, task_class)
         existing = self._by_task.get(task_class)
         if existing is not None and existing.handler_class is not cls:
             raise DuplicateHandlerError(
@@ -178,9 +210,16 @@ class HandlerRegistry:
         """Rebuild a stored task (``TaskNotRegisteredError`` / ``TaskSerializationError``)."""
         descriptor = self._by_name.get(type_name)
         if descriptor is None:
+            class_name = type_name.rpartition(":")[2].rpartition(".")[2] or "MyTask"
+            if not class_name.isidentifier():
+                class_name = "MyTask"
             raise TaskNotRegisteredError(
-                f"Stored task type {type_name!r} is not registered in this process; "
-                "its row cannot be loaded."
+                f"Task type {type_name!r} is not registered in this process, so its stored "
+                "row cannot be loaded. Register its handler (register_tasks_from_module() / "
+                "register_tasks_from_package()). If the class moved or was renamed, give it a "
+                f"stable name: class {class_name}(EverTask, task_name={type_name!r}) loads "
+                "these rows again, and the stored name no longer depends on where the class "
+                "lives."
             )
         try:
             task = descriptor.task_class.model_validate_json(payload)
@@ -191,17 +230,160 @@ class HandlerRegistry:
         return descriptor, task
 
 
+def _skip_reason(cls: HandlerClass, task_class: type[EverTask] | None) -> str:
+    """Why a discovered handler class cannot be registered."""
+    if task_class is None:
+        params = [
+            a
+            for base in cls.__dict__.get("__orig_bases__", ())
+            for a in typing.get_args(base)
+            if isinstance(a, typing.TypeVar)
+        ]
+        if params:
+            return (
+                f"its task type is the type variable {params[0]} (a generic base class; "
+                f"subclass it as class MyHandler({cls.__qualname__}[MyTask]))"
+            )
+        base = next((b for b in cls.__bases__ if issubclass(b, EverTaskHandler)), EverTaskHandler)
+        return (
+            f"no task type parameter; write class {cls.__qualname__}"
+            f"({base.__qualname__}[MyTask]) with a concrete EverTask subclass, or set task_type"
+        )
+    missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+    return f"it is abstract (not implemented: {missing}); implement them in a subclass"
+
+
+# the arguments the engine passes to each method (after self), and their documented form
+_CALLS: dict[str, tuple[int, str]] = {
+    "handle": (2, "handle(self, task: {task}, cancellation: CancellationToken) -> None"),
+    "on_started": (1, "on_started(self, task_id: uuid.UUID) -> None"),
+    "on_completed": (1, "on_completed(self, task_id: uuid.UUID) -> None"),
+    "on_error": (
+        3,
+        "on_error(self, task_id: uuid.UUID, exception: BaseException | None, "
+        "message: str | None) -> None",
+    ),
+    "on_retry": (
+        4,
+        "on_retry(self, task_id: uuid.UUID, attempt: int, exception: BaseException, "
+        "delay: timedelta) -> None",
+    ),
+    "dispose": (0, "dispose(self) -> None"),
+}
+
+
+def _expected(name: str, task_class: type[EverTask]) -> str:
+    form = _CALLS[name][1].format(task=task_class.__qualname__)
+    if name == "handle":
+        return f"async def {form} (or a plain def {form.partition('(')[0]}(...), run in a thread)"
+    return f"async def {form}"
+
+
+class _Annotation:
+    """Shows a string annotation (``from __future__ import annotations``) without quotes."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _shown(signature: inspect.Signature) -> inspect.Signature:
+    def plain(annotation: object) -> object:
+        return _Annotation(annotation) if isinstance(annotation, str) else annotation
+
+    return signature.replace(
+        parameters=[
+            p.replace(annotation=plain(p.annotation)) for p in signature.parameters.values()
+        ],
+        return_annotation=plain(signature.return_annotation),
+    )
+
+
+def _check_methods(cls: HandlerClass, task_class: type[EverTask]) -> None:
+    """Refuse ``handle`` and overridden hooks the engine could not call (found at run time
+    otherwise, after the retries)."""
+    for name, (count, _) in _CALLS.items():
+        raw = inspect.getattr_static(cls, name)
+        if raw is inspect.getattr_static(EverTaskHandler, name):
+            continue  # not overridden
+        where = f"Handler {handler_type_name(cls)}.{name}"
+        expected = _expected(name, task_class)
+        if isinstance(raw, staticmethod | classmethod) or not (
+            callable(raw) and hasattr(raw, "__get__")
+        ):
+            raise ConfigurationError(
+                f"{where} is not a method ({type(raw).__qualname__}: {raw!r}); expected {expected}."
+            )
+        try:
+            signature = inspect.signature(raw)
+        except (TypeError, ValueError):
+            continue  # a callable without a readable signature: trust it
+        try:
+            signature.bind(*range(count + 1))  # self plus the engine's positional arguments
+        except TypeError:
+            raise ConfigurationError(
+                f"{where} has the signature {name}{_shown(signature)}, which the engine "
+                "cannot call "
+                f"with its {count} argument(s); expected {expected}. Extra parameters must "
+                "have defaults or be keyword-only with defaults."
+            ) from None
+
+
 def dump_task(task: EverTask) -> str:
-    """Serialize a task payload; raises :class:`TaskSerializationError` with the reason."""
+    """Serialize a task payload; raises :class:`TaskSerializationError` with the reason.
+
+    A float NaN or infinity anywhere in the payload is refused: JSON has no such values and
+    pydantic would store ``null``, which the task could not be read back from.
+    """
     try:
         # what model_dump_json() does with its defaults, without its keyword handling
-        return task.__pydantic_serializer__.to_json(task).decode()
+        data = task.__pydantic_serializer__.to_json(task)
     except Exception as exc:
         raise TaskSerializationError(
             f"Task {type(task).__qualname__} cannot be serialized to JSON: {exc}. "
             "Task fields must be JSON-serializable data (str, int, float, bool, datetime, "
             "UUID, lists, dicts, nested pydantic models)."
         ) from exc
+    if b"null" in data:  # pydantic writes NaN and infinity as null: only then look for them
+        where = _non_finite_float(task, "")
+        if where is not None:
+            path, value = where
+            raise TaskSerializationError(
+                f"Task {type(task).__qualname__} cannot be serialized to JSON: field "
+                f"{path!r} is {value!r}, and JSON has no NaN or infinity (it would be stored "
+                "as null and the task could not be read back). Use None for a missing "
+                "value, or hold such numbers in a str field or a Decimal field declared "
+                "with Field(allow_inf_nan=True), which keeps them as text."
+            )
+    return data.decode()
+
+
+def _non_finite_float(value: object, path: str) -> tuple[str, float] | None:
+    """The path and value of the first float NaN or infinity inside ``value``, if any."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path or "<root>", value)
+    if isinstance(value, BaseModel):
+        items: Iterable[tuple[str, object]] = (
+            (f"{path}.{k}" if path else k, v) for k, v in value.__dict__.items()
+        )
+        extra = value.__pydantic_extra__
+        if extra:
+            items = itertools.chain(items, ((f"{path}.{k}", v) for k, v in extra.items()))
+    elif isinstance(value, Mapping):
+        items = ((f"{path}[{k!r}]", v) for k, v in value.items())
+    elif isinstance(value, list | tuple | set | frozenset | deque):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = ((f"{path}.{f.name}", getattr(value, f.name)) for f in dataclasses.fields(value))
+    else:
+        return None
+    for sub_path, sub in items:
+        found = _non_finite_float(sub, sub_path)
+        if found is not None:
+            return found
+    return None
 
 
 __all__ += ["dump_task"]

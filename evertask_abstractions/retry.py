@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import socket
+import sys
 import urllib.error
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Protocol, Self, runtime_checkable
+from typing import NoReturn, Protocol, Self, runtime_checkable
 
 from .cancellation import TaskCancelledError
 from .errors import ConfigurationError
@@ -204,9 +205,15 @@ class FilteredRetryPolicy:
         retries = len(delays)
         number = 0
         exc = first_error
+        # what an attempt's error must not chain to: the caller usually runs this inside
+        # its ``except`` of the first error, so Python links every later error to it
+        earlier: list[BaseException] = [first_error]
+        handled = sys.exception()
+        if handled is not None:
+            earlier.append(handled)
         while True:
             if number >= retries or not self.should_retry(exc):
-                raise exc
+                _raise_unchained(exc)
             delay = delays[number]
             number += 1
             await asyncio.sleep(delay.total_seconds())
@@ -215,7 +222,36 @@ class FilteredRetryPolicy:
                 await attempt()
                 return
             except Exception as next_exc:
+                _detach(next_exc, earlier)
+                earlier.append(next_exc)
                 exc = next_exc
+
+
+def _detach(error: BaseException, earlier: list[BaseException]) -> None:
+    """Cut the implicit context that links ``error`` (or its own context) to an earlier attempt.
+
+    Each attempt's error then carries only what its own code chained; the attempts are
+    separate failures of one task, not errors raised while handling each other.
+    """
+    link: BaseException | None = error
+    for _ in range(100):  # context chains are short; a cycle is never walked for ever
+        if link is None:
+            return
+        context = link.__context__
+        if context is not None and any(context is e for e in earlier):
+            link.__context__ = None
+            return
+        link = context
+
+
+def _raise_unchained(exc: BaseException) -> NoReturn:
+    """Re-raise ``exc`` keeping its own ``__context__`` (raising it inside the caller's
+    ``except`` block would replace it with the first attempt's error)."""
+    context = exc.__context__
+    try:
+        raise exc
+    finally:
+        exc.__context__ = context
 
 
 def _check_types(

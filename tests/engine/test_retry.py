@@ -53,7 +53,7 @@ async def test_retries_exhausted_fail_with_the_last_real_exception() -> None:
     assert ("on_error", "ConnectionError", "attempt 3 failed") in probe.calls
     assert row is not None and row.exception is not None
     assert row.exception.startswith("ConnectionError: attempt 3 failed")
-    assert "Previous attempts:" in row.exception and "attempt 1 failed" in row.exception
+    assert "Attempt 1 of 3: ConnectionError: attempt 1 failed" in row.exception
 
 
 async def test_handle_whitelist_does_not_retry_other_errors() -> None:
