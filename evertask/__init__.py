@@ -33,6 +33,7 @@ from .observe import DispatchScope, ExecutionScope, Outcome, TaskObserver
 from .options import EverTaskOptions, PersistentLoggerOptions, QueueConfiguration
 from .recovery import RecoveryReport
 from .storage import MemoryTaskStorage, QueuedTask, TaskStorage
+from .version import __version__ as __version__
 
 if TYPE_CHECKING:
     from .scheduling import RecurringSchedule
@@ -75,8 +76,6 @@ __all__ = [
     "build_schedule",
     "uuid7",
 ]
-
-__version__ = "0.1.0"
 
 
 def build_schedule(

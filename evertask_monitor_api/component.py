@@ -55,6 +55,8 @@ class MonitoringSettings(TypedDict, total=False):
     allow_execution_logs_in_events: bool
     max_failed_logins: int
     failed_login_window: timedelta
+    max_auth_body_bytes: int
+    max_body_bytes: int
 
 
 def _options(configure: Configure | None, values: dict[str, Any]) -> MonitoringOptions:

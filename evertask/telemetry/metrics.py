@@ -60,7 +60,7 @@ class TaskMetrics:
     """The instruments of one meter provider and the counts behind its counters."""
 
     def __init__(self, provider: MeterProvider | None) -> None:
-        from .. import __version__
+        from ..version import __version__
 
         meter = (
             provider.get_meter(INSTRUMENTATION_NAME, __version__)

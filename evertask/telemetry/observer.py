@@ -53,7 +53,7 @@ class OpenTelemetryObserver:
         metrics: bool = True,
     ) -> OpenTelemetryObserver:
         """An observer on the given providers (default: the global ones)."""
-        from .. import __version__
+        from ..version import __version__
 
         tracer = None
         if tracing:

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from evertask_abstractions import ConfigurationError
 
 if TYPE_CHECKING:
-    from ..builder import EverTaskServiceBuilder
     from ..host import EverTaskHost
 
 __all__ = ["add_opentelemetry"]
 
-B = TypeVar("B", bound="EverTaskServiceBuilder")
+
+class _Builder(Protocol):
+    """What this plug-in uses of the service builder."""
+
+    def on_build(self, hook: Callable[[EverTaskHost], None]) -> Any:
+        """Call ``hook(host)`` when the host is built."""
+        ...
+
+
+B = TypeVar("B", bound=_Builder)
 
 log = logging.getLogger("evertask.telemetry")
 

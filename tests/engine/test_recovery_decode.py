@@ -50,12 +50,12 @@ def _host(path: Path) -> EverTaskHost:
 
 def _row(type_name: str, payload: str) -> QueuedTask:
     return QueuedTask(
-        uuid7(),
-        type_name,
-        payload,
-        "h",
-        QueuedTaskStatus.QUEUED,
-        datetime.now(UTC) - timedelta(minutes=1),
+        id=uuid7(),
+        type=type_name,
+        request=payload,
+        handler="h",
+        status=QueuedTaskStatus.QUEUED,
+        created_at_utc=datetime.now(UTC) - timedelta(minutes=1),
     )
 
 
