@@ -72,6 +72,11 @@ _WHEN = {
 }
 
 
+_STOPPING = HostState.STOPPING
+_QUEUED = QueuedTaskStatus.QUEUED
+_WAITING = QueuedTaskStatus.WAITING_QUEUE
+
+
 class _DispatchedEvent:
     """Publishes the ``dispatched`` event once the dispatch has committed (live dashboards
     see a task that waits, e.g. delayed or on a paused queue, before it runs)."""
@@ -148,22 +153,6 @@ class Dispatcher:
         self._loop_thread = threading.get_ident()
 
     # -- public API ------------------------------------------------------------------------
-    async def dispatch(
-        self,
-        task: EverTask,
-        when: When = None,
-        *,
-        task_key: str | None = None,
-        audit_level: AuditLevel | None = None,
-    ) -> uuid.UUID:
-        """Run ``task`` now, after a delay, at an aware instant or on a recurring schedule.
-
-        Returns the task id once its row is committed (see ``TaskDispatcher.dispatch``).
-        """
-        if (self._observers or self.publish_dispatched) and _SCOPES.get() is None:
-            return await self._dispatch_observed(task, when, task_key, audit_level)
-        return await self._dispatch(task, when, task_key, audit_level)
-
     async def _dispatch_observed(
         self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
     ) -> uuid.UUID:
@@ -171,7 +160,7 @@ class Dispatcher:
         scopes: list[DispatchScope] = []
         reset = _SCOPES.set(scopes)
         try:
-            tid = await self._dispatch(task, when, task_key, audit_level)
+            tid = await self.dispatch(task, when, task_key=task_key, audit_level=audit_level)
         except BaseException as exc:
             _finish_scopes(scopes, exc)
             raise
@@ -193,9 +182,20 @@ class Dispatcher:
             if scope is not None and scopes is not None:
                 scopes.append(scope)
 
-    async def _dispatch(
-        self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
+    async def dispatch(
+        self,
+        task: EverTask,
+        when: When = None,
+        *,
+        task_key: str | None = None,
+        audit_level: AuditLevel | None = None,
     ) -> uuid.UUID:
+        """Run ``task`` now, after a delay, at an aware instant or on a recurring schedule.
+
+        Returns the task id once its row is committed (see ``TaskDispatcher.dispatch``).
+        """
+        if (self._observers or self.publish_dispatched) and _SCOPES.get() is None:
+            return await self._dispatch_observed(task, when, task_key, audit_level)
         if not self._lifecycle.accepting:
             raise HostNotRunningError(
                 "The EverTask host is not running; start it first (`async with host:` or "
@@ -394,9 +394,7 @@ class Dispatcher:
         return run
 
     def _make_row(self, run: TaskRun, status: QueuedTaskStatus, now: datetime) -> QueuedTask:
-        schedule = run.schedule
-        recurring = schedule is not None and schedule.is_recurring
-        return QueuedTask(
+        row = QueuedTask(
             id=run.id,
             type=run.descriptor.task_type_name,
             request=dump_task(run.task),
@@ -406,44 +404,43 @@ class Dispatcher:
             queue_name=run.queue_name,
             audit_level=run.audit_level,
             scheduled_execution_utc=run.execution_time,
-            is_recurring=recurring,
-            recurring_task=None if schedule is None else schedule.to_json(),
-            recurring_info=None if schedule is None else str(schedule),
-            current_run_count=run.current_run if recurring else None,
-            max_runs=None if schedule is None else schedule.max_runs,
-            run_until=None if schedule is None else schedule.run_until,
-            next_run_utc=run.execution_time if recurring else None,
             task_key=run.task_key,
             trace_context=run.trace_context,
             retried_from=_RETRIED_FROM.get(),
         )
+        schedule = run.schedule
+        if schedule is not None:
+            row.recurring_task = schedule.to_json()
+            row.recurring_info = str(schedule)
+            row.max_runs = schedule.max_runs
+            row.run_until = schedule.run_until
+            if schedule.is_recurring:
+                row.is_recurring = True
+                row.current_run_count = run.current_run
+                row.next_run_utc = run.execution_time
+        return row
 
-    async def _persist(self, row: QueuedTask, run: TaskRun) -> None:
-        """Insert the row; a task-key conflict propagates, other errors raise or (with
-        ``set_throw_if_unable_to_persist(False)``) leave the run in memory only."""
-        storage = self._storage
-        assert storage is not None
-        try:
-            await storage.persist(row)
-        except TaskKeyConflictError:
-            raise
-        except Exception as exc:
-            if self._options.throw_if_unable_to_persist:
-                raise PersistenceError(
-                    f"Task {row.id} ({row.type}) could not be persisted, so it was not run: "
-                    f"{exc!r}. Check the storage; set_throw_if_unable_to_persist(False) runs "
-                    "such tasks in memory instead."
-                ) from exc
-            log.error(
-                "Task %s could not be persisted (%r); it runs in memory only.",
-                row.id,
-                exc,
-                exc_info=exc,
-            )
-            run.persisted = False
+    def _persist_failed(self, exc: Exception, row: QueuedTask, run: TaskRun) -> None:
+        """``storage.persist(row)`` raised ``exc``: a task-key conflict propagates, other
+        errors raise or (``set_throw_if_unable_to_persist(False)``) leave the run in memory."""
+        if isinstance(exc, TaskKeyConflictError):
+            raise exc
+        if self._options.throw_if_unable_to_persist:
+            raise PersistenceError(
+                f"Task {row.id} ({row.type}) could not be persisted, so it was not run: "
+                f"{exc!r}. Check the storage; set_throw_if_unable_to_persist(False) runs "
+                "such tasks in memory instead."
+            ) from exc
+        log.error(
+            "Task %s could not be persisted (%r); it runs in memory only.",
+            row.id,
+            exc,
+            exc_info=exc,
+        )
+        run.persisted = False
 
     async def _reserve(self, queue: WorkerQueue, task_id: uuid.UUID) -> WorkerQueue:
-        """A slot for an immediate dispatch, per the queue's full behaviour."""
+        """A slot for an immediate dispatch when the queue is full, per its full behaviour."""
         reserved = await self._queues.reserve_for_dispatch(queue)
         if reserved is None:
             raise QueueFullError(queue.name, task_id)
@@ -465,10 +462,14 @@ class Dispatcher:
         tid = uuid7()
         run = self._make_run(tid, task, descriptor, level, execution_time, schedule, key, 0, kind)
         storage = self._storage
-        stopping = self._lifecycle.state is HostState.STOPPING
+        stopping = self._lifecycle.state is _STOPPING
         if (execution_time is not None and execution_time > now) or stopping:
             if storage is not None:
-                await self._persist(self._make_row(run, QueuedTaskStatus.WAITING_QUEUE, now), run)
+                row = self._make_row(run, _WAITING, now)
+                try:
+                    await storage.persist(row)
+                except Exception as exc:
+                    self._persist_failed(exc, row, run)
             elif stopping:
                 raise HostNotRunningError(
                     "The EverTask host is stopping; the task was not accepted."
@@ -478,10 +479,15 @@ class Dispatcher:
             return tid
         if schedule is not None:
             run.execution_time = now
-        reserved = await self._reserve(self._intake.queue_for(run), tid)
+        queue = self._intake.queue_for(run)
+        reserved = queue if queue.try_reserve() else await self._reserve(queue, tid)
         try:
             if storage is not None:
-                await self._persist(self._make_row(run, QueuedTaskStatus.QUEUED, now), run)
+                row = self._make_row(run, _QUEUED, now)
+                try:
+                    await storage.persist(row)
+                except Exception as exc:
+                    self._persist_failed(exc, row, run)
         except BaseException:
             reserved.release()
             raise

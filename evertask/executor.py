@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -369,36 +370,43 @@ class WorkerExecutor:
     def _on_retry_fn(
         self, run: TaskRun, handler: EverTaskHandler[Any], previous: list[BaseException]
     ) -> Callable[[int, BaseException, timedelta], Awaitable[None]]:
+        """The policy's ``on_retry`` for one run."""
+        return functools.partial(self._on_retry, run, handler, previous)
+
+    async def _on_retry(
+        self,
+        run: TaskRun,
+        handler: EverTaskHandler[Any],
+        previous: list[BaseException],
+        number: int,
+        exc: BaseException,
+        delay: timedelta,
+    ) -> None:
         tid = run.id
-        hooks = run.descriptor.hooks
-
-        async def on_retry(number: int, exc: BaseException, delay: timedelta) -> None:
-            previous.append(exc)
-            for scope in run.scopes or ():
-                try:
-                    scope.retry(number, exc, delay)
-                except Exception:
-                    log.exception("A task observer failed in retry().")
-            if log.isEnabledFor(logging.WARNING):
-                log.warning(
-                    "Task %s retry attempt %d after %.0f ms: %r",
-                    tid,
-                    number,
-                    delay.total_seconds() * 1000,
-                    exc,
-                )
-            self._publish(
-                run,
-                EventKind.RETRY,
-                _WARNING,
-                f"Task {tid} retry attempt {number} after {delay.total_seconds() * 1000:.0f}ms",
+        previous.append(exc)
+        for scope in run.scopes or ():
+            try:
+                scope.retry(number, exc, delay)
+            except Exception:
+                log.exception("A task observer failed in retry().")
+        if log.isEnabledFor(logging.WARNING):
+            log.warning(
+                "Task %s retry attempt %d after %.0f ms: %r",
+                tid,
+                number,
+                delay.total_seconds() * 1000,
                 exc,
-                attempt=number,
             )
-            if "on_retry" in hooks:
-                await self._hook(run, "on_retry", handler.on_retry(tid, number, exc, delay))
-
-        return on_retry
+        self._publish(
+            run,
+            EventKind.RETRY,
+            _WARNING,
+            f"Task {tid} retry attempt {number} after {delay.total_seconds() * 1000:.0f}ms",
+            exc,
+            attempt=number,
+        )
+        if "on_retry" in run.descriptor.hooks:
+            await self._hook(run, "on_retry", handler.on_retry(tid, number, exc, delay))
 
     def _attempt_fn(
         self,
@@ -407,62 +415,72 @@ class WorkerExecutor:
         handler: EverTaskHandler[Any],
         timeout: float | None,
     ) -> Callable[[], Awaitable[None]]:
-        task = run.task
-        is_async = run.descriptor.is_async
-        threads = self._threads
-
-        async def invoke() -> None:
-            token: CancellationToken = execution
-            if timeout is not None:  # a token of its own, so the timeout cancels this attempt only
-                source = execution.attempt = CancellationTokenSource()
-                execution.register(lambda: source.cancel(execution.reason))
-                token = source.token
-            if is_async:
-                await handler.handle(task, token)  # type: ignore[misc]
-            else:
-                ctx = contextvars.copy_context()
-                await asyncio.get_running_loop().run_in_executor(
-                    threads, ctx.run, handler.handle, task, token
-                )
-
+        """The policy's ``attempt`` for one run: the handler, with its timeout if any."""
         if timeout is None:
-            return invoke
+            return functools.partial(self._invoke, run, execution, handler, None)
+        return functools.partial(self._invoke_with_timeout, run, execution, handler, timeout)
 
-        async def attempt_with_timeout() -> None:
-            # like asyncio.timeout(), but the handler's token is cancelled before its task,
-            # so code that catches CancelledError already sees token.is_cancelled
-            task = asyncio.current_task()
-            assert task is not None
-            expired = False
+    async def _invoke(
+        self,
+        run: TaskRun,
+        execution: Execution,
+        handler: EverTaskHandler[Any],
+        timeout: float | None,
+    ) -> None:
+        """One attempt of the handler."""
+        token: CancellationToken = execution
+        if timeout is not None:  # a token of its own, so the timeout cancels this attempt only
+            source = execution.attempt = CancellationTokenSource()
+            execution.register(lambda: source.cancel(execution.reason))
+            token = source.token
+        if run.descriptor.is_async:
+            await handler.handle(run.task, token)  # type: ignore[misc]
+        else:
+            ctx = contextvars.copy_context()
+            await asyncio.get_running_loop().run_in_executor(
+                self._threads, ctx.run, handler.handle, run.task, token
+            )
 
-            def on_timeout() -> None:
-                nonlocal expired
-                expired = True
-                if execution.attempt is not None:
-                    execution.attempt.cancel(f"Task {run.id} timed out after {timeout:g} s.")
-                task.cancel()
+    async def _invoke_with_timeout(
+        self,
+        run: TaskRun,
+        execution: Execution,
+        handler: EverTaskHandler[Any],
+        timeout: float,
+    ) -> None:
+        """One attempt with its timeout: like ``asyncio.timeout()``, but the handler's token
+        is cancelled before its task, so code that catches CancelledError already sees
+        ``token.is_cancelled``."""
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
 
-            handle = asyncio.get_running_loop().call_later(timeout, on_timeout)
-            try:
-                await invoke()
-                if expired and execution.cancel_reason is None:  # the handler swallowed it
-                    task.uncancel()
-                    raise TaskTimeoutError(
-                        f"Task {run.id} ({run.descriptor.task_class.__qualname__}) timed out "
-                        f"after {timeout:g} s (per-attempt timeout)."
-                    )
-            except asyncio.CancelledError as exc:
-                if expired and execution.cancel_reason is None:
-                    task.uncancel()
-                    raise TaskTimeoutError(
-                        f"Task {run.id} ({run.descriptor.task_class.__qualname__}) timed out "
-                        f"after {timeout:g} s (per-attempt timeout)."
-                    ) from exc
-                raise
-            finally:
-                handle.cancel()
+        def on_timeout() -> None:
+            nonlocal expired
+            expired = True
+            if execution.attempt is not None:
+                execution.attempt.cancel(f"Task {run.id} timed out after {timeout:g} s.")
+            task.cancel()
 
-        return attempt_with_timeout
+        handle = asyncio.get_running_loop().call_later(timeout, on_timeout)
+        try:
+            await self._invoke(run, execution, handler, timeout)
+            if expired and execution.cancel_reason is None:  # the handler swallowed it
+                task.uncancel()
+                raise TaskTimeoutError(
+                    f"Task {run.id} ({run.descriptor.task_class.__qualname__}) timed out "
+                    f"after {timeout:g} s (per-attempt timeout)."
+                )
+        except asyncio.CancelledError as exc:
+            if expired and execution.cancel_reason is None:
+                task.uncancel()
+                raise TaskTimeoutError(
+                    f"Task {run.id} ({run.descriptor.task_class.__qualname__}) timed out "
+                    f"after {timeout:g} s (per-attempt timeout)."
+                ) from exc
+            raise
+        finally:
+            handle.cancel()
 
     async def _finish(
         self,
@@ -490,7 +508,10 @@ class WorkerExecutor:
                 await write_retrying(storage.save_execution_logs, tid, logs)
             if outcome is _Outcome.COMPLETED:
                 if storage is not None and not recurring:
-                    await write_retrying(storage.set_completed, tid, elapsed_ms, level)
+                    try:
+                        await storage.set_completed(tid, elapsed_ms, level)
+                    except Exception:
+                        await write_retrying(storage.set_completed, tid, elapsed_ms, level)
                 if handler is not None and "on_completed" in hooks:
                     await self._hook(run, "on_completed", handler.on_completed(tid))
                 if self._events.has_subscribers:

@@ -19,7 +19,7 @@ from enum import IntEnum
 from typing import Any
 
 from evertask.storage.models import QueuedTask, TaskExecutionLog
-from evertask_abstractions import QueuedTaskStatus
+from evertask_abstractions import QueuedTaskStatus, TaskNotFoundError
 
 __all__ = [
     "DeleteBatchOp",
@@ -130,8 +130,8 @@ def task_params(row: QueuedTask) -> dict[str, Any]:
     }
 
 
-def _missing(task_id: uuid.UUID) -> KeyError:
-    return KeyError(f"Task {task_id} does not exist.")
+def _missing(task_id: uuid.UUID) -> TaskNotFoundError:
+    return TaskNotFoundError(task_id)
 
 
 class Op:
@@ -371,7 +371,7 @@ class UpdateTaskOp(Op):
             },
         )
         if not n:
-            return KeyError(f"Task {row.id} does not exist; it cannot be updated.")
+            return TaskNotFoundError(row.id, "It cannot be updated.")
         if self.revive:
             yield Step("revive", {"id": row.id})
         return None

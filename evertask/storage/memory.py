@@ -14,7 +14,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from evertask_abstractions import AuditLevel, QueuedTaskStatus, TaskKeyConflictError
+from evertask_abstractions import (
+    AuditLevel,
+    QueuedTaskStatus,
+    TaskKeyConflictError,
+    TaskNotFoundError,
+)
 
 from ..clock import utc_now
 from .models import (
@@ -86,6 +91,10 @@ def _in_utc(row: QueuedTask) -> QueuedTask:
     return row
 
 
+_AuditEntry = tuple[int, datetime, str, str | None]
+_STAMPED = tuple(STAMPED_STATUSES)  # (a tuple: ``in`` compares by identity, sets hash in Python)
+
+
 class MemoryTaskStorage:
     """Keeps every row in process memory. Nothing survives the process.
 
@@ -95,9 +104,12 @@ class MemoryTaskStorage:
 
     def __init__(self, now: Callable[[], datetime] = utc_now) -> None:
         self._now = now
-        self._tasks: dict[uuid.UUID, QueuedTask] = {}
+        self._tasks: dict[int, QueuedTask] = {}  # by id (as int: UUID's hash is Python code)
         self._keys: dict[str, uuid.UUID] = {}  # task key -> id
-        self._status_audits: dict[uuid.UUID, list[StatusAudit]] = {}
+        # status audits as (id, time, status name, exception) tuples, StatusAudit objects
+        # when read: the garbage collector does not track such tuples, so a long history
+        # adds nothing to its collections
+        self._status_audits: dict[int, list[_AuditEntry]] = {}  # by task id (as int)
         self._runs_audits: dict[uuid.UUID, list[RunsAudit]] = {}
         self._logs: dict[uuid.UUID, list[TaskExecutionLog]] = {}
         self._paused: set[str] = set()
@@ -114,22 +126,16 @@ class MemoryTaskStorage:
 
     # -- helpers ---------------------------------------------------------------------------
     def _existing(self, task_id: uuid.UUID) -> QueuedTask:
-        task = self._tasks.get(task_id)
+        task = self._tasks.get(task_id.int)
         if task is None:
-            raise KeyError(f"Task {task_id} does not exist.")
+            raise TaskNotFoundError(task_id)
         return task
 
     def _audit(
         self, task_id: uuid.UUID, at: datetime, status: QueuedTaskStatus, exception: str | None
     ) -> None:
-        audit = StatusAudit(
-            id=next(self._audit_ids),
-            task_id=task_id,
-            updated_at_utc=at,
-            new_status=status,
-            exception=exception,
-        )
-        self._status_audits.setdefault(task_id, []).append(audit)
+        entry = (next(self._audit_ids), at, status.value, exception)
+        self._status_audits.setdefault(task_id.int, []).append(entry)
 
     def _transition(
         self,
@@ -141,7 +147,7 @@ class MemoryTaskStorage:
         clear_next_run: bool = False,
     ) -> QueuedTask | None:
         """Change a row's status (``None``: no such row). ``exception=None`` clears it."""
-        task = self._tasks.get(task_id)
+        task = self._tasks.get(task_id.int)
         if task is None:
             return None
         now = self._now()
@@ -151,7 +157,7 @@ class MemoryTaskStorage:
             task.execution_time_ms = execution_time_ms
         if clear_next_run:
             task.next_run_utc = None
-        if status in STAMPED_STATUSES:
+        if status in _STAMPED:
             task.last_execution_utc = now
         if wants_status_audit(level, status, exception):
             self._audit(task_id, now, status, exception)
@@ -194,10 +200,10 @@ class MemoryTaskStorage:
         """
         if task.task_key is not None and task.task_key in self._keys:
             raise TaskKeyConflictError(task.task_key)
-        if task.id in self._tasks:
+        if task.id.int in self._tasks:
             raise ValueError(f"A task with id {task.id} already exists.")
         row = _in_utc(task)
-        self._tasks[row.id] = row
+        self._tasks[row.id.int] = row
         if row.task_key is not None:
             self._keys[row.task_key] = row.id
         if row.status is not Q.WAITING_QUEUE and wants_status_audit(
@@ -207,7 +213,7 @@ class MemoryTaskStorage:
 
     async def get(self, task_id: uuid.UUID) -> QueuedTask | None:
         """The row, or ``None``."""
-        task = self._tasks.get(task_id)
+        task = self._tasks.get(task_id.int)
         return None if task is None else task.copy()
 
     async def get_by_task_key(self, task_key: str) -> QueuedTask | None:
@@ -217,9 +223,9 @@ class MemoryTaskStorage:
 
     async def update_task(self, task: QueuedTask, *, revive: bool = False) -> None:
         """Overwrite the definition columns (see the protocol)."""
-        row = self._tasks.get(task.id)
+        row = self._tasks.get(task.id.int)
         if row is None:
-            raise KeyError(f"Task {task.id} does not exist; it cannot be updated.")
+            raise TaskNotFoundError(task.id, "It cannot be updated.")
         new = _stored(task)
         if new.task_key != row.task_key:
             if new.task_key is not None:
@@ -238,12 +244,12 @@ class MemoryTaskStorage:
 
     async def remove(self, task_id: uuid.UUID) -> None:
         """Delete the row, its audits and logs."""
-        task = self._tasks.pop(task_id, None)
+        task = self._tasks.pop(task_id.int, None)
         if task is None:
             return
         if task.task_key is not None and self._keys.get(task.task_key) == task_id:
             del self._keys[task.task_key]
-        self._status_audits.pop(task_id, None)
+        self._status_audits.pop(task_id.int, None)
         self._runs_audits.pop(task_id, None)
         self._logs.pop(task_id, None)
 
@@ -268,7 +274,7 @@ class MemoryTaskStorage:
         self, task_id: uuid.UUID, audit_level: AuditLevel
     ) -> bool:
         """Compare-and-set to Queued; never revives a finished row."""
-        task = self._tasks.get(task_id)
+        task = self._tasks.get(task_id.int)
         if task is None or not is_recoverable(task, self._now()):
             return False
         self._transition(task_id, Q.QUEUED, None, audit_level)
@@ -308,7 +314,7 @@ class MemoryTaskStorage:
     # -- recurring accounting --------------------------------------------------------------
     async def get_current_run_count(self, task_id: uuid.UUID) -> int:
         """Runs so far (0 if the row is missing)."""
-        task = self._tasks.get(task_id)
+        task = self._tasks.get(task_id.int)
         return 0 if task is None else task.current_run_count or 0
 
     async def update_current_run(
@@ -350,7 +356,7 @@ class MemoryTaskStorage:
 
     async def increment_recovery_failure(self, task_id: uuid.UUID) -> int:
         """Count a failed recovery; return the new count (0 if the row is missing)."""
-        task = self._tasks.get(task_id)
+        task = self._tasks.get(task_id.int)
         if task is None:
             return 0
         task.recovery_dispatch_failure_count += 1
@@ -358,7 +364,7 @@ class MemoryTaskStorage:
 
     async def clear_recovery_failure(self, task_id: uuid.UUID) -> None:
         """Reset the failed-recovery counter."""
-        task = self._tasks.get(task_id)
+        task = self._tasks.get(task_id.int)
         if task is not None:
             task.recovery_dispatch_failure_count = 0
 
@@ -367,7 +373,7 @@ class MemoryTaskStorage:
         self, task_id: uuid.UUID, logs: Sequence[TaskExecutionLog]
     ) -> None:
         """Append captured logs (ignored when the task is gone)."""
-        if logs and task_id in self._tasks:
+        if logs and task_id.int in self._tasks:
             self._logs.setdefault(task_id, []).extend(logs)
 
     def _filtered_logs(self, task_id: uuid.UUID, level: str | None) -> list[TaskExecutionLog]:
@@ -393,7 +399,12 @@ class MemoryTaskStorage:
 
     async def get_status_audits(self, task_id: uuid.UUID) -> list[StatusAudit]:
         """Status history, oldest first."""
-        return list(self._status_audits.get(task_id, []))
+        return [
+            StatusAudit(
+                id=audit_id, task_id=task_id, updated_at_utc=at, new_status=Q(name), exception=exc
+            )
+            for audit_id, at, name, exc in self._status_audits.get(task_id.int, ())
+        ]
 
     async def get_runs_audits(self, task_id: uuid.UUID) -> list[RunsAudit]:
         """Run history, oldest first."""

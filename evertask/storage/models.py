@@ -101,11 +101,14 @@ def is_real_error(status: QueuedTaskStatus, exception: str | None) -> bool:
     return exception is not None
 
 
+_FULL, _NONE = AuditLevel.FULL, AuditLevel.NONE
+
+
 def wants_status_audit(level: AuditLevel, status: QueuedTaskStatus, exception: str | None) -> bool:
     """Whether a status transition writes a ``StatusAudit`` row at this audit level."""
-    if level is AuditLevel.FULL:
+    if level is _FULL:
         return True
-    if level is AuditLevel.NONE:
+    if level is _NONE:
         return False
     return is_real_error(status, exception)
 
