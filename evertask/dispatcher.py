@@ -463,9 +463,15 @@ class Dispatcher:
         run = self._make_run(tid, task, descriptor, level, execution_time, schedule, key, 0, kind)
         storage = self._storage
         stopping = self._lifecycle.state is _STOPPING
-        if (execution_time is not None and execution_time > now) or stopping:
+        reserved: WorkerQueue | None = None  # the queue slot of an immediate task
+        if (execution_time is None or execution_time <= now) and not stopping:
+            if schedule is not None:
+                run.execution_time = now
+            queue = self._intake.queue_for(run)
+            reserved = queue if queue.try_reserve() else await self._reserve(queue, tid)
+        try:
             if storage is not None:
-                row = self._make_row(run, _WAITING, now)
+                row = self._make_row(run, _WAITING if reserved is None else _QUEUED, now)
                 try:
                     await storage.persist(row)
                 except Exception as exc:
@@ -474,23 +480,14 @@ class Dispatcher:
                 raise HostNotRunningError(
                     "The EverTask host is stopping; the task was not accepted."
                 )
+        except BaseException:
+            if reserved is not None:
+                reserved.release()
+            raise
+        if reserved is None:  # due later (or the host is stopping: at the next start)
             if self._lifecycle.running:
                 self._scheduler.schedule(run, execution_time or now)
             return tid
-        if schedule is not None:
-            run.execution_time = now
-        queue = self._intake.queue_for(run)
-        reserved = queue if queue.try_reserve() else await self._reserve(queue, tid)
-        try:
-            if storage is not None:
-                row = self._make_row(run, _QUEUED, now)
-                try:
-                    await storage.persist(row)
-                except Exception as exc:
-                    self._persist_failed(exc, row, run)
-        except BaseException:
-            reserved.release()
-            raise
         self._inflight.add(tid)
         reserved.put_reserved(run)
         return tid
