@@ -8,6 +8,7 @@ Nothing survives the process; use it for development, tests and volatile work.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
@@ -84,14 +85,21 @@ def _stored(task: QueuedTask) -> QueuedTask:
 
 def _in_utc(row: QueuedTask) -> QueuedTask:
     """``row`` with every time in UTC, converted in place (raises on a naive time)."""
+    times = (
+        row.created_at_utc,
+        row.scheduled_execution_utc,
+        row.last_execution_utc,
+        row.run_until,
+        row.next_run_utc,
+    )
+    if all(t is None or t.tzinfo is UTC for t in times):
+        return row  # the common case: the engine's own times
     for name in _TIME_FIELDS:
-        value = getattr(row, name)
-        if value is not None and value.tzinfo is not UTC:
-            setattr(row, name, _utc(value))
+        setattr(row, name, _utc(getattr(row, name)))
     return row
 
 
-_AuditEntry = tuple[int, datetime, str, str | None]
+_AuditEntry = tuple[int, datetime, QueuedTaskStatus, str | None]
 _STAMPED = tuple(STAMPED_STATUSES)  # (a tuple: ``in`` compares by identity, sets hash in Python)
 
 
@@ -106,9 +114,8 @@ class MemoryTaskStorage:
         self._now = now
         self._tasks: dict[int, QueuedTask] = {}  # by id (as int: UUID's hash is Python code)
         self._keys: dict[str, uuid.UUID] = {}  # task key -> id
-        # status audits as (id, time, status name, exception) tuples, StatusAudit objects
-        # when read: the garbage collector does not track such tuples, so a long history
-        # adds nothing to its collections
+        # status audits as (id, time, status, exception) tuples, StatusAudit objects when
+        # read (most are never read: a tuple per transition is the cheapest record)
         self._status_audits: dict[int, list[_AuditEntry]] = {}  # by task id (as int)
         self._runs_audits: dict[uuid.UUID, list[RunsAudit]] = {}
         self._logs: dict[uuid.UUID, list[TaskExecutionLog]] = {}
@@ -134,7 +141,7 @@ class MemoryTaskStorage:
     def _audit(
         self, task_id: uuid.UUID, at: datetime, status: QueuedTaskStatus, exception: str | None
     ) -> None:
-        entry = (next(self._audit_ids), at, status.value, exception)
+        entry = (next(self._audit_ids), at, status, exception)
         self._status_audits.setdefault(task_id.int, []).append(entry)
 
     def _transition(
@@ -258,12 +265,19 @@ class MemoryTaskStorage:
     ) -> list[QueuedTask]:
         """Recoverable rows after the keyset ``(created_at_utc, id)``, ascending."""
         now = self._now()
-        rows = sorted(self._tasks.values(), key=lambda t: (t.created_at_utc, t.id.int))
+
+        def keyset(task: QueuedTask) -> tuple[datetime, int]:
+            return task.created_at_utc, task.id.int
+
+        after = None
         if last_created_at is not None and last_id is not None:
             after = (_utc(last_created_at), last_id.int)
-            rows = [t for t in rows if (t.created_at_utc, t.id.int) > after]
-        pending = [t.copy() for t in rows if is_recoverable(t, now)]
-        return pending[: max(take, 0)]
+        candidates = (
+            t
+            for t in self._tasks.values()
+            if (after is None or keyset(t) > after) and is_recoverable(t, now)
+        )
+        return [t.copy() for t in heapq.nsmallest(max(take, 0), candidates, key=keyset)]
 
     # -- status transitions ----------------------------------------------------------------
     async def set_queued(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
@@ -401,9 +415,9 @@ class MemoryTaskStorage:
         """Status history, oldest first."""
         return [
             StatusAudit(
-                id=audit_id, task_id=task_id, updated_at_utc=at, new_status=Q(name), exception=exc
+                id=audit_id, task_id=task_id, updated_at_utc=at, new_status=status, exception=exc
             )
-            for audit_id, at, name, exc in self._status_audits.get(task_id.int, ())
+            for audit_id, at, status, exc in self._status_audits.get(task_id.int, ())
         ]
 
     async def get_runs_audits(self, task_id: uuid.UUID) -> list[RunsAudit]:
