@@ -99,6 +99,9 @@ class _Outcome(Enum):
     SERVICE_STOPPED = 3
 
 
+# read once: an enum member looked up on its class costs a Python-level lookup each time
+_COMPLETED, _FAILED, _CANCELLED, _SERVICE_STOPPED = _Outcome
+
 _PUBLIC_OUTCOME = {
     _Outcome.COMPLETED: Outcome.COMPLETED,
     _Outcome.FAILED: Outcome.FAILED,
@@ -255,15 +258,15 @@ class WorkerExecutor:
             if reason is None:
                 if isinstance(exc, asyncio.CancelledError):
                     raise exc
-                return _Outcome.FAILED, exc
+                return _FAILED, exc
             current = asyncio.current_task()
             if current is not None and isinstance(exc, asyncio.CancelledError):
                 current.uncancel()
             if reason is CancelReason.USER:
-                return _Outcome.CANCELLED, exc
-            return _Outcome.SERVICE_STOPPED, exc
+                return _CANCELLED, exc
+            return _SERVICE_STOPPED, exc
         if isinstance(exc, Exception):
-            return _Outcome.FAILED, exc
+            return _FAILED, exc
         raise exc  # KeyboardInterrupt, SystemExit
 
     async def _run(self, run: TaskRun, execution: Execution) -> None:
@@ -274,7 +277,7 @@ class WorkerExecutor:
         hooks = desc.hooks
         handler: EverTaskHandler[Any] | None = run.handler
         run.handler = None
-        outcome = _Outcome.FAILED
+        outcome = _FAILED
         error: BaseException | None = None
         previous: list[BaseException] = []  # failed attempts before the last one
         start = time.perf_counter()
@@ -316,7 +319,7 @@ class WorkerExecutor:
                     self._attempt_fn(run, execution, handler, plan.timeout),
                     self._on_retry_fn(run, handler, previous),
                 )
-                outcome = _Outcome.COMPLETED
+                outcome = _COMPLETED
             except BaseException as exc:
                 outcome, error = self._ended(exc, execution)
             execution.in_handler = False
@@ -357,7 +360,7 @@ class WorkerExecutor:
     def _finish_scopes(
         scopes: list[ExecutionScope], outcome: _Outcome, error: BaseException | None, ms: float
     ) -> None:
-        if outcome is _Outcome.FAILED and isinstance(error, TaskTimeoutError):
+        if outcome is _FAILED and isinstance(error, TaskTimeoutError):
             public = Outcome.TIMEOUT
         else:
             public = _PUBLIC_OUTCOME[outcome]
@@ -497,16 +500,16 @@ class WorkerExecutor:
         level = run.audit_level
         hooks = run.descriptor.hooks
         recurring = run.is_recurring
-        if outcome is _Outcome.COMPLETED and self._cancels.is_stale(run):
+        if outcome is _COMPLETED and self._cancels.is_stale(run):
             # a cancel raced the completion: the cancel wins
-            outcome = _Outcome.CANCELLED
+            outcome = _CANCELLED
             log.info(
                 "Task with id %s was cancelled during execution; the completion is suppressed.", tid
             )
         try:
             if storage is not None and logs:
                 await write_retrying(storage.save_execution_logs, tid, logs)
-            if outcome is _Outcome.COMPLETED:
+            if outcome is _COMPLETED:
                 if storage is not None and not recurring:
                     try:
                         await storage.set_completed(tid, elapsed_ms, level)
@@ -522,7 +525,7 @@ class WorkerExecutor:
                         f"Task with id {tid} was completed in {elapsed_ms:.2f} ms.",
                         logs=logs,
                     )
-            elif outcome is _Outcome.FAILED:
+            elif outcome is _FAILED:
                 assert error is not None
                 text = format_exception(error, previous)
                 if storage is not None:
@@ -547,7 +550,7 @@ class WorkerExecutor:
                     logs=logs,
                 )
             else:
-                user = outcome is _Outcome.CANCELLED
+                user = outcome is _CANCELLED
                 message = (
                     f"Task with id {tid} was cancelled."
                     if user
@@ -578,8 +581,8 @@ class WorkerExecutor:
         finally:
             if handler is not None and "dispose" in hooks:
                 await self._hook(run, "dispose", handler.dispose())
-        if recurring and outcome in (_Outcome.COMPLETED, _Outcome.FAILED):
-            await self._recurring.after_run(run, outcome is _Outcome.COMPLETED, elapsed_ms)
+        if recurring and outcome in (_COMPLETED, _FAILED):
+            await self._recurring.after_run(run, outcome is _COMPLETED, elapsed_ms)
 
     async def _hook(self, run: TaskRun, name: str, awaitable: Awaitable[None] | None) -> None:
         try:

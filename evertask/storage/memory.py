@@ -64,6 +64,14 @@ _DEFINITION_FIELDS = (
     "audit_level",
 )
 Q = QueuedTaskStatus
+# read once: an enum member looked up on its class costs a Python-level lookup each time
+_WAITING_QUEUE, _QUEUED, _IN_PROGRESS = Q.WAITING_QUEUE, Q.QUEUED, Q.IN_PROGRESS
+_COMPLETED, _FAILED, _CANCELLED, _SERVICE_STOPPED = (
+    Q.COMPLETED,
+    Q.FAILED,
+    Q.CANCELLED,
+    Q.SERVICE_STOPPED,
+)
 
 
 def _utc(when: datetime | None) -> datetime | None:
@@ -85,15 +93,14 @@ def _stored(task: QueuedTask) -> QueuedTask:
 
 def _in_utc(row: QueuedTask) -> QueuedTask:
     """``row`` with every time in UTC, converted in place (raises on a naive time)."""
-    times = (
-        row.created_at_utc,
-        row.scheduled_execution_utc,
-        row.last_execution_utc,
-        row.run_until,
-        row.next_run_utc,
-    )
-    if all(t is None or t.tzinfo is UTC for t in times):
-        return row  # the common case: the engine's own times
+    if (
+        row.created_at_utc.tzinfo is UTC
+        and (row.scheduled_execution_utc is None or row.scheduled_execution_utc.tzinfo is UTC)
+        and row.last_execution_utc is None
+        and row.run_until is None
+        and row.next_run_utc is None
+    ):
+        return row  # the common case: a one-shot row with the engine's own times
     for name in _TIME_FIELDS:
         setattr(row, name, _utc(getattr(row, name)))
     return row
@@ -196,7 +203,7 @@ class MemoryTaskStorage:
             )
             self._runs_audits.setdefault(task.id, []).append(audit)
         if next_run is not None:
-            task.status = Q.WAITING_QUEUE
+            task.status = _WAITING_QUEUE
             task.scheduled_execution_utc = next_run
 
     # -- dispatch and lookup ---------------------------------------------------------------
@@ -213,7 +220,7 @@ class MemoryTaskStorage:
         self._tasks[row.id.int] = row
         if row.task_key is not None:
             self._keys[row.task_key] = row.id
-        if row.status is not Q.WAITING_QUEUE and wants_status_audit(
+        if row.status is not _WAITING_QUEUE and wants_status_audit(
             row.audit_level, row.status, row.exception
         ):
             self._audit(row.id, self._now(), row.status, row.exception)
@@ -244,8 +251,8 @@ class MemoryTaskStorage:
                 self._keys.pop(row.task_key, None)
         for name in _DEFINITION_FIELDS:
             setattr(row, name, getattr(new, name))
-        if revive and row.status is Q.CANCELLED:
-            row.status = Q.WAITING_QUEUE
+        if revive and row.status is _CANCELLED:
+            row.status = _WAITING_QUEUE
             row.current_run_count = 0
             row.exception = None
 
@@ -282,7 +289,7 @@ class MemoryTaskStorage:
     # -- status transitions ----------------------------------------------------------------
     async def set_queued(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark Queued."""
-        self._transition(task_id, Q.QUEUED, None, audit_level)
+        self._transition(task_id, _QUEUED, None, audit_level)
 
     async def try_set_queued_if_recoverable(
         self, task_id: uuid.UUID, audit_level: AuditLevel
@@ -291,28 +298,28 @@ class MemoryTaskStorage:
         task = self._tasks.get(task_id.int)
         if task is None or not is_recoverable(task, self._now()):
             return False
-        self._transition(task_id, Q.QUEUED, None, audit_level)
+        self._transition(task_id, _QUEUED, None, audit_level)
         return True
 
     async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark InProgress."""
-        self._transition(task_id, Q.IN_PROGRESS, None, audit_level)
+        self._transition(task_id, _IN_PROGRESS, None, audit_level)
 
     async def set_completed(
         self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
     ) -> None:
         """Mark Completed with its duration."""
-        self._transition(task_id, Q.COMPLETED, None, audit_level, execution_time_ms)
+        self._transition(task_id, _COMPLETED, None, audit_level, execution_time_ms)
 
     async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark Cancelled."""
-        self._transition(task_id, Q.CANCELLED, None, audit_level)
+        self._transition(task_id, _CANCELLED, None, audit_level)
 
     async def set_cancelled_by_service(
         self, task_id: uuid.UUID, exception: str | None, audit_level: AuditLevel
     ) -> None:
         """Mark ServiceStopped."""
-        self._transition(task_id, Q.SERVICE_STOPPED, exception, audit_level)
+        self._transition(task_id, _SERVICE_STOPPED, exception, audit_level)
 
     async def set_status(
         self,
@@ -352,7 +359,7 @@ class MemoryTaskStorage:
         """Completed (audited), count the run; then WaitingQueue if there is a next run."""
         task = self._existing(task_id)
         next_run = _utc(next_run)  # refuse a naive time before changing anything
-        self._transition(task_id, Q.COMPLETED, None, audit_level, execution_time_ms)
+        self._transition(task_id, _COMPLETED, None, audit_level, execution_time_ms)
         self._count_run(task, execution_time_ms, next_run, audit_level)
 
     async def set_recurring_series_completed(
@@ -360,13 +367,13 @@ class MemoryTaskStorage:
     ) -> None:
         """Completed and no next run, without counting a run."""
         self._existing(task_id)
-        self._transition(task_id, Q.COMPLETED, None, audit_level, execution_time_ms, True)
+        self._transition(task_id, _COMPLETED, None, audit_level, execution_time_ms, True)
 
     async def set_recurring_task_poisoned(
         self, task_id: uuid.UUID, exception: str, audit_level: AuditLevel
     ) -> None:
         """Failed and no next run (terminal)."""
-        self._transition(task_id, Q.FAILED, exception, audit_level, None, True)
+        self._transition(task_id, _FAILED, exception, audit_level, None, True)
 
     async def increment_recovery_failure(self, task_id: uuid.UUID) -> int:
         """Count a failed recovery; return the new count (0 if the row is missing)."""
