@@ -268,10 +268,16 @@ def test_a_task_stopped_by_the_service_shows_no_false_zero_duration(
     storage: Any = host.storage
     tid = server.call(lambda: host.dispatcher.dispatch(tasks.Work(n=55), timedelta(hours=5)))
     server.call(lambda: storage.set_in_progress(tid, AuditLevel.FULL))
-    server.call(lambda: storage.set_cancelled_by_service(tid, "stopped", AuditLevel.FULL))
+    # as the engine writes it: ServiceStopped with how long the task ran (30 s)
+    server.call(
+        lambda: storage.set_status(
+            tid, QueuedTaskStatus.SERVICE_STOPPED, "stopped", AuditLevel.FULL, 30_000.0
+        )
+    )
     page.goto(f"{server.url}{BASE}/tasks/{tid}")
     expect(page.locator("h1").get_by_test_id("status")).to_have_text("ServiceStopped")
     expect(page.get_by_test_id("field-duration")).not_to_have_text(re.compile(r"^0(\.00)? ms$"))
+    expect(page.get_by_test_id("field-duration")).to_contain_text("30")
     page.goto(f"{server.url}{BASE}/tasks?statuses=ServiceStopped")
     row = page.get_by_test_id("task-row").first
     expect(row.get_by_test_id("duration")).not_to_have_text(re.compile(r"^0(\.00)? ms$"))
