@@ -153,35 +153,6 @@ class Dispatcher:
         self._loop_thread = threading.get_ident()
 
     # -- public API ------------------------------------------------------------------------
-    async def _dispatch_observed(
-        self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
-    ) -> uuid.UUID:
-        """:meth:`dispatch` with observer scopes collected, finished once it returns."""
-        scopes: list[DispatchScope] = []
-        reset = _SCOPES.set(scopes)
-        try:
-            tid = await self.dispatch(task, when, task_key=task_key, audit_level=audit_level)
-        except BaseException as exc:
-            _finish_scopes(scopes, exc)
-            raise
-        finally:
-            _SCOPES.reset(reset)
-        _finish_scopes(scopes, None)
-        return tid
-
-    def _observe(self, run: TaskRun, kind: str) -> None:
-        scopes = _SCOPES.get()
-        if self.publish_dispatched and scopes is not None and self._events.has_subscribers:
-            scopes.append(_DispatchedEvent(self._events, run, kind, self._clock.now()))
-        for observer in self._observers:
-            try:
-                scope = observer.dispatching(run, kind)
-            except Exception:
-                log.exception("A task observer failed in dispatching().")
-                continue
-            if scope is not None and scopes is not None:
-                scopes.append(scope)
-
     async def dispatch(
         self,
         task: EverTask,
@@ -275,6 +246,35 @@ class Dispatcher:
             site[0],
             site[1],
         )
+
+    async def _dispatch_observed(
+        self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
+    ) -> uuid.UUID:
+        """:meth:`dispatch` with observer scopes collected, finished once it returns."""
+        scopes: list[DispatchScope] = []
+        reset = _SCOPES.set(scopes)
+        try:
+            tid = await self.dispatch(task, when, task_key=task_key, audit_level=audit_level)
+        except BaseException as exc:
+            _finish_scopes(scopes, exc)
+            raise
+        finally:
+            _SCOPES.reset(reset)
+        _finish_scopes(scopes, None)
+        return tid
+
+    def _observe(self, run: TaskRun, kind: str) -> None:
+        scopes = _SCOPES.get()
+        if self.publish_dispatched and scopes is not None and self._events.has_subscribers:
+            scopes.append(_DispatchedEvent(self._events, run, kind, self._clock.now()))
+        for observer in self._observers:
+            try:
+                scope = observer.dispatching(run, kind)
+            except Exception:
+                log.exception("A task observer failed in dispatching().")
+                continue
+            if scope is not None and scopes is not None:
+                scopes.append(scope)
 
     def dispatch_sync(
         self,

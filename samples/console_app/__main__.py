@@ -21,7 +21,7 @@ class Greeter:
         self.done = asyncio.Event()
 
 
-class Greet(EverTask):
+class Greet(EverTask, task_name="samples.greet"):
     name: str
 
 

@@ -16,7 +16,7 @@ from evertask_abstractions import (
 from .services import EmailService, Stats
 
 
-class SendWelcomeEmail(EverTask):
+class SendWelcomeEmail(EverTask, task_name="samples.send-welcome-email"):
     """Send a welcome email to a new user."""
 
     user_email: str
@@ -40,7 +40,7 @@ class SendWelcomeEmailHandler(EverTaskHandler[SendWelcomeEmail]):
         self._stats.count("welcome")
 
 
-class GenerateReport(EverTask):
+class GenerateReport(EverTask, task_name="samples.generate-report"):
     """A slower job, sent to its own queue."""
 
     report: str
@@ -62,7 +62,7 @@ class GenerateReportHandler(EverTaskHandler[GenerateReport]):
         self._stats.count("report")
 
 
-class ResizeImage(EverTask):
+class ResizeImage(EverTask, task_name="samples.resize-image"):
     """CPU-bound work in a synchronous handler: it runs in a worker thread."""
 
     name: str
@@ -82,7 +82,7 @@ class ResizeImageHandler(EverTaskHandler[ResizeImage]):
         self._stats.count("resize")
 
 
-class Heartbeat(EverTask):
+class Heartbeat(EverTask, task_name="samples.heartbeat"):
     """A recurring task registered at startup with a stable key."""
 
 
@@ -95,7 +95,7 @@ class HeartbeatHandler(EverTaskHandler[Heartbeat]):
         self._stats.count("heartbeat")
 
 
-class FlakyCall(EverTask):
+class FlakyCall(EverTask, task_name="samples.flaky-call"):
     """Fails sometimes, to show retries and failures in the dashboard."""
 
     fail_rate: float = 0.5
