@@ -7,7 +7,6 @@ Protocols, never through the engine.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from .background import Background
@@ -26,22 +25,13 @@ from .recurring import RecurringCoordinator
 from .registry import HandlerRegistry
 from .run import TaskRun
 from .scheduler import TimerScheduler
-from .storage.protocol import PipelinedStorage, TaskStorage
+from .storage.protocol import PipelinedStorage, TaskStorage, fast_paths_enabled
 
-__all__ = ["CLAIM_LEAD", "FAST_PATHS_ENV", "Engine", "HostState", "fast_paths_enabled"]
+__all__ = ["CLAIM_LEAD", "Engine", "HostState"]
 
 CLAIM_LEAD = timedelta(milliseconds=20)
 """How long before its time a persisted delayed run is claimed (marked Queued) on a
 pipelined storage (commits take a round trip); it still starts at its time."""
-
-FAST_PATHS_ENV = "EVERTASK_FAST_PATHS"
-"""Set to ``0`` to switch off every declared fast path (the test suite runs the engine
-tests a second time so; see docs/storage.md)."""
-
-
-def fast_paths_enabled() -> bool:
-    """Whether declared fast paths (:class:`~evertask.storage.PipelinedStorage`) are used."""
-    return os.environ.get(FAST_PATHS_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class Engine:

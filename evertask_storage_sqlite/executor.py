@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from evertask.storage.protocol import fast_paths_enabled
 from evertask_storage_efcore_like.errors import map_integrity_error
 from evertask_storage_efcore_like.ops import Op, Step, StepMode, drive, drive_async
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
@@ -76,7 +77,13 @@ class SqliteExecutor:
             raw = await connection.get_raw_connection()
             self._connection = connection
             self._driver = raw.driver_connection
-            self._direct = hasattr(self._driver, "_execute") and hasattr(self._driver, "_conn")
+            # a declared fast path (off with EVERTASK_FAST_PATHS=0): small batches commit on
+            # the event loop through aiosqlite's own connection, others on its thread
+            self._direct = (
+                fast_paths_enabled()
+                and hasattr(self._driver, "_execute")
+                and hasattr(self._driver, "_conn")
+            )
             if self._direct and self._inline_max_ops > 0:
                 # from now on lock waits and checkpoints happen on the thread, never inline
                 # (migrations, which ran before on this connection, still waited for locks)

@@ -20,6 +20,7 @@ Contract notes:
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
@@ -29,7 +30,18 @@ from evertask_abstractions import AuditLevel, QueuedTaskStatus
 
 from .models import QueuedTask, RunsAudit, StatusAudit, TaskExecutionLog, TaskPage, TaskQuery
 
-__all__ = ["PipelinedStorage", "TaskStorage"]
+__all__ = ["FAST_PATHS_ENV", "PipelinedStorage", "TaskStorage", "fast_paths_enabled"]
+
+FAST_PATHS_ENV = "EVERTASK_FAST_PATHS"
+"""Set to ``0`` to switch off every declared fast path: the engine's use of
+:class:`PipelinedStorage`, and the SQLite storage's commits on the event loop. Each is a
+subset of the canonical path; the test suite runs the engine tests a second time with them
+off (docs/storage.md)."""
+
+
+def fast_paths_enabled() -> bool:
+    """Whether declared fast paths are used (see :data:`FAST_PATHS_ENV`)."""
+    return os.environ.get(FAST_PATHS_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 @runtime_checkable

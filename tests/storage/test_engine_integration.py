@@ -13,8 +13,8 @@ from dependency_injector import containers, providers
 
 from evertask import ManualClock, add_evertask
 from evertask.builder import EverTaskServiceBuilder
-from evertask.engine import FAST_PATHS_ENV, fast_paths_enabled
 from evertask.storage import TaskQuery
+from evertask.storage.protocol import FAST_PATHS_ENV, fast_paths_enabled
 from evertask_abstractions import (
     AuditLevel,
     CancellationToken,
@@ -279,3 +279,24 @@ def test_declared_fast_paths_switch_off(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv(FAST_PATHS_ENV, "0")
     off = build()
     assert off.engine.pipelined is None and off.engine.claim_lead == timedelta(0)
+
+
+async def test_sqlite_commits_on_the_loop_only_with_fast_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evertask_storage_sqlite import SqliteTaskStorage
+    from evertask_storage_sqlite.executor import SqliteExecutor
+
+    from .helpers import row
+
+    for setting, inline in (("1", 1), ("0", 0)):
+        monkeypatch.setenv(FAST_PATHS_ENV, setting)
+        storage = SqliteTaskStorage(tmp_path / f"fast{setting}.db")
+        await storage.open()
+        try:
+            await storage.persist(row(datetime.now(UTC)))
+            executor = storage._executors[0]
+            assert isinstance(executor, SqliteExecutor)
+            assert (executor.inline_batches, executor.thread_batches) == (inline, 1 - inline)
+        finally:
+            await storage.close()
