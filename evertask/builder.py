@@ -381,8 +381,8 @@ class EverTaskServiceBuilder:
                 + "".join(f"\n  skipped {reason}" for reason in registry.skipped)
             )
         storage = self._storage_factory(opts) if self._storage_factory is not None else None
-        engine = Engine(opts, registry, QueueManager(self._queue_configs()), storage)
-        engine.executor.log_capture = make_log_capture(opts)
+        queues = QueueManager(self._queue_configs())
+        engine = Engine(opts, registry, queues, storage, make_log_capture(opts))
         host = EverTaskHost(engine, self.container)
         builtins: dict[type, Callable[[], Any]] = {
             type(host.dispatcher): lambda: host.dispatcher,

@@ -72,11 +72,6 @@ _WHEN = {
 }
 
 
-_STOPPING = HostState.STOPPING
-_QUEUED = QueuedTaskStatus.QUEUED
-_WAITING = QueuedTaskStatus.WAITING_QUEUE
-
-
 class _DispatchedEvent:
     """Publishes the ``dispatched`` event once the dispatch has committed (live dashboards
     see a task that waits, e.g. delayed or on a paused queue, before it runs)."""
@@ -440,7 +435,7 @@ class Dispatcher:
         run.persisted = False
 
     async def _reserve(self, queue: WorkerQueue, task_id: uuid.UUID) -> WorkerQueue:
-        """A slot for an immediate dispatch when the queue is full, per its full behaviour."""
+        """A slot for an immediate dispatch, per the queue's full behaviour."""
         reserved = await self._queues.reserve_for_dispatch(queue)
         if reserved is None:
             raise QueueFullError(queue.name, task_id)
@@ -462,16 +457,19 @@ class Dispatcher:
         tid = uuid7()
         run = self._make_run(tid, task, descriptor, level, execution_time, schedule, key, 0, kind)
         storage = self._storage
-        stopping = self._lifecycle.state is _STOPPING
+        stopping = self._lifecycle.state is HostState.STOPPING
         reserved: WorkerQueue | None = None  # the queue slot of an immediate task
         if (execution_time is None or execution_time <= now) and not stopping:
             if schedule is not None:
                 run.execution_time = now
             queue = self._intake.queue_for(run)
-            reserved = queue if queue.try_reserve() else await self._reserve(queue, tid)
+            reserved = await self._reserve(queue, tid)
         try:
             if storage is not None:
-                row = self._make_row(run, _WAITING if reserved is None else _QUEUED, now)
+                status = (
+                    QueuedTaskStatus.WAITING_QUEUE if reserved is None else QueuedTaskStatus.QUEUED
+                )
+                row = self._make_row(run, status, now)
                 try:
                     await storage.persist(row)
                 except Exception as exc:

@@ -16,8 +16,8 @@ from .events import EventBus
 from .executor import WorkerExecutor
 from .inflight import CancelRegistry, InFlight
 from .intake import Intake
-from .lifecycle import HostState, Lifecycle
-from .observe import TaskObserver
+from .lifecycle import Lifecycle
+from .observe import LogCapture, TaskObserver
 from .options import EverTaskOptions
 from .queues import QueueManager
 from .recovery import Recovery
@@ -27,7 +27,7 @@ from .run import TaskRun
 from .scheduler import TimerScheduler
 from .storage.protocol import PipelinedStorage, TaskStorage, fast_paths_enabled
 
-__all__ = ["CLAIM_LEAD", "Engine", "HostState"]
+__all__ = ["CLAIM_LEAD", "Engine"]
 
 CLAIM_LEAD = timedelta(milliseconds=20)
 """How long before its time a persisted delayed run is claimed (marked Queued) on a
@@ -43,6 +43,7 @@ class Engine:
         registry: HandlerRegistry,
         queues: QueueManager,
         storage: TaskStorage | None,
+        log_capture: LogCapture | None = None,
     ) -> None:
         self.options = options
         self.registry = registry
@@ -90,6 +91,7 @@ class Engine:
             events=self.events,
             observers=self.observers,
             recurring=self.recurring,
+            log_capture=log_capture,
         )
         self.dispatcher = Dispatcher(
             options=options,
@@ -118,11 +120,6 @@ class Engine:
             intake=self.intake,
             recurring=self.recurring,
         )
-
-    @property
-    def state(self) -> HostState:
-        """Where the host is in its lifecycle."""
-        return self.lifecycle.state
 
     def _on_due(self, runs: list[TaskRun]) -> None:
         self.intake.on_due(runs)

@@ -99,9 +99,6 @@ class _Outcome(Enum):
     SERVICE_STOPPED = 3
 
 
-# read once: an enum member looked up on its class costs a Python-level lookup each time
-_COMPLETED, _FAILED, _CANCELLED, _SERVICE_STOPPED = _Outcome
-
 _PUBLIC_OUTCOME = {
     _Outcome.COMPLETED: Outcome.COMPLETED,
     _Outcome.FAILED: Outcome.FAILED,
@@ -126,6 +123,7 @@ class WorkerExecutor:
         events: EventBus,
         observers: list[TaskObserver],
         recurring: RecurringRuns,
+        log_capture: LogCapture | None = None,
     ) -> None:
         self._options = options
         self._queues = queues
@@ -137,7 +135,7 @@ class WorkerExecutor:
         self._events = events
         self._observers = observers
         self._recurring = recurring
-        self.log_capture: LogCapture | None = None
+        self.log_capture = log_capture
         self._plans: dict[tuple[HandlerDescriptor, str], Plan] = {}
         self._base_context = contextvars.copy_context()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -258,15 +256,15 @@ class WorkerExecutor:
             if reason is None:
                 if isinstance(exc, asyncio.CancelledError):
                     raise exc
-                return _FAILED, exc
+                return _Outcome.FAILED, exc
             current = asyncio.current_task()
             if current is not None and isinstance(exc, asyncio.CancelledError):
                 current.uncancel()
             if reason is CancelReason.USER:
-                return _CANCELLED, exc
-            return _SERVICE_STOPPED, exc
+                return _Outcome.CANCELLED, exc
+            return _Outcome.SERVICE_STOPPED, exc
         if isinstance(exc, Exception):
-            return _FAILED, exc
+            return _Outcome.FAILED, exc
         raise exc  # KeyboardInterrupt, SystemExit
 
     async def _run(self, run: TaskRun, execution: Execution) -> None:
@@ -277,7 +275,7 @@ class WorkerExecutor:
         hooks = desc.hooks
         handler: EverTaskHandler[Any] | None = run.handler
         run.handler = None
-        outcome = _FAILED
+        outcome = _Outcome.FAILED
         error: BaseException | None = None
         previous: list[BaseException] = []  # failed attempts before the last one
         start = time.perf_counter()
@@ -301,10 +299,7 @@ class WorkerExecutor:
                     except Exception:
                         await write_retrying(storage.set_in_progress, tid, level)
                 else:
-                    try:
-                        await storage.set_in_progress(tid, level)
-                    except Exception:
-                        await write_retrying(storage.set_in_progress, tid, level)
+                    await write_retrying(storage.set_in_progress, tid, level)
             if self._events.has_subscribers:
                 self._publish(run, EventKind.STARTED, _INFO, f"Starting task with id {tid}.")
             if "on_started" in hooks:
@@ -319,7 +314,7 @@ class WorkerExecutor:
                     self._attempt_fn(run, execution, handler, plan.timeout),
                     self._on_retry_fn(run, handler, previous),
                 )
-                outcome = _COMPLETED
+                outcome = _Outcome.COMPLETED
             except BaseException as exc:
                 outcome, error = self._ended(exc, execution)
             execution.in_handler = False
@@ -360,7 +355,7 @@ class WorkerExecutor:
     def _finish_scopes(
         scopes: list[ExecutionScope], outcome: _Outcome, error: BaseException | None, ms: float
     ) -> None:
-        if outcome is _FAILED and isinstance(error, TaskTimeoutError):
+        if outcome is _Outcome.FAILED and isinstance(error, TaskTimeoutError):
             public = Outcome.TIMEOUT
         else:
             public = _PUBLIC_OUTCOME[outcome]
@@ -470,17 +465,11 @@ class WorkerExecutor:
             await self._invoke(run, execution, handler, timeout)
             if expired and execution.cancel_reason is None:  # the handler swallowed it
                 task.uncancel()
-                raise TaskTimeoutError(
-                    f"Task {run.id} ({run.descriptor.task_class.__qualname__}) timed out "
-                    f"after {timeout:g} s (per-attempt timeout)."
-                )
+                raise _timed_out(run, timeout)
         except asyncio.CancelledError as exc:
             if expired and execution.cancel_reason is None:
                 task.uncancel()
-                raise TaskTimeoutError(
-                    f"Task {run.id} ({run.descriptor.task_class.__qualname__}) timed out "
-                    f"after {timeout:g} s (per-attempt timeout)."
-                ) from exc
+                raise _timed_out(run, timeout) from exc
             raise
         finally:
             handle.cancel()
@@ -500,21 +489,18 @@ class WorkerExecutor:
         level = run.audit_level
         hooks = run.descriptor.hooks
         recurring = run.is_recurring
-        if outcome is _COMPLETED and self._cancels.is_stale(run):
+        if outcome is _Outcome.COMPLETED and self._cancels.is_stale(run):
             # a cancel raced the completion: the cancel wins
-            outcome = _CANCELLED
+            outcome = _Outcome.CANCELLED
             log.info(
                 "Task with id %s was cancelled during execution; the completion is suppressed.", tid
             )
         try:
             if storage is not None and logs:
                 await write_retrying(storage.save_execution_logs, tid, logs)
-            if outcome is _COMPLETED:
+            if outcome is _Outcome.COMPLETED:
                 if storage is not None and not recurring:
-                    try:
-                        await storage.set_completed(tid, elapsed_ms, level)
-                    except Exception:
-                        await write_retrying(storage.set_completed, tid, elapsed_ms, level)
+                    await write_retrying(storage.set_completed, tid, elapsed_ms, level)
                 if handler is not None and "on_completed" in hooks:
                     await self._hook(run, "on_completed", handler.on_completed(tid))
                 if self._events.has_subscribers:
@@ -525,7 +511,7 @@ class WorkerExecutor:
                         f"Task with id {tid} was completed in {elapsed_ms:.2f} ms.",
                         logs=logs,
                     )
-            elif outcome is _FAILED:
+            elif outcome is _Outcome.FAILED:
                 assert error is not None
                 text = format_exception(error, previous)
                 if storage is not None:
@@ -550,7 +536,7 @@ class WorkerExecutor:
                     logs=logs,
                 )
             else:
-                user = outcome is _CANCELLED
+                user = outcome is _Outcome.CANCELLED
                 message = (
                     f"Task with id {tid} was cancelled."
                     if user
@@ -581,8 +567,8 @@ class WorkerExecutor:
         finally:
             if handler is not None and "dispose" in hooks:
                 await self._hook(run, "dispose", handler.dispose())
-        if recurring and outcome in (_COMPLETED, _FAILED):
-            await self._recurring.after_run(run, outcome is _COMPLETED, elapsed_ms)
+        if recurring and outcome in (_Outcome.COMPLETED, _Outcome.FAILED):
+            await self._recurring.after_run(run, outcome is _Outcome.COMPLETED, elapsed_ms)
 
     async def _hook(self, run: TaskRun, name: str, awaitable: Awaitable[None] | None) -> None:
         try:
@@ -628,3 +614,10 @@ class WorkerExecutor:
                 attempt=attempt,
             )
         )
+
+
+def _timed_out(run: TaskRun, timeout: float) -> TaskTimeoutError:
+    return TaskTimeoutError(
+        f"Task {run.id} ({run.descriptor.task_class.__qualname__}) timed out "
+        f"after {timeout:g} s (per-attempt timeout)."
+    )

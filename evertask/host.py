@@ -111,7 +111,7 @@ class EverTaskHost:
         """Subscribe to task events (``host.events.subscribe``); ``dispatched=True`` also
         publishes an event per dispatch (live dashboards use it)."""
         if dispatched:
-            self.dispatcher.publish_dispatched = True
+            self.publish_dispatch_events()
         return self._engine.events.subscribe(callback)
 
     def publish_dispatch_events(self) -> None:
@@ -122,10 +122,6 @@ class EverTaskHost:
     def handlers(self) -> tuple[HandlerDescriptor, ...]:
         """The registered handlers."""
         return tuple(self._engine.registry.descriptors())
-
-    def set_log_capture(self, capture: LogCapture | None) -> None:
-        """Replace the per-execution log capture (``None`` switches it off)."""
-        self._engine.executor.log_capture = capture
 
     @property
     def log_capture(self) -> LogCapture | None:

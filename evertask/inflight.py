@@ -111,9 +111,9 @@ class CancelRegistry:
     """
 
     def __init__(self) -> None:
-        self._counts: dict[int, int] = {}  # by id (as int: UUID's hash is Python code)
-        self._last: dict[int, float] = {}
-        self._order: collections.deque[tuple[float, int]] = collections.deque()
+        self._counts: dict[uuid.UUID, int] = {}
+        self._last: dict[uuid.UUID, float] = {}
+        self._order: collections.deque[tuple[float, uuid.UUID]] = collections.deque()
 
     def cancel(self, task_id: uuid.UUID) -> None:
         """Count a cancel of ``task_id``: every existing run of it becomes stale."""
@@ -123,15 +123,14 @@ class CancelRegistry:
             stamp, old = order.popleft()
             if last.get(old) == stamp:
                 del last[old], self._counts[old]
-        key = task_id.int
-        self._counts[key] = self._counts.get(key, 0) + 1
-        last[key] = now
-        order.append((now, key))
+        self._counts[task_id] = self._counts.get(task_id, 0) + 1
+        last[task_id] = now
+        order.append((now, task_id))
 
     def generation(self, task_id: uuid.UUID) -> int:
         """The cancel count a new run of ``task_id`` starts from."""
-        return self._counts.get(task_id.int, 0) if self._counts else 0
+        return self._counts.get(task_id, 0)
 
     def is_stale(self, run: TaskRun) -> bool:
         """Whether ``run`` was created before the latest cancel of its id."""
-        return bool(self._counts) and self._counts.get(run.id.int, 0) != run.generation
+        return bool(self._counts) and self._counts.get(run.id, 0) != run.generation

@@ -17,9 +17,6 @@ class HostState(str, Enum):
     STOPPED = "stopped"
 
 
-_RUNNING, _STOPPING = HostState.RUNNING, HostState.STOPPING
-
-
 class Lifecycle:
     """The host's state; only the host changes it, the other parts read it."""
 
@@ -31,9 +28,9 @@ class Lifecycle:
     @property
     def running(self) -> bool:
         """True between a completed start and the beginning of stop."""
-        return self.state is _RUNNING
+        return self.state is HostState.RUNNING
 
     @property
     def accepting(self) -> bool:
         """Whether dispatches are accepted (running, or stopping: rows are persisted)."""
-        return self.state is _RUNNING or self.state is _STOPPING
+        return self.state is HostState.RUNNING or self.state is HostState.STOPPING

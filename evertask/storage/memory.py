@@ -64,14 +64,6 @@ _DEFINITION_FIELDS = (
     "audit_level",
 )
 Q = QueuedTaskStatus
-# read once: an enum member looked up on its class costs a Python-level lookup each time
-_WAITING_QUEUE, _QUEUED, _IN_PROGRESS = Q.WAITING_QUEUE, Q.QUEUED, Q.IN_PROGRESS
-_COMPLETED, _FAILED, _CANCELLED, _SERVICE_STOPPED = (
-    Q.COMPLETED,
-    Q.FAILED,
-    Q.CANCELLED,
-    Q.SERVICE_STOPPED,
-)
 
 
 def _utc(when: datetime | None) -> datetime | None:
@@ -93,21 +85,9 @@ def _stored(task: QueuedTask) -> QueuedTask:
 
 def _in_utc(row: QueuedTask) -> QueuedTask:
     """``row`` with every time in UTC, converted in place (raises on a naive time)."""
-    if (
-        row.created_at_utc.tzinfo is UTC
-        and (row.scheduled_execution_utc is None or row.scheduled_execution_utc.tzinfo is UTC)
-        and row.last_execution_utc is None
-        and row.run_until is None
-        and row.next_run_utc is None
-    ):
-        return row  # the common case: a one-shot row with the engine's own times
     for name in _TIME_FIELDS:
         setattr(row, name, _utc(getattr(row, name)))
     return row
-
-
-_AuditEntry = tuple[int, datetime, QueuedTaskStatus, str | None]
-_STAMPED = tuple(STAMPED_STATUSES)  # (a tuple: ``in`` compares by identity, sets hash in Python)
 
 
 class MemoryTaskStorage:
@@ -119,11 +99,9 @@ class MemoryTaskStorage:
 
     def __init__(self, now: Callable[[], datetime] = utc_now) -> None:
         self._now = now
-        self._tasks: dict[int, QueuedTask] = {}  # by id (as int: UUID's hash is Python code)
+        self._tasks: dict[uuid.UUID, QueuedTask] = {}
         self._keys: dict[str, uuid.UUID] = {}  # task key -> id
-        # status audits as (id, time, status, exception) tuples, StatusAudit objects when
-        # read (most are never read: a tuple per transition is the cheapest record)
-        self._status_audits: dict[int, list[_AuditEntry]] = {}  # by task id (as int)
+        self._status_audits: dict[uuid.UUID, list[StatusAudit]] = {}
         self._runs_audits: dict[uuid.UUID, list[RunsAudit]] = {}
         self._logs: dict[uuid.UUID, list[TaskExecutionLog]] = {}
         self._paused: set[str] = set()
@@ -140,7 +118,7 @@ class MemoryTaskStorage:
 
     # -- helpers ---------------------------------------------------------------------------
     def _existing(self, task_id: uuid.UUID) -> QueuedTask:
-        task = self._tasks.get(task_id.int)
+        task = self._tasks.get(task_id)
         if task is None:
             raise TaskNotFoundError(task_id)
         return task
@@ -148,8 +126,14 @@ class MemoryTaskStorage:
     def _audit(
         self, task_id: uuid.UUID, at: datetime, status: QueuedTaskStatus, exception: str | None
     ) -> None:
-        entry = (next(self._audit_ids), at, status, exception)
-        self._status_audits.setdefault(task_id.int, []).append(entry)
+        audit = StatusAudit(
+            id=next(self._audit_ids),
+            task_id=task_id,
+            updated_at_utc=at,
+            new_status=status,
+            exception=exception,
+        )
+        self._status_audits.setdefault(task_id, []).append(audit)
 
     def _transition(
         self,
@@ -161,7 +145,7 @@ class MemoryTaskStorage:
         clear_next_run: bool = False,
     ) -> QueuedTask | None:
         """Change a row's status (``None``: no such row). ``exception=None`` clears it."""
-        task = self._tasks.get(task_id.int)
+        task = self._tasks.get(task_id)
         if task is None:
             return None
         now = self._now()
@@ -171,7 +155,7 @@ class MemoryTaskStorage:
             task.execution_time_ms = execution_time_ms
         if clear_next_run:
             task.next_run_utc = None
-        if status in _STAMPED:
+        if status in STAMPED_STATUSES:
             task.last_execution_utc = now
         if wants_status_audit(level, status, exception):
             self._audit(task_id, now, status, exception)
@@ -203,7 +187,7 @@ class MemoryTaskStorage:
             )
             self._runs_audits.setdefault(task.id, []).append(audit)
         if next_run is not None:
-            task.status = _WAITING_QUEUE
+            task.status = Q.WAITING_QUEUE
             task.scheduled_execution_utc = next_run
 
     # -- dispatch and lookup ---------------------------------------------------------------
@@ -214,20 +198,20 @@ class MemoryTaskStorage:
         """
         if task.task_key is not None and task.task_key in self._keys:
             raise TaskKeyConflictError(task.task_key)
-        if task.id.int in self._tasks:
+        if task.id in self._tasks:
             raise ValueError(f"A task with id {task.id} already exists.")
         row = _in_utc(task)
-        self._tasks[row.id.int] = row
+        self._tasks[row.id] = row
         if row.task_key is not None:
             self._keys[row.task_key] = row.id
-        if row.status is not _WAITING_QUEUE and wants_status_audit(
+        if row.status is not Q.WAITING_QUEUE and wants_status_audit(
             row.audit_level, row.status, row.exception
         ):
             self._audit(row.id, self._now(), row.status, row.exception)
 
     async def get(self, task_id: uuid.UUID) -> QueuedTask | None:
         """The row, or ``None``."""
-        task = self._tasks.get(task_id.int)
+        task = self._tasks.get(task_id)
         return None if task is None else task.copy()
 
     async def get_by_task_key(self, task_key: str) -> QueuedTask | None:
@@ -237,7 +221,7 @@ class MemoryTaskStorage:
 
     async def update_task(self, task: QueuedTask, *, revive: bool = False) -> None:
         """Overwrite the definition columns (see the protocol)."""
-        row = self._tasks.get(task.id.int)
+        row = self._tasks.get(task.id)
         if row is None:
             raise TaskNotFoundError(task.id, "It cannot be updated.")
         new = _stored(task)
@@ -251,19 +235,19 @@ class MemoryTaskStorage:
                 self._keys.pop(row.task_key, None)
         for name in _DEFINITION_FIELDS:
             setattr(row, name, getattr(new, name))
-        if revive and row.status is _CANCELLED:
-            row.status = _WAITING_QUEUE
+        if revive and row.status is Q.CANCELLED:
+            row.status = Q.WAITING_QUEUE
             row.current_run_count = 0
             row.exception = None
 
     async def remove(self, task_id: uuid.UUID) -> None:
         """Delete the row, its audits and logs."""
-        task = self._tasks.pop(task_id.int, None)
+        task = self._tasks.pop(task_id, None)
         if task is None:
             return
         if task.task_key is not None and self._keys.get(task.task_key) == task_id:
             del self._keys[task.task_key]
-        self._status_audits.pop(task_id.int, None)
+        self._status_audits.pop(task_id, None)
         self._runs_audits.pop(task_id, None)
         self._logs.pop(task_id, None)
 
@@ -289,37 +273,37 @@ class MemoryTaskStorage:
     # -- status transitions ----------------------------------------------------------------
     async def set_queued(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark Queued."""
-        self._transition(task_id, _QUEUED, None, audit_level)
+        self._transition(task_id, Q.QUEUED, None, audit_level)
 
     async def try_set_queued_if_recoverable(
         self, task_id: uuid.UUID, audit_level: AuditLevel
     ) -> bool:
         """Compare-and-set to Queued; never revives a finished row."""
-        task = self._tasks.get(task_id.int)
+        task = self._tasks.get(task_id)
         if task is None or not is_recoverable(task, self._now()):
             return False
-        self._transition(task_id, _QUEUED, None, audit_level)
+        self._transition(task_id, Q.QUEUED, None, audit_level)
         return True
 
     async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark InProgress."""
-        self._transition(task_id, _IN_PROGRESS, None, audit_level)
+        self._transition(task_id, Q.IN_PROGRESS, None, audit_level)
 
     async def set_completed(
         self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
     ) -> None:
         """Mark Completed with its duration."""
-        self._transition(task_id, _COMPLETED, None, audit_level, execution_time_ms)
+        self._transition(task_id, Q.COMPLETED, None, audit_level, execution_time_ms)
 
     async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark Cancelled."""
-        self._transition(task_id, _CANCELLED, None, audit_level)
+        self._transition(task_id, Q.CANCELLED, None, audit_level)
 
     async def set_cancelled_by_service(
         self, task_id: uuid.UUID, exception: str | None, audit_level: AuditLevel
     ) -> None:
         """Mark ServiceStopped."""
-        self._transition(task_id, _SERVICE_STOPPED, exception, audit_level)
+        self._transition(task_id, Q.SERVICE_STOPPED, exception, audit_level)
 
     async def set_status(
         self,
@@ -335,7 +319,7 @@ class MemoryTaskStorage:
     # -- recurring accounting --------------------------------------------------------------
     async def get_current_run_count(self, task_id: uuid.UUID) -> int:
         """Runs so far (0 if the row is missing)."""
-        task = self._tasks.get(task_id.int)
+        task = self._tasks.get(task_id)
         return 0 if task is None else task.current_run_count or 0
 
     async def update_current_run(
@@ -359,7 +343,7 @@ class MemoryTaskStorage:
         """Completed (audited), count the run; then WaitingQueue if there is a next run."""
         task = self._existing(task_id)
         next_run = _utc(next_run)  # refuse a naive time before changing anything
-        self._transition(task_id, _COMPLETED, None, audit_level, execution_time_ms)
+        self._transition(task_id, Q.COMPLETED, None, audit_level, execution_time_ms)
         self._count_run(task, execution_time_ms, next_run, audit_level)
 
     async def set_recurring_series_completed(
@@ -367,17 +351,17 @@ class MemoryTaskStorage:
     ) -> None:
         """Completed and no next run, without counting a run."""
         self._existing(task_id)
-        self._transition(task_id, _COMPLETED, None, audit_level, execution_time_ms, True)
+        self._transition(task_id, Q.COMPLETED, None, audit_level, execution_time_ms, True)
 
     async def set_recurring_task_poisoned(
         self, task_id: uuid.UUID, exception: str, audit_level: AuditLevel
     ) -> None:
         """Failed and no next run (terminal)."""
-        self._transition(task_id, _FAILED, exception, audit_level, None, True)
+        self._transition(task_id, Q.FAILED, exception, audit_level, None, True)
 
     async def increment_recovery_failure(self, task_id: uuid.UUID) -> int:
         """Count a failed recovery; return the new count (0 if the row is missing)."""
-        task = self._tasks.get(task_id.int)
+        task = self._tasks.get(task_id)
         if task is None:
             return 0
         task.recovery_dispatch_failure_count += 1
@@ -385,7 +369,7 @@ class MemoryTaskStorage:
 
     async def clear_recovery_failure(self, task_id: uuid.UUID) -> None:
         """Reset the failed-recovery counter."""
-        task = self._tasks.get(task_id.int)
+        task = self._tasks.get(task_id)
         if task is not None:
             task.recovery_dispatch_failure_count = 0
 
@@ -394,7 +378,7 @@ class MemoryTaskStorage:
         self, task_id: uuid.UUID, logs: Sequence[TaskExecutionLog]
     ) -> None:
         """Append captured logs (ignored when the task is gone)."""
-        if logs and task_id.int in self._tasks:
+        if logs and task_id in self._tasks:
             self._logs.setdefault(task_id, []).extend(logs)
 
     def _filtered_logs(self, task_id: uuid.UUID, level: str | None) -> list[TaskExecutionLog]:
@@ -420,12 +404,7 @@ class MemoryTaskStorage:
 
     async def get_status_audits(self, task_id: uuid.UUID) -> list[StatusAudit]:
         """Status history, oldest first."""
-        return [
-            StatusAudit(
-                id=audit_id, task_id=task_id, updated_at_utc=at, new_status=status, exception=exc
-            )
-            for audit_id, at, status, exc in self._status_audits.get(task_id.int, ())
-        ]
+        return list(self._status_audits.get(task_id, []))
 
     async def get_runs_audits(self, task_id: uuid.UUID) -> list[RunsAudit]:
         """Run history, oldest first."""

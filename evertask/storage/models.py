@@ -101,14 +101,11 @@ def is_real_error(status: QueuedTaskStatus, exception: str | None) -> bool:
     return exception is not None
 
 
-_FULL, _NONE = AuditLevel.FULL, AuditLevel.NONE
-
-
 def wants_status_audit(level: AuditLevel, status: QueuedTaskStatus, exception: str | None) -> bool:
     """Whether a status transition writes a ``StatusAudit`` row at this audit level."""
-    if level is _FULL:
+    if level is AuditLevel.FULL:
         return True
-    if level is _NONE:
+    if level is AuditLevel.NONE:
         return False
     return is_real_error(status, exception)
 
