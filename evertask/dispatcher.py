@@ -462,7 +462,7 @@ class Dispatcher:
         if (execution_time is None or execution_time <= now) and not stopping:
             if schedule is not None:
                 run.execution_time = now
-            queue = self._intake.queue_for(run)
+            queue = self._queues.for_run(run)
             reserved = await self._reserve(queue, tid)
         try:
             if storage is not None:

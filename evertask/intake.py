@@ -15,7 +15,7 @@ from .background import Background
 from .clock import Clock
 from .inflight import CancelRegistry, InFlight
 from .lifecycle import Lifecycle
-from .queues import QueueManager, WorkerQueue
+from .queues import QueueManager
 from .run import TaskRun
 from .scheduler import TimerScheduler
 from .storage.protocol import TaskStorage
@@ -53,11 +53,6 @@ class Intake:
         self._background = background
         self._claim_lead = claim_lead
 
-    def queue_for(self, run: TaskRun) -> WorkerQueue:
-        """The queue a run executes on."""
-        queue = self._queues.queues.get(run.queue_name)
-        return self._queues.default if queue is None else queue
-
     def on_due(self, runs: list[TaskRun]) -> None:
         """The scheduler's callback: admit the runs it fired, in the background."""
         self._background.spawn(self.admit_due(runs))
@@ -66,9 +61,6 @@ class Intake:
         """Admit timer-fired runs; a storage error puts a run back on its timer (2 s)."""
         if not self._lifecycle.running:
             return  # rows stay WaitingQueue and resume at the next start
-        if len(runs) == 1:
-            await self._admit_due_one(runs[0])
-            return
         sem = asyncio.Semaphore(256)
 
         async def one(run: TaskRun) -> None:
@@ -98,18 +90,16 @@ class Intake:
         if tid in self._inflight:
             self._inflight.follow(tid, lambda: self._background.spawn(self._admit_due_one(run)))
             return False
-        queue = self.queue_for(run)
+        queue = self._queues.for_run(run)
         if wait_for_slot:
             await queue.reserve()
+        claimed = False
         try:
             claimed = await self._claim(run)
-        except BaseException:
-            if wait_for_slot:
-                queue.release()
-            raise
+        finally:
+            if wait_for_slot and not claimed:
+                queue.release()  # the slot goes back: not claimed, or the claim failed
         if not claimed:
-            if wait_for_slot:
-                queue.release()
             return False
         self._inflight.add(tid)
         if wait_for_slot:
@@ -140,4 +130,4 @@ class Intake:
             # its row is Queued: it resumes at the next start, or a cancel wrote its status
             self._inflight.discard(run.id)
             return
-        self.queue_for(run).put_overflow(run)
+        self._queues.for_run(run).put_overflow(run)

@@ -212,6 +212,11 @@ class QueueManager:
             )
         return self.default
 
+    def for_run(self, run: TaskRun) -> WorkerQueue:
+        """The queue a run executes on (its queue name was resolved when it was made)."""
+        queue = self.queues.get(run.queue_name)
+        return self.default if queue is None else queue
+
     async def reserve_for_dispatch(self, queue: WorkerQueue) -> WorkerQueue | None:
         """Reserve a slot following the queue's full behaviour.
 
