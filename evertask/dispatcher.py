@@ -524,12 +524,17 @@ class Dispatcher:
                     key,
                 )
                 return existing.id
-            if status is QueuedTaskStatus.IN_PROGRESS or existing.id in self._inflight:
-                return await self._update_recurring(
-                    existing, task, descriptor, level, schedule, key, now, running=True
-                )
-            return await self._update_recurring(
-                existing, task, descriptor, level, schedule, key, now
+            return await self._recurring.update_by_key(
+                existing,
+                task,
+                descriptor,
+                level,
+                schedule,
+                key,
+                now,
+                running=status is QueuedTaskStatus.IN_PROGRESS or existing.id in self._inflight,
+                make_run=self._make_run,
+                make_row=self._make_row,
             )
         # existing one-shot
         if status is QueuedTaskStatus.IN_PROGRESS or existing.id in self._inflight:
@@ -560,30 +565,6 @@ class Dispatcher:
             self._scheduler.unschedule(existing.id)
             await self._intake.admit(run, wait_for_slot=True)
         return existing.id
-
-    async def _update_recurring(
-        self,
-        existing: QueuedTask,
-        task: EverTask,
-        descriptor: HandlerDescriptor,
-        level: AuditLevel,
-        schedule: RecurringSchedule | None,
-        key: str,
-        now: datetime,
-        running: bool = False,
-    ) -> uuid.UUID:
-        return await self._recurring.update_by_key(
-            existing,
-            task,
-            descriptor,
-            level,
-            schedule,
-            key,
-            now,
-            running=running,
-            make_run=self._make_run,
-            make_row=self._make_row,
-        )
 
 
 def _normalize_key(task_key: str | None) -> str | None:
