@@ -4,6 +4,7 @@ from .memory import MemoryTaskStorage
 from .models import (
     RECOVERABLE_STATUSES,
     STAMPED_STATUSES,
+    NodeInfo,
     QueuedTask,
     RunsAudit,
     SortField,
@@ -22,6 +23,7 @@ __all__ = [
     "RECOVERABLE_STATUSES",
     "STAMPED_STATUSES",
     "MemoryTaskStorage",
+    "NodeInfo",
     "PipelinedStorage",
     "QueuedTask",
     "RunsAudit",

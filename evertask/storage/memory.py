@@ -8,12 +8,13 @@ Nothing survives the process; use it for development, tests and volatile work.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from evertask_abstractions import (
     AuditLevel,
@@ -25,6 +26,7 @@ from evertask_abstractions import (
 from ..clock import utc_now
 from .models import (
     STAMPED_STATUSES,
+    NodeInfo,
     QueuedTask,
     RunsAudit,
     SortField,
@@ -66,6 +68,12 @@ _DEFINITION_FIELDS = (
 Q = QueuedTaskStatus
 
 
+@overload
+def _utc(when: datetime) -> datetime: ...
+@overload
+def _utc(when: None) -> None: ...
+@overload
+def _utc(when: datetime | None) -> datetime | None: ...
 def _utc(when: datetime | None) -> datetime | None:
     """``when`` as an aware UTC datetime; a naive one is refused (it is ambiguous)."""
     if when is None:
@@ -113,6 +121,7 @@ class MemoryTaskStorage:
         self._runs_audits: dict[uuid.UUID, list[RunsAudit]] = {}
         self._logs: dict[uuid.UUID, list[TaskExecutionLog]] = {}
         self._paused: set[str] = set()
+        self._nodes: dict[uuid.UUID, NodeInfo] = {}
         self._audit_ids = itertools.count(1)  # audit ids, shared by both audit tables
 
     async def open(self) -> None:
@@ -278,11 +287,14 @@ class MemoryTaskStorage:
         self._transition(task_id, Q.QUEUED, None, audit_level)
 
     async def try_set_queued_if_recoverable(
-        self, task_id: uuid.UUID, audit_level: AuditLevel
+        self, task_id: uuid.UUID, audit_level: AuditLevel, owner: uuid.UUID | None = None
     ) -> bool:
-        """Compare-and-set to Queued; never revives a finished row."""
+        """Compare-and-set to Queued; never revives a finished row (nor one of another
+        owner, with ``owner``)."""
         task = self._tasks.get(task_id)
         if task is None or not is_recoverable(task, self._now()):
+            return False
+        if owner is not None and task.owner_node != owner:
             return False
         self._transition(task_id, Q.QUEUED, None, audit_level)
         return True
@@ -428,6 +440,94 @@ class MemoryTaskStorage:
             self._paused.add(queue_name)
         else:
             self._paused.discard(queue_name)
+
+    # -- cluster (hosts sharing this storage live in this process) -------------------------
+    async def register_node(self, node: NodeInfo) -> None:
+        """Add a node."""
+        self._nodes[node.id] = dataclasses.replace(node, queues=tuple(node.queues))
+
+    async def renew_lease(self, node_id: uuid.UUID, now: datetime, expires: datetime) -> bool:
+        """Extend a node's lease if it is still valid at ``now``."""
+        node = self._nodes.get(node_id)
+        if node is None or not node.is_alive(_utc(now)):
+            return False
+        node.last_heartbeat_utc = _utc(now)
+        node.lease_expires_utc = _utc(expires)
+        return True
+
+    async def deregister_node(self, node_id: uuid.UUID) -> int:
+        """Release the node's recoverable rows and forget it."""
+        now = self._now()
+        released = 0
+        for task in self._tasks.values():
+            if task.owner_node == node_id and is_recoverable(task, now):
+                task.owner_node = None
+                released += 1
+        self._nodes.pop(node_id, None)
+        return released
+
+    async def list_nodes(self) -> list[NodeInfo]:
+        """Every node, oldest first."""
+        nodes = sorted(self._nodes.values(), key=lambda n: (n.started_at_utc, n.id.int))
+        return [dataclasses.replace(n) for n in nodes]
+
+    async def remove_dead_nodes(self, expired_before: datetime) -> int:
+        """Forget nodes long dead that own no recoverable row."""
+        now = self._now()
+        owners = {t.owner_node for t in self._tasks.values() if is_recoverable(t, now)}
+        dead = [
+            n.id
+            for n in self._nodes.values()
+            if n.lease_expires_utc < expired_before and n.id not in owners
+        ]
+        for node_id in dead:
+            del self._nodes[node_id]
+        return len(dead)
+
+    def _orphaned(self, task: QueuedTask, node_id: uuid.UUID, now: datetime) -> bool:
+        """Whether ``node_id`` may take ``task``: no owner, or an owner whose lease expired."""
+        owner = task.owner_node
+        if owner is None:
+            return True
+        if owner == node_id:
+            return False
+        node = self._nodes.get(owner)
+        return node is None or not node.is_alive(now)
+
+    async def claim_orphans(
+        self,
+        node_id: uuid.UUID,
+        now: datetime,
+        take: int,
+        due_before: datetime | None = None,
+    ) -> list[QueuedTask]:
+        """Take recoverable rows without a live owner, oldest first."""
+        now, due_before = _utc(now), _utc(due_before)
+        found = [
+            t
+            for t in self._tasks.values()
+            if is_recoverable(t, now)
+            and self._orphaned(t, node_id, now)
+            and (
+                due_before is None
+                or t.scheduled_execution_utc is None
+                or t.scheduled_execution_utc <= due_before
+            )
+        ]
+        claimed = heapq.nsmallest(max(take, 0), found, key=lambda t: (t.created_at_utc, t.id.int))
+        for task in claimed:
+            task.owner_node = node_id
+        return [t.copy() for t in claimed]
+
+    async def claim_task(self, task_id: uuid.UUID, node_id: uuid.UUID, now: datetime) -> bool:
+        """Own one row unless a live node owns it."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            return False
+        if task.owner_node != node_id and not self._orphaned(task, node_id, _utc(now)):
+            return False
+        task.owner_node = node_id
+        return True
 
     # -- monitoring: plain filters and sorts over every row --------------------------------
     def _created_since(self, since: datetime | None) -> list[QueuedTask]:

@@ -12,6 +12,7 @@ from evertask_abstractions import AuditLevel, QueuedTaskStatus
 __all__ = [
     "RECOVERABLE_STATUSES",
     "STAMPED_STATUSES",
+    "NodeInfo",
     "QueuedTask",
     "RunsAudit",
     "SortField",
@@ -67,10 +68,32 @@ class QueuedTask:
     recovery_dispatch_failure_count: int = 0
     trace_context: str | None = None
     retried_from: uuid.UUID | None = None
+    owner_node: uuid.UUID | None = None
+    """The node (host) that will run the row, or ``None``: any worker node may claim it."""
 
     def copy(self) -> QueuedTask:
         """A detached copy (storages never hand out their internal objects)."""
         return replace(self)
+
+
+@dataclass(slots=True, kw_only=True)
+class NodeInfo:
+    """One host registered on a storage (the ``Nodes`` table): a node of the cluster."""
+
+    id: uuid.UUID
+    host_name: str
+    pid: int
+    started_at_utc: datetime
+    last_heartbeat_utc: datetime
+    lease_expires_utc: datetime
+    """Until when the node owns its rows; after it, other nodes take them over."""
+    queues: tuple[str, ...] = ()
+    runs_workers: bool = True
+    """``False``: a dispatch-only node (it persists dispatches and runs nothing)."""
+
+    def is_alive(self, now: datetime) -> bool:
+        """Whether the node's lease is still valid at ``now``."""
+        return self.lease_expires_utc > now
 
 
 def is_recoverable(task: QueuedTask, now: datetime) -> bool:

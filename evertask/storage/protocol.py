@@ -16,6 +16,11 @@ Contract notes:
 - Status-audit and runs-audit rows follow :func:`~evertask.storage.models.wants_status_audit`
   and :func:`~evertask.storage.models.wants_runs_audit`.
 - Monitoring methods run server-side; no caller ever loads a whole table.
+- Cluster: every host registers a node with a lease it renews (heartbeats). A row's
+  ``owner_node`` is the node that will run it (stamped by the INSERT of the dispatching
+  node, or by a claim). A live node's rows are never taken: ``claim_orphans`` and
+  ``claim_task`` take only rows without an owner or whose owner's lease expired, and
+  concurrent claimers never get the same row.
 """
 
 from __future__ import annotations
@@ -28,7 +33,15 @@ from typing import Protocol, runtime_checkable
 
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
 
-from .models import QueuedTask, RunsAudit, StatusAudit, TaskExecutionLog, TaskPage, TaskQuery
+from .models import (
+    NodeInfo,
+    QueuedTask,
+    RunsAudit,
+    StatusAudit,
+    TaskExecutionLog,
+    TaskPage,
+    TaskQuery,
+)
 
 __all__ = ["FAST_PATHS_ENV", "PipelinedStorage", "TaskStorage", "fast_paths_enabled"]
 
@@ -99,9 +112,10 @@ class TaskStorage(Protocol):
         ...
 
     async def try_set_queued_if_recoverable(
-        self, task_id: uuid.UUID, audit_level: AuditLevel
+        self, task_id: uuid.UUID, audit_level: AuditLevel, owner: uuid.UUID | None = None
     ) -> bool:
-        """Mark Queued only if the row is recoverable now; return whether it was."""
+        """Mark Queued only if the row is recoverable now (and, with ``owner``, owned by that
+        node); return whether it was."""
         ...
 
     async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
@@ -221,6 +235,52 @@ class TaskStorage(Protocol):
 
     async def set_queue_paused(self, queue_name: str, paused: bool) -> None:
         """Persist that a queue is paused (or resumed)."""
+        ...
+
+    # -- cluster ---------------------------------------------------------------------------
+    async def register_node(self, node: NodeInfo) -> None:
+        """Insert a node's row (a new id at every start)."""
+        ...
+
+    async def renew_lease(self, node_id: uuid.UUID, now: datetime, expires: datetime) -> bool:
+        """Heartbeat: if the node's lease is still valid at ``now``, extend it to ``expires``.
+
+        Returns ``False`` when the row is missing or its lease had expired: other nodes may
+        have taken its rows, so the node must not go on as before.
+        """
+        ...
+
+    async def deregister_node(self, node_id: uuid.UUID) -> int:
+        """A graceful stop: release the node's recoverable rows (no owner: any node may
+        claim them at once) and delete its row; return how many rows were released."""
+        ...
+
+    async def list_nodes(self) -> list[NodeInfo]:
+        """Every registered node, alive or not, oldest first."""
+        ...
+
+    async def remove_dead_nodes(self, expired_before: datetime) -> int:
+        """Delete the rows of nodes whose lease expired before ``expired_before`` and that
+        own no recoverable row; return how many were deleted."""
+        ...
+
+    async def claim_orphans(
+        self,
+        node_id: uuid.UUID,
+        now: datetime,
+        take: int,
+        due_before: datetime | None = None,
+    ) -> list[QueuedTask]:
+        """Take up to ``take`` recoverable rows that have no owner or whose owner's lease
+        expired at ``now`` (never ``node_id``'s own), make ``node_id`` their owner and
+        return them in ``(created_at_utc, id)`` order. With ``due_before``, only rows due by
+        then (no scheduled time, or scheduled at or before it). Concurrent claimers never
+        get the same row."""
+        ...
+
+    async def claim_task(self, task_id: uuid.UUID, node_id: uuid.UUID, now: datetime) -> bool:
+        """Make ``node_id`` the owner of one row if it has no owner, is already its own, or
+        its owner's lease expired at ``now``; return whether ``node_id`` owns it now."""
         ...
 
     # -- monitoring ------------------------------------------------------------------------
