@@ -381,6 +381,12 @@ class EverTaskServiceBuilder:
                 + "".join(f"\n  skipped {reason}" for reason in registry.skipped)
             )
         storage = self._storage_factory(opts) if self._storage_factory is not None else None
+        if storage is None and not opts.run_workers:
+            raise ConfigurationError(
+                "set_run_workers(False) makes a dispatch-only host, whose tasks worker hosts "
+                "run from a shared database: add a SQL storage (e.g. add_postgres_storage) "
+                "that the worker hosts use too."
+            )
         queues = QueueManager(self._queue_configs())
         engine = Engine(opts, registry, queues, storage, make_log_capture(opts))
         host = EverTaskHost(engine, self.container)

@@ -25,6 +25,7 @@ from evertask_abstractions import (
 )
 
 from .clock import Clock
+from .cluster import Node
 from .events import EventBus, EventKind, TaskEvent
 from .ids import uuid7
 from .inflight import CancelReason, CancelRegistry, InFlight
@@ -122,8 +123,10 @@ class Dispatcher:
         recurring: RecurringCoordinator,
         events: EventBus,
         observers: list[TaskObserver],
+        node: Node,
     ) -> None:
         self._options = options
+        self._node = node
         self._registry = registry
         self._queues = queues
         self._storage = storage
@@ -402,6 +405,7 @@ class Dispatcher:
             task_key=run.task_key,
             trace_context=run.trace_context,
             retried_from=_RETRIED_FROM.get(),
+            owner_node=self._node.owner,
         )
         schedule = run.schedule
         if schedule is not None:
@@ -459,9 +463,12 @@ class Dispatcher:
         storage = self._storage
         stopping = self._lifecycle.state is HostState.STOPPING
         reserved: WorkerQueue | None = None  # the queue slot of an immediate task
-        if (execution_time is None or execution_time <= now) and not stopping:
-            if schedule is not None:
-                run.execution_time = now
+        due = execution_time is None or execution_time <= now
+        if due and schedule is not None:
+            run.execution_time = now
+        if not self._node.runs_workers:  # dispatch-only: a worker node claims the row
+            return await self._persist_for_workers(run, due, now)
+        if due and not stopping:
             queue = self._queues.for_run(run)
             reserved = await self._reserve(queue, tid)
         try:
@@ -489,6 +496,31 @@ class Dispatcher:
         self._inflight.add(tid)
         reserved.put_reserved(run)
         return tid
+
+    async def _take(self, task_id: uuid.UUID, now: datetime) -> bool:
+        """Make this node the owner of an existing row, unless a live node runs it; a
+        dispatch-only node takes nothing (a worker node claims the row)."""
+        storage = self._storage
+        assert storage is not None
+        return self._node.runs_workers and await storage.claim_task(task_id, self._node.id, now)
+
+    async def _persist_for_workers(self, run: TaskRun, due: bool, now: datetime) -> uuid.UUID:
+        """On a dispatch-only node: store the row with no owner (Queued if due, else
+        WaitingQueue); worker nodes claim it when it is due."""
+        storage = self._storage
+        assert storage is not None  # (the builder refuses a dispatch-only host without one)
+        status = QueuedTaskStatus.QUEUED if due else QueuedTaskStatus.WAITING_QUEUE
+        row = self._make_row(run, status, now)
+        try:
+            await storage.persist(row)
+        except TaskKeyConflictError:
+            raise
+        except Exception as exc:
+            raise PersistenceError(
+                f"Task {row.id} ({row.type}) could not be persisted, so it was not accepted: "
+                f"{exc!r}. A dispatch-only host runs nothing itself; check the storage."
+            ) from exc
+        return run.id
 
     async def _dispatch_keyed(
         self,
@@ -533,6 +565,7 @@ class Dispatcher:
                 key,
                 now,
                 running=status is QueuedTaskStatus.IN_PROGRESS or existing.id in self._inflight,
+                local=await self._take(existing.id, now),
                 make_run=self._make_run,
                 make_row=self._make_row,
             )
@@ -555,10 +588,14 @@ class Dispatcher:
             return await self._dispatch_new(
                 task, descriptor, level, execution_time, schedule, key, now
             )
-        # WaitingQueue / Queued / Pending and not in flight: update in place (same id)
+        # WaitingQueue / Queued / Pending and not in flight: update in place (same id); it
+        # runs here unless a live node owns it (that node runs what it holds)
+        local = await self._take(existing.id, now)
         run = self._make_run(existing.id, task, descriptor, level, execution_time, schedule, key)
         row = self._make_row(run, existing.status, existing.created_at_utc)
         await storage.update_task(row)
+        if not local:
+            return existing.id
         if execution_time is not None and execution_time > now:
             self._scheduler.schedule(run, execution_time)
         else:

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from .background import Background
 from .clock import Clock
+from .cluster import Membership, Node
 from .dispatcher import Dispatcher
 from .events import EventBus
 from .executor import WorkerExecutor
@@ -56,6 +57,20 @@ class Engine:
         self.in_flight = InFlight()
         self.cancels = CancelRegistry()
         self.background = Background()
+        self.node = Node(runs_workers=options.run_workers)
+        self.membership = (
+            None
+            if storage is None
+            else Membership(
+                node=self.node,
+                options=options,
+                storage=storage,
+                clock=self.clock,
+                lifecycle=self.lifecycle,
+                queues=queues,
+                inflight=self.in_flight,
+            )
+        )
         # a declared fast path: on a storage whose commits take a round trip, InProgress
         # overlaps the handler and a delayed run is claimed CLAIM_LEAD ahead of its time
         pipelined = storage if isinstance(storage, PipelinedStorage) else None
@@ -72,6 +87,7 @@ class Engine:
             scheduler=self.scheduler,
             background=self.background,
             claim_lead=self.claim_lead,
+            node=self.node,
         )
         self.recurring = RecurringCoordinator(
             storage=storage,
@@ -107,6 +123,7 @@ class Engine:
             recurring=self.recurring,
             events=self.events,
             observers=self.observers,
+            node=self.node,
         )
         self.recovery = Recovery(
             lifecycle=self.lifecycle,
@@ -119,6 +136,7 @@ class Engine:
             scheduler=self.scheduler,
             intake=self.intake,
             recurring=self.recurring,
+            membership=self.membership,
         )
 
     def _on_due(self, runs: list[TaskRun]) -> None:

@@ -8,7 +8,7 @@ import logging
 import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import FrameType, TracebackType
 from typing import Any, Protocol, Self
 
@@ -168,27 +168,32 @@ class EverTaskHost:
         lifecycle.state = HostState.STARTING
         try:
             self.dispatcher._bind_loop(asyncio.get_running_loop())
+            membership = engine.membership
             if engine.storage is not None:
                 await engine.storage.open()
                 for name in await engine.storage.get_paused_queues():
                     queue = engine.queues.queues.get(name)
                     if queue is not None:
                         queue.pause()
+            if membership is not None:
+                await membership.join()
             engine.events.start()
-            engine.executor.start()
+            if engine.node.runs_workers:
+                engine.executor.start()
             engine.scheduler.start()
-            cutoff = engine.clock.now()  # rows from here on are this host's own dispatches
             lifecycle.state = HostState.RUNNING
-            self._recovery = asyncio.get_running_loop().create_task(self._recover(cutoff))
+            if membership is not None:
+                membership.start(engine.recovery.adopt)
+            self._recovery = asyncio.get_running_loop().create_task(self._recover())
             for component in self.components:
                 await component.start(self)
         except BaseException:
             lifecycle.state = HostState.STOPPED
             raise
 
-    async def _recover(self, cutoff: datetime) -> RecoveryReport:
+    async def _recover(self) -> RecoveryReport:
         try:
-            self.recovery_report = await self._engine.recovery.run(cutoff)
+            self.recovery_report = await self._engine.recovery.run()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -244,6 +249,8 @@ class EverTaskHost:
                 log.warning("Interrupted: stopping the running tasks now.")
         await engine.executor.stop()
         await engine.background.drain()
+        if engine.membership is not None:
+            await engine.membership.leave()  # its pending rows go to the other nodes
         await engine.events.stop()
         engine.in_flight.clear()
         if engine.storage is not None:

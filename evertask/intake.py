@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from .background import Background
 from .clock import Clock
+from .cluster import Node
 from .inflight import CancelRegistry, InFlight
 from .lifecycle import Lifecycle
 from .queues import QueueManager
@@ -42,6 +43,7 @@ class Intake:
         scheduler: TimerScheduler,
         background: Background,
         claim_lead: timedelta,
+        node: Node,
     ) -> None:
         self._lifecycle = lifecycle
         self._queues = queues
@@ -52,6 +54,7 @@ class Intake:
         self._scheduler = scheduler
         self._background = background
         self._claim_lead = claim_lead
+        self._node = node
 
     def on_due(self, runs: list[TaskRun]) -> None:
         """The scheduler's callback: admit the runs it fired, in the background."""
@@ -114,11 +117,14 @@ class Intake:
         return True
 
     async def _claim(self, run: TaskRun) -> bool:
-        """Mark a persisted run's row Queued (compare-and-set); whether it may run here."""
+        """Mark a persisted run's row Queued if this node owns it (compare-and-set); whether
+        it may run here."""
         storage = self._storage
         if not run.persisted or storage is None:
             return True
-        if not await storage.try_set_queued_if_recoverable(run.id, run.audit_level):
+        if not await storage.try_set_queued_if_recoverable(
+            run.id, run.audit_level, owner=self._node.id
+        ):  # (a row another node took over is not this node's to run)
             return False
         # the await let others act: another delivery, a cancel, or the host stopping
         return not (

@@ -169,6 +169,10 @@ class EverTaskOptions:
     event_buffer_size: int = 10_000
     sync_handler_threads: int | None = None
     clock: Clock = field(default_factory=SystemClock)
+    lease_duration: timedelta = timedelta(seconds=30)
+    heartbeat_interval: timedelta | None = None
+    cluster_poll_interval: timedelta = timedelta(seconds=1)
+    run_workers: bool = True
     handler_modules: list[ModuleType] = field(default_factory=list)
     handler_classes: list[type[EverTaskHandler]] = field(default_factory=list)  # type: ignore[type-arg]
 
@@ -258,6 +262,51 @@ class EverTaskOptions:
         self.sync_handler_threads = _check_positive_int(threads, "sync_handler_threads")
         return self
 
+    # -- cluster ---------------------------------------------------------------------------
+    def set_lease_duration(self, lease: timedelta | float) -> Self:
+        """How long this host owns its tasks without a heartbeat (default 30 s).
+
+        A host that stops heartbeating (killed, partitioned) is dead once its lease ends;
+        the other hosts on the same database then take over its tasks (docs/cluster.md).
+        """
+        lease = _check_interval(lease, "lease_duration")
+        self._check_heartbeat(lease, self.heartbeat_interval)
+        self.lease_duration = lease
+        return self
+
+    def set_heartbeat_interval(self, interval: timedelta | float) -> Self:
+        """How often this host renews its lease (default: a third of the lease)."""
+        heartbeat = _check_interval(interval, "heartbeat_interval")
+        self._check_heartbeat(self.lease_duration, heartbeat)
+        self.heartbeat_interval = heartbeat
+        return self
+
+    def set_cluster_poll_interval(self, interval: timedelta | float) -> Self:
+        """How often a worker host looks for tasks no live host owns, while other hosts
+        share its database (default 1 s; a host alone on its database never polls)."""
+        self.cluster_poll_interval = _check_interval(interval, "cluster_poll_interval")
+        return self
+
+    def set_run_workers(self, value: bool) -> Self:
+        """False: a dispatch-only host (a web process beside worker processes): it
+        persists dispatches and runs nothing; worker hosts on the same database run them.
+        Needs a SQL storage."""
+        self.run_workers = bool(value)
+        return self
+
+    @property
+    def effective_heartbeat_interval(self) -> timedelta:
+        """The heartbeat interval in use (a third of the lease unless set)."""
+        return self.heartbeat_interval or self.lease_duration / 3
+
+    @staticmethod
+    def _check_heartbeat(lease: timedelta, heartbeat: timedelta | None) -> None:
+        if heartbeat is not None and heartbeat >= lease:
+            raise ConfigurationError(
+                f"The heartbeat interval ({heartbeat}) must be shorter than the lease "
+                f"({lease}), e.g. a third of it; a host renews its lease by heartbeating."
+            )
+
     def use_clock(self, clock: Clock) -> Self:
         """Replace the time source (tests use :class:`~evertask.clock.ManualClock`)."""
         self.clock = clock
@@ -295,6 +344,13 @@ class EverTaskOptions:
                 raise ConfigurationError(f"{handler!r} is not an EverTaskHandler subclass.")
             self.handler_classes.append(handler)
         return self
+
+
+def _check_interval(value: timedelta | float, name: str) -> timedelta:
+    td = value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+    if td <= timedelta(0):
+        raise ConfigurationError(f"{name} must be positive, got {td}.")
+    return td
 
 
 def _as_module(module: ModuleType | str) -> ModuleType:

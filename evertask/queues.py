@@ -47,7 +47,9 @@ class WorkerQueue:
         self._reserved = 0
         self._putters: deque[asyncio.Future[None]] = deque()
         self._closed = False
-        self._paused = False
+        self._paused = False  # starts nothing: paused by an operator, or held
+        self._operator_paused = False
+        self._held = False
         self._start: Starter | None = None  # the executor's, between start and close
 
     # -- state -----------------------------------------------------------------------------
@@ -66,17 +68,37 @@ class WorkerQueue:
 
     @property
     def paused(self) -> bool:
-        """A paused queue accepts tasks but starts none."""
-        return self._paused
+        """Paused by an operator: the queue accepts tasks but starts none."""
+        return self._operator_paused
 
     def pause(self) -> None:
         """Stop starting runs (runs in progress finish)."""
-        self._paused = True
+        self._operator_paused = self._paused = True
 
     def resume(self) -> None:
-        """Start runs again."""
-        self._paused = False
+        """Start runs again (unless held)."""
+        self._operator_paused = False
+        self._paused = self._held
         self._fill()
+
+    def hold(self) -> None:
+        """Start nothing for now, whatever the operator's pause (the host's lease is in
+        doubt: see :class:`~evertask.cluster.Membership`)."""
+        self._held = self._paused = True
+
+    def release_hold(self) -> None:
+        """Undo :meth:`hold`."""
+        self._held = False
+        self._paused = self._operator_paused
+        self._fill()
+
+    def take_waiting(self) -> list[TaskRun]:
+        """Remove and return the runs waiting to start (the queue stays open)."""
+        left = list(self._items)
+        self._items.clear()
+        while self._putters and not self.is_full:
+            self._wake(self._putters)
+        return left
 
     def attach(self, start: Starter) -> None:
         """Start runs through ``start(queue, run)`` (the executor), beginning with those

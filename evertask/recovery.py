@@ -1,4 +1,5 @@
-"""Startup recovery: resume every recoverable row, in keyset pages, beside the consumers."""
+"""Recovery: resume the rows this node claims (at start, and when it takes over from other
+nodes), beside the consumers."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 
 from evertask_abstractions import ScheduleError, TaskNotRegisteredError, TaskSerializationError
 
 from .clock import Clock
+from .cluster import Membership
 from .inflight import CancelRegistry, InFlight
 from .intake import Intake
 from .lifecycle import HostState, Lifecycle
@@ -62,6 +63,7 @@ class Recovery:
         scheduler: TimerScheduler,
         intake: Intake,
         recurring: RecurringCoordinator,
+        membership: Membership | None,
     ) -> None:
         self._lifecycle = lifecycle
         self._registry = registry
@@ -73,36 +75,23 @@ class Recovery:
         self._scheduler = scheduler
         self._intake = intake
         self._recurring = recurring
+        self._membership = membership
+        self.report = RecoveryReport()
+        """What recovery and takeovers did since the start (the startup pass's own report
+        is returned by :meth:`run`)."""
 
-    async def run(self, cutoff: datetime | None = None) -> RecoveryReport:
-        """One recovery pass.
+    async def run(self) -> RecoveryReport:
+        """The startup pass: claim every row no live node owns (the rows this host's
+        previous process left, those of dead nodes, those nobody owns) and resume them.
 
-        Rows created at or after ``cutoff`` (by default: when this pass begins; the host
-        passes the instant before it accepted its first dispatch) are live dispatches and
-        are left alone. Each page is split by queue and the queues are fed concurrently, so
-        one saturated queue cannot hold back the others.
+        A live node's rows, this host's own dispatches included, are never claimed.
         """
-        report = RecoveryReport()
-        storage = self._storage
-        if storage is None:
+        report = self.report = RecoveryReport()
+        membership = self._membership
+        if membership is None or not membership.node.runs_workers:
             return report
         started = time.perf_counter()
-        if cutoff is None:
-            cutoff = self._clock.now()
-        last_created = None
-        last_id = None
-        while True:
-            page = await storage.retrieve_pending(last_created, last_id, PAGE_SIZE)
-            if not page:
-                break
-            last_created, last_id = page[-1].created_at_utc, page[-1].id
-            rows = [r for r in page if r.created_at_utc < cutoff]
-            groups: dict[str, list[QueuedTask]] = defaultdict(list)
-            for row in rows:
-                groups[row.queue_name].append(row)
-            await asyncio.gather(*(self._recover_group(g, report) for g in groups.values()))
-            if len(rows) < len(page):
-                break
+        await membership.claim(due_only=False)
         report.seconds = time.perf_counter() - started
         if report.recovered or report.poisoned or report.transient_failures:
             log.info(
@@ -116,6 +105,14 @@ class Recovery:
                 report.seconds,
             )
         return report
+
+    async def adopt(self, rows: list[QueuedTask]) -> None:
+        """Resume rows this node has just claimed. Each page is split by queue and the
+        queues are fed concurrently, so one saturated queue cannot hold back the others."""
+        groups: dict[str, list[QueuedTask]] = defaultdict(list)
+        for row in rows:
+            groups[row.queue_name].append(row)
+        await asyncio.gather(*(self._recover_group(g, self.report) for g in groups.values()))
 
     async def _recover_group(self, rows: list[QueuedTask], report: RecoveryReport) -> None:
         for row in rows:

@@ -116,12 +116,14 @@ class RecurringCoordinator:
         now: datetime,
         *,
         running: bool,
+        local: bool,
         make_run: Callable[..., TaskRun],
         make_row: Callable[[TaskRun, QueuedTaskStatus, datetime], QueuedTask],
     ) -> uuid.UUID:
         """Re-registration of a recurring key: update in place, keeping the next run and the
         run count; a running occurrence is not disturbed; a Cancelled series is revived with
-        the new definition."""
+        the new definition. Unless ``local`` (this node owns the series now), only the
+        stored definition changes: the live node that owns the series runs it."""
         storage = self._storage
         assert storage is not None and schedule is not None
         tid = existing.id
@@ -141,6 +143,8 @@ class RecurringCoordinator:
         row = make_row(run, existing.status, existing.created_at_utc)
         row.next_run_utc = next_run
         await storage.update_task(row, revive=revive)
+        if not local:
+            return tid
         if running and not revive:
             # the running occurrence finishes with the old definition; the next one uses the
             # stored (new) definition when recovered, and in memory from now on (a revived

@@ -520,11 +520,16 @@ class MemoryTaskStorage:
         return [t.copy() for t in claimed]
 
     async def claim_task(self, task_id: uuid.UUID, node_id: uuid.UUID, now: datetime) -> bool:
-        """Own one row unless a live node owns it."""
+        """Own one row unless a live node owns it and may run it."""
         task = self._tasks.get(task_id)
         if task is None:
             return False
-        if task.owner_node != node_id and not self._orphaned(task, node_id, _utc(now)):
+        now = _utc(now)
+        if (
+            task.owner_node != node_id
+            and is_recoverable(task, now)
+            and not self._orphaned(task, node_id, now)
+        ):
             return False
         task.owner_node = node_id
         return True

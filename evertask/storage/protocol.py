@@ -279,8 +279,10 @@ class TaskStorage(Protocol):
         ...
 
     async def claim_task(self, task_id: uuid.UUID, node_id: uuid.UUID, now: datetime) -> bool:
-        """Make ``node_id`` the owner of one row if it has no owner, is already its own, or
-        its owner's lease expired at ``now``; return whether ``node_id`` owns it now."""
+        """Make ``node_id`` the owner of one row if it has no owner, is already its own, its
+        owner's lease expired at ``now``, or it is not recoverable (finished or cancelled:
+        nobody runs it); return whether ``node_id`` owns it now (``False``: no such row, or a
+        live node owns it and may run it)."""
         ...
 
     # -- monitoring ------------------------------------------------------------------------

@@ -1,0 +1,276 @@
+"""Cluster membership: this host's node row, its lease, and the rows no live node owns.
+
+Every host with a storage is a node of the cluster formed by the hosts on that database.
+It registers a row with a lease and renews it every heartbeat; the rows it will run carry
+its id (stamped by the dispatching INSERT, or by a claim). A live node's rows are never
+taken. While other nodes are registered, a worker node polls for rows nobody owns (those
+of dispatch-only nodes, of nodes that stopped, of dead nodes) and takes them over; alone on
+its database it never polls. A node that cannot renew its lease starts nothing new until
+it can; a node whose lease ran out rejoins under a new id (docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from .clock import Clock
+from .inflight import InFlight
+from .lifecycle import Lifecycle
+from .options import EverTaskOptions
+from .queues import QueueManager
+from .storage.models import NodeInfo, QueuedTask
+from .storage.protocol import TaskStorage
+
+__all__ = ["DEAD_NODE_RETENTION", "Membership", "Node"]
+
+log = logging.getLogger("evertask.cluster")
+
+DEAD_NODE_RETENTION = timedelta(hours=1)
+"""How long a dead node stays listed (for monitoring) once nothing pending is its own."""
+
+PAGE_SIZE = 100
+
+Adopt = Callable[[list[QueuedTask]], Awaitable[None]]
+"""Puts claimed rows into this host's engine (the recovery's row handling)."""
+
+
+class Node:
+    """This host's identity in the cluster (a new id at every start, and after a lost lease)."""
+
+    __slots__ = ("id", "runs_workers")
+
+    def __init__(self, runs_workers: bool = True) -> None:
+        self.id = uuid.uuid4()
+        self.runs_workers = runs_workers
+
+    @property
+    def owner(self) -> uuid.UUID | None:
+        """The owner stamped on rows this host dispatches (``None`` on a dispatch-only node:
+        any worker node may claim them)."""
+        return self.id if self.runs_workers else None
+
+
+class Membership:
+    """Registers the node, heartbeats, and takes over rows no live node owns."""
+
+    def __init__(
+        self,
+        *,
+        node: Node,
+        options: EverTaskOptions,
+        storage: TaskStorage,
+        clock: Clock,
+        lifecycle: Lifecycle,
+        queues: QueueManager,
+        inflight: InFlight,
+    ) -> None:
+        self.node = node
+        self._options = options
+        self._storage = storage
+        self._clock = clock
+        self._lifecycle = lifecycle
+        self._queues = queues
+        self._inflight = inflight
+        self._lease = options.lease_duration
+        self._heartbeat = options.effective_heartbeat_interval
+        self._poll = options.cluster_poll_interval
+        self._adopt: Adopt | None = None
+        self._renewed = 0.0  # time.monotonic() of the last renewal
+        self._held = False
+        self._others = 0  # other nodes registered at the last heartbeat
+        self._wake = asyncio.Event()
+        self._sweep = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.nodes: list[NodeInfo] = []
+        """Every registered node, as read at the last heartbeat."""
+
+    @property
+    def alone(self) -> bool:
+        """Whether no other node was registered at the last heartbeat (no polling)."""
+        return self._others == 0
+
+    # -- joining and leaving ---------------------------------------------------------------
+    async def join(self) -> None:
+        """Register this node (at start, before anything is claimed)."""
+        now = self._clock.now()
+        queues = tuple(self._queues.queues) if self.node.runs_workers else ()
+        await self._storage.register_node(
+            NodeInfo(
+                id=self.node.id,
+                host_name=socket.gethostname(),
+                pid=os.getpid(),
+                started_at_utc=now,
+                last_heartbeat_utc=now,
+                lease_expires_utc=now + self._lease,
+                queues=queues,
+                runs_workers=self.node.runs_workers,
+            )
+        )
+        self._renewed = time.monotonic()
+        await self._read_nodes()
+
+    def start(self, adopt: Adopt) -> None:
+        """Heartbeat (and, on a worker node, poll for orphaned rows) in the background."""
+        self._adopt = adopt
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._heartbeats(), name="evertask-heartbeat")]
+        if self.node.runs_workers:
+            self._tasks.append(loop.create_task(self._polls(), name="evertask-cluster-poll"))
+
+    async def leave(self) -> None:
+        """A graceful stop: release this node's pending rows to the others, deregister."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        try:
+            released = await self._storage.deregister_node(self.node.id)
+        except Exception as exc:
+            log.warning(
+                "Could not deregister node %s (%r); its tasks move to other nodes when its "
+                "lease ends.",
+                self.node.id,
+                exc,
+            )
+            return
+        if released:
+            log.info("Node %s left; %d pending task(s) released.", self.node.id, released)
+
+    # -- heartbeats ------------------------------------------------------------------------
+    async def _heartbeats(self) -> None:
+        interval = self._heartbeat.total_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        """Renew the lease, read the nodes and the paused queues; hold or rejoin if needed."""
+        now = self._clock.now()
+        try:
+            renewed = await self._storage.renew_lease(self.node.id, now, now + self._lease)
+        except Exception as exc:
+            self._lease_in_doubt(exc)
+            return
+        if not renewed:
+            await self._rejoin()
+            return
+        self._renewed = time.monotonic()
+        self._release_hold()
+        try:
+            await self._read_nodes()
+            await self._read_paused_queues()
+            await self._storage.remove_dead_nodes(now - DEAD_NODE_RETENTION)
+        except Exception as exc:
+            log.warning("Cluster bookkeeping failed (%r); retrying at the next heartbeat.", exc)
+
+    async def _read_nodes(self) -> None:
+        self.nodes = await self._storage.list_nodes()
+        self._others = sum(1 for n in self.nodes if n.id != self.node.id)
+        # polls run while other nodes are registered; alone, one poll per heartbeat takes
+        # what a node that came and went between two heartbeats left (a script's
+        # dispatch-only host, the last node that stopped)
+        self._sweep = self.alone
+        self._wake.set()
+
+    async def _read_paused_queues(self) -> None:
+        """Apply pauses made on other nodes (and resumes)."""
+        paused = await self._storage.get_paused_queues()
+        for name, queue in self._queues.queues.items():
+            if name in paused and not queue.paused:
+                queue.pause()
+            elif name not in paused and queue.paused:
+                queue.resume()
+
+    def _lease_in_doubt(self, exc: BaseException) -> None:
+        """The lease could not be renewed: near its end, start nothing new."""
+        left = self._lease.total_seconds() - (time.monotonic() - self._renewed)
+        log.warning(
+            "Node %s could not renew its lease (%r); %.1f s of it left.", self.node.id, exc, left
+        )
+        if left <= self._heartbeat.total_seconds() and not self._held:
+            log.error(
+                "Node %s starts no new task until its lease is renewed: other nodes may take "
+                "its tasks when the lease ends.",
+                self.node.id,
+            )
+            self._held = True
+            for queue in self._queues.queues.values():
+                queue.hold()
+
+    def _release_hold(self) -> None:
+        if self._held:
+            self._held = False
+            log.info("Node %s renewed its lease; starting tasks again.", self.node.id)
+            for queue in self._queues.queues.values():
+                queue.release_hold()
+
+    async def _rejoin(self) -> None:
+        """The lease ran out (other nodes may own this node's rows now): drop the runs not
+        started yet, rejoin under a new id and claim again what nobody took."""
+        old = self.node.id
+        dropped = 0
+        for queue in self._queues.queues.values():
+            for run in queue.take_waiting():
+                self._inflight.discard(run.id)
+                dropped += 1
+        self.node.id = uuid.uuid4()
+        log.error(
+            "Node %s lost its lease; it rejoins as %s (%d waiting task(s) handed back; "
+            "running ones finish, and may also run elsewhere).",
+            old,
+            self.node.id,
+            dropped,
+        )
+        await self.join()
+        self._release_hold()
+        await self.claim(due_only=False)
+
+    # -- claiming --------------------------------------------------------------------------
+    async def _polls(self) -> None:
+        interval = self._poll.total_seconds()
+        while True:
+            if self.alone and not self._sweep:
+                self._wake.clear()
+                await self._wake.wait()
+            self._sweep = False
+            await asyncio.sleep(interval)
+            if self._lifecycle.running and not self._held:
+                try:
+                    await self.claim(due_only=True)
+                except Exception as exc:
+                    log.warning("Polling for orphaned tasks failed (%r).", exc)
+
+    async def claim(self, *, due_only: bool) -> int:
+        """Claim rows no live node owns, page by page, and adopt them; ``due_only`` takes
+        only rows due now and no more than the queues have room for."""
+        assert self._adopt is not None
+        total = 0
+        while self._lifecycle.running:
+            take = self._room() if due_only else PAGE_SIZE
+            if take <= 0:
+                break
+            now = self._clock.now()
+            rows = await self._storage.claim_orphans(
+                self.node.id, now, take, due_before=now if due_only else None
+            )
+            if rows:
+                log.info("Node %s took over %d task(s).", self.node.id, len(rows))
+                await self._adopt(rows)
+            total += len(rows)
+            if len(rows) < take:
+                break
+        return total
+
+    def _room(self) -> int:
+        """How many more runs the queues could start soon (a page at most)."""
+        room = 0
+        for queue in self._queues.queues.values():
+            room += max(0, 2 * queue.parallelism - queue.active - len(queue))
+        return min(PAGE_SIZE, room)

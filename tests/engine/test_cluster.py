@@ -1,0 +1,215 @@
+"""Cluster semantics in one process: hosts sharing one memory storage are nodes of a cluster.
+
+The multi-process versions (SQLite, PostgreSQL, MariaDB) are in tests/cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from evertask import EverTaskOptions, MemoryTaskStorage
+from evertask_abstractions import (
+    CancellationToken,
+    ConfigurationError,
+    EverTask,
+    EverTaskHandler,
+    QueuedTaskStatus,
+)
+from tests.engine.tasks import ALL, Blocker, Ping
+from tests.helpers import Container, Probe, build_host, wait_status, wait_until
+
+Q = QueuedTaskStatus
+
+
+class Tick(EverTask):
+    label: str = ""
+
+
+class TickHandler(EverTaskHandler[Tick]):
+    def __init__(self, probe: Probe) -> None:
+        super().__init__()
+        self.probe = probe
+
+    async def handle(self, task: Tick, cancellation: CancellationToken) -> None:
+        self.probe.record("tick", task.label)
+
+
+def fast_lease(o: EverTaskOptions) -> None:
+    o.set_lease_duration(timedelta(milliseconds=600))
+    o.set_heartbeat_interval(timedelta(milliseconds=100))
+    o.set_cluster_poll_interval(timedelta(milliseconds=50))
+
+
+def node(
+    storage: MemoryTaskStorage, configure: Callable[[EverTaskOptions], Any] | None = None
+) -> tuple[Any, Any]:
+    """A host on ``storage`` with its own container (and probe)."""
+
+    def setup(o: EverTaskOptions) -> None:
+        fast_lease(o)
+        o.set_max_degree_of_parallelism(1)
+        if configure is not None:
+            configure(o)
+
+    return build_host(
+        [*ALL, TickHandler],
+        setup,
+        container=Container(),
+        storage=False,
+        builder=lambda b: b.use_storage(storage),
+    )
+
+
+async def test_rows_are_stamped_with_the_dispatching_node() -> None:
+    storage = MemoryTaskStorage()
+    host, _ = node(storage)
+    async with host:
+        tid = await host.dispatcher.dispatch(Ping(n=1), timedelta(hours=1))
+        row = await storage.get(tid)
+        assert row is not None and row.owner_node == host.engine.node.id
+        nodes = await storage.list_nodes()
+        assert [n.id for n in nodes] == [host.engine.node.id]
+        assert nodes[0].runs_workers and "default" in nodes[0].queues
+    assert await storage.list_nodes() == []  # a graceful stop deregisters
+    row = await storage.get(tid)
+    assert row is not None and row.owner_node is None  # released to any node
+
+
+async def test_a_second_host_takes_none_of_a_live_hosts_rows() -> None:
+    storage = MemoryTaskStorage()
+    a, a_box = node(storage)
+    b, b_box = node(storage)
+    a_probe, b_probe = a_box.probe(), b_box.probe()
+    async with a:
+        running = await a.dispatcher.dispatch(Blocker(name="r"))
+        await a_probe.wait_for(lambda: a_probe.count("start") == 1)
+        queued = [await a.dispatcher.dispatch(Blocker(name=f"q{i}")) for i in range(3)]
+        delayed = await a.dispatcher.dispatch(Ping(n=7), timedelta(milliseconds=300))
+        async with b:
+            report = await b.wait_recovered(5)
+            assert report is not None and report.recovered == 0
+            membership = b.engine.membership
+            assert membership is not None and not membership.alone
+            assert await membership.claim(due_only=False) == 0  # a live node's rows stay
+            for name in ["r", "q0", "q1", "q2"]:
+                a_probe.gate(name).set()
+            for tid in [running, *queued, delayed]:
+                await wait_status(a, tid, Q.COMPLETED)
+            assert await membership.claim(due_only=False) == 0
+    assert b_probe.calls == []
+    assert sorted(c for c in a_probe.calls if c[0] == "end") == [
+        ("end", n) for n in ["q0", "q1", "q2", "r"]
+    ]
+    assert ("ping", 7) in a_probe.calls
+
+
+async def test_a_graceful_stop_hands_pending_rows_to_the_other_host() -> None:
+    storage = MemoryTaskStorage()
+    a, a_box = node(storage)
+    b, b_box = node(storage)
+    a_probe, b_probe = a_box.probe(), b_box.probe()
+    async with b:
+        await a.start()
+        running = await a.dispatcher.dispatch(Blocker(name="r"))
+        await a_probe.wait_for(lambda: a_probe.count("start") == 1)
+        queued = [await a.dispatcher.dispatch(Blocker(name=f"q{i}")) for i in range(3)]
+        delayed = await a.dispatcher.dispatch(Ping(n=8), timedelta(milliseconds=400))
+        for name in ["r", "q0", "q1", "q2"]:
+            b_probe.gate(name).set()
+        await a.stop(grace_period=0.05)  # r is interrupted (ServiceStopped)
+        for tid in [running, *queued, delayed]:
+            await wait_status(b, tid, Q.COMPLETED)
+            row = await storage.get(tid)
+            assert row is not None and row.owner_node == b.engine.node.id
+    assert sorted(c for c in b_probe.calls if c[0] == "end") == [
+        ("end", n) for n in ["q0", "q1", "q2", "r"]
+    ]
+    assert b_probe.calls.count(("ping", 8)) == 1 and ("ping", 8) not in a_probe.calls
+
+
+async def test_a_dead_hosts_rows_move_to_a_survivor_after_its_lease() -> None:
+    storage = MemoryTaskStorage()
+    a, a_box = node(storage)
+    b, b_box = node(storage)
+    a_probe, b_probe = a_box.probe(), b_box.probe()
+    async with b:
+        await a.start()
+        stuck = await a.dispatcher.dispatch(Blocker(name="stuck"))
+        await a_probe.wait_for(lambda: a_probe.count("start") == 1)
+        queued = [await a.dispatcher.dispatch(Ping(n=i)) for i in range(3)]
+        delayed = await a.dispatcher.dispatch(Ping(n=9), timedelta(milliseconds=200))
+        # "kill" a: no more heartbeats, no more timers, nothing more started
+        membership = a.engine.membership
+        assert membership is not None
+        for task in membership._tasks:
+            task.cancel()
+        a.engine.scheduler.stop()
+        for queue in a.engine.queues.queues.values():
+            queue.hold()
+        b_probe.gate("stuck").set()
+        for tid in [stuck, *queued, delayed]:  # lease 0.6 s + heartbeat + polls
+            await wait_status(b, tid, Q.COMPLETED, timeout=5)
+    assert sorted(c for c in b_probe.calls if c[0] == "ping") == [("ping", n) for n in [0, 1, 2, 9]]
+    assert ("end", "stuck") in b_probe.calls  # at least once: it ran on a too (interrupted)
+    a_probe.gate("stuck").set()
+    await a.stop(grace_period=0.05)
+
+
+async def test_a_dispatch_only_host_runs_nothing_and_the_workers_run_its_tasks() -> None:
+    storage = MemoryTaskStorage()
+    web, web_box = node(storage, lambda o: o.set_run_workers(False))
+    worker, worker_box = node(storage, lambda o: o.set_max_degree_of_parallelism(4))
+    async with worker, web:
+        ids = [await web.dispatcher.dispatch(Ping(n=i)) for i in range(40)]
+        later = await web.dispatcher.dispatch(Ping(n=100), timedelta(milliseconds=150))
+        row = await storage.get(ids[0])
+        assert row is not None and row.owner_node is None
+        for tid in [*ids, later]:
+            await wait_status(worker, tid, Q.COMPLETED)
+        roles = {n.id: n.runs_workers for n in await storage.list_nodes()}
+        assert roles == {web.engine.node.id: False, worker.engine.node.id: True}
+    pings = sorted(n for name, n in worker_box.probe().calls if name == "ping")
+    assert pings == [*range(40), 100]
+    assert web_box.probe().calls == []
+
+
+async def test_a_recurring_key_registered_by_two_hosts_runs_once_per_occurrence() -> None:
+    storage = MemoryTaskStorage()
+    a, a_box = node(storage)
+    b, b_box = node(storage)
+
+    def every_second(r: Any) -> Any:
+        return r.schedule().every(1).seconds().max_runs(3)
+
+    async with a, b:
+        first = await a.dispatcher.dispatch(Tick(label="a"), every_second, task_key="shared")
+        second = await b.dispatcher.dispatch(Tick(label="b"), every_second, task_key="shared")
+        assert first == second
+        assert b.scheduled_count == 0  # the series is a's: b only updated its definition
+        await wait_until(
+            lambda: (
+                len([c for c in a_box.probe().calls + b_box.probe().calls if c[0] == "tick"]) >= 3
+            ),
+            timeout=8,
+        )
+        await wait_status(a, first, Q.COMPLETED, timeout=5)
+    ticks = [c for c in a_box.probe().calls + b_box.probe().calls if c[0] == "tick"]
+    assert len(ticks) == 3
+
+
+def test_a_dispatch_only_host_needs_a_storage() -> None:
+    with pytest.raises(ConfigurationError, match="dispatch-only"):
+        build_host(ALL, lambda o: o.set_run_workers(False), storage=False)
+
+
+def test_the_heartbeat_must_be_shorter_than_the_lease() -> None:
+    options = EverTaskOptions()
+    with pytest.raises(ConfigurationError, match="shorter than the lease"):
+        options.set_heartbeat_interval(timedelta(seconds=40))
+    with pytest.raises(ConfigurationError, match="must be positive"):
+        options.set_lease_duration(0)
+    assert options.effective_heartbeat_interval == timedelta(seconds=10)
