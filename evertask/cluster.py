@@ -39,6 +39,9 @@ PAGE_SIZE = 100
 
 Adopt = Callable[[list[QueuedTask]], Awaitable[None]]
 """Puts claimed rows into this host's engine (the recovery's row handling)."""
+CancelHere = Callable[[uuid.UUID], None]
+"""Stops what this process holds of a task cancelled on another node."""
+_CANCEL_CHECK_CHUNK = 500
 
 
 class Node:
@@ -82,6 +85,7 @@ class Membership:
         self._heartbeat = options.effective_heartbeat_interval
         self._poll = options.cluster_poll_interval
         self._adopt: Adopt | None = None
+        self._cancel_here: CancelHere | None = None
         self._renewed = 0.0  # time.monotonic() of the last renewal
         self._held = False
         self._others = 0  # other nodes registered at the last heartbeat
@@ -116,9 +120,11 @@ class Membership:
         self._renewed = time.monotonic()
         await self._read_nodes()
 
-    def start(self, adopt: Adopt) -> None:
-        """Heartbeat (and, on a worker node, poll for orphaned rows) in the background."""
+    def start(self, adopt: Adopt, cancel_here: CancelHere) -> None:
+        """Heartbeat (and, on a worker node, poll for orphaned rows and for cancels made on
+        other nodes) in the background."""
         self._adopt = adopt
+        self._cancel_here = cancel_here
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._heartbeats(), name="evertask-heartbeat")]
         if self.node.runs_workers:
@@ -241,11 +247,14 @@ class Membership:
                 await self._wake.wait()
             self._sweep = False
             await asyncio.sleep(interval)
-            if self._lifecycle.running and not self._held:
-                try:
+            if not self._lifecycle.running:
+                continue
+            try:
+                await self.check_cancels()
+                if not self._held:
                     await self.claim(due_only=True)
-                except Exception as exc:
-                    log.warning("Polling for orphaned tasks failed (%r).", exc)
+            except Exception as exc:
+                log.warning("Polling the cluster's tasks failed (%r).", exc)
 
     async def claim(self, *, due_only: bool) -> int:
         """Claim rows no live node owns, page by page, and adopt them; ``due_only`` takes
@@ -267,6 +276,19 @@ class Membership:
             if len(rows) < take:
                 break
         return total
+
+    async def check_cancels(self) -> int:
+        """Stop the runs held here whose rows were cancelled elsewhere; return how many."""
+        assert self._cancel_here is not None
+        ids = self._inflight.ids()
+        found = 0
+        for start in range(0, len(ids), _CANCEL_CHECK_CHUNK):
+            chunk = ids[start : start + _CANCEL_CHECK_CHUNK]
+            for task_id in await self._storage.cancelled_among(chunk):
+                log.info("Task %s was cancelled on another node; stopping it here.", task_id)
+                self._cancel_here(task_id)
+                found += 1
+        return found
 
     def _room(self) -> int:
         """How many more runs the queues could start soon (a page at most)."""

@@ -303,13 +303,11 @@ class Dispatcher:
         return future.result(timeout)
 
     async def cancel(self, task_id: uuid.UUID) -> None:
-        """Cancel a queued, scheduled, recurring or running task; unknown ids are ignored."""
-        self._cancels.cancel(task_id)
-        execution = self._inflight.execution(task_id)
-        if execution is not None:
-            execution.cancel(CancelReason.USER)
-        self._scheduler.unschedule(task_id)
-        self._inflight.drop_follow_up(task_id)
+        """Cancel a queued, scheduled, recurring or running task; unknown ids are ignored.
+
+        On any node of a cluster: the node running the task learns of it at its next poll.
+        """
+        self.cancel_here(task_id)
         storage = self._storage
         if storage is None:
             return
@@ -322,6 +320,16 @@ class Dispatcher:
         if finished and not (row.is_recurring and row.next_run_utc is not None):
             return  # a finished one-shot stays as it ended
         await storage.set_cancelled_by_user(task_id, row.audit_level)
+
+    def cancel_here(self, task_id: uuid.UUID) -> None:
+        """Stop what this process holds of a task (its timer, its queued or running
+        delivery) without writing its status (done by :meth:`cancel`, or by another node)."""
+        self._cancels.cancel(task_id)
+        execution = self._inflight.execution(task_id)
+        if execution is not None:
+            execution.cancel(CancelReason.USER)
+        self._scheduler.unschedule(task_id)
+        self._inflight.drop_follow_up(task_id)
 
     async def retry(self, task_id: uuid.UUID) -> uuid.UUID:
         """Run a Failed or Cancelled task again: a new dispatch of the same payload, on the

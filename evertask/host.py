@@ -183,7 +183,7 @@ class EverTaskHost:
             engine.scheduler.start()
             lifecycle.state = HostState.RUNNING
             if membership is not None:
-                membership.start(engine.recovery.adopt)
+                membership.start(engine.recovery.adopt, engine.dispatcher.cancel_here)
             self._recovery = asyncio.get_running_loop().create_task(self._recover())
             for component in self.components:
                 await component.start(self)

@@ -63,6 +63,10 @@ class InFlight:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def ids(self) -> list[uuid.UUID]:
+        """The ids queued or running here now."""
+        return [uuid.UUID(int=i) for i in self._ids]
+
     def add(self, task_id: uuid.UUID) -> None:
         """A run of ``task_id`` was handed to a queue."""
         self._ids.add(task_id.int)

@@ -534,6 +534,14 @@ class MemoryTaskStorage:
         task.owner_node = node_id
         return True
 
+    async def cancelled_among(self, task_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these rows are Cancelled."""
+        return {
+            tid
+            for tid in task_ids
+            if (task := self._tasks.get(tid)) is not None and task.status is Q.CANCELLED
+        }
+
     # -- monitoring: plain filters and sorts over every row --------------------------------
     def _created_since(self, since: datetime | None) -> list[QueuedTask]:
         since = _utc(since)

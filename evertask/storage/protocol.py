@@ -285,6 +285,10 @@ class TaskStorage(Protocol):
         live node owns it and may run it)."""
         ...
 
+    async def cancelled_among(self, task_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these rows are Cancelled (a node learns of cancels made elsewhere)."""
+        ...
+
     # -- monitoring ------------------------------------------------------------------------
     async def query_tasks(self, query: TaskQuery) -> TaskPage:
         """A filtered, sorted page of tasks and the total number of matches."""

@@ -213,3 +213,21 @@ def test_the_heartbeat_must_be_shorter_than_the_lease() -> None:
     with pytest.raises(ConfigurationError, match="must be positive"):
         options.set_lease_duration(0)
     assert options.effective_heartbeat_interval == timedelta(seconds=10)
+
+
+async def test_a_task_cancelled_on_another_node_stops_where_it_runs() -> None:
+    storage = MemoryTaskStorage()
+    a, a_box = node(storage)
+    b, _ = node(storage)
+    a_probe = a_box.probe()
+    async with a, b:
+        running = await a.dispatcher.dispatch(Blocker(name="long"))
+        waiting = await a.dispatcher.dispatch(Blocker(name="next"))  # parallelism 1: waits
+        await a_probe.wait_for(lambda: a_probe.count("start") == 1)
+        await b.dispatcher.cancel(running)
+        await b.dispatcher.cancel(waiting)
+        await wait_until(lambda: not a.engine.in_flight, timeout=2)  # polls every 50 ms
+        a_probe.gate("next").set()
+        for tid in (running, waiting):
+            assert (await wait_status(a, tid, Q.CANCELLED)) is Q.CANCELLED
+    assert a_probe.calls == [("start", "long")]  # never finished, "next" never started

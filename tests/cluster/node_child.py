@@ -1,0 +1,171 @@
+"""One node of a multi-process cluster test: ``python -m tests.cluster.node_child SPEC``.
+
+``SPEC`` is a JSON object:
+
+- ``dir``: the test's directory; ``storage``: ``{"kind": "sqlite"|"postgres"|"mysql", ...}``;
+- ``name``: this node's name (files it writes carry it);
+- ``role``: ``"worker"`` or ``"dispatch"`` (a dispatch-only host);
+- ``dispatch``: ``[first, count]`` Work tasks to dispatch after start (optional), with
+  ``delay_every`` (every k-th one is delayed by ``delay_s``) and ``work_ms``;
+- ``recurring``: a task key to register ``every(1).seconds()`` (optional);
+- ``cancel``: a file holding a task id to cancel once it exists (optional);
+- ``lease_s``, ``heartbeat_s``, ``poll_s``, ``parallelism``.
+
+It writes ``ready-NAME`` (its node id) once started, ``dispatched-NAME`` (one id per line,
+after each dispatch returned), then runs until SIGTERM (graceful stop, exit 0). Handlers
+append to ``executed-NAME.log``: ``work N`` when a Work task finishes, ``tick ISO-TIME`` per
+recurring run, ``long-start ID`` / ``long-stopped ID`` for the cancellable task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from evertask import EverTaskOptions, add_evertask
+from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler
+
+SPEC: dict[str, Any] = json.loads(sys.argv[1]) if __name__ == "__main__" else {}
+
+
+class Journal:
+    """Appends lines to a file, flushed per line."""
+
+    def __init__(self, path: str) -> None:
+        self._f = open(path, "a", buffering=1)  # noqa: SIM115
+
+    def write(self, line: str) -> None:
+        self._f.write(line + "\n")
+        self._f.flush()
+
+
+def _journal() -> Journal:
+    return Journal(os.path.join(SPEC["dir"], f"executed-{SPEC['name']}.log"))
+
+
+class Container(containers.DeclarativeContainer):
+    executed = providers.Singleton(_journal)
+
+
+class Work(EverTask, task_name="cluster.Work"):
+    n: int
+    ms: int = 2
+
+
+class WorkHandler(EverTaskHandler[Work]):
+    def __init__(self, executed: Journal) -> None:
+        super().__init__()
+        self.executed = executed
+
+    async def handle(self, task: Work, cancellation: CancellationToken) -> None:
+        await asyncio.sleep(task.ms / 1000)
+        self.executed.write(f"work {task.n} {datetime.now(UTC).isoformat()}")
+
+
+class Beat(EverTask, task_name="cluster.Beat"):
+    pass
+
+
+class BeatHandler(EverTaskHandler[Beat]):
+    def __init__(self, executed: Journal) -> None:
+        super().__init__()
+        self.executed = executed
+
+    async def handle(self, task: Beat, cancellation: CancellationToken) -> None:
+        self.executed.write(f"tick {datetime.now(UTC).isoformat()}")
+
+
+class Long(EverTask, task_name="cluster.Long"):
+    pass
+
+
+class LongHandler(EverTaskHandler[Long]):
+    def __init__(self, executed: Journal) -> None:
+        super().__init__()
+        self.executed = executed
+        self.id = ""
+
+    async def on_started(self, task_id: uuid.UUID) -> None:
+        self.id = str(task_id)
+
+    async def handle(self, task: Long, cancellation: CancellationToken) -> None:
+        self.executed.write(f"long-start {self.id}")
+        try:
+            await asyncio.sleep(60)
+        finally:
+            self.executed.write(f"long-stopped {self.id} {datetime.now(UTC).isoformat()}")
+
+
+def configure(o: EverTaskOptions) -> None:
+    o.register_handler(WorkHandler, BeatHandler, LongHandler)
+    o.set_lease_duration(timedelta(seconds=SPEC.get("lease_s", 2.0)))
+    o.set_heartbeat_interval(timedelta(seconds=SPEC.get("heartbeat_s", 0.5)))
+    o.set_cluster_poll_interval(timedelta(seconds=SPEC.get("poll_s", 0.2)))
+    o.set_max_degree_of_parallelism(SPEC.get("parallelism", 4))
+    o.set_shutdown_grace_period(SPEC.get("grace_s", 0.5))
+    o.set_run_workers(SPEC["role"] == "worker")
+
+
+def build() -> Any:
+    builder = add_evertask(Container(), configure)
+    storage = SPEC["storage"]
+    kind = storage["kind"]
+    if kind == "sqlite":
+        builder.add_sqlite_storage(storage["path"])
+    elif kind == "postgres":
+        builder.add_postgres_storage(storage["url"], schema=storage["schema"])
+    elif kind == "mysql":
+        builder.add_mysql_storage(storage["url"])
+    else:
+        raise ValueError(kind)
+    return builder.build()
+
+
+async def main() -> None:
+    directory = Path(SPEC["dir"])
+    name = SPEC["name"]
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    host = build()
+    await host.start()
+    try:
+        (directory / f"ready-{name}").write_text(str(host.engine.node.id))
+        dispatched = Journal(str(directory / f"dispatched-{name}"))
+        if "recurring" in SPEC:
+            await host.dispatcher.dispatch(
+                Beat(), lambda b: b.schedule().every(1).seconds(), task_key=SPEC["recurring"]
+            )
+        if "long" in SPEC:
+            tid = await host.dispatcher.dispatch(Long())
+            (directory / SPEC["long"]).write_text(str(tid))
+        if "dispatch" in SPEC:
+            first, count = SPEC["dispatch"]
+            every = SPEC.get("delay_every", 0)
+            delay = timedelta(seconds=SPEC.get("delay_s", 1.0))
+            for n in range(first, first + count):
+                when = delay if every and n % every == 0 else None
+                tid = await host.dispatcher.dispatch(Work(n=n, ms=SPEC.get("work_ms", 2)), when)
+                dispatched.write(f"{n} {tid}")
+        (directory / f"dispatched-done-{name}").write_text("1")
+        if "cancel" in SPEC:
+            target = directory / SPEC["cancel"]
+            while not target.exists() or not target.read_text().strip():
+                await asyncio.sleep(0.02)
+            await host.dispatcher.cancel(uuid.UUID(target.read_text().strip()))
+            (directory / f"cancelled-{name}").write_text(datetime.now(UTC).isoformat())
+        await stop.wait()
+    finally:
+        await host.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

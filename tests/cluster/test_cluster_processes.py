@@ -1,0 +1,146 @@
+"""Several host processes on one database (SQLite file, PostgreSQL, MariaDB): each task once.
+
+Nodes run with a 2 s lease, 0.5 s heartbeats and 0.2 s polls (tests/cluster/node_child.py).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from datetime import datetime
+
+from tests.cluster.conftest import Cluster
+
+LEASE_S, HEARTBEAT_S, POLL_S = 2.0, 0.5, 0.2
+
+
+def _dispatched(cluster: Cluster, name: str) -> list[int]:
+    return [int(line.split()[0]) for line in cluster.lines(f"dispatched-{name}")]
+
+
+def test_three_workers_and_a_dispatch_only_node_run_every_task_once(cluster: Cluster) -> None:
+    workers = ["w1", "w2", "w3"]
+    for i, name in enumerate(workers):
+        cluster.start(name, dispatch=[i * 500, 500], delay_every=10, delay_s=1.0)
+    cluster.start("web", role="dispatch", dispatch=[1500, 1500], delay_every=10, delay_s=1.0)
+    for name in [*workers, "web"]:
+        cluster.wait_file(f"dispatched-done-{name}", timeout=120)
+    dispatched = sorted(n for name in [*workers, "web"] for n in _dispatched(cluster, name))
+    assert dispatched == list(range(3000))
+
+    def ran() -> list[int]:
+        return [n for name in workers for n in cluster.work(name)]
+
+    cluster.wait_until(lambda: len(set(ran())) == 3000, 120, "all 3000 tasks ran")
+    for name in [*workers, "web"]:
+        cluster.stop(name)
+    counts = collections.Counter(ran())
+    assert [n for n, c in counts.items() if c > 1] == []  # every task once
+    assert set(counts) == set(range(3000))
+    assert cluster.work("web") == []  # the dispatch-only node ran nothing
+    web_tasks = set(range(1500, 3000))
+    busy = [name for name in workers if web_tasks & set(cluster.work(name))]
+    assert len(busy) >= 2, {name: len(web_tasks & set(cluster.work(name))) for name in workers}
+
+
+def test_a_rolling_restart_moves_the_old_nodes_rest_to_the_new_one(cluster: Cluster) -> None:
+    # a: a backlog of 10 ms tasks, 2 at a time (about 2 s of work) and delayed ones
+    cluster.start("a", parallelism=2, work_ms=10, dispatch=[0, 400], delay_every=20, delay_s=2.5)
+    cluster.wait_file("dispatched-done-a")
+    cluster.start("b")
+    cluster.wait_until(lambda: len(cluster.work("a")) >= 20, 30, "a ran some tasks")
+    assert cluster.work("b") == []  # b takes none of a live node's rows
+    stopped = datetime.now().astimezone()
+    cluster.stop("a")  # graceful: a's pending rows are released to b
+    cluster.wait_until(
+        lambda: len(set(cluster.work("a")) | set(cluster.work("b"))) == 400, 60, "all ran"
+    )
+    counts = collections.Counter(cluster.work("a") + cluster.work("b"))
+    assert [n for n, c in counts.items() if c > 1] == []
+    for line in cluster.executed("b"):
+        assert datetime.fromisoformat(line.split()[2]) >= stopped  # b only after a left
+    cluster.stop("b")
+
+
+def test_sigkill_of_a_worker_moves_its_tasks_to_the_survivors(cluster: Cluster) -> None:
+    for i, name in enumerate(["w1", "w2", "w3"]):
+        cluster.start(
+            name, parallelism=2, work_ms=20, dispatch=[i * 150, 150], delay_every=5, delay_s=3
+        )
+    for name in ["w1", "w2", "w3"]:
+        cluster.wait_file(f"dispatched-done-{name}")
+    cluster.wait_until(lambda: len(cluster.work("w1")) >= 5, 30, "w1 ran some tasks")
+    cluster.kill("w1")
+    killed_at = datetime.now().astimezone()
+    finished_by_w1 = set(cluster.work("w1"))
+
+    def ran() -> set[int]:
+        return finished_by_w1 | set(cluster.work("w2")) | set(cluster.work("w3"))
+
+    cluster.wait_until(lambda: len(ran()) == 450, 60, "every acknowledged task ran")
+    counts = collections.Counter(list(finished_by_w1) + cluster.work("w2") + cluster.work("w3"))
+    duplicates = [n for n, c in counts.items() if c > 1]
+    assert len(duplicates) <= 2, duplicates  # at most w1's in-flight tasks (parallelism 2)
+    # w1's tasks resumed on a survivor within lease + heartbeat (+ a poll and slack)
+    taken = [
+        datetime.fromisoformat(line.split()[2])
+        for name in ["w2", "w3"]
+        for line in cluster.executed(name)
+        if line.startswith("work ") and int(line.split()[1]) < 150
+    ]
+    assert taken
+    first = min(taken)
+    assert (first - killed_at).total_seconds() <= LEASE_S + HEARTBEAT_S + POLL_S + 2.0
+    for name in ["w2", "w3"]:
+        cluster.stop(name)
+
+
+def test_a_recurring_key_on_three_nodes_runs_once_per_occurrence(cluster: Cluster) -> None:
+    for name in ["a", "b", "c"]:
+        cluster.start(name, recurring="beat")
+
+    def ticks() -> list[datetime]:
+        return sorted(
+            datetime.fromisoformat(line.split()[1])
+            for name in ["a", "b", "c"]
+            for line in cluster.executed(name)
+            if line.startswith("tick ")
+        )
+
+    cluster.wait_until(lambda: len(ticks()) >= 4, 30, "four ticks")
+    owners = [name for name in ["a", "b", "c"] if cluster.executed(name)]
+    assert len(owners) == 1, owners  # one node runs the series
+    cluster.kill(owners[0])
+    killed = len(ticks())
+    cluster.wait_until(lambda: len(ticks()) >= killed + 4, 30, "four ticks after the kill")
+    times = ticks()
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.5, gaps  # no occurrence ran twice
+    assert max(gaps) <= LEASE_S + HEARTBEAT_S + POLL_S + 2.0, gaps
+    for name in ["a", "b", "c"]:
+        if name != owners[0]:
+            cluster.stop(name)
+
+
+def test_a_running_task_cancelled_on_another_node_stops(cluster: Cluster) -> None:
+    cluster.start("runner", long="long-id")
+    cluster.wait_until(
+        lambda: any(line.startswith("long-start") for line in cluster.executed("runner")),
+        30,
+        "the long task started",
+    )
+    cluster.start("canceller", role="dispatch", cancel="long-id")
+    cancelled = datetime.fromisoformat(cluster.wait_file("cancelled-canceller").read_text())
+    cluster.wait_until(
+        lambda: any(line.startswith("long-stopped") for line in cluster.executed("runner")),
+        10,
+        "the long task stopped",
+    )
+    stopped = next(
+        datetime.fromisoformat(line.split()[2])
+        for line in cluster.executed("runner")
+        if line.startswith("long-stopped")
+    )
+    assert (stopped - cancelled).total_seconds() <= POLL_S + 1.0
+    cluster.stop("runner")
+    cluster.stop("canceller")
