@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import threading
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from types import FrameType, TracebackType
@@ -24,6 +25,7 @@ from .options import QueueConfiguration
 from .queues import WorkerQueue
 from .recovery import RecoveryReport
 from .registry import HandlerDescriptor
+from .storage.models import NodeInfo
 from .storage.protocol import TaskStorage
 
 __all__ = ["EverTaskHost", "HostComponent", "UnknownQueueError"]
@@ -127,6 +129,23 @@ class EverTaskHost:
     def log_capture(self) -> LogCapture | None:
         """The per-execution log capture in use, if any."""
         return self._engine.executor.log_capture
+
+    # -- cluster ---------------------------------------------------------------------------
+    @property
+    def node_id(self) -> uuid.UUID | None:
+        """This host's node id in the cluster of hosts on its database (``None`` without a
+        storage); a new one at every start."""
+        return None if self._engine.membership is None else self._engine.node.id
+
+    @property
+    def runs_workers(self) -> bool:
+        """``False`` on a dispatch-only host (``set_run_workers(False)``)."""
+        return self._engine.node.runs_workers
+
+    async def cluster_nodes(self) -> list[NodeInfo]:
+        """Every node registered on this host's storage, alive or dead (docs/cluster.md)."""
+        storage = self._engine.storage
+        return [] if storage is None else await storage.list_nodes()
 
     # -- queues ----------------------------------------------------------------------------
     @property
