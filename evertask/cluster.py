@@ -5,8 +5,9 @@ It registers a row with a lease and renews it every heartbeat; the rows it will 
 its id (stamped by the dispatching INSERT, or by a claim). A live node's rows are never
 taken. While other nodes are registered, a worker node polls for rows nobody owns (those
 of dispatch-only nodes, of nodes that stopped, of dead nodes) and takes them over; alone on
-its database it never polls. A node that cannot renew its lease starts nothing new until
-it can; a node whose lease ran out rejoins under a new id (docs/cluster.md).
+its database it checks once per heartbeat. A node that cannot renew its lease starts
+nothing new until it can; a node whose lease ran out rejoins under a new id
+(docs/cluster.md).
 """
 
 from __future__ import annotations

@@ -86,9 +86,14 @@ class SlowHandler(EverTaskHandler[Slow]):
 def build(directory: str, backend: str):  # type: ignore[no-untyped-def]
     builder = add_evertask(
         Container(),
-        lambda o: o.register_handler(
-            WorkHandler, TickHandler, SlowHandler
-        ).set_shutdown_grace_period(0.5),
+        lambda o: (
+            o.register_handler(WorkHandler, TickHandler, SlowHandler)
+            .set_shutdown_grace_period(0.5)
+            # a killed host's tasks move to the next host once its lease ends
+            .set_lease_duration(timedelta(seconds=2))
+            .set_heartbeat_interval(timedelta(seconds=0.5))
+            .set_cluster_poll_interval(timedelta(seconds=0.2))
+        ),
     )
     if backend == "sqlite":
         builder.add_sqlite_storage(os.path.join(directory, "tasks.db"))
