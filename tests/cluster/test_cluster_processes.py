@@ -7,9 +7,16 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from datetime import datetime
 
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import ROOT, Cluster
 
 LEASE_S, HEARTBEAT_S, POLL_S = 2.0, 0.5, 0.2
 
@@ -144,3 +151,57 @@ def test_a_running_task_cancelled_on_another_node_stops(cluster: Cluster) -> Non
     assert (stopped - cancelled).total_seconds() <= POLL_S + 1.0
     cluster.stop("runner")
     cluster.stop("canceller")
+
+
+def test_uvicorn_workers_registering_one_recurring_key_run_it_once_per_occurrence(
+    cluster: Cluster,
+) -> None:
+    ticks_file = cluster.dir / "ticks.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "EVERTASK_CLUSTER_SPEC": json.dumps(cluster.storage),
+        "EVERTASK_CLUSTER_TICKS": str(ticks_file),
+    }
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = open(cluster.dir / "uvicorn.txt", "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.cluster.uvicorn_app:app",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def ticks() -> list[datetime]:
+            lines = ticks_file.read_text().splitlines() if ticks_file.exists() else []
+            return sorted(datetime.fromisoformat(line.split()[1]) for line in lines)
+
+        deadline = time.monotonic() + 60
+        while len(ticks()) < 6:
+            assert server.poll() is None, (cluster.dir / "uvicorn.txt").read_text()
+            assert time.monotonic() < deadline, "six ticks within 60 s"
+            time.sleep(0.1)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    times = ticks()
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.5, gaps  # one run per occurrence, not one per worker process
