@@ -43,6 +43,9 @@ Adopt = Callable[[list[QueuedTask]], Awaitable[None]]
 CancelHere = Callable[[uuid.UUID], None]
 """Stops what this process holds of a task cancelled on another node."""
 _CANCEL_CHECK_CHUNK = 500
+_BACKLOG_POLL = 0.005
+"""Seconds between polls while orphaned rows wait for room in this node's queues."""
+_RUNS_PER_LANE = 8
 
 
 class Node:
@@ -92,6 +95,8 @@ class Membership:
         self._others = 0  # other nodes registered at the last heartbeat
         self._wake = asyncio.Event()
         self._sweep = False
+        self._backlog = False  # the last poll left rows behind for want of room
+        self._dead: set[uuid.UUID] = set()  # dead nodes already reported
         self._tasks: list[asyncio.Task[None]] = []
         self.nodes: list[NodeInfo] = []
         """Every registered node, as read at the last heartbeat."""
@@ -179,6 +184,18 @@ class Membership:
 
     async def _read_nodes(self) -> None:
         self.nodes = await self._storage.list_nodes()
+        now = self._clock.now()
+        for node in self.nodes:
+            if node.id != self.node.id and not node.is_alive(now) and node.id not in self._dead:
+                self._dead.add(node.id)
+                log.warning(
+                    "Node %s (%s, pid %d) is dead: no heartbeat since %s; its tasks move to "
+                    "the live nodes.",
+                    node.id,
+                    node.host_name,
+                    node.pid,
+                    node.last_heartbeat_utc.isoformat(),
+                )
         self._others = sum(1 for n in self.nodes if n.id != self.node.id)
         # polls run while other nodes are registered; alone, one poll per heartbeat takes
         # what a node that came and went between two heartbeats left (a script's
@@ -242,36 +259,46 @@ class Membership:
     # -- claiming --------------------------------------------------------------------------
     async def _polls(self) -> None:
         interval = self._poll.total_seconds()
+        last_cancel_check = 0.0
         while True:
-            if self.alone and not self._sweep:
+            if self.alone and not self._sweep and not self._backlog:
                 self._wake.clear()
                 await self._wake.wait()
             self._sweep = False
-            await asyncio.sleep(interval)
+            # a backlog of orphaned rows is taken as fast as the queues make room
+            await asyncio.sleep(_BACKLOG_POLL if self._backlog else interval)
             if not self._lifecycle.running:
                 continue
             try:
-                await self.check_cancels()
+                if time.monotonic() - last_cancel_check >= interval:
+                    last_cancel_check = time.monotonic()
+                    await self.check_cancels()
                 if not self._held:
                     await self.claim(due_only=True)
             except Exception as exc:
+                self._backlog = False
                 log.warning("Polling the cluster's tasks failed (%r).", exc)
 
     async def claim(self, *, due_only: bool) -> int:
-        """Claim rows no live node owns, page by page, and adopt them; ``due_only`` takes
-        only rows due now and no more than the queues have room for."""
+        """Claim rows no live node owns, page by page, and adopt them; return how many.
+
+        ``due_only`` takes only rows due now and no more than the queues have room for;
+        when they fill up first, the poll comes back as soon as there is room.
+        """
         assert self._adopt is not None
         total = 0
+        self._backlog = False
         while self._lifecycle.running:
             take = self._room() if due_only else PAGE_SIZE
             if take <= 0:
+                self._backlog = True
                 break
             now = self._clock.now()
             rows = await self._storage.claim_orphans(
                 self.node.id, now, take, due_before=now if due_only else None
             )
             if rows:
-                log.info("Node %s took over %d task(s).", self.node.id, len(rows))
+                log.debug("Node %s took over %d task(s).", self.node.id, len(rows))
                 await self._adopt(rows)
             total += len(rows)
             if len(rows) < take:
@@ -292,8 +319,10 @@ class Membership:
         return found
 
     def _room(self) -> int:
-        """How many more runs the queues could start soon (a page at most)."""
+        """How many more runs the queues should hold (a page at most): a few per lane, so
+        that a node does not hoard what other nodes could run."""
         room = 0
         for queue in self._queues.queues.values():
-            room += max(0, 2 * queue.parallelism - queue.active - len(queue))
+            wanted = min(queue.capacity, _RUNS_PER_LANE * queue.parallelism)
+            room += max(0, wanted - queue.active - len(queue))
         return min(PAGE_SIZE, room)
