@@ -13,6 +13,7 @@ SUITES = {
     "observability": "benchmarks.observability",
     "monitor": "benchmarks.monitor",
     "peers": "benchmarks.peers",
+    "cluster": "benchmarks.cluster",
 }
 
 
