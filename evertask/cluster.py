@@ -13,6 +13,7 @@ nothing new until it can; a node whose lease ran out rejoins under a new id
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -27,9 +28,9 @@ from .lifecycle import Lifecycle
 from .options import EverTaskOptions
 from .queues import QueueManager
 from .storage.models import NodeInfo, QueuedTask
-from .storage.protocol import TaskStorage
+from .storage.protocol import NotifyingStorage, TaskStorage
 
-__all__ = ["DEAD_NODE_RETENTION", "Membership", "Node"]
+__all__ = ["DEAD_NODE_RETENTION", "NOTICE_CANCEL", "NOTICE_WORK", "Membership", "Node"]
 
 log = logging.getLogger("evertask.cluster")
 
@@ -37,6 +38,10 @@ DEAD_NODE_RETENTION = timedelta(hours=1)
 """How long a dead node stays listed (for monitoring) once nothing pending is its own."""
 
 PAGE_SIZE = 100
+NOTICE_WORK = "work"
+"""Notice: rows no live node owns are waiting (a dispatch-only node dispatched, a node left)."""
+NOTICE_CANCEL = "cancel:"
+"""Notice prefix: a task was cancelled (followed by its id)."""
 
 Adopt = Callable[[list[QueuedTask]], Awaitable[None]]
 """Puts claimed rows into this host's engine (the recovery's row handling)."""
@@ -97,6 +102,10 @@ class Membership:
         self._sweep = False
         self._backlog = False  # the last poll left rows behind for want of room
         self._dead: set[uuid.UUID] = set()  # dead nodes already reported
+        self._cancels_due = False
+        self._notifier = storage if isinstance(storage, NotifyingStorage) else None
+        self._announcing: set[str] = set()
+        self._sending: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.nodes: list[NodeInfo] = []
         """Every registered node, as read at the last heartbeat."""
@@ -125,6 +134,7 @@ class Membership:
         )
         self._renewed = time.monotonic()
         await self._read_nodes()
+        await self._listen()
 
     def start(self, adopt: Adopt, cancel_here: CancelHere) -> None:
         """Heartbeat (and, on a worker node, poll for orphaned rows and for cancels made on
@@ -140,8 +150,11 @@ class Membership:
         """A graceful stop: release this node's pending rows to the others, deregister."""
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._sending, return_exceptions=True)
         self._tasks = []
+        if self._notifier is not None:
+            with contextlib.suppress(Exception):
+                await self._notifier.unlisten()
         try:
             released = await self._storage.deregister_node(self.node.id)
         except Exception as exc:
@@ -154,6 +167,8 @@ class Membership:
             return
         if released:
             log.info("Node %s left; %d pending task(s) released.", self.node.id, released)
+            self.announce(NOTICE_WORK)
+            await asyncio.gather(*self._sending, return_exceptions=True)
 
     # -- heartbeats ------------------------------------------------------------------------
     async def _heartbeats(self) -> None:
@@ -178,6 +193,7 @@ class Membership:
         try:
             await self._read_nodes()
             await self._read_paused_queues()
+            await self._listen()  # (again if the listening connection was lost)
             await self._storage.remove_dead_nodes(now - DEAD_NODE_RETENTION)
         except Exception as exc:
             log.warning("Cluster bookkeeping failed (%r); retrying at the next heartbeat.", exc)
@@ -262,15 +278,15 @@ class Membership:
         last_cancel_check = 0.0
         while True:
             if self.alone and not self._sweep and not self._backlog:
-                self._wake.clear()
-                await self._wake.wait()
+                await self._nap(None)  # until a heartbeat or a notification
+            else:  # a backlog of orphaned rows is taken as fast as the queues make room
+                await self._nap(_BACKLOG_POLL if self._backlog else interval)
             self._sweep = False
-            # a backlog of orphaned rows is taken as fast as the queues make room
-            await asyncio.sleep(_BACKLOG_POLL if self._backlog else interval)
             if not self._lifecycle.running:
                 continue
             try:
-                if time.monotonic() - last_cancel_check >= interval:
+                if self._cancels_due or time.monotonic() - last_cancel_check >= interval:
+                    self._cancels_due = False
                     last_cancel_check = time.monotonic()
                     await self.check_cancels()
                 if not self._held:
@@ -278,6 +294,50 @@ class Membership:
             except Exception as exc:
                 self._backlog = False
                 log.warning("Polling the cluster's tasks failed (%r).", exc)
+
+    async def _nap(self, timeout: float | None) -> None:
+        """Sleep until ``timeout`` or a nudge (a heartbeat, a notification)."""
+        if not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    # -- notifications (a storage that can wake the other nodes at once) -------------------
+    async def _listen(self) -> None:
+        notifier = self._notifier
+        if notifier is None:
+            return
+        try:
+            await notifier.listen(self._on_notice)
+        except Exception as exc:
+            log.warning("Cannot listen for notifications (%r); polling meanwhile.", exc)
+
+    def _on_notice(self, notice: str) -> None:
+        if notice == NOTICE_WORK:
+            self._backlog = True
+        elif notice.startswith(NOTICE_CANCEL):
+            self._cancels_due = True
+        self._wake.set()
+
+    def announce(self, notice: str) -> None:
+        """Tell the other nodes at once, where the storage can (in the background; a
+        notice already on its way is not sent twice)."""
+        notifier = self._notifier
+        if notifier is None or notice in self._announcing:
+            return
+        self._announcing.add(notice)
+
+        async def send() -> None:
+            try:
+                await notifier.notify(notice)
+            except Exception as exc:
+                log.debug("Could not send notice %r (%r); the nodes poll.", notice, exc)
+            finally:
+                self._announcing.discard(notice)
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def claim(self, *, due_only: bool) -> int:
         """Claim rows no live node owns, page by page, and adopt them; return how many.

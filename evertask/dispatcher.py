@@ -8,6 +8,7 @@ import logging
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from evertask_abstractions import (
 )
 
 from .clock import Clock
-from .cluster import Node
+from .cluster import NOTICE_CANCEL, NOTICE_WORK, Node
 from .events import EventBus, EventKind, TaskEvent
 from .ids import uuid7
 from .inflight import CancelReason, CancelRegistry, InFlight
@@ -124,9 +125,11 @@ class Dispatcher:
         events: EventBus,
         observers: list[TaskObserver],
         node: Node,
+        announce: Callable[[str], None] = lambda notice: None,
     ) -> None:
         self._options = options
         self._node = node
+        self._announce = announce  # tells the other nodes at once, where the storage can
         self._registry = registry
         self._queues = queues
         self._storage = storage
@@ -320,6 +323,7 @@ class Dispatcher:
         if finished and not (row.is_recurring and row.next_run_utc is not None):
             return  # a finished one-shot stays as it ended
         await storage.set_cancelled_by_user(task_id, row.audit_level)
+        self._announce(NOTICE_CANCEL + str(task_id))
 
     def cancel_here(self, task_id: uuid.UUID) -> None:
         """Stop what this process holds of a task (its timer, its queued or running
@@ -528,6 +532,8 @@ class Dispatcher:
                 f"Task {row.id} ({row.type}) could not be persisted, so it was not accepted: "
                 f"{exc!r}. A dispatch-only host runs nothing itself; check the storage."
             ) from exc
+        if due:
+            self._announce(NOTICE_WORK)
         return run.id
 
     async def _dispatch_keyed(

@@ -124,6 +124,7 @@ class Engine:
             events=self.events,
             observers=self.observers,
             node=self.node,
+            announce=self.membership.announce if self.membership else lambda notice: None,
         )
         self.recovery = Recovery(
             lifecycle=self.lifecycle,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -43,7 +43,13 @@ from .models import (
     TaskQuery,
 )
 
-__all__ = ["FAST_PATHS_ENV", "PipelinedStorage", "TaskStorage", "fast_paths_enabled"]
+__all__ = [
+    "FAST_PATHS_ENV",
+    "NotifyingStorage",
+    "PipelinedStorage",
+    "TaskStorage",
+    "fast_paths_enabled",
+]
 
 FAST_PATHS_ENV = "EVERTASK_FAST_PATHS"
 """Set to ``0`` to switch off every declared fast path: the engine's use of
@@ -324,4 +330,23 @@ class PipelinedStorage(TaskStorage, Protocol):
 
     def withdraw_in_progress(self, pending: Awaitable[None], audit_level: AuditLevel) -> bool:
         """Take back a queued InProgress write nothing has started; ``True`` if withdrawn."""
+        ...
+
+
+@runtime_checkable
+class NotifyingStorage(TaskStorage, Protocol):
+    """Optional: a storage that can wake the other nodes at once (PostgreSQL's
+    LISTEN/NOTIFY). Nodes poll anyway; a notice only makes them act sooner."""
+
+    async def listen(self, on_notice: Callable[[str], None]) -> None:
+        """Receive the notices of every node on this database (idempotent; reconnects a
+        lost listening connection)."""
+        ...
+
+    async def notify(self, notice: str) -> None:
+        """Send a short notice to every listening node."""
+        ...
+
+    async def unlisten(self) -> None:
+        """Stop receiving notices."""
         ...
