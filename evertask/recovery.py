@@ -8,6 +8,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import timedelta
 
 from evertask_abstractions import ScheduleError, TaskNotRegisteredError, TaskSerializationError
 
@@ -32,7 +33,7 @@ MAX_RECOVERY_ATTEMPTS = 5
 """Starts on which a row's payload may fail to load for a transient reason before it is
 marked Failed; a row that cannot be decoded (bad JSON, wrong shape, unregistered type)
 is marked Failed at the first start."""
-PAGE_SIZE = 100
+RETRY_DELAY = timedelta(seconds=2)
 
 
 @dataclass
@@ -206,4 +207,8 @@ class Recovery:
             report.scheduled += 1
             self._scheduler.schedule(run, when)
             return
-        await self._intake.admit(run, wait_for_slot=True)
+        try:
+            await self._intake.admit(run, wait_for_slot=True)
+        except Exception as exc:  # the row is this node's now: try again on a timer
+            log.warning("Could not queue recovered task %s (%r); retrying in 2 s.", row.id, exc)
+            self._scheduler.schedule(run, now + RETRY_DELAY)
