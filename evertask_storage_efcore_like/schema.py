@@ -40,6 +40,7 @@ from evertask_abstractions import ConfigurationError, QueuedTaskStatus
 from .types import GuidType, UtcDateTime, exact_text, long_text
 
 __all__ = [
+    "OWNER_INDEX",
     "PARTIAL_INDEX_DIALECTS",
     "RECOVERABLE_STATUS_NAMES",
     "TaskTables",
@@ -50,6 +51,9 @@ __all__ = [
 
 RECOVERABLE_STATUS_NAMES: tuple[str, ...] = tuple(sorted(s.value for s in RECOVERABLE_STATUSES))
 """Status names whose rows resume at start (alphabetical, so DDL and queries render alike)."""
+
+OWNER_INDEX = "IX_QueuedTasks_OwnerNode_Status"
+"""The index the claims of orphaned rows seek: (OwnerNode, Status, NextRunUtc)."""
 
 PARTIAL_INDEX_DIALECTS = frozenset({"postgresql", "sqlite"})
 """Dialects that get the partial recovery index (SQL Server filtered indexes refuse OR)."""
@@ -150,8 +154,10 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
     Index("IX_QueuedTasks_Status_CreatedAtUtc", c.Status, c.CreatedAtUtc)
     Index("IX_QueuedTasks_QueueName_Status", c.QueueName, c.Status)
     Index("IX_QueuedTasks_CreatedAtUtc_Id", c.CreatedAtUtc, c.Id)
-    # the claims seek "OwnerNode IS NULL" and "OwnerNode IN (dead nodes)" by status
-    Index("IX_QueuedTasks_OwnerNode_Status", c.OwnerNode, c.Status)
+    # the claims seek "OwnerNode IS NULL" and "OwnerNode IN (dead nodes)" by recoverable
+    # status; NextRunUtc keeps the Completed/Failed part of that range to recurring rows
+    # with a next run, so a long history of finished rows is not scanned
+    Index(OWNER_INDEX, c.OwnerNode, c.Status, c.NextRunUtc)
     Index(
         "IX_QueuedTasks_TaskKey",
         c.TaskKey,

@@ -37,7 +37,7 @@ from sqlalchemy.sql.elements import BindParameter
 from evertask_abstractions import QueuedTaskStatus
 
 from .retention_statements import retention_statements
-from .schema import TaskTables, recovery_index_predicate
+from .schema import OWNER_INDEX, TaskTables, recovery_index_predicate
 from .types import GuidType, UtcDateTime
 
 __all__ = ["NODE_COLUMNS", "RUN_COUNTER_MAX", "TASK_COLUMNS", "Statements"]
@@ -365,6 +365,9 @@ class Statements:
                 .order_by(c.CreatedAtUtc, c.Id)
                 .limit(bindparam("take", type_=Integer()))
                 .with_for_update(skip_locked=True)
+                # the planner would rather walk (CreatedAtUtc, Id) from the oldest row
+                .with_hint(t, f"FORCE INDEX ({OWNER_INDEX})", dialect_name="mysql")
+                .with_hint(t, f"FORCE INDEX ({OWNER_INDEX})", dialect_name="mariadb")
             )
 
         self.claim_unowned: Select[Any] = candidates(unowned)

@@ -6,8 +6,9 @@
   round trip (``OUTPUT inserted.[RecoveryDispatchFailureCount]``).
 * ``try_queued_owned`` (the same with an owner check) likewise.
 * the candidate selects of ``claim_orphans`` (``claim_unowned``, ``claim_orphaned`` and
-  their ``_due`` forms) read ``WITH (UPDLOCK, READPAST, ROWLOCK)``: SQL Server's
-  ``FOR UPDATE SKIP LOCKED`` (SQLAlchemy renders no ``FOR UPDATE`` for it).
+  their ``_due`` forms) read ``WITH (UPDLOCK, READPAST, ROWLOCK, INDEX(...))``: SQL
+  Server's ``FOR UPDATE SKIP LOCKED`` (SQLAlchemy renders no ``FOR UPDATE`` for it), on
+  the owner index.
 * ``count_run`` / ``complete_run`` take the row's update lock up front
   (``WITH (UPDLOCK, ROWLOCK)``), like EverTask's ``usp_UpdateCurrentRun``.
 """
@@ -19,14 +20,16 @@ from typing import Any
 from sqlalchemy import Select, Update
 
 from evertask_storage_efcore_like import Statements, TaskTables
+from evertask_storage_efcore_like.schema import OWNER_INDEX
 
 __all__ = ["CLAIM_HINT", "CLAIM_ROWS_HINT", "ROW_HINT", "SqlServerStatements"]
 
 CLAIM_HINT = "WITH (UPDLOCK, READPAST)"
 """Table hint of the compare-and-set claim: lock the row for update, skip locked rows."""
 
-CLAIM_ROWS_HINT = "WITH (UPDLOCK, READPAST, ROWLOCK)"
-"""Table hint of the candidate selects of a claim: row update locks, skip locked rows."""
+CLAIM_ROWS_HINT = f"WITH (UPDLOCK, READPAST, ROWLOCK, INDEX({OWNER_INDEX}))"
+"""Table hint of the candidate selects of a claim: row update locks, skip locked rows,
+seek the owner index (no partial recovery index here; not a walk of the whole history)."""
 
 ROW_HINT = "WITH (UPDLOCK, ROWLOCK)"
 """Table hint of the single-row counters: take the update lock at once, on the row only."""

@@ -26,8 +26,12 @@ def _schema() -> str | None:
 def upgrade() -> None:
     schema = _schema()
     op.add_column("QueuedTasks", sa.Column("OwnerNode", GuidType(), nullable=True), schema=schema)
+    # the claims' seek; NextRunUtc keeps finished one-shot rows out of its ranges
     op.create_index(
-        "IX_QueuedTasks_OwnerNode_Status", "QueuedTasks", ["OwnerNode", "Status"], schema=schema
+        "IX_QueuedTasks_OwnerNode_Status",
+        "QueuedTasks",
+        ["OwnerNode", "Status", "NextRunUtc"],
+        schema=schema,
     )
     op.create_table(
         "Nodes",
