@@ -127,6 +127,7 @@ def task_params(row: QueuedTask) -> dict[str, Any]:
         "RecoveryDispatchFailureCount": row.recovery_dispatch_failure_count,
         "TraceContext": row.trace_context,
         "RetriedFrom": row.retried_from,
+        "OwnerNode": row.owner_node,
     }
 
 
@@ -219,17 +220,24 @@ class TransitionOp(Op):
 
 @dataclass(slots=True, frozen=True)
 class TryQueuedOp(Op):
-    """Compare-and-set to Queued when the row is recoverable at ``now``; returns a bool."""
+    """Compare-and-set to Queued when the row is recoverable at ``now`` (and, with
+    ``owner``, owned by that node); returns a bool."""
 
     task_id: uuid.UUID
     now: datetime
     audit_ts: datetime | None
+    owner: uuid.UUID | None = None
 
     def target_id(self) -> uuid.UUID:
         return self.task_id
 
     def steps(self) -> StepGen:
-        n = yield Step("try_queued", {"id": self.task_id, "now": self.now})
+        if self.owner is None:
+            n = yield Step("try_queued", {"id": self.task_id, "now": self.now})
+        else:
+            n = yield Step(
+                "try_queued_owned", {"id": self.task_id, "now": self.now, "owner": self.owner}
+            )
         if n and self.audit_ts is not None:
             yield _status_audit(self.task_id, self.audit_ts, _QUEUED)
         return bool(n)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from evertask.storage.models import QueuedTask, RunsAudit, StatusAudit, TaskExecutionLog
+from evertask.storage.models import NodeInfo, QueuedTask, RunsAudit, StatusAudit, TaskExecutionLog
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
 
-__all__ = ["to_log", "to_runs_audit", "to_status_audit", "to_task"]
+__all__ = ["node_queues", "to_log", "to_node", "to_runs_audit", "to_status_audit", "to_task"]
 
 _STATUS = {s.value: s for s in QueuedTaskStatus}
 _LEVEL = {int(a): a for a in AuditLevel}
@@ -42,7 +43,28 @@ def to_task(r: Sequence[Any]) -> QueuedTask:
         recovery_dispatch_failure_count=r[20] or 0,
         trace_context=r[21],
         retried_from=r[22],
+        owner_node=r[23],
     )
+
+
+def to_node(r: Sequence[Any]) -> NodeInfo:
+    """A ``Nodes`` row selected in ``NODE_COLUMNS`` order (``Queues``: a JSON array)."""
+    queues = r[6]
+    return NodeInfo(
+        id=r[0],
+        host_name=r[1],
+        pid=int(r[2]),
+        started_at_utc=r[3],
+        last_heartbeat_utc=r[4],
+        lease_expires_utc=r[5],
+        queues=tuple(json.loads(queues)) if queues else (),
+        runs_workers=bool(r[7]),
+    )
+
+
+def node_queues(queues: Sequence[str]) -> str:
+    """The ``Nodes.Queues`` text of a node's queue names: a JSON array."""
+    return json.dumps(list(queues), ensure_ascii=False)
 
 
 def to_status_audit(r: Sequence[Any]) -> StatusAudit:

@@ -2,7 +2,9 @@
 
 ``QueuedTasks`` holds one row per task; ``StatusAudit`` and ``RunsAudit`` hold its
 history and ``TaskExecutionLogs`` its captured logs; the three child tables cascade on
-delete. ``PausedQueues`` remembers the queues an operator paused. Indexes serve the
+delete. ``PausedQueues`` remembers the queues an operator paused; ``Nodes`` holds the
+hosts of a cluster (their leases), and ``QueuedTasks.OwnerNode`` the node that runs a
+row. Indexes serve the
 id/key lookups, the recovery keyset, the monitoring filters and counts, and the
 per-task history reads, so no query the storage issues scans a table.
 """
@@ -38,6 +40,7 @@ from evertask_abstractions import ConfigurationError, QueuedTaskStatus
 from .types import GuidType, UtcDateTime, exact_text, long_text
 
 __all__ = [
+    "OWNER_INDEX",
     "PARTIAL_INDEX_DIALECTS",
     "RECOVERABLE_STATUS_NAMES",
     "TaskTables",
@@ -48,6 +51,9 @@ __all__ = [
 
 RECOVERABLE_STATUS_NAMES: tuple[str, ...] = tuple(sorted(s.value for s in RECOVERABLE_STATUSES))
 """Status names whose rows resume at start (alphabetical, so DDL and queries render alike)."""
+
+OWNER_INDEX = "IX_QueuedTasks_OwnerNode_Status"
+"""The index the claims of orphaned rows seek: (OwnerNode, Status, NextRunUtc)."""
 
 PARTIAL_INDEX_DIALECTS = frozenset({"postgresql", "sqlite"})
 """Dialects that get the partial recovery index (SQL Server filtered indexes refuse OR)."""
@@ -101,6 +107,7 @@ class TaskTables:
     runs_audit: Table
     logs: Table
     paused_queues: Table
+    nodes: Table
     schema: str | None
     dialect: str | None
 
@@ -139,6 +146,7 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         Column("Status", exact_text(15), nullable=False),
         Column("TraceContext", long_text(), nullable=True),
         Column("RetriedFrom", GuidType(), nullable=True),
+        Column("OwnerNode", GuidType(), nullable=True),
         PrimaryKeyConstraint("Id", name="PK_QueuedTasks"),
         sqlite_with_rowid=False,
     )
@@ -146,6 +154,10 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
     Index("IX_QueuedTasks_Status_CreatedAtUtc", c.Status, c.CreatedAtUtc)
     Index("IX_QueuedTasks_QueueName_Status", c.QueueName, c.Status)
     Index("IX_QueuedTasks_CreatedAtUtc_Id", c.CreatedAtUtc, c.Id)
+    # the claims seek "OwnerNode IS NULL" and "OwnerNode IN (dead nodes)" by recoverable
+    # status; NextRunUtc keeps the Completed/Failed part of that range to recurring rows
+    # with a next run, so a long history of finished rows is not scanned
+    Index(OWNER_INDEX, c.OwnerNode, c.Status, c.NextRunUtc)
     Index(
         "IX_QueuedTasks_TaskKey",
         c.TaskKey,
@@ -231,6 +243,19 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         Column("PausedAtUtc", UtcDateTime(), nullable=False),
         PrimaryKeyConstraint("QueueName", name="PK_PausedQueues"),
     )
+    nodes = Table(
+        "Nodes",
+        metadata,
+        Column("Id", GuidType(), nullable=False),
+        Column("HostName", exact_text(255), nullable=False),
+        Column("Pid", Integer(), nullable=False),
+        Column("StartedAtUtc", UtcDateTime(), nullable=False),
+        Column("LastHeartbeatUtc", UtcDateTime(), nullable=False),
+        Column("LeaseExpiresUtc", UtcDateTime(), nullable=False),
+        Column("Queues", long_text(), nullable=True),  # a JSON array of queue names
+        Column("RunsWorkers", Boolean(), nullable=False),
+        PrimaryKeyConstraint("Id", name="PK_Nodes"),
+    )
     return TaskTables(
-        metadata, tasks, status_audit, runs_audit, logs, paused_queues, schema, dialect
+        metadata, tasks, status_audit, runs_audit, logs, paused_queues, nodes, schema, dialect
     )

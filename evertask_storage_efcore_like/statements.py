@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Delete,
     Double,
@@ -22,9 +23,11 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     literal_column,
+    null,
     or_,
     select,
     update,
@@ -34,10 +37,10 @@ from sqlalchemy.sql.elements import BindParameter
 from evertask_abstractions import QueuedTaskStatus
 
 from .retention_statements import retention_statements
-from .schema import TaskTables, recovery_index_predicate
+from .schema import OWNER_INDEX, TaskTables, recovery_index_predicate
 from .types import GuidType, UtcDateTime
 
-__all__ = ["RUN_COUNTER_MAX", "TASK_COLUMNS", "Statements"]
+__all__ = ["NODE_COLUMNS", "RUN_COUNTER_MAX", "TASK_COLUMNS", "Statements"]
 
 RUN_COUNTER_MAX = 2**31 - 1
 """The run counter saturates here instead of overflowing a 32-bit column."""
@@ -66,8 +69,21 @@ TASK_COLUMNS: tuple[str, ...] = (
     "RecoveryDispatchFailureCount",
     "TraceContext",
     "RetriedFrom",
+    "OwnerNode",
 )
 """QueuedTasks columns in :class:`~evertask.storage.models.QueuedTask` field order."""
+
+NODE_COLUMNS: tuple[str, ...] = (
+    "Id",
+    "HostName",
+    "Pid",
+    "StartedAtUtc",
+    "LastHeartbeatUtc",
+    "LeaseExpiresUtc",
+    "Queues",
+    "RunsWorkers",
+)
+"""Nodes columns in :class:`~evertask.storage.models.NodeInfo` field order."""
 
 _DEFINITION_COLUMNS = (
     "Type",
@@ -100,6 +116,10 @@ def _text(name: str) -> BindParameter[Any]:
 
 def _ms(name: str = "ms") -> BindParameter[Any]:
     return bindparam(name, type_=Double())
+
+
+def _ids(name: str) -> BindParameter[Any]:
+    return bindparam(name, type_=GuidType(), expanding=True)
 
 
 class Statements:
@@ -173,6 +193,11 @@ class Statements:
         self.try_queued: Update = (
             update(t)
             .where(by_id, self.recoverable(_ts("now")))
+            .values(Status=QueuedTaskStatus.QUEUED.value, Exception=None)
+        )
+        self.try_queued_owned: Update = (
+            update(t)
+            .where(by_id, self.recoverable(_ts("now")), c.OwnerNode == _id("owner"))
             .values(Status=QueuedTaskStatus.QUEUED.value, Exception=None)
         )
         # a recurring run: with a next run the series waits for it (:status WaitingQueue,
@@ -276,7 +301,98 @@ class Statements:
             .order_by(ra.c.Id)
         )
 
+        self._cluster(tables)
         vars(self).update(retention_statements(tables))
+
+    def _cluster(self, tables: TaskTables) -> None:
+        """The statements of cluster mode: node leases and row ownership."""
+        t, nd = tables.tasks, tables.nodes
+        c, n = t.c, nd.c
+        node, now = _id("node"), _ts("now")
+        self.insert_node: Insert = insert(nd).values(
+            Id=_id(),
+            HostName=_text("host"),
+            Pid=bindparam("pid", type_=Integer()),
+            StartedAtUtc=_ts("started"),
+            LastHeartbeatUtc=_ts("heartbeat"),
+            LeaseExpiresUtc=_ts("expires"),
+            Queues=_text("queues"),
+            RunsWorkers=bindparam("runs_workers", type_=Boolean()),
+        )
+        self.renew_lease: Update = (
+            update(nd)
+            .where(n.Id == _id(), n.LeaseExpiresUtc > now)
+            .values(LastHeartbeatUtc=now, LeaseExpiresUtc=_ts("expires"))
+        )
+        self.select_nodes: Select[Any] = select(*[n[name] for name in NODE_COLUMNS]).order_by(
+            n.StartedAtUtc, n.Id
+        )
+        self.delete_node: Delete = delete(nd).where(n.Id == _id())
+        self.release_node_rows: Update = (
+            update(t).where(c.OwnerNode == _id(), self.recoverable(now)).values(OwnerNode=null())
+        )
+        owns_recoverable = exists().where(c.OwnerNode == n.Id, self.recoverable(now))
+        self.delete_dead_nodes: Delete = delete(nd).where(
+            n.LeaseExpiresUtc < _ts("expired_before"), ~owns_recoverable
+        )
+        dead = select(n.Id).where(n.LeaseExpiresUtc <= now)
+        self.claim_task: Update = (
+            update(t)
+            .where(
+                c.Id == _id(),
+                # no owner, its own, or an owner that is not a live node (its lease
+                # expired, or it is not registered at all); Nodes.Id is never NULL
+                or_(
+                    c.OwnerNode.is_(None),
+                    c.OwnerNode == node,
+                    c.OwnerNode.not_in(select(n.Id).where(n.LeaseExpiresUtc > now)),
+                ),
+            )
+            .values(OwnerNode=node)
+        )
+        # claim_orphans: the dead nodes, the candidates (locked, skipping rows another
+        # claimer holds), the claim re-checking the orphan condition, the claimed rows
+        self.select_dead_nodes: Select[Any] = dead.order_by(n.Id)
+        due = _ts("due")
+        unowned = c.OwnerNode.is_(None)
+        orphaned = or_(unowned, c.OwnerNode.in_(_ids("dead")))
+        due_by = or_(c.ScheduledExecutionUtc.is_(None), c.ScheduledExecutionUtc <= due)
+
+        def candidates(*where: ColumnElement[bool]) -> Select[Any]:
+            return (
+                select(c.Id)
+                .where(self.recoverable(now), *where)
+                .order_by(c.CreatedAtUtc, c.Id)
+                .limit(bindparam("take", type_=Integer()))
+                .with_for_update(skip_locked=True)
+                # the planner would rather walk (CreatedAtUtc, Id) from the oldest row
+                .with_hint(t, f"FORCE INDEX ({OWNER_INDEX})", dialect_name="mysql")
+                .with_hint(t, f"FORCE INDEX ({OWNER_INDEX})", dialect_name="mariadb")
+            )
+
+        self.claim_unowned: Select[Any] = candidates(unowned)
+        self.claim_unowned_due: Select[Any] = candidates(unowned, due_by)
+        self.claim_orphaned: Select[Any] = candidates(orphaned)
+        self.claim_orphaned_due: Select[Any] = candidates(orphaned, due_by)
+        self.claim_rows: Update = (
+            update(t)
+            .where(
+                c.Id.in_(_ids("ids")),
+                or_(unowned, c.OwnerNode.in_(dead.where(n.Id != node))),
+            )
+            .values(OwnerNode=node)
+        )
+        self.select_claimed: Select[Any] = (
+            select(*[c[name] for name in TASK_COLUMNS])
+            .where(c.Id.in_(_ids("ids")), c.OwnerNode == node)
+            .order_by(c.CreatedAtUtc, c.Id)
+        )
+
+    def claim_candidates(self, dead: bool, due: bool) -> Select[Any]:
+        """The candidate select of ``claim_orphans``: with dead owners, with a due time."""
+        if dead:
+            return self.claim_orphaned_due if due else self.claim_orphaned
+        return self.claim_unowned_due if due else self.claim_unowned
 
     def recoverable(self, now: ColumnElement[Any]) -> ColumnElement[bool]:
         """EverTask's recoverable predicate (``is_recoverable``) as a SQL condition."""

@@ -1,17 +1,19 @@
 """``SqlTaskStorage``: the whole TaskStorage protocol on SQLAlchemy 2 async Core.
 
 Writes go through the group-commit writer (:mod:`.writer`) on one dedicated
-connection; reads use a separate pool. The dialect-specific packages subclass this and
-replace only the engines and the batch executor.
+connection; reads use a separate pool. The rare writes of cluster mode (node leases,
+claims of rows) run in short transactions of their own. The dialect-specific packages
+subclass this and replace only the engines and the batch executor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +25,7 @@ from sqlalchemy.sql import Executable
 from evertask.clock import utc_now
 from evertask.storage.models import (
     STAMPED_STATUSES,
+    NodeInfo,
     QueuedTask,
     RunsAudit,
     StatusAudit,
@@ -53,7 +56,7 @@ from .ops import (
     UpdateTaskOp,
 )
 from .retention import RetentionPolicy, RetentionResult, apply_retention
-from .rows import to_log, to_runs_audit, to_status_audit, to_task
+from .rows import node_queues, to_log, to_node, to_runs_audit, to_status_audit, to_task
 from .schema import TaskTables, build_tables, validate_schema_name
 from .statements import Statements
 from .writer import BatchExecutor, GroupCommitWriter
@@ -358,12 +361,13 @@ class SqlTaskStorage:
         await self._transition(task_id, QueuedTaskStatus.QUEUED, None, audit_level)
 
     async def try_set_queued_if_recoverable(
-        self, task_id: uuid.UUID, audit_level: AuditLevel
+        self, task_id: uuid.UUID, audit_level: AuditLevel, owner: uuid.UUID | None = None
     ) -> bool:
-        """Compare-and-set to Queued; never revives a finished row."""
+        """Compare-and-set to Queued; never revives a finished row (nor one of another
+        owner, with ``owner``)."""
         now = self._now()
         audit = wants_status_audit(audit_level, QueuedTaskStatus.QUEUED, None)
-        return bool(await self._submit(TryQueuedOp(task_id, now, now if audit else None)))
+        return bool(await self._submit(TryQueuedOp(task_id, now, now if audit else None, owner)))
 
     async def set_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
         """Mark InProgress."""
@@ -532,6 +536,139 @@ class SqlTaskStorage:
     async def set_queue_paused(self, queue_name: str, paused: bool) -> None:
         """Remember that a queue is paused (or resumed); survives restarts."""
         await self._submit(PauseQueueOp(queue_name, paused, self._now()))
+
+    # -- cluster ---------------------------------------------------------------------------
+    def _cluster_engine(self) -> AsyncEngine:
+        """The engine of the cluster's transactions (default: the AUTOCOMMIT reader pool)."""
+        return self._reader_engine()
+
+    @contextlib.asynccontextmanager
+    async def _claim_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a short transaction of its own, outside the group-commit writer.
+
+        READ COMMITTED, where the candidate rows of a claim are locked skipping those
+        another claimer holds. On SQLite (one writer per file, shared by every process)
+        the transaction starts with ``BEGIN IMMEDIATE``: claimers take turns, waiting up
+        to the busy timeout.
+        """
+        async with self._cluster_engine().connect() as connection:
+            if connection.dialect.name != "sqlite":
+                committed = await connection.execution_options(isolation_level="READ COMMITTED")
+                async with committed.begin():
+                    yield committed
+                return
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await connection.exec_driver_sql("ROLLBACK")
+                raise
+            await connection.exec_driver_sql("COMMIT")
+
+    async def _cluster_write(self, statement: Executable, params: Mapping[str, Any]) -> int:
+        """Run one write of the cluster in its own transaction; return its row count."""
+        async with self._claim_transaction() as connection:
+            return int((await connection.execute(statement, dict(params))).rowcount)
+
+    async def register_node(self, node: NodeInfo) -> None:
+        """Insert the node's row."""
+        await self._cluster_write(
+            self.statements.insert_node,
+            {
+                "id": node.id,
+                "host": node.host_name,
+                "pid": node.pid,
+                "started": node.started_at_utc,
+                "heartbeat": node.last_heartbeat_utc,
+                "expires": node.lease_expires_utc,
+                "queues": node_queues(node.queues),
+                "runs_workers": node.runs_workers,
+            },
+        )
+
+    async def renew_lease(self, node_id: uuid.UUID, now: datetime, expires: datetime) -> bool:
+        """Extend the node's lease if it is still valid at ``now``."""
+        n = await self._cluster_write(
+            self.statements.renew_lease, {"id": node_id, "now": now, "expires": expires}
+        )
+        return n == 1
+
+    async def deregister_node(self, node_id: uuid.UUID) -> int:
+        """Release the node's recoverable rows and delete its row, in one transaction."""
+        st = self.statements
+        async with self._claim_transaction() as connection:
+            released = await connection.execute(
+                st.release_node_rows, {"id": node_id, "now": self._now()}
+            )
+            await connection.execute(st.delete_node, {"id": node_id})
+            return int(released.rowcount)
+
+    async def list_nodes(self) -> list[NodeInfo]:
+        """Every node, oldest first."""
+        return [to_node(r) for r in await self._rows(self.statements.select_nodes)]
+
+    async def remove_dead_nodes(self, expired_before: datetime) -> int:
+        """Delete the nodes whose lease expired before ``expired_before`` and that own no
+        recoverable row.
+
+        Together with :meth:`deregister_node` this keeps every owner of a recoverable row
+        registered, which :meth:`claim_orphans` relies on (see there).
+        """
+        return await self._cluster_write(
+            self.statements.delete_dead_nodes,
+            {"expired_before": expired_before, "now": self._now()},
+        )
+
+    async def claim_orphans(
+        self,
+        node_id: uuid.UUID,
+        now: datetime,
+        take: int,
+        due_before: datetime | None = None,
+    ) -> list[QueuedTask]:
+        """Take up to ``take`` recoverable rows without a live owner, oldest first.
+
+        One transaction: the dead nodes, the candidate rows (unowned, or owned by a dead
+        node; locked, skipping rows a concurrent claimer holds), the claim (re-checking
+        that no live node owns them), the claimed rows. The candidates are sought through
+        ``IX_QueuedTasks_OwnerNode_Status``, so finished history is not scanned; a row
+        whose owner is not registered at all is therefore not an orphan here (a scan
+        would be needed to find it). Nodes are only deleted owning no recoverable row
+        (:meth:`deregister_node` releases them first, :meth:`remove_dead_nodes` keeps
+        such nodes), so the owner of a recoverable row is registered unless a finished
+        row is revived after its dead owner was removed; :meth:`claim_task` takes such a
+        row.
+        """
+        if take <= 0:
+            return []
+        st = self.statements
+        async with self._claim_transaction() as connection:
+            dead = [
+                dead_id
+                for (dead_id,) in (await connection.execute(st.select_dead_nodes, {"now": now}))
+                if dead_id != node_id
+            ]
+            params: dict[str, Any] = {"now": now, "take": take}
+            if dead:
+                params["dead"] = dead
+            if due_before is not None:
+                params["due"] = due_before
+            candidates = st.claim_candidates(bool(dead), due_before is not None)
+            ids = [task_id for (task_id,) in await connection.execute(candidates, params)]
+            if not ids:
+                return []
+            claim = {"ids": ids, "node": node_id, "now": now}
+            await connection.execute(st.claim_rows, claim)
+            rows = (await connection.execute(st.select_claimed, claim)).all()
+        return [to_task(r) for r in rows]
+
+    async def claim_task(self, task_id: uuid.UUID, node_id: uuid.UUID, now: datetime) -> bool:
+        """Own one row unless a live node owns it (one atomic UPDATE)."""
+        n = await self._cluster_write(
+            self.statements.claim_task, {"id": task_id, "node": node_id, "now": now}
+        )
+        return n == 1
 
     # -- monitoring ------------------------------------------------------------------------
     async def query_tasks(self, query: TaskQuery) -> TaskPage:

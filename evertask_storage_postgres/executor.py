@@ -220,6 +220,7 @@ class PostgresExecutor:
                 [r.recovery_dispatch_failure_count for r in rows],
                 [r.trace_context for r in rows],
                 [r.retried_from for r in rows],
+                [r.owner_node for r in rows],
                 [p.audit_ts for p in persists],
             ]
         if transitions:
@@ -242,6 +243,7 @@ class PostgresExecutor:
                 [o.task_id for o in queued],
                 [o.now for o in queued],
                 [o.audit_ts for o in queued],
+                [o.owner for o in queued],
             ]
         if (
             any(p.audit_ts is not None for p in persists)

@@ -33,6 +33,7 @@ _ARRAY_TYPES = {
     "AuditLevel": "int4",
     "RecoveryDispatchFailureCount": "int4",
     "RetriedFrom": "uuid",
+    "OwnerNode": "uuid",
 }
 
 TRANSITION_FOUND = 1
@@ -60,9 +61,10 @@ class PostgresSql:
     """The batch statements for one schema, one per combination of parts.
 
     A statement made of the parts ``PERSIST | TRANSITION | COMPARE_AND_SET | LOGS`` (in
-    that order) takes, per part present: the 23 ``QueuedTasks`` columns of new rows plus
+    that order) takes, per part present: the 24 ``QueuedTasks`` columns of new rows plus
     their audit times; transitions (id, status, exception, stamp, ms, clear_next, audit
-    time); compare-and-sets (id, now, audit time); logs (id, task id, time, level,
+    time); compare-and-sets (id, now, audit time, owner: NULL or the node that must own
+    the row); logs (id, task id, time, level,
     message, exception, sequence). It returns ``(kind, id)`` rows, kind
     :data:`TRANSITION_FOUND` or :data:`QUEUED`. Statements hold only the parts a batch
     needs (the audit inserts only with ``AUDITS``).
@@ -147,12 +149,17 @@ class PostgresSql:
             results.append(f'SELECT {TRANSITION_FOUND}, "Id" FROM t_upd')
         if parts & COMPARE_AND_SET:
             ctes += [
-                a.unnest("c", ["uuid", "timestamptz", "timestamptz"], ["id", "now", "audit_ts"]),
+                a.unnest(
+                    "c",
+                    ["uuid", "timestamptz", "timestamptz", "uuid"],
+                    ["id", "now", "audit_ts", "owner"],
+                ),
                 f'c_upd AS (UPDATE {tasks} AS q SET "Status" = \'Queued\', "Exception" = NULL '
                 'FROM c WHERE q."Id" = c.id '
                 'AND (q."MaxRuns" IS NULL OR COALESCE(q."CurrentRunCount", 0) < q."MaxRuns") '
                 'AND (q."RunUntil" IS NULL OR q."RunUntil" >= c.now) '
-                f'AND ({self._statuses}) RETURNING q."Id")',
+                f"AND ({self._statuses}) "
+                'AND (c.owner IS NULL OR q."OwnerNode" = c.owner) RETURNING q."Id")',
             ]
             if audited:
                 ctes.append(

@@ -112,6 +112,7 @@ class SqliteTaskStorage(SqlTaskStorage):
             raise ConfigurationError("inline_max_ops must not be negative (0 disables).")
         self.inline_max_ops = inline_max_ops
         self._pending: tuple[Executable, Executable] | None = None
+        self._cluster: AsyncEngine | None = None
         self.path = Path(text).expanduser().resolve()
         self.synchronous = mode
         self.busy_timeout = busy_timeout
@@ -176,6 +177,31 @@ class SqliteTaskStorage(SqlTaskStorage):
         )
         self._pragmas(reader, [f"PRAGMA busy_timeout = {timeout_ms}", "PRAGMA query_only = ON"])
         return reader, writer
+
+    def _cluster_engine(self) -> AsyncEngine:
+        """A writable connection of its own for the cluster's transactions (the readers
+        are query-only and the writer's connection belongs to the group-commit writer);
+        ``BEGIN IMMEDIATE`` on it waits for the write lock up to the busy timeout."""
+        self._reader_engine()  # raises when closed
+        if self._cluster is None:
+            engine = create_async_engine(
+                self.url, pool_size=1, max_overflow=0, isolation_level="AUTOCOMMIT"
+            )
+            timeout_ms = int(self.busy_timeout * 1000)
+            self._pragmas(
+                engine, [f"PRAGMA busy_timeout = {timeout_ms}", "PRAGMA foreign_keys = ON"]
+            )
+            self._cluster = engine
+        return self._cluster
+
+    async def close(self) -> None:
+        """Commit pending writes, then release every connection."""
+        cluster, self._cluster = self._cluster, None
+        try:
+            await super().close()
+        finally:
+            if cluster is not None:
+                await cluster.dispose()
 
     @property
     def _inline_max_ops(self) -> int:

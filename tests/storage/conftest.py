@@ -138,6 +138,7 @@ async def _empty(storage: SqlTaskStorage) -> None:
             tables.status_audit,
             tables.tasks,
             tables.paused_queues,
+            tables.nodes,
         ):
             await connection.execute(table.delete())
 

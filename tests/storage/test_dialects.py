@@ -64,9 +64,8 @@ def test_every_statement_compiles(dialect: str, schema: str | None) -> None:
     assert len(named) >= 35
     for name, statement in named.items():
         sql = str(statement.compile(dialect=DIALECTS[dialect]))
-        assert "QueuedTasks" in sql or "PausedQueues" in sql or "Audit" in sql or "Logs" in sql, (
-            name
-        )
+        tables = ("QueuedTasks", "PausedQueues", "Audit", "Logs", "Nodes")
+        assert any(table in sql for table in tables), name
         if schema is not None and dialect == "mssql":
             assert "[EverTask].[" in sql, name
     for statement in _monitoring(schema):
@@ -93,3 +92,17 @@ def test_partial_indexes_only_where_the_dialect_has_them() -> None:
         names = {i.name for i in build_tables(None, dialect).tasks.indexes}
         assert ("IX_QueuedTasks_Recovery" in names) == (dialect in PARTIAL_INDEX_DIALECTS)
         assert "IX_QueuedTasks_TaskKey" in names
+        assert "IX_QueuedTasks_OwnerNode_Status" in names
+
+
+@pytest.mark.parametrize("dialect", list(DIALECTS))
+def test_claim_candidates_lock_rows_skipping_locked_ones(dialect: str) -> None:
+    statements = Statements(build_tables(None, dialect))
+    for dead in (False, True):
+        for due in (False, True):
+            sql = str(statements.claim_candidates(dead, due).compile(dialect=DIALECTS[dialect]))
+            locks = dialect in ("postgresql", "mysql")  # SQLite serialises with BEGIN IMMEDIATE
+            assert ("FOR UPDATE SKIP LOCKED" in sql) == locks, (dead, due)
+            assert ("OwnerNode" in sql and "IS NULL" in sql) and (
+                "ScheduledExecution" in sql
+            ) == due

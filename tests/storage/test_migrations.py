@@ -12,7 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from evertask_storage_efcore_like import (
@@ -26,9 +26,16 @@ from evertask_storage_efcore_like import (
 )
 from evertask_storage_efcore_like.cli import main
 
-from .conftest import PG_URL, require_postgres
+from .conftest import MYSQL_URL, PG_URL, require_mysql, require_postgres
 
-EVERTASK_TABLES = {"QueuedTasks", "StatusAudit", "RunsAudit", "TaskExecutionLogs", "PausedQueues"}
+EVERTASK_TABLES = {
+    "QueuedTasks",
+    "StatusAudit",
+    "RunsAudit",
+    "TaskExecutionLogs",
+    "PausedQueues",
+    "Nodes",
+}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -40,6 +47,21 @@ async def database(
         engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
         yield engine, None, "sqlite"
         await engine.dispose()
+        return
+    if request.param == "mysql":
+        require_mysql()
+        name = f"evertask_mig_{uuid.uuid4().hex[:8]}"
+        server = create_async_engine(MYSQL_URL)
+        async with server.begin() as conn:
+            await conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+        engine = create_async_engine(make_url(MYSQL_URL).set(database=name))
+        try:
+            yield engine, None, "mysql"
+        finally:
+            await engine.dispose()
+            async with server.begin() as conn:
+                await conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+            await server.dispose()
         return
     require_postgres()
     schema = f"evertask_mig_{uuid.uuid4().hex[:8]}"
@@ -114,6 +136,13 @@ async def test_upgrade_downgrade_upgrade(database: tuple[AsyncEngine, str | None
         assert set(reflected) == EVERTASK_TABLES
 
         await apply_migrations(conn, schema)  # idempotent at head
+        await downgrade_migrations(conn, schema, "0002")
+        at_0002 = await conn.run_sync(_tables_and_indexes(schema))
+        assert "Nodes" not in at_0002
+        columns, indexes = at_0002["QueuedTasks"]
+        assert "OwnerNode" not in columns and "IX_QueuedTasks_OwnerNode_Status" not in indexes
+        assert await apply_migrations(conn, schema) == ["0003"]
+        assert await conn.run_sync(_differences(schema, dialect)) == []
         await downgrade_migrations(conn, schema, "0001")
         assert "PausedQueues" not in await conn.run_sync(_tables_and_indexes(schema))
         await downgrade_migrations(conn, schema)
@@ -170,7 +199,11 @@ def test_offline_sql_for_every_dialect(
 
 def test_offline_sql_from_a_revision_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
     incremental = migration_sql("postgresql", "evertask", from_revision="0001")
-    assert "PausedQueues" in incremental and '"QueuedTasks" (' not in incremental
+    assert "PausedQueues" in incremental and 'TABLE evertask."QueuedTasks" (' not in incremental
+    cluster = migration_sql("postgresql", "evertask", from_revision="0002")
+    assert "PausedQueues" not in cluster and 'CREATE TABLE evertask."Nodes"' in cluster
+    assert 'ALTER TABLE evertask."QueuedTasks" ADD COLUMN "OwnerNode" UUID' in cluster
+    assert '"IX_QueuedTasks_OwnerNode_Status" ON evertask."QueuedTasks"' in cluster
     assert main(["sql", "--dialect", "sqlite", "--schema", "x"]) == 2
     assert "SQLite has no schemas" in capsys.readouterr().err
     assert main(["head"]) == 0

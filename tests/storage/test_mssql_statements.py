@@ -29,7 +29,7 @@ from evertask_storage_mssql import (
     sqlserver_url,
 )
 from evertask_storage_mssql.executor import run_sqlserver_batch
-from evertask_storage_mssql.statements import CLAIM_HINT, ROW_HINT
+from evertask_storage_mssql.statements import CLAIM_HINT, CLAIM_ROWS_HINT, ROW_HINT
 
 DRIVER18 = "ODBC Driver 18 for SQL Server"
 ODBC = f"Driver={{{DRIVER18}}};Server=db.example,1433;Database=app;UID=u;PWD=p;TrustServerCertificate=yes"
@@ -116,6 +116,49 @@ def test_hot_paths_carry_tsql_hints_and_output() -> None:
     from sqlalchemy.dialects import sqlite
 
     assert "UPDLOCK" not in str(statements.try_queued.compile(dialect=sqlite.dialect()))
+
+
+CLUSTER_STATEMENTS = (
+    "try_queued_owned",
+    "insert_node",
+    "renew_lease",
+    "select_nodes",
+    "delete_node",
+    "release_node_rows",
+    "delete_dead_nodes",
+    "claim_task",
+    "select_dead_nodes",
+    "claim_unowned",
+    "claim_unowned_due",
+    "claim_orphaned",
+    "claim_orphaned_due",
+    "claim_rows",
+    "select_claimed",
+)
+
+
+def test_cluster_statements_compile_for_sql_server_with_claim_hints() -> None:
+    statements = SqlServerTaskStorage(ODBC).statements
+    named = statements.named()
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    for name in CLUSTER_STATEMENTS:
+        sql = str(named[name].compile(dialect=_dialect()))
+        assert "[EverTask]." in sql and "LIMIT" not in sql and "FOR UPDATE" not in sql, name
+    for dead in (False, True):
+        for due in (False, True):
+            select = statements.claim_candidates(dead, due)
+            sql = str(select.compile(dialect=_dialect()))
+            assert f"FROM [EverTask].[QueuedTasks] {CLAIM_ROWS_HINT}" in sql, (dead, due)
+            assert "mssql_rn <= :take" in sql and ("[OwnerNode] IN (" in sql) == dead
+    bound = statements.claim_orphaned.params(dead=ids, now=NOW, take=5)
+    claim = str(bound.compile(dialect=_dialect(), compile_kwargs={"render_postcompile": True}))
+    assert "[OwnerNode] IN (:dead_1, :dead_2)" in claim
+    owned = str(statements.try_queued_owned.compile(dialect=_dialect()))
+    assert owned.startswith(f"UPDATE [EverTask].[QueuedTasks] {CLAIM_HINT} SET")
+    assert owned.endswith("[EverTask].[QueuedTasks].[OwnerNode] = :owner")
+    # the claim of one row needs no hint: one UPDATE by primary key, the owner re-checked
+    task = str(statements.claim_task.compile(dialect=_dialect()))
+    assert "NOT IN (SELECT [EverTask].[Nodes].[Id]" in task
 
 
 def test_recurring_runs_leave_an_active_series_waiting_in_tsql() -> None:
@@ -308,8 +351,18 @@ def test_migrations_render_as_tsql(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["sql", "--dialect", "mssql", "--schema", "EverTask"]) == 0
     out = capsys.readouterr().out
     assert "EXEC('CREATE SCHEMA [EverTask]')" in out
-    for table in ("QueuedTasks", "StatusAudit", "RunsAudit", "TaskExecutionLogs", "PausedQueues"):
+    tables = (
+        "QueuedTasks",
+        "StatusAudit",
+        "RunsAudit",
+        "TaskExecutionLogs",
+        "PausedQueues",
+        "Nodes",
+    )
+    for table in tables:
         assert f"CREATE TABLE [EverTask].[{table}]" in out, table
+    assert "ALTER TABLE [EverTask].[QueuedTasks] ADD [OwnerNode] UNIQUEIDENTIFIER NULL" in out
+    assert "CREATE INDEX [IX_QueuedTasks_OwnerNode_Status] ON [EverTask].[QueuedTasks]" in out
     assert "UNIQUEIDENTIFIER" in out and "DATETIME2(7)" in out
     assert "COLLATE Latin1_General_100_BIN2" in out
     assert "LIMIT" not in out and "SERIAL" not in out and "`" not in out

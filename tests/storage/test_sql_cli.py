@@ -11,7 +11,7 @@ from evertask_storage_efcore_like.cli import DEFAULT_SCHEMAS, main
 from evertask_storage_mssql import DEFAULT_SCHEMA as MSSQL_SCHEMA
 from evertask_storage_postgres import PostgresTaskStorage
 
-TABLES = ("QueuedTasks", "StatusAudit", "RunsAudit", "TaskExecutionLogs", "PausedQueues")
+TABLES = ("QueuedTasks", "StatusAudit", "RunsAudit", "TaskExecutionLogs", "PausedQueues", "Nodes")
 
 
 def _sql(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -1,0 +1,55 @@
+"""Cluster mode: the Nodes table (hosts and their leases) and QueuedTasks.OwnerNode.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from evertask_storage_efcore_like.types import GuidType, UtcDateTime, exact_text, long_text
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def _schema() -> str | None:
+    config = op.get_context().config
+    return None if config is None else config.attributes.get("schema")
+
+
+def upgrade() -> None:
+    schema = _schema()
+    op.add_column("QueuedTasks", sa.Column("OwnerNode", GuidType(), nullable=True), schema=schema)
+    # the claims' seek; NextRunUtc keeps finished one-shot rows out of its ranges
+    op.create_index(
+        "IX_QueuedTasks_OwnerNode_Status",
+        "QueuedTasks",
+        ["OwnerNode", "Status", "NextRunUtc"],
+        schema=schema,
+    )
+    op.create_table(
+        "Nodes",
+        sa.Column("Id", GuidType(), nullable=False),
+        sa.Column("HostName", exact_text(255), nullable=False),
+        sa.Column("Pid", sa.Integer(), nullable=False),
+        sa.Column("StartedAtUtc", UtcDateTime(), nullable=False),
+        sa.Column("LastHeartbeatUtc", UtcDateTime(), nullable=False),
+        sa.Column("LeaseExpiresUtc", UtcDateTime(), nullable=False),
+        sa.Column("Queues", long_text(), nullable=True),
+        sa.Column("RunsWorkers", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("Id", name="PK_Nodes"),
+        schema=schema,
+    )
+
+
+def downgrade() -> None:
+    schema = _schema()
+    op.drop_table("Nodes", schema=schema)
+    op.drop_index("IX_QueuedTasks_OwnerNode_Status", table_name="QueuedTasks", schema=schema)
+    op.drop_column("QueuedTasks", "OwnerNode", schema=schema)
