@@ -346,9 +346,13 @@ class Statements:
                     c.OwnerNode.is_(None),
                     c.OwnerNode == node,
                     c.OwnerNode.not_in(select(n.Id).where(n.LeaseExpiresUtc > now)),
+                    ~self.recoverable(now),  # finished or cancelled: nobody runs it
                 ),
             )
             .values(OwnerNode=node)
+        )
+        self.select_cancelled_among: Select[Any] = select(c.Id).where(
+            c.Id.in_(_ids("ids")), c.Status == QueuedTaskStatus.CANCELLED.value
         )
         # claim_orphans: the dead nodes, the candidates (locked, skipping rows another
         # claimer holds), the claim re-checking the orphan condition, the claimed rows

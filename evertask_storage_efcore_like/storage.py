@@ -663,8 +663,15 @@ class SqlTaskStorage:
             rows = (await connection.execute(st.select_claimed, claim)).all()
         return [to_task(r) for r in rows]
 
+    async def cancelled_among(self, task_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these rows are Cancelled (one indexed query)."""
+        if not task_ids:
+            return set()
+        rows = await self._rows(self.statements.select_cancelled_among, {"ids": list(task_ids)})
+        return {task_id for (task_id,) in rows}
+
     async def claim_task(self, task_id: uuid.UUID, node_id: uuid.UUID, now: datetime) -> bool:
-        """Own one row unless a live node owns it (one atomic UPDATE)."""
+        """Own one row unless a live node owns it and may run it (one atomic UPDATE)."""
         n = await self._cluster_write(
             self.statements.claim_task, {"id": task_id, "node": node_id, "now": now}
         )

@@ -15,6 +15,7 @@ from evertask_storage_efcore_like import SqlTaskStorage
 from evertask_storage_efcore_like.writer import BatchExecutor
 
 from .executor import PostgresExecutor
+from .notify import PostgresNotifier, channel_name
 from .sql import PostgresSql
 
 __all__ = ["PostgresTaskStorage", "asyncpg_url"]
@@ -88,6 +89,7 @@ class PostgresTaskStorage(SqlTaskStorage):
             engine_options=options,
         )
         self.sql = PostgresSql(self.tables)
+        self._notifier = PostgresNotifier(self.url, channel_name(self.schema), connect_timeout)
 
     def describe(self) -> str:
         """The database, password hidden."""
@@ -119,3 +121,22 @@ class PostgresTaskStorage(SqlTaskStorage):
 
     async def _create_executor(self, engine: AsyncEngine) -> BatchExecutor:
         return PostgresExecutor(engine, self.statements, self.sql)
+
+    # -- notifications (the cluster's nodes wake one another: NotifyingStorage) -------------
+    async def listen(self, on_notice: Callable[[str], None]) -> None:
+        """LISTEN on the schema's channel through a connection of its own (reopened if it
+        was lost)."""
+        await self._notifier.listen(on_notice)
+
+    async def notify(self, notice: str) -> None:
+        """NOTIFY every node listening on this schema."""
+        await self._notifier.notify(notice)
+
+    async def unlisten(self) -> None:
+        """Close the listening connection."""
+        await self._notifier.unlisten()
+
+    async def close(self) -> None:
+        """Stop listening, then close as every SQL storage does."""
+        await self._notifier.unlisten()
+        await super().close()

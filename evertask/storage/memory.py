@@ -485,14 +485,14 @@ class MemoryTaskStorage:
         return len(dead)
 
     def _orphaned(self, task: QueuedTask, node_id: uuid.UUID, now: datetime) -> bool:
-        """Whether ``node_id`` may take ``task``: no owner, or an owner whose lease expired."""
+        """Whether ``claim_orphans`` may give ``task`` to ``node_id``: no owner, or another
+        registered node whose lease expired (an owner that is not registered at all is
+        left alone, as the SQL storages do: finding those would scan history)."""
         owner = task.owner_node
         if owner is None:
             return True
-        if owner == node_id:
-            return False
         node = self._nodes.get(owner)
-        return node is None or not node.is_alive(now)
+        return owner != node_id and node is not None and not node.is_alive(now)
 
     async def claim_orphans(
         self,
@@ -525,11 +525,10 @@ class MemoryTaskStorage:
         if task is None:
             return False
         now = _utc(now)
-        if (
-            task.owner_node != node_id
-            and is_recoverable(task, now)
-            and not self._orphaned(task, node_id, now)
-        ):
+        owner = task.owner_node
+        node = None if owner is None else self._nodes.get(owner)
+        live = node is not None and node.is_alive(now)
+        if owner != node_id and live and is_recoverable(task, now):
             return False
         task.owner_node = node_id
         return True

@@ -249,6 +249,35 @@ async def test_claim_task(storage: TaskStorage, clock: Clock) -> None:
     assert await storage.claim_task(of_live.id, me.id, live.lease_expires_utc) is True
 
 
+async def test_claim_task_takes_a_finished_or_cancelled_row_of_a_live_node(
+    storage: TaskStorage, clock: Clock
+) -> None:
+    me, live = node(clock), node(clock)
+    for n in (me, live):
+        await storage.register_node(n)
+    cancelled = row(clock.now, status=Q.CANCELLED, owner_node=live.id)
+    completed = row(clock.now, status=Q.COMPLETED, owner_node=live.id)
+    running = row(clock.now, status=Q.IN_PROGRESS, owner_node=live.id)
+    for task in (cancelled, completed, running):
+        await storage.persist(task)
+    assert await storage.claim_task(cancelled.id, me.id, clock.now) is True  # nobody runs it
+    assert await storage.claim_task(completed.id, me.id, clock.now) is True
+    assert await storage.claim_task(running.id, me.id, clock.now) is False
+    assert await _owners(storage, cancelled, completed, running) == [me.id, me.id, live.id]
+
+
+async def test_cancelled_among(storage: TaskStorage, clock: Clock) -> None:
+    cancelled = row(clock.now, status=Q.CANCELLED)
+    queued = row(clock.now, status=Q.QUEUED)
+    for task in (cancelled, queued):
+        await storage.persist(task)
+    missing = uuid.uuid4()
+    assert await storage.cancelled_among([cancelled.id, queued.id, missing]) == {cancelled.id}
+    assert await storage.cancelled_among([]) == set()
+    await storage.set_cancelled_by_user(queued.id, AuditLevel.FULL)
+    assert await storage.cancelled_among([queued.id]) == {queued.id}
+
+
 # -- concurrent claimers ---------------------------------------------------------------------
 @pytest.fixture
 async def second_storage(
