@@ -103,6 +103,7 @@ class Membership:
         self._backlog = False  # the last poll left rows behind for want of room
         self._dead: set[uuid.UUID] = set()  # dead nodes already reported
         self._cancels_due = False
+        self._recovered = asyncio.Event()
         self._notifier = storage if isinstance(storage, NotifyingStorage) else None
         self._announcing: set[str] = set()
         self._sending: set[asyncio.Task[None]] = set()
@@ -273,9 +274,14 @@ class Membership:
         await self.claim(due_only=False)
 
     # -- claiming --------------------------------------------------------------------------
+    def recovered(self) -> None:
+        """The startup claim is over: polls may begin (so they never race it)."""
+        self._recovered.set()
+
     async def _polls(self) -> None:
         interval = self._poll.total_seconds()
         last_cancel_check = 0.0
+        await self._recovered.wait()
         while True:
             if self.alone and not self._sweep and not self._backlog:
                 await self._nap(None)  # until a heartbeat or a notification

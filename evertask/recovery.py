@@ -92,7 +92,10 @@ class Recovery:
         if membership is None or not membership.node.runs_workers:
             return report
         started = time.perf_counter()
-        await membership.claim(due_only=False)
+        try:
+            await membership.claim(due_only=False)
+        finally:
+            membership.recovered()
         report.seconds = time.perf_counter() - started
         if report.recovered or report.poisoned or report.transient_failures:
             log.info(
