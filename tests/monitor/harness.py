@@ -172,6 +172,25 @@ def build_host(
     return Built(builder.build(), kind, cleanup)
 
 
+LEASE = timedelta(milliseconds=600)
+
+
+def fast_lease(options: Any) -> None:
+    """Cluster timings for tests: a node that stops heartbeating is dead within a second."""
+    options.set_lease_duration(LEASE)
+    options.set_heartbeat_interval(timedelta(milliseconds=100))
+    options.set_cluster_poll_interval(timedelta(milliseconds=50))
+
+
+async def stop_heartbeats(host: EverTaskHost) -> None:
+    """Cancel a host's membership tasks, as if its process hung: its lease runs out."""
+    membership = host.engine.membership
+    assert membership is not None
+    for task in membership._tasks:
+        task.cancel()
+    await asyncio.gather(*membership._tasks, return_exceptions=True)
+
+
 def parent_app(host: EverTaskHost) -> FastAPI:
     app = FastAPI()
     monitoring_of(host).mount(app)

@@ -16,17 +16,21 @@ from evertask_abstractions import QueuedTaskStatus
 from evertask_monitor_api import MonitoringOptions, create_standalone_app
 
 from . import tasks
-from .harness import PASSWORD, SECRET, USERNAME, Api, Built, build_host, parent_app, wait_status
+from .harness import (
+    LEASE,
+    PASSWORD,
+    SECRET,
+    USERNAME,
+    Api,
+    Built,
+    build_host,
+    fast_lease,
+    parent_app,
+    stop_heartbeats,
+    wait_status,
+)
 
 S = QueuedTaskStatus
-LEASE = timedelta(milliseconds=600)
-
-
-def fast_lease(options: Any) -> None:
-    """A short lease, so a node that stops heartbeating is dead within a second."""
-    options.set_lease_duration(LEASE)
-    options.set_heartbeat_interval(timedelta(milliseconds=100))
-    options.set_cluster_poll_interval(timedelta(milliseconds=50))
 
 
 @dataclass
@@ -100,11 +104,7 @@ async def test_running_counts_the_current_hosts_executions(cluster: Cluster) -> 
 
 
 async def test_a_node_that_stops_heartbeating_is_shown_dead(cluster: Cluster) -> None:
-    membership = cluster.b.engine.membership
-    assert membership is not None
-    for task in membership._tasks:
-        task.cancel()
-    await asyncio.gather(*membership._tasks, return_exceptions=True)
+    await stop_heartbeats(cluster.b)
     await asyncio.sleep(LEASE.total_seconds() + 0.3)
     seen = by_id(await cluster.api_a.json("/nodes"))
     assert seen[str(cluster.b.node_id)]["alive"] is False
