@@ -9,7 +9,14 @@ from enum import Enum
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from evertask.storage.models import QueuedTask, RunsAudit, SortField, StatusAudit, TaskExecutionLog
+from evertask.storage.models import (
+    NodeInfo,
+    QueuedTask,
+    RunsAudit,
+    SortField,
+    StatusAudit,
+    TaskExecutionLog,
+)
 from evertask_abstractions import QueuedTaskStatus
 
 __all__ = [
@@ -21,6 +28,7 @@ __all__ = [
     "LoginRequest",
     "LoginResponse",
     "MessageResponse",
+    "NodeDto",
     "OverviewResponse",
     "QueueActionResponse",
     "QueueConfigurationDto",
@@ -173,6 +181,8 @@ class TaskListItem(Dto):
     next_run_utc: datetime | None = None
     task_key: str | None = None
     retried_from: uuid.UUID | None = None
+    owner_node: uuid.UUID | None = None
+    """The cluster node that will run the task (``None``: any worker node may claim it)."""
     has_exception: bool
 
     @classmethod
@@ -200,6 +210,7 @@ def _list_fields(row: QueuedTask) -> dict[str, object]:
         "next_run_utc": row.next_run_utc,
         "task_key": row.task_key,
         "retried_from": row.retried_from,
+        "owner_node": row.owner_node,
         "has_exception": bool(row.exception),
     }
 
@@ -471,3 +482,43 @@ class ExecutionTimePoint(Dto):
     timestamp: datetime
     avg_execution_time_ms: float | None
     sample_size: int
+
+
+# -- cluster -----------------------------------------------------------------------------
+class NodeDto(Dto):
+    """A node of the cluster (a host registered on the storage), alive or dead.
+
+    ``running`` is known only for this host's own node (``None`` for the others).
+    """
+
+    id: uuid.UUID
+    host_name: str
+    pid: int
+    started_at_utc: datetime
+    last_heartbeat_utc: datetime
+    lease_expires_utc: datetime
+    queues: list[str]
+    runs_workers: bool
+    alive: bool
+    is_current: bool
+    running: int | None = None
+
+    @classmethod
+    def of(
+        cls, node: NodeInfo, now: datetime, current: uuid.UUID | None, running: int | None
+    ) -> NodeDto:
+        """From a storage row, judged alive at ``now``; ``current`` is this host's node."""
+        is_current = node.id == current
+        return cls(
+            id=node.id,
+            host_name=node.host_name,
+            pid=node.pid,
+            started_at_utc=node.started_at_utc,
+            last_heartbeat_utc=node.last_heartbeat_utc,
+            lease_expires_utc=node.lease_expires_utc,
+            queues=list(node.queues),
+            runs_workers=node.runs_workers,
+            alive=node.is_alive(now),
+            is_current=is_current,
+            running=running if is_current else None,
+        )

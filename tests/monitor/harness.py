@@ -129,13 +129,21 @@ def build_host(
     configure: Callable[[MonitoringOptions], object] | None = None,
     *,
     credentials: bool = True,
+    storage: Any = None,
+    options: Callable[[Any], object] | None = None,
 ) -> Built:
-    """A host with the test handlers, a "reports" queue and monitoring (not started)."""
+    """A host with the test handlers, a "reports" queue and monitoring (not started).
+
+    ``storage``: a memory storage instance to share with other hosts (``kind="memory"``);
+    ``options`` further configures the host's options (e.g. a short lease).
+    """
 
     def setup(opt: Any) -> None:
         opt.register_handler(*HANDLERS)
         opt.set_default_retry_policy(NoRetryPolicy())
         opt.with_persistent_logger()
+        if options is not None:
+            options(opt)
 
     def monitor(options: MonitoringOptions) -> None:
         if credentials:
@@ -148,7 +156,9 @@ def build_host(
         "reports", lambda q: q.set_max_degree_of_parallelism(2)
     )
     cleanup: list[Callable[[], Awaitable[None]]] = []
-    if kind == "memory":
+    if kind == "memory" and storage is not None:
+        builder.use_storage(storage)
+    elif kind == "memory":
         builder.add_memory_storage()
     elif kind == "sqlite":
         builder.add_sqlite_storage(str(directory / f"monitor-{uuid.uuid4().hex[:8]}.db"))
@@ -160,6 +170,25 @@ def build_host(
         raise ValueError(kind)
     builder.add_monitoring_api(monitor)
     return Built(builder.build(), kind, cleanup)
+
+
+LEASE = timedelta(milliseconds=600)
+
+
+def fast_lease(options: Any) -> None:
+    """Cluster timings for tests: a node that stops heartbeating is dead within a second."""
+    options.set_lease_duration(LEASE)
+    options.set_heartbeat_interval(timedelta(milliseconds=100))
+    options.set_cluster_poll_interval(timedelta(milliseconds=50))
+
+
+async def stop_heartbeats(host: EverTaskHost) -> None:
+    """Cancel a host's membership tasks, as if its process hung: its lease runs out."""
+    membership = host.engine.membership
+    assert membership is not None
+    for task in membership._tasks:
+        task.cancel()
+    await asyncio.gather(*membership._tasks, return_exceptions=True)
 
 
 def parent_app(host: EverTaskHost) -> FastAPI:

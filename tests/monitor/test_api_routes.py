@@ -50,6 +50,7 @@ async def test_default_page_is_newest_first(seeded: Monitored) -> None:
         "queueName",
         "createdAtUtc",
         "hasException",
+        "ownerNode",
     } <= set(item)
 
 

@@ -12,10 +12,22 @@ from typing import Any
 
 import pytest
 
+from evertask import EverTaskHost, MemoryTaskStorage
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
 
 from . import tasks
-from .harness import BASE, PASSWORD, USERNAME, ThreadedServer, build_host, seed, wait_status
+from .harness import (
+    BASE,
+    PASSWORD,
+    USERNAME,
+    Built,
+    ThreadedServer,
+    build_host,
+    fast_lease,
+    seed,
+    stop_heartbeats,
+    wait_status,
+)
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 CHROMIUM = os.environ.get("EVERTASK_CHROMIUM", "/usr/bin/chromium")
@@ -310,3 +322,53 @@ def test_a_queue_with_nothing_finished_shows_a_dash_for_its_success_rate(
             context.close()
     finally:
         empty.stop()
+
+
+def test_the_nodes_page_lists_the_cluster_and_shows_a_dead_node(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("nodes")
+    storage = MemoryTaskStorage()
+    others: list[Built] = []
+
+    def make() -> Built:
+        return build_host("memory", directory, storage=storage, options=fast_lease)
+
+    async def second_host(_host: EverTaskHost) -> None:
+        others.append(make())
+        await others[0].host.start()
+
+    live = ThreadedServer(make, second_host).start()
+    try:
+        here, there = live.host, others[0].host
+        context, tab = _logged_in(browser, live.url, locale="en-GB", timezone_id="UTC")
+        try:
+            tab.click("a.nav-link:has-text('Nodes')")
+            expect(tab.get_by_test_id("node-row")).to_have_count(2)
+            current = tab.locator(f"[data-testid=node-row][data-node-id='{here.node_id}']")
+            other = tab.locator(f"[data-testid=node-row][data-node-id='{there.node_id}']")
+            expect(current.get_by_test_id("node-current")).to_have_text("this host")
+            expect(other.get_by_test_id("node-current")).to_have_count(0)
+            for row in (current, other):
+                expect(row.get_by_test_id("node-state")).to_have_text("alive")
+                expect(row.get_by_test_id("node-role")).to_have_text("worker")
+                expect(row.get_by_test_id("node-heartbeat")).to_contain_text(" ago")
+                expect(row.get_by_test_id("node-heartbeat")).to_contain_text("UTC")
+            expect(current.get_by_test_id("node-running")).to_have_text("0")
+            expect(other.get_by_test_id("node-running")).to_have_text("—")
+            live.call(lambda: stop_heartbeats(there))
+            # no task event says so: the page's own periodic refresh shows it
+            expect(other.get_by_test_id("node-state")).to_have_text("dead", timeout=10_000)
+            expect(current.get_by_test_id("node-state")).to_have_text("alive")
+            expect(tab.get_by_test_id("node-summary")).to_have_text("2 nodes · 1 alive")
+
+            tid = live.call(lambda: here.dispatcher.dispatch(tasks.Work(n=5), timedelta(hours=1)))
+            tab.goto(f"{live.url}{BASE}/tasks/{tid}")
+            owner = tab.get_by_test_id("field-owner-node")
+            expect(owner).to_have_text(str(here.node_id).split("-")[0])
+        finally:
+            context.close()
+    finally:
+        for built in others:
+            live.call(built.close)
+        live.stop()

@@ -51,6 +51,8 @@ export interface TaskListItem {
   nextRunUtc: string | null;
   taskKey: string | null;
   retriedFrom: string | null;
+  /** The cluster node that will run the task (null: any worker node may claim it). */
+  ownerNode: string | null;
   hasException: boolean;
 }
 
@@ -165,6 +167,22 @@ export interface QueueConfiguration {
   queueFullBehavior: string | null;
   defaultTimeoutMs: number | null;
   waitingInMemory: number | null;
+}
+
+/** A host registered on the storage: a node of the cluster, alive while its lease is valid. */
+export interface ClusterNode {
+  id: string;
+  hostName: string;
+  pid: number;
+  startedAtUtc: string;
+  lastHeartbeatUtc: string;
+  leaseExpiresUtc: string;
+  queues: string[];
+  runsWorkers: boolean;
+  alive: boolean;
+  isCurrent: boolean;
+  /** Executions running now; known for this host's own node only. */
+  running: number | null;
 }
 
 export interface SuccessRateTrend {

@@ -1,6 +1,16 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { apiUrl, wsUrl } from "./api";
-import { formatDate, formatDuration, formatPercent, makeThrottle, prettyJson, runDuration, statusTone } from "./format";
+import {
+  formatDate,
+  formatDuration,
+  formatPercent,
+  formatRelative,
+  makeThrottle,
+  prettyJson,
+  runDuration,
+  shortId,
+  statusTone,
+} from "./format";
 
 describe("apiUrl", () => {
   it("resolves under the base and repeats array parameters", () => {
@@ -20,6 +30,21 @@ describe("format", () => {
     expect(formatDuration(12)).toBe("12 ms");
     expect(formatDuration(1500)).toBe("1.50 s");
     expect(formatDuration(125_000)).toBe("2 min 5 s");
+  });
+
+  it("formats times relative to now", () => {
+    const now = Date.parse("2026-01-01T12:00:00Z");
+    expect(formatRelative(null, now)).toBe("—");
+    expect(formatRelative("2026-01-01T11:59:58Z", now)).toBe("2 s ago");
+    expect(formatRelative("2026-01-01T11:57:00Z", now)).toBe("3 min ago");
+    expect(formatRelative("2026-01-01T09:30:00Z", now)).toBe("2 h ago");
+    expect(formatRelative("2025-12-28T12:00:00Z", now)).toBe("4 d ago");
+    expect(formatRelative("2026-01-01T12:00:20Z", now)).toBe("in 20 s");
+    expect(formatRelative("not a date", now)).toBe("not a date");
+  });
+
+  it("shortens ids to their first block", () => {
+    expect(shortId("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")).toBe("0f1e2d3c");
   });
 
   it("pretty-prints JSON and leaves other text alone", () => {

@@ -29,6 +29,30 @@ export function formatTime(value: string, zone = false): string {
   });
 }
 
+/** How long ago (or, for a future time, in how long) `value` is from `now`: "12 s ago",
+ * "3 min ago", "2 h ago", "4 d ago", "in 20 s". */
+export function formatRelative(value: string | null | undefined, now: number = Date.now()): string {
+  if (!value) return "—";
+  const time = Date.parse(value);
+  if (Number.isNaN(time)) return value;
+  const seconds = Math.round((now - time) / 1000);
+  const size = Math.abs(seconds);
+  const amount =
+    size < 60
+      ? `${size} s`
+      : size < 3600
+        ? `${Math.floor(size / 60)} min`
+        : size < 86_400
+          ? `${Math.floor(size / 3600)} h`
+          : `${Math.floor(size / 86_400)} d`;
+  return seconds < 0 ? `in ${amount}` : `${amount} ago`;
+}
+
+/** The first block of a UUID, enough to tell nodes apart on screen. */
+export function shortId(id: string): string {
+  return id.split("-", 1)[0];
+}
+
 /** The duration of a task's last run in ms, or null when it is not known: a task stopped
  * by the service has no recorded duration (the engine does not pass one), so it is taken
  * from its status history (InProgress to ServiceStopped) when that is available. */

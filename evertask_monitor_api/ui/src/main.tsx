@@ -6,6 +6,7 @@ import type { Config } from "./api";
 import { Layout } from "./components";
 import { LoginPage } from "./pages/Login";
 import { LivePage } from "./pages/Live";
+import { NodesPage } from "./pages/Nodes";
 import { OverviewPage } from "./pages/Overview";
 import { QueuesPage } from "./pages/Queues";
 import { StatisticsPage } from "./pages/Statistics";
@@ -30,6 +31,7 @@ function Routed() {
           <Route path="tasks" element={<TasksPage />} />
           <Route path="tasks/:id" element={<TaskDetailPage />} />
           <Route path="queues" element={<QueuesPage />} />
+          <Route path="nodes" element={<NodesPage />} />
           <Route path="live" element={<LivePage />} />
           <Route path="statistics" element={<StatisticsPage />} />
           <Route path="*" element={<Navigate to="/" replace />} />

@@ -4,7 +4,7 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { api } from "../api";
 import type { ExecutionLogs, TaskDetail } from "../api";
 import { Badge, Card, ErrorBox, Page, Pager, StatusBadge } from "../components";
-import { formatDate, formatDuration, levelTone, prettyJson, runDuration } from "../format";
+import { formatDate, formatDuration, levelTone, prettyJson, runDuration, shortId } from "../format";
 import { useApi, useSession } from "../state";
 
 const LEVELS = ["", "Trace", "Debug", "Information", "Warning", "Error", "Critical"];
@@ -168,6 +168,15 @@ export function TaskDetailPage() {
                 <Field label="Type">{t.type}</Field>
                 <Field label="Handler">{t.handler}</Field>
                 <Field label="Queue">{t.queueName}</Field>
+                <Field label="Owner node">
+                  {t.ownerNode ? (
+                    <Link to="/nodes" title={t.ownerNode}>
+                      <code>{shortId(t.ownerNode)}</code>
+                    </Link>
+                  ) : (
+                    <span className="muted">none (any worker node may run it)</span>
+                  )}
+                </Field>
                 <Field label="Created">{formatDate(t.createdAtUtc, zoned)}</Field>
                 <Field label="Scheduled">
                   {formatDate(t.isRecurring ? (t.nextRunUtc ?? t.scheduledExecutionUtc) : t.scheduledExecutionUtc, zoned)}
