@@ -122,7 +122,10 @@ def test_a_recurring_key_on_three_nodes_runs_once_per_occurrence(cluster: Cluste
     cluster.wait_until(lambda: len(ticks()) >= killed + 4, 30, "four ticks after the kill")
     times = ticks()
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.5, gaps  # no occurrence ran twice
+    # occurrences are on a 1 s grid: one run each at most (a run after the takeover may be
+    # late, so two runs can be closer than a second; a duplicate adds a run)
+    slots = round((times[-1] - times[0]).total_seconds()) + 1
+    assert len(times) <= slots, gaps
     assert max(gaps) <= LEASE_S + HEARTBEAT_S + POLL_S + 2.0, gaps
     for name in ["a", "b", "c"]:
         if name != owners[0]:
