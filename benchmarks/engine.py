@@ -142,7 +142,7 @@ async def engine_throughput(n: int, storage: bool = True) -> float:
     return n / elapsed
 
 
-def storage_row(task_id: uuid.UUID, task: Noop) -> QueuedTask:
+def storage_row(task_id: uuid.UUID, task: Noop, owner: uuid.UUID) -> QueuedTask:
     """The row the dispatcher persists for an immediate ``Noop`` (same fields, same values)."""
     return QueuedTask(
         id=task_id,
@@ -153,6 +153,7 @@ def storage_row(task_id: uuid.UUID, task: Noop) -> QueuedTask:
         created_at_utc=datetime.now(UTC),
         queue_name="default",
         audit_level=AuditLevel.FULL,
+        owner_node=owner,
     )
 
 
@@ -165,13 +166,14 @@ async def storage_floor(n: int, storage: MemoryTaskStorage | None = None) -> flo
     """
     storage = MemoryTaskStorage() if storage is None else storage
     full = AuditLevel.FULL
+    node = uuid.uuid4()
     start = time.perf_counter()
     for i in range(n):
         Noop(n=i), uuid7()
     without = time.perf_counter() - start
     start = time.perf_counter()
     for i in range(n):
-        row = storage_row(uuid7(), Noop(n=i))
+        row = storage_row(uuid7(), Noop(n=i), node)
         await storage.persist(row)
         await storage.set_in_progress(row.id, full)
         await storage.set_completed(row.id, 0.01, full)

@@ -11,7 +11,7 @@ from benchmarks import engine as be
 from evertask import add_evertask
 from evertask.storage import MemoryTaskStorage, QueuedTask
 
-_VARYING = {"id", "created_at_utc", "last_execution_utc", "execution_time_ms"}
+_VARYING = {"id", "created_at_utc", "last_execution_utc", "execution_time_ms", "owner_node"}
 
 
 class Recording(MemoryTaskStorage):
@@ -22,6 +22,7 @@ class Recording(MemoryTaskStorage):
         self.calls: list[tuple[Any, ...]] = []
 
     async def persist(self, task: QueuedTask) -> None:
+        assert task.owner_node is not None  # the dispatching node, a node id in the floor
         fields = {k: v for k, v in asdict(task).items() if k not in _VARYING}
         self.calls.append(("persist", sorted(fields.items(), key=repr)))
         await super().persist(task)

@@ -16,6 +16,8 @@ import sys
 import time
 from datetime import datetime
 
+import pytest
+
 from tests.cluster.conftest import ROOT, Cluster
 
 LEASE_S, HEARTBEAT_S, POLL_S = 2.0, 0.5, 0.2
@@ -208,3 +210,32 @@ def test_uvicorn_workers_registering_one_recurring_key_run_it_once_per_occurrenc
     times = ticks()
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.5, gaps  # one run per occurrence, not one per worker process
+
+
+@pytest.mark.parametrize("storage_spec", ["postgres"], indirect=True)
+def test_postgres_notifications_wake_the_other_nodes_at_once(cluster: Cluster) -> None:
+    # LISTEN/NOTIFY is PostgreSQL's; on the other databases nodes poll (tested above)
+    slow_poll = {"poll_s": 10.0, "heartbeat_s": 5.0, "lease_s": 20.0}
+    cluster.start("runner", long="long-id", **slow_poll)
+    cluster.wait_until(
+        lambda: any(line.startswith("long-start") for line in cluster.executed("runner")),
+        30,
+        "the long task started",
+    )
+    # a dispatch-only node's work and its cancel reach the runner long before a poll
+    cluster.start("web", role="dispatch", dispatch=[0, 20], cancel="long-id", **slow_poll)
+    cancelled = datetime.fromisoformat(cluster.wait_file("cancelled-web").read_text())
+    cluster.wait_until(lambda: len(cluster.work("runner")) == 20, 5, "the web node's tasks ran")
+    cluster.wait_until(
+        lambda: any(line.startswith("long-stopped") for line in cluster.executed("runner")),
+        5,
+        "the long task stopped",
+    )
+    stopped = next(
+        datetime.fromisoformat(line.split()[2])
+        for line in cluster.executed("runner")
+        if line.startswith("long-stopped")
+    )
+    assert (stopped - cancelled).total_seconds() < 2.0  # the poll interval is 10 s
+    cluster.stop("runner")
+    cluster.stop("web")

@@ -231,3 +231,19 @@ async def test_a_task_cancelled_on_another_node_stops_where_it_runs() -> None:
         for tid in (running, waiting):
             assert (await wait_status(a, tid, Q.CANCELLED)) is Q.CANCELLED
     assert a_probe.calls == [("start", "long")]  # never finished, "next" never started
+
+
+async def test_a_pause_made_on_one_node_applies_on_every_node() -> None:
+    storage = MemoryTaskStorage()
+    a, _ = node(storage)
+    b, b_box = node(storage)
+    b_probe = b_box.probe()
+    async with a, b:
+        await a.pause_queue("default")
+        await wait_until(lambda: b.is_queue_paused("default"), timeout=2)  # b's heartbeat
+        held = await b.dispatcher.dispatch(Ping(n=5))
+        assert (await storage.get(held)).status is Q.QUEUED  # type: ignore[union-attr]
+        assert b_probe.calls == []
+        await a.resume_queue("default")
+        await wait_status(b, held, Q.COMPLETED, timeout=3)
+    assert b_probe.calls == [("ping", 5)]
