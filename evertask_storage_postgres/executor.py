@@ -103,6 +103,12 @@ class PostgresExecutor:
             raw = await connection.get_raw_connection()
             self._connection = connection
             self._pg = raw.driver_connection
+            if self._pg.is_closed():  # a pooled connection the server has closed since
+                await self._drop()
+                connection = await self._engine.connect()
+                raw = await connection.get_raw_connection()
+                self._connection = connection
+                self._pg = raw.driver_connection
             # the batch statements are prepared once and run for every batch; a custom plan
             # per execution costs more than the execution itself (about 0.5 ms of planning
             # for a one-row transition), and their generic plans are the same index lookups
@@ -143,10 +149,16 @@ class PostgresExecutor:
         await self._drop()
 
     async def _drop(self) -> None:
-        connection, self._connection, self._pg = self._connection, None, None
+        connection, pg = self._connection, self._pg
+        self._connection, self._pg = None, None
         if connection is not None:
             try:
-                await connection.close()
+                if pg is not None and pg.is_closed():
+                    # lost (the server restarted, the backend was terminated): the pool
+                    # must not hand this connection out again
+                    await connection.invalidate()
+                else:
+                    await connection.close()
             except Exception:  # already broken
                 pass
 

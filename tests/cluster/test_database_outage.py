@@ -22,6 +22,7 @@ from tests.cluster.node_child import Container, Work, WorkHandler
 from tests.storage.conftest import PG_URL
 
 Q = QueuedTaskStatus
+LEASE_S = 2.0  # node_child's default
 
 
 def _cluster_name() -> tuple[str, str] | None:
@@ -32,17 +33,18 @@ def _cluster_name() -> tuple[str, str] | None:
     return (versions[0], "main") if versions else None
 
 
-def _restart_postgres(cluster: tuple[str, str]) -> None:
+def _pg_ctl(cluster: tuple[str, str], action: str) -> None:
     subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"],
+        ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, action],
         check=True,
         capture_output=True,
         timeout=60,
     )
-    deadline = time.monotonic() + 60
-    while subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"]).returncode != 0:
-        assert time.monotonic() < deadline, "PostgreSQL did not come back within 60 s"
-        time.sleep(0.2)
+    if action == "start":
+        deadline = time.monotonic() + 60
+        while subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"]).returncode:
+            assert time.monotonic() < deadline, "PostgreSQL did not come back within 60 s"
+            time.sleep(0.2)
 
 
 async def _kill_connections() -> int:
@@ -89,11 +91,13 @@ async def test_the_database_going_away_under_load_loses_and_fails_nothing(
             cluster.wait_until, lambda: len(cluster.work("w")) >= 40, 30, "some ran"
         )
         assert await _kill_connections() > 0
-        restart = asyncio.create_task(asyncio.to_thread(_restart_postgres, pg))
-        await asyncio.sleep(0.3)  # (the restart is under way)
-        with pytest.raises(PersistenceError, match="could not be persisted"):
-            await web.dispatcher.dispatch(Work(n=10_000))
-        await restart
+        await asyncio.to_thread(_pg_ctl, pg, "stop")  # a restart, with a dispatch within
+        try:
+            with pytest.raises(PersistenceError, match="could not be persisted"):
+                await web.dispatcher.dispatch(Work(n=10_000))
+            await asyncio.sleep(LEASE_S + 1)  # the outage outlasts the node's lease
+        finally:
+            await asyncio.to_thread(_pg_ctl, pg, "start")
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -103,8 +107,12 @@ async def test_the_database_going_away_under_load_loses_and_fails_nothing(
             if counts.get(Q.COMPLETED, 0) == 400 or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
-        assert counts.get(Q.COMPLETED, 0) == 400, (counts, cluster.output("w")[-3000:])
+        out = cluster.output("w")
+        assert counts.get(Q.COMPLETED, 0) == 400, (counts, out[-3000:])
         assert Q.FAILED not in counts
+        # it stopped starting tasks before its lease ended, and rejoined once it could
+        assert "starts no new task until its lease is renewed" in out, out[-3000:]
+        assert "lost its lease; it rejoins as" in out, out[-3000:]
     finally:
         await web.stop()
     cluster.stop("w")
