@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -111,22 +110,19 @@ class Recovery:
         return report
 
     async def adopt(self, rows: list[QueuedTask]) -> None:
-        """Resume rows this node has just claimed. Each page is split by queue and the
-        queues are fed concurrently, so one saturated queue cannot hold back the others."""
-        groups: dict[str, list[QueuedTask]] = defaultdict(list)
-        for row in rows:
-            groups[row.queue_name].append(row)
-        await asyncio.gather(*(self._recover_group(g, self.report) for g in groups.values()))
+        """Resume rows this node has just claimed, all at once: each waits for a slot of
+        its own queue (in order), and their Queued writes share commits, so one saturated
+        queue cannot hold back the others."""
+        await asyncio.gather(*(self._recover_one(row) for row in rows))
 
-    async def _recover_group(self, rows: list[QueuedTask], report: RecoveryReport) -> None:
-        for row in rows:
-            if self._lifecycle.state not in (HostState.RUNNING, HostState.STARTING):
-                return
-            try:
-                await self._recover_row(row, report)
-            except Exception as exc:  # a storage hiccup on one row never stops recovery
-                report.transient_failures += 1
-                log.warning("Could not recover task %s: %r", row.id, exc)
+    async def _recover_one(self, row: QueuedTask) -> None:
+        if self._lifecycle.state not in (HostState.RUNNING, HostState.STARTING):
+            return
+        try:
+            await self._recover_row(row, self.report)
+        except Exception as exc:  # a storage hiccup on one row never stops recovery
+            self.report.transient_failures += 1
+            log.warning("Could not recover task %s: %r", row.id, exc)
 
     async def _poison(self, row: QueuedTask, reason: str, report: RecoveryReport) -> None:
         storage = self._storage
