@@ -38,6 +38,10 @@ DEAD_NODE_RETENTION = timedelta(hours=1)
 """How long a dead node stays listed (for monitoring) once nothing pending is its own."""
 
 PAGE_SIZE = 100
+"""Most rows one poll claims."""
+TAKEOVER_PAGE_SIZE = 1000
+"""Most rows one claim of the startup pass (or of a rejoin) takes: each claim is a commit,
+and a commit can cost a disk flush."""
 NOTICE_WORK = "work"
 """Notice: rows no live node owns are waiting (a dispatch-only node dispatched, a node left)."""
 NOTICE_CANCEL = "cancel:"
@@ -355,7 +359,7 @@ class Membership:
         total = 0
         self._backlog = False
         while self._lifecycle.running:
-            take = self._room() if due_only else PAGE_SIZE
+            take = self._room() if due_only else TAKEOVER_PAGE_SIZE
             if take <= 0:
                 self._backlog = True
                 break

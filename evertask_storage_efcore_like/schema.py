@@ -40,6 +40,7 @@ from evertask_abstractions import ConfigurationError, QueuedTaskStatus
 from .types import GuidType, UtcDateTime, exact_text, long_text
 
 __all__ = [
+    "CLAIM_INDEX",
     "OWNER_INDEX",
     "PARTIAL_INDEX_DIALECTS",
     "RECOVERABLE_STATUS_NAMES",
@@ -52,6 +53,8 @@ __all__ = [
 RECOVERABLE_STATUS_NAMES: tuple[str, ...] = tuple(sorted(s.value for s in RECOVERABLE_STATUSES))
 """Status names whose rows resume at start (alphabetical, so DDL and queries render alike)."""
 
+CLAIM_INDEX = "IX_QueuedTasks_Claim"
+"""PostgreSQL and SQLite: the partial index of pending rows by (OwnerNode, CreatedAtUtc, Id)."""
 OWNER_INDEX = "IX_QueuedTasks_OwnerNode_Status"
 """The index the claims of orphaned rows seek: (OwnerNode, Status, NextRunUtc)."""
 
@@ -168,6 +171,16 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
     )
     if dialect in PARTIAL_INDEX_DIALECTS:
         predicate = recovery_index_predicate(tasks)
+        # the pending rows by owner, oldest first: a claim seeks the unowned (and the dead
+        # nodes') rows in order, never walking past the rows of live nodes
+        Index(
+            CLAIM_INDEX,
+            c.OwnerNode,
+            c.CreatedAtUtc,
+            c.Id,
+            sqlite_where=predicate,
+            postgresql_where=predicate,
+        )
         Index(
             "IX_QueuedTasks_Recovery",
             c.CreatedAtUtc,

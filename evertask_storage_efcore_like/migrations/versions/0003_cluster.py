@@ -23,8 +23,18 @@ def _schema() -> str | None:
     return None if config is None else config.attributes.get("schema")
 
 
+def _recovery_where(dialect: str) -> sa.TextClause:
+    true = "1" if dialect == "sqlite" else "true"
+    return sa.text(
+        "\"Status\" IN ('InProgress', 'Pending', 'Queued', 'ServiceStopped', 'WaitingQueue') "
+        f'OR "IsRecurring" = {true} AND "NextRunUtc" IS NOT NULL '
+        "AND \"Status\" IN ('Completed', 'Failed')"
+    )
+
+
 def upgrade() -> None:
     schema = _schema()
+    dialect = op.get_context().dialect.name
     op.add_column("QueuedTasks", sa.Column("OwnerNode", GuidType(), nullable=True), schema=schema)
     # the claims' seek; NextRunUtc keeps finished one-shot rows out of its ranges
     op.create_index(
@@ -33,6 +43,17 @@ def upgrade() -> None:
         ["OwnerNode", "Status", "NextRunUtc"],
         schema=schema,
     )
+    if dialect in ("postgresql", "sqlite"):
+        # the pending rows by owner, oldest first: a claim seeks the unowned (and the dead
+        # nodes') rows in order, never walking past the rows of live nodes
+        op.create_index(
+            "IX_QueuedTasks_Claim",
+            "QueuedTasks",
+            ["OwnerNode", "CreatedAtUtc", "Id"],
+            schema=schema,
+            sqlite_where=_recovery_where(dialect),
+            postgresql_where=_recovery_where(dialect),
+        )
     op.create_table(
         "Nodes",
         sa.Column("Id", GuidType(), nullable=False),
@@ -51,5 +72,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     schema = _schema()
     op.drop_table("Nodes", schema=schema)
+    if op.get_context().dialect.name in ("postgresql", "sqlite"):
+        op.drop_index("IX_QueuedTasks_Claim", table_name="QueuedTasks", schema=schema)
     op.drop_index("IX_QueuedTasks_OwnerNode_Status", table_name="QueuedTasks", schema=schema)
     op.drop_column("QueuedTasks", "OwnerNode", schema=schema)
