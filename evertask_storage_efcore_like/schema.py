@@ -160,7 +160,8 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
     # the claims seek "OwnerNode IS NULL" and "OwnerNode IN (dead nodes)" by recoverable
     # status; NextRunUtc keeps the Completed/Failed part of that range to recurring rows
     # with a next run, so a long history of finished rows is not scanned
-    Index(OWNER_INDEX, c.OwnerNode, c.Status, c.NextRunUtc)
+    if dialect not in PARTIAL_INDEX_DIALECTS:  # (PostgreSQL and SQLite: CLAIM_INDEX below)
+        Index(OWNER_INDEX, c.OwnerNode, c.Status, c.NextRunUtc)
     Index(
         "IX_QueuedTasks_TaskKey",
         c.TaskKey,
@@ -176,13 +177,6 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         Index(
             CLAIM_INDEX,
             c.OwnerNode,
-            c.CreatedAtUtc,
-            c.Id,
-            sqlite_where=predicate,
-            postgresql_where=predicate,
-        )
-        Index(
-            "IX_QueuedTasks_Recovery",
             c.CreatedAtUtc,
             c.Id,
             sqlite_where=predicate,

@@ -9,11 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, TextClause, bindparam, event, text
-from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.sql import Executable
 
 from evertask.clock import utc_now
 from evertask_abstractions import ConfigurationError
@@ -22,24 +20,9 @@ from evertask_storage_efcore_like.writer import BatchExecutor
 
 from .executor import SqliteExecutor
 
-__all__ = ["SqliteTaskStorage", "indexed_by"]
+__all__ = ["SqliteTaskStorage"]
 
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
-
-
-def indexed_by(statement: Select[Any], index: str) -> Executable:
-    """``statement`` (a SELECT from QueuedTasks) with SQLite's ``INDEXED BY index``."""
-    compiled = statement.compile(dialect=SQLiteDialect_aiosqlite(paramstyle="named"))
-    table = '"QueuedTasks"'
-    sql = compiled.string.replace(f"FROM {table}", f'FROM {table} INDEXED BY "{index}"', 1)
-    binds = {  # rendered name -> a bind with the original's type (and constant value)
-        name: bindparam(name, bind.value, type_=bind.type)
-        if not bind.required
-        else bindparam(name, type_=bind.type)
-        for bind, name in compiled.bind_names.items()
-    }
-    clause: TextClause = text(sql).bindparams(*binds.values())
-    return clause.columns(*statement.selected_columns)
 
 
 def _execute_patiently(cursor: Any, statement: str, patience: float) -> None:
@@ -111,7 +94,6 @@ class SqliteTaskStorage(SqlTaskStorage):
         if inline_max_ops < 0:
             raise ConfigurationError("inline_max_ops must not be negative (0 disables).")
         self.inline_max_ops = inline_max_ops
-        self._pending: tuple[Executable, Executable] | None = None
         self._cluster: AsyncEngine | None = None
         self.path = Path(text).expanduser().resolve()
         self.synchronous = mode
@@ -207,18 +189,6 @@ class SqliteTaskStorage(SqlTaskStorage):
     def _inline_max_ops(self) -> int:
         # inline commits only where a commit does not sync (WAL + NORMAL)
         return self.inline_max_ops if self.synchronous == "NORMAL" else 0
-
-    def _pending_statements(self) -> tuple[Executable, Executable]:
-        # Without statistics SQLite's planner may serve the recovery query with an OR over
-        # the status index and a sort of every pending row; INDEXED BY pins the keyset walk
-        # to the partial recovery index (and fails loudly should it ever not apply).
-        if self._pending is None:
-            st = self.statements
-            self._pending = (
-                indexed_by(st.select_pending_first, "IX_QueuedTasks_Recovery"),
-                indexed_by(st.select_pending_after, "IX_QueuedTasks_Recovery"),
-            )
-        return self._pending
 
     async def _create_executor(self, engine: AsyncEngine) -> BatchExecutor:
         return SqliteExecutor(

@@ -203,7 +203,9 @@ def test_offline_sql_from_a_revision_and_errors(capsys: pytest.CaptureFixture[st
     cluster = migration_sql("postgresql", "evertask", from_revision="0002")
     assert "PausedQueues" not in cluster and 'CREATE TABLE evertask."Nodes"' in cluster
     assert 'ALTER TABLE evertask."QueuedTasks" ADD COLUMN "OwnerNode" UUID' in cluster
-    assert '"IX_QueuedTasks_OwnerNode_Status" ON evertask."QueuedTasks"' in cluster
+    assert '"IX_QueuedTasks_Claim" ON evertask."QueuedTasks"' in cluster
+    mysql = migration_sql("mysql", None, from_revision="0002")
+    assert "IX_QueuedTasks_OwnerNode_Status" in mysql and "IX_QueuedTasks_Claim" not in mysql
     assert main(["sql", "--dialect", "sqlite", "--schema", "x"]) == 2
     assert "SQLite has no schemas" in capsys.readouterr().err
     assert main(["head"]) == 0

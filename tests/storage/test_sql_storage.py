@@ -6,11 +6,10 @@ import asyncio
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
-from sqlalchemy.sql import ClauseElement
 
 from evertask.storage import TaskStorage
 from evertask_abstractions import AuditLevel, ConfigurationError, QueuedTaskStatus
@@ -279,19 +278,20 @@ async def test_sqlite_public_api_fallback(tmp_path: Path, clock: Clock) -> None:
         await storage.close()
 
 
-async def test_sqlite_recovery_uses_the_partial_index(tmp_path: Path, clock: Clock) -> None:
+async def test_sqlite_claims_seek_the_partial_claim_index(tmp_path: Path, clock: Clock) -> None:
     storage = SqliteTaskStorage(tmp_path / "plan.db", now=clock)
     await storage.open()
     await storage.close()
+    dialect = SQLiteDialect_pysqlite(paramstyle="qmark")
     with sqlite3.connect(tmp_path / "plan.db") as cx:
-        for statement in storage._pending_statements():
-            clause = cast(ClauseElement, statement)
-            sql = str(clause.compile(dialect=SQLiteDialect_pysqlite(paramstyle="qmark")))
+        for due in (False, True):
+            statement = storage.statements.claim_candidates(False, due)
+            sql = str(statement.compile(dialect=dialect))
             plan = " ".join(
                 r[3] for r in cx.execute("EXPLAIN QUERY PLAN " + sql, [None] * sql.count("?"))
             )
-            assert "USING INDEX IX_QueuedTasks_Recovery" in plan, plan
-            assert "TEMP B-TREE" not in plan, plan
+            assert "USING INDEX IX_QueuedTasks_Claim (OwnerNode=?)" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan  # oldest first without a sort
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------

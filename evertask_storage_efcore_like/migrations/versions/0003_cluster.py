@@ -36,16 +36,20 @@ def upgrade() -> None:
     schema = _schema()
     dialect = op.get_context().dialect.name
     op.add_column("QueuedTasks", sa.Column("OwnerNode", GuidType(), nullable=True), schema=schema)
-    # the claims' seek; NextRunUtc keeps finished one-shot rows out of its ranges
-    op.create_index(
-        "IX_QueuedTasks_OwnerNode_Status",
-        "QueuedTasks",
-        ["OwnerNode", "Status", "NextRunUtc"],
-        schema=schema,
-    )
-    if dialect in ("postgresql", "sqlite"):
+    if dialect not in ("postgresql", "sqlite"):
+        # the claims' seek; NextRunUtc keeps finished one-shot rows out of its ranges
+        op.create_index(
+            "IX_QueuedTasks_OwnerNode_Status",
+            "QueuedTasks",
+            ["OwnerNode", "Status", "NextRunUtc"],
+            schema=schema,
+        )
+    else:
         # the pending rows by owner, oldest first: a claim seeks the unowned (and the dead
-        # nodes') rows in order, never walking past the rows of live nodes
+        # nodes') rows in order, never walking past the rows of live nodes. It replaces the
+        # recovery index (pending rows by creation), which startup recovery no longer
+        # walks, so a status change keeps up as many indexes as before.
+        op.drop_index("IX_QueuedTasks_Recovery", table_name="QueuedTasks", schema=schema)
         op.create_index(
             "IX_QueuedTasks_Claim",
             "QueuedTasks",
@@ -72,7 +76,17 @@ def upgrade() -> None:
 def downgrade() -> None:
     schema = _schema()
     op.drop_table("Nodes", schema=schema)
-    if op.get_context().dialect.name in ("postgresql", "sqlite"):
+    dialect = op.get_context().dialect.name
+    if dialect in ("postgresql", "sqlite"):
         op.drop_index("IX_QueuedTasks_Claim", table_name="QueuedTasks", schema=schema)
-    op.drop_index("IX_QueuedTasks_OwnerNode_Status", table_name="QueuedTasks", schema=schema)
+        op.create_index(
+            "IX_QueuedTasks_Recovery",
+            "QueuedTasks",
+            ["CreatedAtUtc", "Id"],
+            schema=schema,
+            sqlite_where=_recovery_where(dialect),
+            postgresql_where=_recovery_where(dialect),
+        )
+    else:
+        op.drop_index("IX_QueuedTasks_OwnerNode_Status", table_name="QueuedTasks", schema=schema)
     op.drop_column("QueuedTasks", "OwnerNode", schema=schema)
