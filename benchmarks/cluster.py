@@ -7,7 +7,7 @@
 - failover: two workers run 5 ms tasks; one is killed (SIGKILL); the time from the kill to
   the first completion, on the survivor, of a task the killed node owned.
 
-Each node is its own process (``benchmarks/cluster_node.py``), with a 2 s lease, 0.5 s
+Each node is its own process (``benchmarks/cluster_node.py``), with a 3 s lease, 0.5 s
 heartbeats and 0.2 s polls.
 """
 
@@ -29,7 +29,7 @@ from typing import Any
 from .common import Results, report
 
 PG_URL = os.environ.get("EVERTASK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-LEASE_S, HEARTBEAT_S, POLL_S = 2.0, 0.5, 0.2
+LEASE_S, HEARTBEAT_S, POLL_S = 3.0, 0.5, 0.2
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,6 +40,7 @@ class Run:
         self.dir = Path(tempfile.mkdtemp(prefix="evertask-cluster-"))
         self.storage = storage
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.keep = False
 
     def start(self, name: str, role: str, **spec: Any) -> None:
         full = {
@@ -100,7 +101,8 @@ class Run:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _storage(kind: str, directory: Path) -> tuple[dict[str, Any], Any]:
@@ -163,6 +165,9 @@ def throughput(kind: str, workers: int, n: int) -> dict[str, float]:
         end = max(at for name in names for _, at in run.done(name))
         run.stop_all()
         runs = [t for name in names for t, _ in run.done(name)]
+        if len(runs) != n or len(set(runs)) != n:
+            run.keep = True  # for inspection: the nodes' output and what each ran
+            print(f"kept {run.dir} ({len(runs) - len(set(runs))} duplicates)", file=sys.stderr)
         return {
             "tasks_per_s": n / (end - start),
             "duplicates": float(len(runs) - len(set(runs))),
@@ -269,6 +274,7 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
         two = throughput(kind, 2, n)
         duplicates += one["duplicates"] + two["duplicates"]
         lost += one["lost"] + two["lost"]
+        results[f"{key}_duplicates"] = one["duplicates"] + two["duplicates"]
         results[f"{key}_1_worker_tasks_per_s"] = round(one["tasks_per_s"], 1)
         results[f"{key}_2_workers_tasks_per_s"] = round(two["tasks_per_s"], 1)
         results[f"{key}_scaling_ratio"] = round(two["tasks_per_s"] / one["tasks_per_s"], 3)

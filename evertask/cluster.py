@@ -101,6 +101,7 @@ class Membership:
         self._cancel_here: CancelHere | None = None
         self._renewed = 0.0  # time.monotonic() of the last renewal
         self._held = False
+        self._watchdog: asyncio.TimerHandle | None = None
         self._others = 0  # other nodes registered at the last heartbeat
         self._wake = asyncio.Event()
         self._sweep = False
@@ -123,6 +124,7 @@ class Membership:
     # -- joining and leaving ---------------------------------------------------------------
     async def join(self) -> None:
         """Register this node (at start, before anything is claimed)."""
+        started = time.monotonic()
         now = self._clock.now()
         queues = tuple(self._queues.queues) if self.node.runs_workers else ()
         await self._storage.register_node(
@@ -137,7 +139,7 @@ class Membership:
                 runs_workers=self.node.runs_workers,
             )
         )
-        self._renewed = time.monotonic()
+        self._renewed_at(started)
         await self._read_nodes()
         await self._listen()
 
@@ -153,6 +155,8 @@ class Membership:
 
     async def leave(self) -> None:
         """A graceful stop: release this node's pending rows to the others, deregister."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._sending, return_exceptions=True)
@@ -178,30 +182,57 @@ class Membership:
     # -- heartbeats ------------------------------------------------------------------------
     async def _heartbeats(self) -> None:
         interval = self._heartbeat.total_seconds()
-        while True:
-            await asyncio.sleep(interval)
+        due = time.monotonic() + interval
+        while True:  # at a fixed rate: a slow heartbeat does not push the next ones back
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due = max(due + interval, time.monotonic())
             await self.heartbeat()
 
     async def heartbeat(self) -> None:
-        """Renew the lease, read the nodes and the paused queues; hold or rejoin if needed."""
+        """Renew the lease, read the nodes and the paused queues; rejoin if the lease ran out."""
+        started = time.monotonic()
         now = self._clock.now()
         try:
             renewed = await self._storage.renew_lease(self.node.id, now, now + self._lease)
         except Exception as exc:
-            self._lease_in_doubt(exc)
+            log.warning(
+                "Node %s could not renew its lease (%r); %.1f s of it left.",
+                self.node.id,
+                exc,
+                self._lease.total_seconds() - (time.monotonic() - self._renewed),
+            )
             return
-        if not renewed:
+        if not renewed or time.monotonic() >= self._renewed + self._lease.total_seconds():
+            # the lease ran out (or ran out while the renewal was on its way: the storage
+            # judged it by the time the call began): other nodes may own its rows now
             await self._rejoin()
             return
-        self._renewed = time.monotonic()
-        self._release_hold()
+        self._renewed_at(started)
         try:
             await self._read_nodes()
             await self._read_paused_queues()
             await self._listen()  # (again if the listening connection was lost)
-            await self._storage.remove_dead_nodes(now - DEAD_NODE_RETENTION)
+            if any(not n.is_alive(now) for n in self.nodes):
+                await self._storage.remove_dead_nodes(now - DEAD_NODE_RETENTION)
         except Exception as exc:
             log.warning("Cluster bookkeeping failed (%r); retrying at the next heartbeat.", exc)
+
+    def _renewed_at(self, started: float) -> None:
+        """The lease was renewed by a call begun at ``started`` (monotonic): start tasks
+        again, and hold them once less than a heartbeat of this lease is left unless a
+        later renewal came first (a renewal can be late for any reason: a slow database,
+        a busy event loop), so a node whose rows others may take starts nothing new."""
+        self._renewed = started
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        loop = asyncio.get_running_loop()
+        deadline = started + self._lease.total_seconds() - self._heartbeat.total_seconds()
+        if deadline <= loop.time():  # an answer that came too late to count
+            self._hold()
+            return
+        self._release_hold()
+        self._watchdog = loop.call_at(deadline, self._hold)
 
     async def _read_nodes(self) -> None:
         self.nodes = await self._storage.list_nodes()
@@ -233,21 +264,19 @@ class Membership:
             elif name not in paused and queue.paused:
                 queue.resume()
 
-    def _lease_in_doubt(self, exc: BaseException) -> None:
-        """The lease could not be renewed: near its end, start nothing new."""
-        left = self._lease.total_seconds() - (time.monotonic() - self._renewed)
-        log.warning(
-            "Node %s could not renew its lease (%r); %.1f s of it left.", self.node.id, exc, left
+    def _hold(self) -> None:
+        """Less than a heartbeat of the lease is left: start no new task until renewed."""
+        self._watchdog = None
+        if self._held:
+            return
+        log.error(
+            "Node %s starts no new task until its lease is renewed: other nodes may take its "
+            "tasks when the lease ends.",
+            self.node.id,
         )
-        if left <= self._heartbeat.total_seconds() and not self._held:
-            log.error(
-                "Node %s starts no new task until its lease is renewed: other nodes may take "
-                "its tasks when the lease ends.",
-                self.node.id,
-            )
-            self._held = True
-            for queue in self._queues.queues.values():
-                queue.hold()
+        self._held = True
+        for queue in self._queues.queues.values():
+            queue.hold()
 
     def _release_hold(self) -> None:
         if self._held:

@@ -107,7 +107,7 @@ class LongHandler(EverTaskHandler[Long]):
 
 def configure(o: EverTaskOptions) -> None:
     o.register_handler(WorkHandler, BeatHandler, LongHandler)
-    o.set_lease_duration(timedelta(seconds=SPEC.get("lease_s", 2.0)))
+    o.set_lease_duration(timedelta(seconds=SPEC.get("lease_s", 3.0)))
     o.set_heartbeat_interval(timedelta(seconds=SPEC.get("heartbeat_s", 0.5)))
     o.set_cluster_poll_interval(timedelta(seconds=SPEC.get("poll_s", 0.2)))
     o.set_max_degree_of_parallelism(SPEC.get("parallelism", 4))

@@ -1,6 +1,6 @@
 """Several host processes on one database (SQLite file, PostgreSQL, MariaDB): each task once.
 
-Nodes run with a 2 s lease, 0.5 s heartbeats and 0.2 s polls (tests/cluster/node_child.py).
+Nodes run with a 3 s lease, 0.5 s heartbeats and 0.2 s polls (tests/cluster/node_child.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 from tests.cluster.conftest import ROOT, Cluster
 
-LEASE_S, HEARTBEAT_S, POLL_S = 2.0, 0.5, 0.2
+LEASE_S, HEARTBEAT_S, POLL_S = 3.0, 0.5, 0.2
 
 
 def _dispatched(cluster: Cluster, name: str) -> list[int]:

@@ -22,7 +22,7 @@ from tests.cluster.node_child import Container, Work, WorkHandler
 from tests.storage.conftest import PG_URL
 
 Q = QueuedTaskStatus
-LEASE_S = 2.0  # node_child's default
+LEASE_S = 3.0  # node_child's default
 
 
 def _cluster_name() -> tuple[str, str] | None:

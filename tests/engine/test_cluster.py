@@ -5,6 +5,8 @@ The multi-process versions (SQLite, PostgreSQL, MariaDB) are in tests/cluster.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -247,3 +249,31 @@ async def test_a_pause_made_on_one_node_applies_on_every_node() -> None:
         await a.resume_queue("default")
         await wait_status(b, held, Q.COMPLETED, timeout=3)
     assert b_probe.calls == [("ping", 5)]
+
+
+async def test_a_node_whose_renewals_are_late_starts_nothing_before_its_lease_ends() -> None:
+    storage = MemoryTaskStorage()
+    host, box = node(storage)
+    probe = box.probe()
+    gate = asyncio.Event()
+    renew = storage.renew_lease
+
+    async def slow_renew(*args: Any) -> bool:
+        await gate.wait()  # the database is slow to answer
+        return await renew(*args)
+
+    async with host:
+        membership = host.engine.membership
+        assert membership is not None
+        storage.renew_lease = slow_renew  # type: ignore[method-assign]
+        await wait_until(lambda: membership._held, timeout=2)  # lease 0.6 s, heartbeat 0.1 s
+        old_id = membership.node.id
+        tid = await host.dispatcher.dispatch(Ping(n=1))
+        assert host.queue_length("default") == 1 and host.queue_running("default") == 0
+        lease_end = membership._renewed + 0.6
+        await wait_until(lambda: time.monotonic() > lease_end, timeout=2)
+        gate.set()  # the late renewal comes after the lease ended: the node rejoins, runs it
+        await wait_status(host, tid, Q.COMPLETED, timeout=3)
+        row = await storage.get(tid)
+        assert row is not None and row.owner_node == membership.node.id != old_id
+    assert probe.calls == [("ping", 1)]
