@@ -80,6 +80,8 @@ def build(spec: dict[str, Any], container: Container) -> EverTaskHost:
         o.set_heartbeat_interval(timedelta(seconds=spec.get("heartbeat_s", 0.5)))
         o.set_cluster_poll_interval(timedelta(seconds=spec.get("poll_s", 0.2)))
         o.set_shutdown_grace_period(1.0)
+        # each no-op task waits for its commits: enough lanes to fill the group commits
+        o.set_max_degree_of_parallelism(spec.get("parallelism", 32))
         o.set_run_workers(spec["role"] == "worker")
 
     builder = add_evertask(container, configure)
