@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -23,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from .clock import Clock
+from .events import NODE_EVENT_TYPE, EventBus, EventKind, TaskEvent
 from .inflight import InFlight
 from .lifecycle import Lifecycle
 from .options import EverTaskOptions
@@ -86,8 +88,10 @@ class Membership:
         lifecycle: Lifecycle,
         queues: QueueManager,
         inflight: InFlight,
+        events: EventBus | None = None,
     ) -> None:
         self.node = node
+        self._events = events
         self._options = options
         self._storage = storage
         self._clock = clock
@@ -240,14 +244,13 @@ class Membership:
         for node in self.nodes:
             if node.id != self.node.id and not node.is_alive(now) and node.id not in self._dead:
                 self._dead.add(node.id)
-                log.warning(
-                    "Node %s (%s, pid %d) is dead: no heartbeat since %s; its tasks move to "
-                    "the live nodes.",
-                    node.id,
-                    node.host_name,
-                    node.pid,
-                    node.last_heartbeat_utc.isoformat(),
+                message = (
+                    f"Node {node.id} ({node.host_name}, pid {node.pid}) is dead: no heartbeat "
+                    f"since {node.last_heartbeat_utc.isoformat()}; its tasks move to the live "
+                    "nodes."
                 )
+                log.warning(message)
+                self._publish(EventKind.NODE_DEAD, node, message, "Warning")
         self._others = sum(1 for n in self.nodes if n.id != self.node.id)
         # polls run while other nodes are registered; alone, one poll per heartbeat takes
         # what a node that came and went between two heartbeats left (a script's
@@ -398,11 +401,44 @@ class Membership:
             )
             if rows:
                 log.debug("Node %s took over %d task(s).", self.node.id, len(rows))
+                if not due_only or any(
+                    not n.is_alive(now) for n in self.nodes if n.id != self.node.id
+                ):
+                    # (at start, or while a dead node is listed: not the steady flow of a
+                    # dispatch-only node's tasks)
+                    self._publish_takeover(len(rows))
                 await self._adopt(rows)
             total += len(rows)
             if len(rows) < take:
                 break
         return total
+
+    def _publish(self, kind: EventKind, node: NodeInfo, message: str, severity: str) -> None:
+        events = self._events
+        if events is None or not events.has_subscribers:
+            return
+        events.publish(
+            TaskEvent(
+                task_id=node.id,
+                timestamp=self._clock.now(),
+                severity=severity,
+                kind=kind,
+                task_type=NODE_EVENT_TYPE,
+                handler_type="",
+                parameters=json.dumps(
+                    {"nodeId": str(node.id), "hostName": node.host_name, "pid": node.pid}
+                ),
+                message=message,
+                queue_name="",
+            )
+        )
+
+    def _publish_takeover(self, count: int) -> None:
+        me = next((n for n in self.nodes if n.id == self.node.id), None)
+        if me is None:
+            return
+        message = f"Node {me.id} ({me.host_name}, pid {me.pid}) took over {count} task(s)."
+        self._publish(EventKind.TAKEOVER, me, message, "Information")
 
     async def check_cancels(self) -> int:
         """Stop the runs held here whose rows were cancelled elsewhere; return how many."""

@@ -69,6 +69,7 @@ class Engine:
                 lifecycle=self.lifecycle,
                 queues=queues,
                 inflight=self.in_flight,
+                events=self.events,
             )
         )
         # a declared fast path: on a storage whose commits take a round trip, InProgress

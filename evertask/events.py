@@ -14,7 +14,10 @@ from typing import Any
 
 from .storage.models import TaskExecutionLog
 
-__all__ = ["EventBus", "EventKind", "Subscription", "TaskEvent"]
+__all__ = ["NODE_EVENT_TYPE", "EventBus", "EventKind", "Subscription", "TaskEvent"]
+
+NODE_EVENT_TYPE = "EverTask.Node"
+"""``task_type`` of the cluster's node events (``NODE_DEAD``, ``TAKEOVER``)."""
 
 log = logging.getLogger("evertask.events")
 
@@ -32,6 +35,10 @@ class EventKind(str, Enum):
     TIMEOUT = "timeout"
     SKIPPED = "skipped"
     CALLBACK_ERROR = "callback_error"
+    NODE_DEAD = "node_dead"
+    """A node of the cluster stopped heartbeating (``task_id``: the node's id)."""
+    TAKEOVER = "takeover"
+    """This node took over tasks no live node owned (``task_id``: this node's id)."""
 
 
 @dataclass(slots=True, frozen=True)

@@ -6,6 +6,7 @@ The multi-process versions (SQLite, PostgreSQL, MariaDB) are in tests/cluster.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from evertask import EverTaskOptions, MemoryTaskStorage
+from evertask.events import NODE_EVENT_TYPE, EventKind, TaskEvent
 from evertask_abstractions import (
     CancellationToken,
     ConfigurationError,
@@ -277,3 +279,29 @@ async def test_a_node_whose_renewals_are_late_starts_nothing_before_its_lease_en
         row = await storage.get(tid)
         assert row is not None and row.owner_node == membership.node.id != old_id
     assert probe.calls == [("ping", 1)]
+
+
+async def test_a_nodes_death_and_the_takeover_are_events_on_the_live_stream() -> None:
+    storage = MemoryTaskStorage()
+    a, _ = node(storage)
+    b, _ = node(storage)
+    seen: list[TaskEvent] = []
+    async with b:
+        b.subscribe(seen.append)
+        await a.start()
+        dead_id = a.node_id
+        queued = await a.dispatcher.dispatch(Ping(n=1), timedelta(milliseconds=100))
+        membership = a.engine.membership
+        assert membership is not None
+        for task in membership._tasks:  # a dies: no more heartbeats, no more timers
+            task.cancel()
+        a.engine.scheduler.stop()
+        await wait_status(b, queued, Q.COMPLETED, timeout=5)
+        await wait_until(lambda: {e.kind for e in seen} >= {"node_dead", "takeover"}, 2)
+    dead = next(e for e in seen if e.kind is EventKind.NODE_DEAD)
+    assert dead.task_id == dead_id and dead.task_type == NODE_EVENT_TYPE
+    assert dead.severity == "Warning" and "is dead" in dead.message
+    taken = next(e for e in seen if e.kind is EventKind.TAKEOVER)
+    assert taken.task_id == b.node_id and "took over 1 task(s)" in taken.message
+    assert json.loads(taken.parameters)["nodeId"] == str(b.node_id)
+    await a.stop(grace_period=0.05)

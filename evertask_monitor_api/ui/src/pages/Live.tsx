@@ -6,6 +6,8 @@ import { useLive } from "../state";
 import type { LiveEvent } from "../state";
 
 const SEVERITIES = ["All", "Information", "Warning", "Error"] as const;
+/** The task type of the cluster's node events (a node died, a node took over tasks). */
+const NODE_EVENT_TYPE = "EverTask.Node";
 type Severity = (typeof SEVERITIES)[number];
 
 function EventRow({ event }: { event: LiveEvent }) {
@@ -21,10 +23,16 @@ function EventRow({ event }: { event: LiveEvent }) {
       </button>
       {open && (
         <div className="event-body">
-          <p>
-            Task <Link to={`/tasks/${event.taskId}`}>{event.taskId}</Link> on queue {event.queueName}
-            {event.attempt ? `, attempt ${event.attempt}` : ""}
-          </p>
+          {event.taskType === NODE_EVENT_TYPE ? (
+            <p>
+              Node <Link to="/nodes">{event.taskId}</Link> of the cluster
+            </p>
+          ) : (
+            <p>
+              Task <Link to={`/tasks/${event.taskId}`}>{event.taskId}</Link> on queue {event.queueName}
+              {event.attempt ? `, attempt ${event.attempt}` : ""}
+            </p>
+          )}
           <pre className="json">{prettyJson(event.taskParameters)}</pre>
           {event.exception && <pre className="exception">{event.exception}</pre>}
           {event.executionLogs && event.executionLogs.length > 0 && (
