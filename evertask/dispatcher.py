@@ -436,6 +436,11 @@ class Dispatcher:
         errors raise or (``set_throw_if_unable_to_persist(False)``) leave the run in memory."""
         if isinstance(exc, TaskKeyConflictError):
             raise exc
+        if not self._node.runs_workers:  # nothing here could run it in memory
+            raise PersistenceError(
+                f"Task {row.id} ({row.type}) could not be persisted, so it was not accepted: "
+                f"{exc!r}. A dispatch-only host runs nothing itself; check the storage."
+            ) from exc
         if self._options.throw_if_unable_to_persist:
             raise PersistenceError(
                 f"Task {row.id} ({row.type}) could not be persisted, so it was not run: "
@@ -469,25 +474,25 @@ class Dispatcher:
         kind: str | None = None,
     ) -> uuid.UUID:
         """Every new task goes this way: a future one is persisted WaitingQueue and put on
-        a timer; an immediate one reserves a queue slot, is persisted Queued, then queued."""
+        a timer; an immediate one reserves a queue slot, is persisted Queued, then queued.
+        On a dispatch-only node the row (Queued if due) is only persisted: a worker node
+        claims it."""
         tid = uuid7()
         run = self._make_run(tid, task, descriptor, level, execution_time, schedule, key, 0, kind)
         storage = self._storage
         stopping = self._lifecycle.state is HostState.STOPPING
+        workers = self._node.runs_workers
         reserved: WorkerQueue | None = None  # the queue slot of an immediate task
         due = execution_time is None or execution_time <= now
         if due and schedule is not None:
             run.execution_time = now
-        if not self._node.runs_workers:  # dispatch-only: a worker node claims the row
-            return await self._persist_for_workers(run, due, now)
-        if due and not stopping:
+        if due and workers and not stopping:
             queue = self._queues.for_run(run)
             reserved = await self._reserve(queue, tid)
         try:
             if storage is not None:
-                status = (
-                    QueuedTaskStatus.WAITING_QUEUE if reserved is None else QueuedTaskStatus.QUEUED
-                )
+                queued = reserved is not None or (due and not workers)
+                status = QueuedTaskStatus.QUEUED if queued else QueuedTaskStatus.WAITING_QUEUE
                 row = self._make_row(run, status, now)
                 try:
                     await storage.persist(row)
@@ -501,6 +506,10 @@ class Dispatcher:
             if reserved is not None:
                 reserved.release()
             raise
+        if not workers:
+            if due:
+                self._announce(NOTICE_WORK)
+            return tid
         if reserved is None:  # due later (or the host is stopping: at the next start)
             if self._lifecycle.running:
                 self._scheduler.schedule(run, execution_time or now)
@@ -515,26 +524,6 @@ class Dispatcher:
         storage = self._storage
         assert storage is not None
         return self._node.runs_workers and await storage.claim_task(task_id, self._node.id, now)
-
-    async def _persist_for_workers(self, run: TaskRun, due: bool, now: datetime) -> uuid.UUID:
-        """On a dispatch-only node: store the row with no owner (Queued if due, else
-        WaitingQueue); worker nodes claim it when it is due."""
-        storage = self._storage
-        assert storage is not None  # (the builder refuses a dispatch-only host without one)
-        status = QueuedTaskStatus.QUEUED if due else QueuedTaskStatus.WAITING_QUEUE
-        row = self._make_row(run, status, now)
-        try:
-            await storage.persist(row)
-        except TaskKeyConflictError:
-            raise
-        except Exception as exc:
-            raise PersistenceError(
-                f"Task {row.id} ({row.type}) could not be persisted, so it was not accepted: "
-                f"{exc!r}. A dispatch-only host runs nothing itself; check the storage."
-            ) from exc
-        if due:
-            self._announce(NOTICE_WORK)
-        return run.id
 
     async def _dispatch_keyed(
         self,

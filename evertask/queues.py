@@ -73,23 +73,28 @@ class WorkerQueue:
 
     def pause(self) -> None:
         """Stop starting runs (runs in progress finish)."""
-        self._operator_paused = self._paused = True
+        self._operator_paused = True
+        self._update_paused()
 
     def resume(self) -> None:
         """Start runs again (unless held)."""
         self._operator_paused = False
-        self._paused = self._held
-        self._fill()
+        self._update_paused()
 
     def hold(self) -> None:
         """Start nothing for now, whatever the operator's pause (the host's lease is in
         doubt: see :class:`~evertask.cluster.Membership`)."""
-        self._held = self._paused = True
+        self._held = True
+        self._update_paused()
 
     def release_hold(self) -> None:
         """Undo :meth:`hold`."""
         self._held = False
-        self._paused = self._operator_paused
+        self._update_paused()
+
+    def _update_paused(self) -> None:
+        """The one place ``_paused`` (what the lanes check) is derived; runs start if free."""
+        self._paused = self._operator_paused or self._held
         self._fill()
 
     def take_waiting(self) -> list[TaskRun]:
