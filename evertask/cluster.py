@@ -106,7 +106,6 @@ class Membership:
         self._renewed = 0.0  # time.monotonic() of the last renewal
         self._held = False
         self._watchdog: asyncio.TimerHandle | None = None
-        self._others = 0  # other nodes registered at the last heartbeat
         self._wake = asyncio.Event()
         self._sweep = False
         self._backlog = False  # the last poll left rows behind for want of room
@@ -123,7 +122,7 @@ class Membership:
     @property
     def alone(self) -> bool:
         """Whether no other node was registered at the last heartbeat (no polling)."""
-        return self._others == 0
+        return all(n.id == self.node.id for n in self.nodes)
 
     # -- joining and leaving ---------------------------------------------------------------
     async def join(self) -> None:
@@ -164,10 +163,7 @@ class Membership:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._sending, return_exceptions=True)
-        self._tasks = []
-        if self._notifier is not None:
-            with contextlib.suppress(Exception):
-                await self._notifier.unlisten()
+        self._tasks = []  # (the storage stops listening when it closes, after the notice)
         try:
             released = await self._storage.deregister_node(self.node.id)
         except Exception as exc:
@@ -251,7 +247,7 @@ class Membership:
                 )
                 log.warning(message)
                 self._publish(EventKind.NODE_DEAD, node, message, "Warning")
-        self._others = sum(1 for n in self.nodes if n.id != self.node.id)
+        self._dead &= {n.id for n in self.nodes}  # (reported once while listed)
         # polls run while other nodes are registered; alone, one poll per heartbeat takes
         # what a node that came and went between two heartbeats left (a script's
         # dispatch-only host, the last node that stopped)

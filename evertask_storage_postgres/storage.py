@@ -132,10 +132,6 @@ class PostgresTaskStorage(SqlTaskStorage):
         """NOTIFY every node listening on this schema."""
         await self._notifier.notify(notice)
 
-    async def unlisten(self) -> None:
-        """Close the listening connection."""
-        await self._notifier.unlisten()
-
     async def close(self) -> None:
         """Stop listening, then close as every SQL storage does."""
         await self._notifier.unlisten()

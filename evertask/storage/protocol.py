@@ -344,9 +344,5 @@ class NotifyingStorage(TaskStorage, Protocol):
         ...
 
     async def notify(self, notice: str) -> None:
-        """Send a short notice to every listening node."""
-        ...
-
-    async def unlisten(self) -> None:
-        """Stop receiving notices."""
+        """Send a short notice to every listening node (it stops listening when closed)."""
         ...
