@@ -14,6 +14,7 @@ SUITES = {
     "monitor": "benchmarks.monitor",
     "peers": "benchmarks.peers",
     "cluster": "benchmarks.cluster",
+    "footprint": "benchmarks.footprint",
 }
 
 

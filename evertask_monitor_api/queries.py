@@ -1,9 +1,10 @@
 """Dashboard figures computed through the storage protocol with bounded queries only.
 
-Every figure is a handful of indexed counts (``query_tasks`` with ``page_size=1`` returns
-a count), a ``GROUP BY`` (``count_by_status``, ``count_by_queue_and_status``) or a small
-page of rows; nothing here ever reads a whole table. Where a storage offers a
-server-side method for a figure (see :class:`TimeBucketQueries`,
+Every figure is a handful of counts (``query_tasks`` with ``page_size=1`` returns a
+count), a grouped count (``count_by_status``, ``count_by_queue_and_status``) or a small
+page of rows; nothing here ever reads a whole table. The SQL storages answer counts of
+finished tasks from their hourly counts, so they cost the same with a long history.
+Where a storage offers a server-side method for a figure (see :class:`TimeBucketQueries`,
 :class:`ExecutionTimeQueries`, :class:`TypeCountQueries`), it is used instead of the
 portable fallback.
 """
@@ -304,32 +305,31 @@ class MonitorQueries:
     ) -> list[QueueSummaryDto]:
         """Per queue: pending and running now, completed and failed since ``since``.
 
-        Four indexed counts per queue; one ``GROUP BY QueueName, Status`` with a time
-        filter would be one query, but SQLite plans it as a scan of the whole
-        (QueueName, Status) index. Without configured queues (standalone mode) the queue
-        names come from :meth:`stored_queue_names`.
+        Two indexed counts of live rows per queue, and one ``count_by_queue_and_status``
+        for the finished ones (the SQL storages answer it from their hourly counts).
+        Without configured queues (standalone mode) the queue names come from
+        :meth:`stored_queue_names`.
         """
         known = set(queue_names) or await self.stored_queue_names()
         queues = sorted(known | paused)
-        finished = {"created_after": since}
         works = [
             work
             for q in queues
             for work in (
                 self.count(queue_name=q, statuses=PENDING_STATUSES),
                 self.count(queue_name=q, statuses=frozenset({S.IN_PROGRESS})),
-                self.count(queue_name=q, statuses=frozenset({S.COMPLETED}), **finished),
-                self.count(queue_name=q, statuses=frozenset({S.FAILED}), **finished),
             )
         ]
-        values = await self._all(works)
+        values, finished = await asyncio.gather(
+            self._all(works), self._bounded(self.storage.count_by_queue_and_status(since))
+        )
         return [
             QueueSummaryDto(
                 queue_name=q,
-                pending_count=values[4 * i],
-                in_progress_count=values[4 * i + 1],
-                completed_count=values[4 * i + 2],
-                failed_count=values[4 * i + 3],
+                pending_count=values[2 * i],
+                in_progress_count=values[2 * i + 1],
+                completed_count=finished.get((q, S.COMPLETED), 0),
+                failed_count=finished.get((q, S.FAILED), 0),
                 paused=q in paused,
             )
             for i, q in enumerate(queues)

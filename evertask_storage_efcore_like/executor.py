@@ -33,6 +33,8 @@ def run_core_batch(connection: Connection, statements: Statements, ops: Sequence
         result = connection.execute(statement, step.params)
         if step.mode is StepMode.SCALAR:
             return result.scalar()
+        if step.mode is StepMode.ROWS:
+            return [tuple(row) for row in result]
         return result.rowcount
 
     outcomes: list[Any] = []

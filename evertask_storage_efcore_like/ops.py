@@ -16,13 +16,12 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from evertask.storage.models import QueuedTask, TaskExecutionLog
 from evertask_abstractions import QueuedTaskStatus, TaskNotFoundError
 
 __all__ = [
-    "DeleteBatchOp",
     "Op",
     "PauseQueueOp",
     "PersistOp",
@@ -54,6 +53,7 @@ class StepMode(IntEnum):
     EXEC = 0  # the affected row count
     MANY = 1  # executemany; returns None
     SCALAR = 2  # first column of the first row, or None
+    ROWS = 3  # every row, as tuples
 
 
 @dataclass(slots=True, frozen=True)
@@ -143,6 +143,10 @@ class Op:
     """
 
     __slots__ = ()
+
+    heavy: ClassVar[bool] = False
+    """Maintenance work (retention, folding counts): never run on the event loop's
+    thread, and never reordered with other operations."""
 
     def target_id(self) -> uuid.UUID | None:
         """The task row this operation writes, if one."""
@@ -444,15 +448,3 @@ class PauseQueueOp(Op):
         yield Step("delete_paused_queue", {"queue": self.queue_name})
         if self.paused:
             yield Step("insert_paused_queue", {"queue": self.queue_name, "ts": self.ts})
-
-
-@dataclass(slots=True, frozen=True)
-class DeleteBatchOp(Op):
-    """One batch of a retention delete; returns the number of rows deleted."""
-
-    statement: str
-    params: dict[str, Any]
-
-    def steps(self) -> StepGen:
-        n = yield Step(self.statement, self.params)
-        return int(n or 0)

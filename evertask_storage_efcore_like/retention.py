@@ -1,22 +1,29 @@
 """Retention: delete old audit rows, old or surplus execution logs, and finished tasks.
 
 A :class:`RetentionPolicy` says what to keep; ``storage.cleanup(policy, now)`` applies it
-once, in batches; :class:`RetentionComponent` applies it periodically inside a host
-(``builder.add_component(RetentionComponent(None, policy))``).
+once, in short batches paced so task writes keep going; :class:`RetentionComponent`
+applies it periodically inside a host (``builder.add_component(RetentionComponent(None,
+policy))``). With several hosts on one database, one of them cleans at a time (a lease
+in ``MaintenanceLeases``); the others skip that run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from evertask_abstractions import ConfigurationError
+
+from .ops import Op
+from .retention_ops import AuditBatchOp, Batch, DeleteBatchOp, LogBatchOp, TaskBatchOp
 
 if TYPE_CHECKING:
     from evertask.host import EverTaskHost
@@ -34,7 +41,7 @@ log = logging.getLogger("evertask.storage.retention")
 
 @dataclass(frozen=True, slots=True)
 class RetentionPolicy:
-    """What the cleanup deletes (every knob is off by default).
+    """What the cleanup deletes (every knob is off by default), and how fast.
 
     - ``status_audit_retention_days``: status-audit rows older than this go.
     - ``runs_audit_retention_days``: runs-audit rows older than this go.
@@ -42,9 +49,14 @@ class RetentionPolicy:
       are kept this long instead (a longer window keeps failures around longer).
     - ``execution_log_retention_days``: captured logs older than this go.
     - ``max_execution_logs_per_task``: keep only the newest N logs of each task.
-    - ``delete_completed_tasks_after_retention``: delete one-shot Completed tasks that
-      finished before the longest audit window and have no audit rows or logs left.
-    - ``batch_size``: rows per delete statement (each batch is its own transaction).
+    - ``delete_completed_tasks_after_retention``: delete one-shot Completed tasks, with
+      their audits and logs, once they finished before the longest of the audit and log
+      windows (without a log window, tasks that own logs are kept, with their logs).
+    - ``batch_size``: most rows one batch walks (each batch is its own transaction).
+    - ``batch_seconds``: the time a batch aims at; batches shrink or grow to it, and the
+      cleanup rests as long as each batch took, so task writes keep at least half of
+      the database's time.
+    - ``max_rows_per_second``: an upper bound on the deletion rate (``None``: none).
 
     A knob that is set must be positive; anything else is a configuration error.
     """
@@ -55,7 +67,9 @@ class RetentionPolicy:
     execution_log_retention_days: float | None = None
     max_execution_logs_per_task: int | None = None
     delete_completed_tasks_after_retention: bool = False
-    batch_size: int = 100
+    batch_size: int = 1000
+    batch_seconds: float = 0.005
+    max_rows_per_second: float | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -64,6 +78,7 @@ class RetentionPolicy:
             "error_audit_retention_days",
             "execution_log_retention_days",
             "max_execution_logs_per_task",
+            "max_rows_per_second",
         ):
             value = getattr(self, name)
             if value is None:
@@ -72,14 +87,24 @@ class RetentionPolicy:
                 raise ConfigurationError(f"RetentionPolicy.{name} must be a number, got {value!r}.")
             if not math.isfinite(value) or value <= 0:
                 raise ConfigurationError(
-                    f"RetentionPolicy.{name} must be positive, got {value!r}; use None to keep "
-                    "those rows forever."
+                    f"RetentionPolicy.{name} must be positive, got {value!r}; use None for "
+                    "no limit."
                 )
         if isinstance(self.max_execution_logs_per_task, float):
             raise ConfigurationError("RetentionPolicy.max_execution_logs_per_task must be an int.")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigurationError(
                 f"RetentionPolicy.batch_size must be a positive int, got {self.batch_size!r}."
+            )
+        seconds = self.batch_seconds
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 < seconds <= 60
+        ):
+            raise ConfigurationError(
+                f"RetentionPolicy.batch_seconds must be a number of seconds in (0, 60], got "
+                f"{seconds!r}."
             )
         if self.delete_completed_tasks_after_retention and self.longest_audit_window_days() is None:
             raise ConfigurationError(
@@ -120,89 +145,167 @@ class RetentionPolicy:
         ]
         return max(windows) if windows else None
 
+    def task_window_days(self) -> float | None:
+        """How long a Completed task is kept when tasks are deleted: the longest of the
+        audit and log windows (``None`` when tasks are kept)."""
+        audit = self.longest_audit_window_days()
+        if not self.delete_completed_tasks_after_retention or audit is None:
+            return None
+        return max(audit, self.execution_log_retention_days or 0)
+
 
 @dataclass(slots=True)
 class RetentionResult:
-    """Rows deleted by one cleanup."""
+    """Rows deleted by one cleanup (``skipped``: another node was cleaning)."""
 
     status_audits: int = 0
     runs_audits: int = 0
     execution_logs: int = 0
     tasks: int = 0
+    skipped: bool = False
 
     @property
     def total(self) -> int:
-        """All rows deleted."""
+        """All rows deleted (a task's cascaded audits and logs count with the task)."""
         return self.status_audits + self.runs_audits + self.execution_logs + self.tasks
 
 
-DeleteBatch = Callable[[str, dict[str, Any]], Awaitable[int]]
-"""Runs one batch of a named retention delete; returns the rows deleted."""
-TasksOverLogLimit = Callable[[int, int], Awaitable[list[uuid.UUID]]]
-"""``(keep, batch)`` -> ids of tasks with more than ``keep`` logs (at most ``batch``)."""
+RunBatch = Callable[[Op], Awaitable[Any]]
+"""Runs one retention operation in its own short transaction; returns its outcome."""
+TasksOverLogLimit = Callable[[int, uuid.UUID, int], Awaitable[list[uuid.UUID]]]
+"""``(keep, after, batch)`` -> ids above ``after`` of tasks with more than ``keep`` logs."""
+KeepGoing = Callable[[], Awaitable[bool]]
+"""Called between batches: ``False`` stops the cleanup (the node lost its lease)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_ID = uuid.UUID(int=0)
+
+
+class _Pacer:
+    """Sizes batches to ``batch_seconds`` and rests between them (see the policy)."""
+
+    def __init__(
+        self,
+        policy: RetentionPolicy,
+        keep_going: KeepGoing,
+        sleep: Callable[[float], Awaitable[None]],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.take = min(policy.batch_size, 100)
+        self._most = policy.batch_size
+        self._target = policy.batch_seconds
+        self._rate = policy.max_rows_per_second
+        self._keep_going = keep_going
+        self._sleep = sleep
+        self._clock = monotonic
+        self._started = monotonic()
+        self._deleted = 0
+        self.stopped = False
+
+    async def run(self, op: Op, run: RunBatch) -> Batch:
+        begun = self._clock()
+        batch: Batch = await run(op)
+        took = self._clock() - begun
+        if took > self._target:
+            self.take = max(1, int(self.take * self._target / took))
+        elif took < self._target / 2:
+            self.take = min(self._most, self.take * 2)
+        self._deleted += batch.deleted
+        rest = took
+        if self._rate is not None:  # no faster than the rate since the cleanup began
+            due = self._started + self._deleted / self._rate
+            rest = max(rest, due - self._clock())
+        if not batch.done:
+            await self._sleep(rest)
+            if not await self._keep_going():
+                self.stopped = True
+        return batch
+
+
+def _audit_batch(
+    table: str, cutoff: datetime, error_cutoff: datetime, stop: datetime, after: int, take: int
+) -> Op:
+    return AuditBatchOp(table, after, take, cutoff, error_cutoff, stop)
+
+
+async def _keep_going() -> bool:
+    return True
 
 
 async def apply_retention(
     policy: RetentionPolicy,
     now: datetime,
-    delete: DeleteBatch,
+    run: RunBatch,
     tasks_over_log_limit: TasksOverLogLimit,
+    *,
+    keep_going: KeepGoing = _keep_going,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> RetentionResult:
-    """Apply ``policy`` as of ``now`` with the storage's batched deletes.
+    """Apply ``policy`` as of ``now``, one short transaction per batch.
 
-    Each named delete (see ``retention_statements``) is repeated until a batch deletes
-    fewer rows than the batch size.
+    Order: old Completed tasks with their audits and logs first (the rest then has less
+    to walk), then the remaining audits, logs by age, and logs over the per-task limit.
     """
-    batch = policy.batch_size
     result = RetentionResult()
+    pacer = _Pacer(policy, keep_going, sleep, monotonic)
 
-    async def drain(statement: str, **params: Any) -> int:
-        total = 0
-        while True:
-            deleted = await delete(statement, {**params, "batch": batch})
-            total += deleted
-            if deleted < batch:
-                return total
+    def cutoff(days: float | None) -> datetime:
+        return _EPOCH if days is None else now - timedelta(days=days)
 
-    def cutoff(days: float) -> datetime:
-        return now - timedelta(days=days)
+    async def walk(make: Callable[[Any, int], Op], start: Any) -> int:
+        deleted, cursor = 0, start
+        while not pacer.stopped:
+            batch = await pacer.run(make(cursor, pacer.take), run)
+            deleted, cursor = deleted + batch.deleted, batch.cursor
+            if batch.done:
+                break
+        return deleted
 
-    status_days = policy.status_audit_retention_days
-    runs_days = policy.runs_audit_retention_days
+    task_days = policy.task_window_days()
+    if task_days is not None:
+        tasks_cutoff = cutoff(task_days)
+        keep_logged = policy.execution_log_retention_days is None
+        result.tasks = await walk(
+            lambda after, take: TaskBatchOp(after, take, tasks_cutoff, keep_logged),
+            (_EPOCH, _NO_ID),
+        )
     error_days = policy.error_audit_retention_days
-    if status_days is not None:
-        result.status_audits += await drain(
-            "delete_status_audits_success", cutoff=cutoff(status_days)
+    for table, days, attribute in (
+        ("status_audits", policy.status_audit_retention_days, "status_audits"),
+        ("runs_audits", policy.runs_audit_retention_days, "runs_audits"),
+    ):
+        if days is None and error_days is None:
+            continue
+        success_cutoff = cutoff(days)
+        error_cutoff = cutoff(error_days if error_days is not None else days)
+        audits = functools.partial(
+            _audit_batch, table, success_cutoff, error_cutoff, max(success_cutoff, error_cutoff)
         )
-    status_error_days = error_days if error_days is not None else status_days
-    if status_error_days is not None:
-        result.status_audits += await drain(
-            "delete_status_audits_error", cutoff=cutoff(status_error_days)
-        )
-    if runs_days is not None:
-        result.runs_audits += await drain("delete_runs_audits_success", cutoff=cutoff(runs_days))
-    runs_error_days = error_days if error_days is not None else runs_days
-    if runs_error_days is not None:
-        result.runs_audits += await drain(
-            "delete_runs_audits_error", cutoff=cutoff(runs_error_days)
-        )
+        setattr(result, attribute, await walk(audits, 0))
     if policy.execution_log_retention_days is not None:
-        result.execution_logs += await drain(
-            "delete_logs_before", cutoff=cutoff(policy.execution_log_retention_days)
+        logs_cutoff = cutoff(policy.execution_log_retention_days)
+        result.execution_logs += await walk(
+            lambda after, take: LogBatchOp(after, take, logs_cutoff), _NO_ID
         )
     keep = policy.max_execution_logs_per_task
     if keep is not None:
-        while True:
-            task_ids = await tasks_over_log_limit(keep, batch)
-            deleted = 0
+        after = _NO_ID
+        while not pacer.stopped:
+            task_ids = await tasks_over_log_limit(keep, after, policy.batch_size)
             for task_id in task_ids:
-                deleted += await drain("delete_logs_over_limit", id=task_id, keep=keep)
-            result.execution_logs += deleted
-            if deleted == 0:  # none left over the limit (or none could be trimmed)
+                while True:
+                    op = DeleteBatchOp(
+                        "delete_logs_over_limit",
+                        {"id": task_id, "keep": keep, "batch": policy.batch_size},
+                    )
+                    deleted = int(await run(op))
+                    result.execution_logs += deleted
+                    if deleted < policy.batch_size:
+                        break
+            if len(task_ids) < policy.batch_size:
                 break
-    window = policy.longest_audit_window_days()
-    if policy.delete_completed_tasks_after_retention and window is not None:
-        result.tasks += await drain("delete_completed_tasks", cutoff=cutoff(window))
+            after = task_ids[-1]
     return result
 
 
@@ -275,6 +378,9 @@ class RetentionComponent:
         result = await storage.cleanup(self.policy)
         self.last_result = result
         self.runs += 1
+        if result.skipped:
+            log.info("Retention cleanup skipped: another host is cleaning the database.")
+            return result
         log.info(
             "Retention cleanup deleted %d status audits, %d runs audits, %d execution logs, "
             "%d tasks.",

@@ -4,7 +4,9 @@
 history and ``TaskExecutionLogs`` its captured logs; the three child tables cascade on
 delete. ``PausedQueues`` remembers the queues an operator paused; ``Nodes`` holds the
 hosts of a cluster (their leases), and ``QueuedTasks.OwnerNode`` the node that runs a
-row. Indexes serve the
+row. ``TaskCountDeltas`` and ``TaskCounts`` hold the finished rows' counts per hour of
+creation, queue and status (kept by triggers, see :mod:`.counts`), and
+``MaintenanceLeases`` the node doing a cluster-wide chore (retention). Indexes serve the
 id/key lookups, the recovery keyset, the monitoring filters and counts, and the
 per-task history reads, so no query the storage issues scans a table.
 """
@@ -111,6 +113,9 @@ class TaskTables:
     logs: Table
     paused_queues: Table
     nodes: Table
+    count_deltas: Table
+    counts: Table
+    leases: Table
     schema: str | None
     dialect: str | None
 
@@ -263,6 +268,48 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         Column("RunsWorkers", Boolean(), nullable=False),
         PrimaryKeyConstraint("Id", name="PK_Nodes"),
     )
+    # the history's counts (see .counts): triggers on QueuedTasks append one delta per
+    # finished row that appears, changes or goes; the storage folds them into TaskCounts
+    count_deltas = Table(
+        "TaskCountDeltas",
+        metadata,
+        Column("Id", _AUDIT_ID, autoincrement=True, nullable=False),
+        Column("CreatedAtUtc", UtcDateTime(), nullable=False),
+        Column("QueueName", exact_text(200), nullable=False),
+        Column("IsRecurring", Boolean(), nullable=False),
+        Column("Status", exact_text(15), nullable=False),
+        Column("Delta", Integer(), nullable=False),
+        PrimaryKeyConstraint("Id", name="PK_TaskCountDeltas"),
+    )
+    counts = Table(
+        "TaskCounts",
+        metadata,
+        Column("HourUtc", UtcDateTime(), nullable=False),
+        Column("QueueName", exact_text(200), nullable=False),
+        Column("Status", exact_text(15), nullable=False),
+        Column("IsRecurring", Boolean(), nullable=False),
+        Column("Count", BigInteger(), nullable=False),
+        PrimaryKeyConstraint("HourUtc", "QueueName", "Status", "IsRecurring", name="PK_TaskCounts"),
+    )
+    leases = Table(
+        "MaintenanceLeases",
+        metadata,
+        Column("Name", exact_text(100), nullable=False),
+        Column("Owner", GuidType(), nullable=False),
+        Column("ExpiresUtc", UtcDateTime(), nullable=False),
+        PrimaryKeyConstraint("Name", name="PK_MaintenanceLeases"),
+    )
     return TaskTables(
-        metadata, tasks, status_audit, runs_audit, logs, paused_queues, nodes, schema, dialect
+        metadata,
+        tasks,
+        status_audit,
+        runs_audit,
+        logs,
+        paused_queues,
+        nodes,
+        count_deltas,
+        counts,
+        leases,
+        schema,
+        dialect,
     )

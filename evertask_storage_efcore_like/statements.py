@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from evertask_abstractions import QueuedTaskStatus
 
+from .counts import count_statements
 from .retention_statements import retention_statements
 from .schema import OWNER_INDEX, TaskTables, recovery_index_predicate
 from .types import GuidType, UtcDateTime
@@ -302,7 +303,23 @@ class Statements:
         )
 
         self._cluster(tables)
+        self._leases(tables)
         vars(self).update(retention_statements(tables))
+        vars(self).update(count_statements(tables))
+
+    def _leases(self, tables: TaskTables) -> None:
+        """The statements of the maintenance leases (one node runs a chore at a time)."""
+        ls = tables.leases
+        name, owner = ls.c.Name == _text("name"), _id("owner")
+        self.take_lease: Update = (
+            update(ls)
+            .where(name, or_(ls.c.Owner == owner, ls.c.ExpiresUtc < _ts("now")))
+            .values(Owner=owner, ExpiresUtc=_ts("expires"))
+        )
+        self.insert_lease: Insert = insert(ls).values(
+            Name=_text("name"), Owner=_id("owner"), ExpiresUtc=_ts("expires")
+        )
+        self.release_lease: Delete = delete(ls).where(name, ls.c.Owner == owner)
 
     def _cluster(self, tables: TaskTables) -> None:
         """The statements of cluster mode: node leases and row ownership."""

@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -38,11 +40,11 @@ from evertask.storage.models import (
 from evertask_abstractions import AuditLevel, ConfigurationError, QueuedTaskStatus
 
 from . import monitoring
+from .counts import FOLD_BATCH, CountFilter, FoldCountsOp, counts_statement, floor_hour
 from .errors import StorageClosedError, StorageConnectionError, StorageSchemaError
-from .executor import CoreExecutor
+from .executor import CoreExecutor, run_core_batch
 from .migrate import apply_migrations, current_revision, head_revision
 from .ops import (
-    DeleteBatchOp,
     Op,
     PauseQueueOp,
     PersistOp,
@@ -61,7 +63,14 @@ from .schema import TaskTables, build_tables, validate_schema_name
 from .statements import Statements
 from .writer import BatchExecutor, GroupCommitWriter
 
-__all__ = ["SqlTaskStorage"]
+__all__ = ["RETENTION_LEASE", "RETENTION_LEASE_SECONDS", "SqlTaskStorage"]
+
+_log = logging.getLogger("evertask.storage")
+
+RETENTION_LEASE = "retention"
+"""The maintenance lease a cleanup holds (one node cleans at a time)."""
+RETENTION_LEASE_SECONDS = 60.0
+"""How long a cleanup's lease lasts unless renewed (renewed every third of it)."""
 
 _STATUS = {s.value: s for s in QueuedTaskStatus}
 _NONE = AuditLevel.NONE
@@ -97,6 +106,8 @@ class SqlTaskStorage:
         max_batch_delay: seconds a batch may wait for more concurrent writes to join it.
         writer_connections: batches in flight at once, each on its own connection.
         engine_options: extra ``create_async_engine`` keyword arguments.
+        count_fold_interval: seconds between folds of the count deltas (see
+            :meth:`fold_counts`).
     """
 
     def __init__(
@@ -111,7 +122,10 @@ class SqlTaskStorage:
         max_batch_delay: float = 0.0005,
         writer_connections: int = 1,
         engine_options: Mapping[str, Any] | None = None,
+        count_fold_interval: float = 1.0,
     ) -> None:
+        if not count_fold_interval > 0:
+            raise ConfigurationError("count_fold_interval must be a positive number of seconds.")
         if writer_connections < 1:
             raise ConfigurationError("writer_connections must be at least 1.")
         if pool_size < 1:
@@ -137,6 +151,8 @@ class SqlTaskStorage:
         # audit times of withdrawn InProgress writes, written with the task's next status
         self._carried: dict[uuid.UUID, datetime] = {}
         self._executors: list[BatchExecutor] = []
+        self.count_fold_interval = count_fold_interval
+        self._folder: asyncio.Task[None] | None = None
 
     # -- customisation points for the dialect packages ---------------------------------------
     def _create_engines(self) -> tuple[AsyncEngine, AsyncEngine]:
@@ -201,6 +217,9 @@ class SqlTaskStorage:
             executors, max_batch=self.max_batch_size, max_delay=self.max_batch_delay
         )
         self._writer.start()
+        self._folder = asyncio.get_running_loop().create_task(
+            self._fold_loop(), name="evertask-count-fold"
+        )
 
     async def _prepare_schema(self, connection: AsyncConnection) -> None:
         head = head_revision()
@@ -227,6 +246,10 @@ class SqlTaskStorage:
 
     async def close(self) -> None:
         """Commit pending writes, then release every connection."""
+        folder, self._folder = self._folder, None
+        if folder is not None:
+            folder.cancel()
+            await asyncio.gather(folder, return_exceptions=True)
         writer, self._writer = self._writer, None
         executors, self._executors = self._executors, []
         reader, self._reader = self._reader, None
@@ -679,15 +702,30 @@ class SqlTaskStorage:
 
     # -- monitoring ------------------------------------------------------------------------
     async def query_tasks(self, query: TaskQuery) -> TaskPage:
-        """A filtered, sorted page and the total number of matches (two indexed queries)."""
+        """A filtered, sorted page and the exact number of matches.
+
+        The page is one indexed query; the number comes from the counts (see
+        :mod:`.counts`) unless the query filters by text, where it is a ``COUNT(*)``.
+        """
         page, size = monitoring.page_bounds(query)
+        text = bool(query.task_type_contains or query.search)
         async with self._reader_engine().connect() as connection:
-            total = (
-                await connection.execute(monitoring.task_count_statement(self.tables, query))
-            ).scalar()
+            if text:
+                total = (
+                    await connection.execute(monitoring.task_count_statement(self.tables, query))
+                ).scalar()
             rows = (
                 await connection.execute(monitoring.task_page_statement(self.tables, query))
             ).all()
+        if not text:
+            where = CountFilter(
+                query.created_after,
+                query.created_before,
+                query.queue_name,
+                query.is_recurring,
+                None if query.statuses is None else frozenset(s.value for s in query.statuses),
+            )
+            total = sum(n for *_, n in await self._count_rows(where))
         return TaskPage(
             items=[to_task(r) for r in rows],
             total_count=int(total or 0),
@@ -695,42 +733,176 @@ class SqlTaskStorage:
             page_size=size,
         )
 
+    async def _count_rows(
+        self, where: CountFilter, edges: Sequence[datetime] | None = None
+    ) -> list[tuple[str, str, int, int]]:
+        """``(status, queue, bucket, n)`` of the tasks ``where`` selects (one statement)."""
+        statement = counts_statement(self.tables, where, edges)
+        if statement is None:
+            return []
+        rows = await self._rows(statement)
+        return [(s, q, int(b), int(n)) for s, q, _r, b, n in rows if n]
+
     async def count_by_status(
         self, created_since: datetime | None = None
     ) -> dict[QueuedTaskStatus, int]:
-        """Tasks per status."""
-        rows = await self._rows(monitoring.count_by_status_statement(self.tables, created_since))
-        return {_STATUS[s]: int(n) for s, n in rows if s in _STATUS}
+        """Tasks per status (finished ones from the counts, live ones by index)."""
+        out: dict[QueuedTaskStatus, int] = {}
+        for s, _q, _b, n in await self._count_rows(CountFilter(since=created_since)):
+            if s in _STATUS:
+                out[_STATUS[s]] = out.get(_STATUS[s], 0) + n
+        return {status: n for status, n in out.items() if n}
 
     async def count_by_queue_and_status(
         self, created_since: datetime | None = None
     ) -> dict[tuple[str, QueuedTaskStatus], int]:
         """Tasks per (queue, status)."""
-        rows = await self._rows(
-            monitoring.count_by_queue_and_status_statement(self.tables, created_since)
-        )
-        return {(q, _STATUS[s]): int(n) for q, s, n in rows if s in _STATUS}
+        out: dict[tuple[str, QueuedTaskStatus], int] = {}
+        for s, q, _b, n in await self._count_rows(CountFilter(since=created_since)):
+            if s in _STATUS:
+                key = (q, _STATUS[s])
+                out[key] = out.get(key, 0) + n
+        return {key: n for key, n in out.items() if n}
+
+    async def count_by_time_bucket(
+        self, start: datetime, width: timedelta, buckets: int
+    ) -> list[dict[QueuedTaskStatus, int]]:
+        """Tasks per status created in each bucket ``[start + i*width, start +
+        (i+1)*width)``: one statement when the inner edges are whole hours."""
+        edges = [start + width * i for i in range(buckets + 1)]
+        out: list[dict[QueuedTaskStatus, int]] = [{} for _ in range(buckets)]
+
+        def add(bucket: int, status: str, n: int) -> None:
+            if status in _STATUS:
+                counts = out[bucket]
+                counts[_STATUS[status]] = counts.get(_STATUS[status], 0) + n
+
+        if buckets <= 0:
+            return out
+        if all(floor_hour(edge) == edge for edge in edges[1:-1]):
+            for s, _q, b, n in await self._count_rows(CountFilter(), edges):
+                add(b, s, n)
+            return out
+        for i in range(buckets):
+            for s, _q, _b, n in await self._count_rows(CountFilter(edges[i], edges[i + 1])):
+                add(i, s, n)
+        return out
+
+    # -- counts and maintenance ---------------------------------------------------------------
+    async def fold_counts(self) -> int:
+        """Fold every pending count delta into ``TaskCounts``; return how many there were.
+
+        The storage does this by itself every ``count_fold_interval`` seconds; counts are
+        exact before a fold too (they add the pending deltas). Several hosts may fold at
+        once: each takes other deltas, and one that loses a race to create a counter row
+        rolls back and tries again.
+        """
+        folded, races = 0, 0
+        while True:
+            if folded == 0 and not await self._rows(self.statements.any_count_delta):  # type: ignore[attr-defined]
+                return 0
+            try:
+                n = int(await self._maintain(FoldCountsOp(FOLD_BATCH, self._locked_fold)))
+            except sa_exc.IntegrityError:
+                races += 1  # another host created the same counter row first
+                if races > 5:
+                    raise
+                continue
+            folded += n
+            if n < FOLD_BATCH:
+                return folded
+
+    @property
+    def _locked_fold(self) -> bool:
+        return self.tables.dialect in ("mysql", "mariadb")
+
+    async def _maintain(self, op: Op) -> Any:
+        """Run a maintenance operation (a retention batch, a fold) in a short transaction
+        of its own, outside the group-commit writer (SQLite: through it, see there)."""
+        async with self._claim_transaction() as connection:
+            outcomes = await connection.run_sync(
+                lambda sync: run_core_batch(sync, self.statements, [op])
+            )
+        return outcomes[0]
+
+    async def _fold_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.count_fold_interval)
+            try:
+                await self.fold_counts()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the next round retries; counts stay exact
+                _log.warning("Folding the task counts failed (retrying): %s", error)
+
+    async def try_lease(
+        self, name: str, owner: uuid.UUID, now: datetime, expires: datetime
+    ) -> bool:
+        """Take (or renew) the maintenance lease ``name`` until ``expires`` unless another
+        owner holds it past ``now``."""
+        st = self.statements
+        params = {"name": name, "owner": owner, "now": now, "expires": expires}
+        if await self._cluster_write(st.take_lease, params):
+            return True
+        try:
+            await self._cluster_write(st.insert_lease, params)
+        except sa_exc.IntegrityError:
+            return False  # another node holds it
+        return True
+
+    async def release_lease(self, name: str, owner: uuid.UUID) -> None:
+        """Give the lease back (no-op when another owner holds it)."""
+        await self._cluster_write(self.statements.release_lease, {"name": name, "owner": owner})
 
     # -- retention -------------------------------------------------------------------------
     async def cleanup(
         self, policy: RetentionPolicy, now: datetime | None = None
     ) -> RetentionResult:
-        """Apply a retention policy once, in batches (see :class:`RetentionPolicy`).
+        """Apply a retention policy once, in short paced batches (see
+        :class:`RetentionPolicy`).
 
-        Every batch is its own short transaction through the writer, so cleanup never
-        holds up task writes for long.
+        With several hosts on the database one cleans at a time: the others return a
+        result with ``skipped=True``.
         """
+        owner = uuid.uuid4()
+        lease = RETENTION_LEASE_SECONDS
 
-        async def delete(statement: str, params: dict[str, Any]) -> int:
-            return int(await self._submit(DeleteBatchOp(statement, params)))
+        def deadline() -> tuple[datetime, datetime]:
+            at = self._now()
+            return at, at + timedelta(seconds=lease)
 
-        async def over_limit(keep: int, batch: int) -> list[uuid.UUID]:
+        if not await self.try_lease(RETENTION_LEASE, owner, *deadline()):
+            return RetentionResult(skipped=True)
+        renewed = time.monotonic()
+
+        async def keep_going() -> bool:
+            nonlocal renewed
+            if time.monotonic() - renewed < lease / 3:
+                return True
+            renewed = time.monotonic()
+            return await self.try_lease(RETENTION_LEASE, owner, *deadline())
+
+        async def over_limit(keep: int, after: uuid.UUID, batch: int) -> list[uuid.UUID]:
             rows = await self._rows(
                 self.statements.select_tasks_over_log_limit,  # type: ignore[attr-defined]
-                {"keep": keep, "batch": batch},
+                {"keep": keep, "after": after, "batch": batch},
             )
             return [task_id for (task_id,) in rows]
 
-        return await apply_retention(
-            policy, self._now() if now is None else now, delete, over_limit
-        )
+        try:
+            result = await apply_retention(
+                policy,
+                self._now() if now is None else now,
+                self._maintain,
+                over_limit,
+                keep_going=keep_going,
+            )
+            await self.fold_counts()
+            await self._after_cleanup(result)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.release_lease(RETENTION_LEASE, owner)
+        return result
+
+    async def _after_cleanup(self, result: RetentionResult) -> None:
+        """What a dialect does once a cleanup deleted rows (SQLite: give pages back)."""

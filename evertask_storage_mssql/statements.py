@@ -2,8 +2,6 @@
 
 * ``try_queued`` (the recovery compare-and-set) runs ``UPDATE ... WITH (UPDLOCK,
   READPAST)``: a row another host is claiming right now is skipped, not waited for.
-* ``increment_recovery_output`` counts a failed recovery and returns the new count in one
-  round trip (``OUTPUT inserted.[RecoveryDispatchFailureCount]``).
 * ``try_queued_owned`` (the same with an owner check) likewise.
 * the candidate selects of ``claim_orphans`` (``claim_unowned``, ``claim_orphaned`` and
   their ``_due`` forms) read ``WITH (UPDLOCK, READPAST, ROWLOCK, INDEX(...))``: SQL
@@ -17,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, Update
+from sqlalchemy import Select
 
 from evertask_storage_efcore_like import Statements, TaskTables
 from evertask_storage_efcore_like.schema import OWNER_INDEX
@@ -40,7 +38,6 @@ class SqlServerStatements(Statements):
 
     def __init__(self, tables: TaskTables) -> None:
         super().__init__(tables)
-        c = tables.tasks.c
         self.try_queued = self.try_queued.with_hint(CLAIM_HINT, dialect_name="mssql")
         self.try_queued_owned = self.try_queued_owned.with_hint(CLAIM_HINT, dialect_name="mssql")
         self.claim_unowned = self._locked(self.claim_unowned)
@@ -50,20 +47,19 @@ class SqlServerStatements(Statements):
         self.count_run = self.count_run.with_hint(ROW_HINT, dialect_name="mssql")
         self.complete_run = self.complete_run.with_hint(ROW_HINT, dialect_name="mssql")
         self.increment_recovery = self.increment_recovery.with_hint(ROW_HINT, dialect_name="mssql")
-        self.increment_recovery_output: Update = self.increment_recovery.returning(
-            c.RecoveryDispatchFailureCount
-        )
 
     def _locked(self, candidates: Select[Any]) -> Select[Any]:
         return candidates.with_hint(self.tables.tasks, CLAIM_ROWS_HINT, dialect_name="mssql")
 
     def hot_paths(self) -> dict[str, Any]:
-        """The statements SQL Server runs with table hints or ``OUTPUT`` (for checks)."""
+        """The statements SQL Server runs with table hints (for checks).
+
+        No statement on ``QueuedTasks`` may use ``OUTPUT`` without ``INTO``: the table has
+        the count trigger, and SQL Server refuses that combination (error 334)."""
         return {
             "try_queued": self.try_queued,
             "try_queued_owned": self.try_queued_owned,
             "count_run": self.count_run,
             "complete_run": self.complete_run,
             "increment_recovery": self.increment_recovery,
-            "increment_recovery_output": self.increment_recovery_output,
         }

@@ -7,15 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from evertask.clock import utc_now
 from evertask_abstractions import ConfigurationError
 from evertask_storage_efcore_like import SqlTaskStorage
-from evertask_storage_efcore_like.writer import BatchExecutor
 
 from .connection import parse_connection_string, sqlserver_url
-from .executor import SqlServerExecutor
 from .statements import SqlServerStatements
 
 __all__ = ["DEFAULT_SCHEMA", "SqlServerTaskStorage"]
@@ -98,6 +95,3 @@ class SqlServerTaskStorage(SqlTaskStorage):
             "(ODBC Driver 18 encrypts by default: add TrustServerCertificate=yes for a "
             "self-signed certificate)."
         )
-
-    async def _create_executor(self, engine: AsyncEngine) -> BatchExecutor:
-        return SqlServerExecutor(engine.connect, self.statements)

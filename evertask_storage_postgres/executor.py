@@ -289,6 +289,8 @@ class PostgresExecutor:
             args = prepared.args(step.params)
             if step.mode is StepMode.SCALAR:
                 return await pg.fetchval(prepared.sql, *args)
+            if step.mode is StepMode.ROWS:
+                return [tuple(r) for r in await pg.fetch(prepared.sql, *args)]
             return _rowcount(await pg.execute(prepared.sql, *args))
 
         return run

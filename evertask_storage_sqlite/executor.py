@@ -98,7 +98,7 @@ class SqliteExecutor:
             return await self._run_batch_async(driver, ops)
         cx: sqlite3.Connection = driver._conn
         checkpoint = self._inline_max_ops > 0 and self._since_checkpoint >= self._checkpoint_every
-        if len(ops) <= self._inline_max_ops and not checkpoint:
+        if len(ops) <= self._inline_max_ops and not checkpoint and not any(op.heavy for op in ops):
             try:
                 outcomes = self._run_batch(cx, ops, False, False)
             except _Busy:
@@ -152,6 +152,8 @@ class SqliteExecutor:
             if step.mode is StepMode.SCALAR:
                 row = cursor.fetchone()
                 return None if row is None else row[0]
+            if step.mode is StepMode.ROWS:
+                return cursor.fetchall()
             return cursor.rowcount
 
         if wait:
@@ -194,6 +196,8 @@ class SqliteExecutor:
             if step.mode is StepMode.SCALAR:
                 row = await cursor.fetchone()
                 return None if row is None else row[0]
+            if step.mode is StepMode.ROWS:
+                return await cursor.fetchall()
             return cursor.rowcount
 
         await driver.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")

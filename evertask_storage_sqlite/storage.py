@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -15,14 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from evertask.clock import utc_now
 from evertask_abstractions import ConfigurationError
-from evertask_storage_efcore_like import SqlTaskStorage
+from evertask_storage_efcore_like import RetentionResult, SqlTaskStorage
+from evertask_storage_efcore_like.ops import Op
 from evertask_storage_efcore_like.writer import BatchExecutor
 
 from .executor import SqliteExecutor
+from .maintenance import OPTIMIZE_PRAGMAS, SqliteStatements, VacuumOp
 
 __all__ = ["SqliteTaskStorage"]
 
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+_log = logging.getLogger("evertask.storage")
 
 
 def _execute_patiently(cursor: Any, statement: str, patience: float) -> None:
@@ -107,6 +112,7 @@ class SqliteTaskStorage(SqlTaskStorage):
             max_batch_size=max_batch_size,
             max_batch_delay=max_batch_delay,
         )
+        self.statements = SqliteStatements(self.tables)
 
     def describe(self) -> str:
         """The database file."""
@@ -145,6 +151,8 @@ class SqliteTaskStorage(SqlTaskStorage):
             writer,
             [
                 f"PRAGMA busy_timeout = {timeout_ms}",
+                # a new file only (before its first table); an existing one keeps its mode
+                "PRAGMA auto_vacuum = INCREMENTAL",
                 "PRAGMA journal_mode = WAL",
                 f"PRAGMA synchronous = {self.synchronous}",
                 "PRAGMA foreign_keys = ON",
@@ -184,6 +192,37 @@ class SqliteTaskStorage(SqlTaskStorage):
         finally:
             if cluster is not None:
                 await cluster.dispose()
+
+    async def open(self) -> None:
+        """Open (see the base class), then refresh the planner's statistics if stale."""
+        was_open = self.is_open
+        await super().open()
+        if not was_open:
+            await self._optimize()
+
+    async def _optimize(self) -> None:
+        try:
+            async with self._cluster_engine().connect() as connection:
+                for pragma in OPTIMIZE_PRAGMAS:
+                    await connection.exec_driver_sql(pragma)
+        except Exception as error:  # statistics are an optimisation: never fail for them
+            _log.warning("Refreshing the SQLite statistics of %s failed: %s", self.path, error)
+
+    async def _maintain(self, op: Op) -> Any:
+        """Through the writer: SQLite has one writer, so maintenance waits its turn there
+        instead of contending for the lock (on the writer's thread, never the loop's)."""
+        return await self._submit(op)
+
+    async def _after_cleanup(self, result: RetentionResult) -> None:
+        """Give freed pages back in small steps, paced like the cleanup; refresh stats."""
+        if result.total == 0:
+            return
+        for _ in range(1_000_000):
+            begun = time.monotonic()
+            if await self._submit(VacuumOp()) == 0:
+                break
+            await asyncio.sleep(time.monotonic() - begun)
+        await self._optimize()
 
     @property
     def _inline_max_ops(self) -> int:

@@ -34,21 +34,25 @@ ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ("sqlite", "postgres", "mysql")
 
 
+def open_storage(storage: dict[str, Any]) -> Any:
+    """A (closed) storage on a node_child storage spec."""
+    kind = storage["kind"]
+    if kind == "sqlite":
+        from evertask_storage_sqlite import SqliteTaskStorage
+
+        return SqliteTaskStorage(storage["path"])
+    if kind == "postgres":
+        from evertask_storage_postgres import PostgresTaskStorage
+
+        return PostgresTaskStorage(storage["url"], schema=storage["schema"])
+    from evertask_storage_mysql import MySqlTaskStorage
+
+    return MySqlTaskStorage(storage["url"])
+
+
 def _migrate(storage: dict[str, Any]) -> None:
     async def run() -> None:
-        kind = storage["kind"]
-        if kind == "sqlite":
-            from evertask_storage_sqlite import SqliteTaskStorage
-
-            store: Any = SqliteTaskStorage(storage["path"])
-        elif kind == "postgres":
-            from evertask_storage_postgres import PostgresTaskStorage
-
-            store = PostgresTaskStorage(storage["url"], schema=storage["schema"])
-        else:
-            from evertask_storage_mysql import MySqlTaskStorage
-
-            store = MySqlTaskStorage(storage["url"])
+        store = open_storage(storage)
         await store.open()
         await store.close()
 
@@ -156,6 +160,23 @@ class Cluster:
     def work(self, name: str) -> list[int]:
         """The Work task numbers node ``name`` finished, in order."""
         return [int(line.split()[1]) for line in self.executed(name) if line.startswith("work ")]
+
+    def count_mismatches(self) -> dict[str, Any]:
+        """Where the database's task counts differ from a recount (empty: exact), before
+        and after folding the pending deltas."""
+        from tests.storage.helpers import count_mismatches
+
+        async def run() -> dict[str, Any]:
+            store = open_storage(self.storage)
+            await store.open()
+            try:
+                before = await count_mismatches(store)
+                after = await count_mismatches(store, fold=True)
+                return {**before, **{f"folded {k}": v for k, v in after.items()}}
+            finally:
+                await store.close()
+
+        return asyncio.run(run())
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

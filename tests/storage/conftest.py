@@ -136,7 +136,10 @@ async def _empty(storage: SqlTaskStorage) -> None:
             tables.logs,
             tables.runs_audit,
             tables.status_audit,
-            tables.tasks,
+            tables.tasks,  # (its count trigger appends deltas: emptied next)
+            tables.count_deltas,
+            tables.counts,
+            tables.leases,
             tables.paused_queues,
             tables.nodes,
         ):

@@ -44,3 +44,68 @@ def recurring(created: datetime, next_run: datetime, **fields: Any) -> QueuedTas
     }
     values.update(fields)
     return row(created, **values)
+
+
+async def count_mismatches(storage: Any, *, fold: bool = False) -> dict[str, Any]:
+    """Where the storage's counts differ from a ``GROUP BY`` recount of ``QueuedTasks``
+    (empty: exact). Checks the all-time counts per (queue, status) and per status, and
+    counts since an unaligned time and by hour buckets around the rows' creation times.
+    With ``fold``, folds the pending deltas first."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from evertask_storage_efcore_like.counts import floor_hour
+
+    if fold:
+        await storage.fold_counts()
+    t = storage.tables.tasks
+    rows = await storage._rows(
+        select(t.c.QueueName, t.c.Status, t.c.CreatedAtUtc, func.count()).group_by(
+            t.c.QueueName, t.c.Status, t.c.CreatedAtUtc
+        )
+    )
+    actual = [(q, QueuedTaskStatus(s), _aware(c), int(n)) for q, s, c, n in rows]
+    out: dict[str, Any] = {}
+
+    def by(
+        key: Any, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[Any, int]:
+        counted: dict[Any, int] = {}
+        for q, s, c, n in actual:
+            created = _aware(c)
+            if (since is None or created >= since) and (until is None or created < until):
+                k = key(q, s)
+                counted[k] = counted.get(k, 0) + n
+        return counted
+
+    per_queue = await storage.count_by_queue_and_status()
+    if per_queue != by(lambda q, s: (q, s)):
+        out["count_by_queue_and_status"] = (per_queue, by(lambda q, s: (q, s)))
+    if not actual:
+        return out
+    times = sorted(_aware(c) for _, _, c, _ in actual)
+    middle = times[len(times) // 2] + timedelta(minutes=7, seconds=3)
+    for since in (None, middle, floor_hour(middle), times[0] - timedelta(days=1)):
+        got = await storage.count_by_status(since)
+        want = by(lambda q, s: s, since)
+        if got != want:
+            out[f"count_by_status({since})"] = (got, want)
+    start = floor_hour(times[0]) - timedelta(hours=1)
+    hours = int((times[-1] - start).total_seconds() // 3600) + 2
+    if hours <= 24 * 40:
+        buckets = await storage.count_by_time_bucket(start, timedelta(hours=1), hours)
+        for i, got_bucket in enumerate(buckets):
+            edge = start + timedelta(hours=i)
+            want_bucket = by(lambda q, s: s, edge, edge + timedelta(hours=1))
+            if {k: v for k, v in got_bucket.items() if v} != want_bucket:
+                out[f"bucket {edge}"] = (got_bucket, want_bucket)
+    return out
+
+
+def _aware(value: Any) -> datetime:
+    from datetime import UTC
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

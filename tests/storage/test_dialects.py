@@ -4,7 +4,7 @@ stays dialect-neutral for the SQL Server and MySQL packages."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
@@ -15,6 +15,7 @@ from evertask.storage import SortField, TaskQuery
 from evertask_abstractions import QueuedTaskStatus
 from evertask_storage_efcore_like import Statements, build_tables
 from evertask_storage_efcore_like import monitoring as m
+from evertask_storage_efcore_like.counts import CountFilter, counts_statement, floor_hour
 from evertask_storage_efcore_like.schema import PARTIAL_INDEX_DIALECTS
 
 DIALECTS: dict[str, Dialect] = {
@@ -53,6 +54,19 @@ def _monitoring(schema: str | None) -> list[ClauseElement]:
         m.logs_statement(tables, task_id, 5, 10, "Error"),
         m.logs_statement(tables, task_id, 0, None, None),
         m.count_logs_statement(tables, task_id, "Error"),
+        *(
+            statement
+            for where in (
+                CountFilter(),
+                CountFilter(NOW - timedelta(minutes=90, seconds=5), NOW, "default", True),
+                CountFilter(NOW - timedelta(minutes=5), NOW, statuses=frozenset({"Queued"})),
+                CountFilter(statuses=frozenset({"Completed", "InProgress"})),
+            )
+            if (statement := counts_statement(tables, where)) is not None
+        ),
+        counts_statement(
+            tables, CountFilter(), [floor_hour(NOW) - timedelta(hours=h) for h in range(24, -1, -1)]
+        ),
     ]
 
 
@@ -64,7 +78,7 @@ def test_every_statement_compiles(dialect: str, schema: str | None) -> None:
     assert len(named) >= 35
     for name, statement in named.items():
         sql = str(statement.compile(dialect=DIALECTS[dialect]))
-        tables = ("QueuedTasks", "PausedQueues", "Audit", "Logs", "Nodes")
+        tables = ("QueuedTasks", "PausedQueues", "Audit", "Logs", "Nodes", "TaskCount", "Leases")
         assert any(table in sql for table in tables), name
         if schema is not None and dialect == "mssql":
             assert "[EverTask].[" in sql, name

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import delete, func, inspect, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -35,10 +36,13 @@ EVERTASK_TABLES = {
     "TaskExecutionLogs",
     "PausedQueues",
     "Nodes",
+    "TaskCountDeltas",
+    "TaskCounts",
+    "MaintenanceLeases",
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
 async def database(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[AsyncEngine, str | None, str]]:
@@ -141,7 +145,7 @@ async def test_upgrade_downgrade_upgrade(database: tuple[AsyncEngine, str | None
         assert "Nodes" not in at_0002
         columns, indexes = at_0002["QueuedTasks"]
         assert "OwnerNode" not in columns and "IX_QueuedTasks_OwnerNode_Status" not in indexes
-        assert await apply_migrations(conn, schema) == ["0003"]
+        assert await apply_migrations(conn, schema) == ["0003", "0004"]
         assert await conn.run_sync(_differences(schema, dialect)) == []
         await downgrade_migrations(conn, schema, "0001")
         assert "PausedQueues" not in await conn.run_sync(_tables_and_indexes(schema))
@@ -166,9 +170,19 @@ async def test_upgrade_downgrade_upgrade(database: tuple[AsyncEngine, str | None
                 "TIMESTAMP WITH TIME ZONE",
                 'WHERE "TaskKey" IS NOT NULL',
                 "IX_QueuedTasks_Recovery",
+                'EXECUTE FUNCTION "evertask"."evertask_count_deltas"()',
             ],
         ),
-        ("sqlite", None, ["WITHOUT ROWID", "CHAR(36)", "IX_QueuedTasks_Recovery"]),
+        (
+            "sqlite",
+            None,
+            [
+                "WITHOUT ROWID",
+                "CHAR(36)",
+                "IX_QueuedTasks_Recovery",
+                "TR_QueuedTasks_Counts_Update",
+            ],
+        ),
         (
             "mssql",
             "EverTask",
@@ -178,9 +192,10 @@ async def test_upgrade_downgrade_upgrade(database: tuple[AsyncEngine, str | None
                 "DATETIME2",
                 "NVARCHAR(max)",
                 "WHERE [TaskKey] IS NOT NULL",
+                "CREATE TRIGGER [EverTask].[TR_QueuedTasks_Counts] ON [EverTask].[QueuedTasks]",
             ],
         ),
-        ("mysql", None, ["CHAR(36)", "DATETIME(6)", "LONGTEXT"]),
+        ("mysql", None, ["CHAR(36)", "DATETIME(6)", "LONGTEXT", "TR_QueuedTasks_Counts_Delete"]),
     ],
 )
 def test_offline_sql_for_every_dialect(
@@ -212,3 +227,48 @@ def test_offline_sql_from_a_revision_and_errors(capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().out.strip() == head_revision()
     with pytest.raises(SystemExit):
         main(["sql", "--dialect", "oracle"])
+
+
+async def test_0004_counts_the_finished_rows_already_there(
+    database: tuple[AsyncEngine, str | None, str],
+) -> None:
+    engine, schema, dialect = database
+    tables = build_tables(schema, dialect)
+    t, deltas = tables.tasks, tables.count_deltas
+    created = datetime(2026, 1, 1, 10, 30, tzinfo=UTC)
+    statuses = ["Completed", "Completed", "Failed", "Cancelled", "Queued", "InProgress"]
+    async with engine.connect() as conn:
+        await apply_migrations(conn, schema, "0003")
+        for i, status in enumerate(statuses):
+            await conn.execute(
+                t.insert().values(
+                    Id=uuid.uuid4(),
+                    CreatedAtUtc=created,
+                    ExecutionTimeMs=0.0,
+                    Type="T",
+                    Request="{}",
+                    Handler="H",
+                    IsRecurring=False,
+                    QueueName="default" if i % 2 else "other",
+                    Status=status,
+                )
+            )
+        await conn.commit()
+        assert await apply_migrations(conn, schema) == ["0004"]
+        rows = (
+            await conn.execute(
+                select(deltas.c.Status, func.sum(deltas.c.Delta)).group_by(deltas.c.Status)
+            )
+        ).all()
+        assert {s: int(n) for s, n in rows} == {"Completed": 2, "Failed": 1, "Cancelled": 1}
+        # the triggers count what happens next
+        await conn.execute(update(t).where(t.c.Status == "InProgress").values(Status="Failed"))
+        await conn.execute(delete(t).where(t.c.Status == "Cancelled"))
+        await conn.commit()
+        rows = (
+            await conn.execute(
+                select(deltas.c.Status, func.sum(deltas.c.Delta)).group_by(deltas.c.Status)
+            )
+        ).all()
+        assert {s: int(n) for s, n in rows} == {"Completed": 2, "Failed": 2, "Cancelled": 0}
+        await downgrade_migrations(conn, schema)

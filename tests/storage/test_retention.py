@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import itertools
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from evertask.ids import uuid7
-from evertask.storage import TaskExecutionLog
+from evertask.storage import TaskExecutionLog, TaskQuery
 from evertask_abstractions import AuditLevel, ConfigurationError, QueuedTaskStatus
 from evertask_storage_efcore_like import RetentionComponent, RetentionPolicy, SqlTaskStorage
+from evertask_storage_efcore_like.retention import apply_retention
+from evertask_storage_efcore_like.retention_ops import AuditBatchOp, Batch, TaskBatchOp
+from evertask_storage_efcore_like.storage import RETENTION_LEASE
+from evertask_storage_sqlite import SqliteTaskStorage
 
 from .conftest import Clock
-from .helpers import recurring, row
+from .helpers import count_mismatches, recurring, row
 
 Q = QueuedTaskStatus
 A = AuditLevel
@@ -214,3 +221,148 @@ async def test_retention_component_needs_a_sql_storage() -> None:
         await component.start(_Host(MemoryTaskStorage()))  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         RetentionComponent(None, RetentionPolicy(), timedelta(0))
+
+
+async def test_one_host_cleans_at_a_time(sql_storage: SqlTaskStorage, clock: Clock) -> None:
+    await _history(sql_storage, clock)
+    policy = RetentionPolicy(status_audit_retention_days=7)
+    other = uuid.uuid4()  # another host holding the lease
+    until = clock.now + timedelta(seconds=60)
+    assert await sql_storage.try_lease(RETENTION_LEASE, other, clock.now, until)
+    assert await sql_storage.try_lease(RETENTION_LEASE, other, clock.now, until)  # renewal
+    assert (await sql_storage.cleanup(policy)).skipped
+    clock.advance(seconds=61)  # the other host died: its lease lapsed
+    result = await sql_storage.cleanup(policy)
+    assert not result.skipped and result.status_audits > 0
+    # a cleanup gives its lease back when done; a valid lease keeps others out
+    valid = clock.now + timedelta(seconds=60)
+    assert await sql_storage.try_lease(RETENTION_LEASE, other, clock.now, valid)
+    assert not await sql_storage.try_lease(RETENTION_LEASE, uuid.uuid4(), clock.now, valid)
+    await sql_storage.release_lease(RETENTION_LEASE, other)
+    assert await sql_storage.try_lease(RETENTION_LEASE, uuid.uuid4(), clock.now, valid)
+
+
+async def test_every_walk_reads_each_key_once(sql_storage: SqlTaskStorage, clock: Clock) -> None:
+    old = [row(clock.now - timedelta(minutes=i), status=Q.QUEUED) for i in range(40)]
+    for task in old:
+        await sql_storage.persist(task)
+        await sql_storage.set_completed(task.id, 1.0, A.FULL)
+    for task in old[::5]:  # kept: failed ones interleave with the deleted rows
+        await sql_storage.set_status(task.id, Q.FAILED, "x", A.FULL)
+    clock.advance(days=10)
+    seen: list[Any] = []
+    run = sql_storage._maintain
+
+    async def recording(op: Any) -> Any:
+        outcome = await run(op)
+        seen.append((op, outcome))
+        return outcome
+
+    sql_storage._maintain = recording  # type: ignore[method-assign]
+    policy = RetentionPolicy(
+        status_audit_retention_days=5,
+        error_audit_retention_days=8,
+        delete_completed_tasks_after_retention=True,
+        execution_log_retention_days=5,
+        batch_size=3,
+    )
+    result = await sql_storage.cleanup(policy)
+    assert result.tasks == 32
+    for walk in ("tasks", "status_audits", "runs_audits"):
+        walks = [
+            (op, outcome)
+            for op, outcome in seen
+            if (isinstance(op, TaskBatchOp) and walk == "tasks")
+            or (isinstance(op, AuditBatchOp) and op.table == walk)
+        ]
+        assert walks, walk
+        for (_, before), (op, _) in itertools.pairwise(walks):
+            assert op.after == before.cursor  # each batch starts where the last one ended
+        assert sum(outcome.walked for _, outcome in walks) <= 40 * 4
+    remaining = await sql_storage.query_tasks(TaskQuery())
+    assert remaining.total_count == 8  # the failed ones
+    assert await count_mismatches(sql_storage) == {}
+
+
+async def test_batches_size_themselves_and_rest() -> None:
+    """The pacer: a batch slower than batch_seconds shrinks the next one, a fast one
+    grows it; the cleanup rests as long as each batch took, and no faster than the rate."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = [0.0]
+    sleeps: list[float] = []
+    takes: list[int] = []
+
+    async def run(op: Any) -> Batch:
+        if not isinstance(op, TaskBatchOp):
+            return Batch(0, 0, op.after, True)  # (the audit walk: nothing to do)
+        takes.append(op.take)
+        # 1 ms a row at first, then 0.8 ms (on target), then 0.1 ms (fast)
+        cost = 0.001 if len(takes) == 1 else 0.0008 if len(takes) <= 3 else 0.0001
+        clock[0] += op.take * cost
+        done = len(takes) >= 12
+        return Batch(op.take, op.take, (now, uuid.UUID(int=len(takes))), done)
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    async def over_limit(keep: int, after: uuid.UUID, batch: int) -> list[uuid.UUID]:
+        return []
+
+    policy = RetentionPolicy(
+        status_audit_retention_days=1,
+        delete_completed_tasks_after_retention=True,
+        batch_size=400,
+        batch_seconds=0.01,
+        max_rows_per_second=50_000,
+    )
+    result = await apply_retention(
+        policy, now, run, over_limit, sleep=sleep, monotonic=lambda: clock[0]
+    )
+    assert takes[0] == 100  # 0.1 s: ten times too slow
+    assert takes[1] == 10 and takes[2] == 10
+    assert takes[4] > takes[3] and max(takes) <= 400  # fast again: grows, up to batch_size
+    assert len(sleeps) == 11 and all(s > 0 for s in sleeps)
+    assert result.tasks == sum(takes)
+    assert clock[0] >= sum(takes) / 50_000  # the rate bound
+
+
+async def test_sqlite_cleanup_never_runs_on_the_event_loop(
+    sql_storage: SqlTaskStorage, clock: Clock
+) -> None:
+    if not isinstance(sql_storage, SqliteTaskStorage):
+        pytest.skip("SQLite's executor")
+    await _history(sql_storage, clock)
+    writer = sql_storage.writer
+    assert writer is not None
+    executor: Any = writer._executors[0]  # type: ignore[attr-defined]
+    inline = executor.inline_batches
+    result = await sql_storage.cleanup(RetentionPolicy.with_uniform_retention(7))
+    assert result.total > 0
+    assert executor.inline_batches == inline
+
+
+async def test_sqlite_gives_freed_pages_back(tmp_path: Any, clock: Clock) -> None:
+    storage = SqliteTaskStorage(tmp_path / "space.db", now=clock)
+    await storage.open()
+    try:
+        big = "x" * 2000
+        for _ in range(10):
+            tasks = [row(clock.now, status=Q.QUEUED, request=big) for _ in range(200)]
+            await asyncio.gather(*(storage.persist(t) for t in tasks))
+            await asyncio.gather(*(storage.set_completed(t.id, 1.0, A.FULL) for t in tasks))
+        before = (tmp_path / "space.db").stat().st_size + _wal(tmp_path)
+        clock.advance(days=10)
+        policy = RetentionPolicy.with_uniform_retention(1, delete_completed_tasks=True)
+        assert (await storage.cleanup(policy)).tasks == 2000
+        (pages,) = (await storage._rows(text("PRAGMA freelist_count")))[0]
+        assert pages == 0
+    finally:
+        await storage.close()
+    after = (tmp_path / "space.db").stat().st_size
+    assert after < before / 3, (before, after)
+
+
+def _wal(directory: Any) -> int:
+    wal = directory / "space.db-wal"
+    return wal.stat().st_size if wal.exists() else 0
