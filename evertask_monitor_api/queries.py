@@ -187,14 +187,16 @@ class MonitorQueries:
         return page.total_count, round(sum(times) / len(times), 2)
 
     def range_start(self, span: Range) -> datetime | None:
-        """Where a range begins: midnight UTC, 7 or 30 days ago, or the beginning of time."""
+        """Where a range begins: midnight UTC, the hour 7 or 30 days ago, or the beginning
+        of time (whole hours: the SQL storages count them from their hourly counts
+        without reading any task row)."""
         now = self.now()
         if span is Range.TODAY:
             return _midnight(now)
         if span is Range.WEEK:
-            return now - timedelta(days=7)
+            return _floor_hour(now - timedelta(days=7))
         if span is Range.MONTH:
-            return now - timedelta(days=30)
+            return _floor_hour(now - timedelta(days=30))
         return None
 
     async def buckets(
@@ -274,7 +276,7 @@ class MonitorQueries:
         in_range, today_counts, week_total, timing, hours, paused = await asyncio.gather(
             self._bounded(storage.count_by_status(since)),
             self._bounded(storage.count_by_status(today)) if since != today else _none(),
-            self._bounded(self.count(created_after=now - timedelta(days=7))),
+            self._bounded(self.count(created_after=self.range_start(Range.WEEK))),
             self._bounded(self._finished_sample(created_after=since)),
             self.buckets(first_hour, timedelta(hours=1), 24, open_ended=True),
             self._bounded(storage.get_paused_queues()),

@@ -60,8 +60,8 @@ __all__ = [
     "floor_hour",
 ]
 
-FOLD_BATCH = 20_000
-"""Most deltas one fold transaction takes."""
+FOLD_BATCH = 2_000
+"""Most deltas one fold transaction takes (a few milliseconds of work)."""
 
 LIVE_STATUS_NAMES: tuple[str, ...] = tuple(
     sorted(s.value for s in QueuedTaskStatus if s.value not in FINISHED_STATUS_NAMES)

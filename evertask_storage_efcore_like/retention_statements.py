@@ -101,8 +101,10 @@ def retention_statements(tables: TaskTables) -> dict[str, Any]:
     after_created, after_id = _ts("after_created"), bindparam("after_id", type_=GuidType())
     upto_created, upto_id = _ts("upto_created"), bindparam("upto_id", type_=GuidType())
     old_completed = and_(c.Status == _COMPLETED, c.CreatedAtUtc < _ts("cutoff"))
+    # (no "CreatedAtUtc < :cutoff" here: the walk's upper key is below it already, and a
+    # second upper bound lets a planner seek to the cutoff instead of the batch's end)
     finished = (
-        old_completed,
+        c.Status == _COMPLETED,
         c.CreatedAtUtc >= after_created,
         c.CreatedAtUtc <= upto_created,
         or_(c.CreatedAtUtc > after_created, c.Id > after_id),

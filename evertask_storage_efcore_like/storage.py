@@ -795,12 +795,14 @@ class SqlTaskStorage:
         The storage does this by itself every ``count_fold_interval`` seconds; counts are
         exact before a fold too (they add the pending deltas). Several hosts may fold at
         once: each takes other deltas, and one that loses a race to create a counter row
-        rolls back and tries again.
+        rolls back and tries again. Like retention, it works in short transactions and
+        rests as long as each took, so task writes keep most of the database's time.
         """
         folded, races = 0, 0
         while True:
             if folded == 0 and not await self._rows(self.statements.any_count_delta):  # type: ignore[attr-defined]
                 return 0
+            begun = time.monotonic()
             try:
                 n = int(await self._maintain(FoldCountsOp(FOLD_BATCH, self._locked_fold)))
             except sa_exc.IntegrityError:
@@ -811,6 +813,7 @@ class SqlTaskStorage:
             folded += n
             if n < FOLD_BATCH:
                 return folded
+            await asyncio.sleep(time.monotonic() - begun)
 
     @property
     def _locked_fold(self) -> bool:

@@ -31,7 +31,8 @@ class SqliteStatements(Statements):
 
     def __init__(self, tables: TaskTables) -> None:
         super().__init__(tables)
-        self.incremental_vacuum: TextClause = text(f"PRAGMA incremental_vacuum({VACUUM_PAGES})")
+        # one page per statement step, and the drivers step a PRAGMA once: one page a call
+        self.incremental_vacuum: TextClause = text("PRAGMA incremental_vacuum(1)")
         self.freelist_count: TextClause = text("PRAGMA freelist_count")
 
 
@@ -42,6 +43,7 @@ class VacuumOp(Op):
     heavy = True
 
     def steps(self) -> StepGen:
-        yield Step("incremental_vacuum", {}, StepMode.ROWS)  # each row stepped frees a page
+        for _ in range(VACUUM_PAGES):
+            yield Step("incremental_vacuum", {})
         remaining = yield Step("freelist_count", {}, StepMode.SCALAR)
         return int(remaining or 0)
