@@ -60,7 +60,7 @@ __all__ = [
     "floor_hour",
 ]
 
-FOLD_BATCH = 2_000
+FOLD_BATCH = 500
 """Most deltas one fold transaction takes (a few milliseconds of work)."""
 
 LIVE_STATUS_NAMES: tuple[str, ...] = tuple(

@@ -7,10 +7,12 @@ aiosqlite runs each call on the connection's own thread, and a thread round trip
 - a small batch (at most ``inline_max_ops`` writes) commits right on the event loop,
   provided the write lock is free at once (the connection's busy timeout is 0 here);
 - a large batch, a batch that finds the database locked by another connection or
-  process, and every ``checkpoint_every``-th batch run on aiosqlite's thread instead,
-  where waiting for the lock (up to the busy timeout) and the WAL checkpoint (which
-  syncs the database file) never block the loop. Automatic checkpoints are off on the
-  writer for that reason.
+  process, and maintenance (retention, folds) run on aiosqlite's thread instead, where
+  waiting for the lock (up to the busy timeout) never blocks the loop. Automatic
+  checkpoints are off on the writer: every ``checkpoint_every`` batches the storage runs
+  a passive checkpoint (which syncs the database file) on a connection of its own, so
+  neither the loop nor the writer waits for it (without a ``checkpointer``, that
+  batch runs on the thread and checkpoints after committing).
 
 With ``synchronous="FULL"`` every commit syncs, so every batch runs on the thread.
 
@@ -27,7 +29,7 @@ public API (one hop per statement).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -56,12 +58,14 @@ class SqliteExecutor:
         busy_timeout_ms: int,
         inline_max_ops: int,
         checkpoint_every: int = 500,
+        checkpointer: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         self._sql = PrecompiledCache(statements, engine.dialect)
         self._busy_timeout_ms = busy_timeout_ms
         self._inline_max_ops = inline_max_ops
         self._checkpoint_every = checkpoint_every
+        self._checkpointer = checkpointer
         self._since_checkpoint = 0
         self._connection: AsyncConnection | None = None
         self._driver: Any = None  # the aiosqlite.Connection
@@ -98,6 +102,9 @@ class SqliteExecutor:
             return await self._run_batch_async(driver, ops)
         cx: sqlite3.Connection = driver._conn
         checkpoint = self._inline_max_ops > 0 and self._since_checkpoint >= self._checkpoint_every
+        if checkpoint and self._checkpointer is not None:
+            self._checkpointer()  # on another connection: the writer does not wait for it
+            self._since_checkpoint, checkpoint = 0, False
         if len(ops) <= self._inline_max_ops and not checkpoint and not any(op.heavy for op in ops):
             try:
                 outcomes = self._run_batch(cx, ops, False, False)

@@ -18,7 +18,7 @@ from evertask_storage_efcore_like.ops import Op, Step, StepGen, StepMode
 
 __all__ = ["OPTIMIZE_PRAGMAS", "VACUUM_PAGES", "SqliteStatements", "VacuumOp"]
 
-VACUUM_PAGES = 256
+VACUUM_PAGES = 64
 """Pages (4 KiB each by default) one vacuum step frees."""
 
 OPTIMIZE_PRAGMAS = ("PRAGMA analysis_limit = 400", "PRAGMA optimize = 0x10002")

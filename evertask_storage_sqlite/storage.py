@@ -100,6 +100,7 @@ class SqliteTaskStorage(SqlTaskStorage):
             raise ConfigurationError("inline_max_ops must not be negative (0 disables).")
         self.inline_max_ops = inline_max_ops
         self._cluster: AsyncEngine | None = None
+        self._checkpointing: asyncio.Task[None] | None = None
         self.path = Path(text).expanduser().resolve()
         self.synchronous = mode
         self.busy_timeout = busy_timeout
@@ -186,6 +187,9 @@ class SqliteTaskStorage(SqlTaskStorage):
 
     async def close(self) -> None:
         """Commit pending writes, then release every connection."""
+        checkpointing, self._checkpointing = self._checkpointing, None
+        if checkpointing is not None:
+            await asyncio.gather(checkpointing, return_exceptions=True)
         cluster, self._cluster = self._cluster, None
         try:
             await super().close()
@@ -235,4 +239,21 @@ class SqliteTaskStorage(SqlTaskStorage):
             self.statements,
             busy_timeout_ms=int(self.busy_timeout * 1000),
             inline_max_ops=self._inline_max_ops,
+            checkpointer=self._checkpoint_soon,
         )
+
+    def _checkpoint_soon(self) -> None:
+        """Start a passive WAL checkpoint on a connection of its own (unless one runs):
+        it copies committed pages into the database file while the writer goes on."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._checkpointing = asyncio.get_running_loop().create_task(
+            self._checkpoint(), name="evertask-sqlite-checkpoint"
+        )
+
+    async def _checkpoint(self) -> None:
+        try:
+            async with self._cluster_engine().connect() as connection:
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as error:  # the next one retries; the WAL only grows meanwhile
+            _log.warning("A WAL checkpoint of %s failed: %s", self.path, error)
