@@ -10,7 +10,7 @@ otherwise BEGIN ... COMMIT wraps it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -89,10 +89,17 @@ def _rowcount(status: str) -> int:
 class PostgresExecutor:
     """Runs batches on one asyncpg connection checked out of the writer engine."""
 
-    def __init__(self, engine: AsyncEngine, statements: Statements, sql: PostgresSql) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        statements: Statements,
+        sql: PostgresSql,
+        wrote: Callable[[int], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._steps = PrecompiledCache(statements, engine.dialect)
         self._sql = sql
+        self._wrote = wrote
         self._connection: AsyncConnection | None = None
         self._pg: Any = None  # asyncpg.Connection
 
@@ -112,6 +119,8 @@ class PostgresExecutor:
             # the batch statements are prepared once and run for every batch; a custom plan
             # per execution costs more than the execution itself (about 0.5 ms of planning
             # for a one-row transition), and their generic plans are the same index lookups
+            # once the tables have statistics (a plan made while a table was empty is kept
+            # until it is analyzed again: see .statistics)
             await self._pg.execute("SET plan_cache_mode = force_generic_plan")
         return self._pg
 
@@ -136,6 +145,8 @@ class PostgresExecutor:
                 except Exception:
                     await self._drop()
             raise
+        if self._wrote is not None:
+            self._wrote(len(ops))
         return outcomes
 
     def map_error(self, op: Op, error: BaseException) -> BaseException:

@@ -73,6 +73,8 @@ class PostgresSql:
     def __init__(self, tables: TaskTables, dialect: Dialect | None = None) -> None:
         dialect = dialect or postgresql.dialect()  # type: ignore[no-untyped-call]
         q = dialect.identifier_preparer
+        self.quote = q.quote
+        """Quotes an identifier (where needed) as the statements do."""
         self._tasks = q.format_table(tables.tasks)
         self._audit = q.format_table(tables.status_audit)
         self._logs = q.format_table(tables.logs)
@@ -129,22 +131,26 @@ class PostgresSql:
                 '"LastExecutionUtc" = COALESCE(t.stamp, q."LastExecutionUtc"), '
                 '"ExecutionTimeMs" = COALESCE(t.ms, q."ExecutionTimeMs"), '
                 '"NextRunUtc" = CASE WHEN t.clear_next THEN NULL ELSE q."NextRunUtc" END '
-                'FROM t WHERE q."Id" = t.id RETURNING q."Id")',
+                'FROM t WHERE q."Id" = t.id RETURNING q."Id"'
+                + (", t.status, t.exc, t.audit_ts" if audited else "")
+                + (", t.prior_ts" if prior else "")
+                + ")",
             ]
+            # the audit rows come from the updated rows themselves (RETURNING): no part
+            # joins two of the statement's row sets, whose sizes the planner cannot know
             if prior:  # the replaced InProgress row first: audits are read in Id order
                 ctes.append(
                     f"t_aud AS (INSERT INTO {audit} {audit_cols} "
-                    "SELECT t.id, v.ts, v.status, v.exc FROM t "
-                    'JOIN t_upd ON t_upd."Id" = t.id CROSS JOIN LATERAL (VALUES '
-                    "(0, t.prior_ts, 'InProgress', NULL::text), "
-                    "(1, t.audit_ts, t.status, t.exc)) AS v(k, ts, status, exc) "
-                    "WHERE v.ts IS NOT NULL ORDER BY t.id, v.k)"
+                    'SELECT u."Id", v.ts, v.status, v.exc FROM t_upd AS u CROSS JOIN LATERAL '
+                    "(VALUES (0, u.prior_ts, 'InProgress', NULL::text), "
+                    "(1, u.audit_ts, u.status, u.exc)) AS v(k, ts, status, exc) "
+                    'WHERE v.ts IS NOT NULL ORDER BY u."Id", v.k)'
                 )
             elif audited:
                 ctes.append(
                     f"t_aud AS (INSERT INTO {audit} {audit_cols} "
-                    "SELECT t.id, t.audit_ts, t.status, t.exc FROM t "
-                    'JOIN t_upd ON t_upd."Id" = t.id WHERE t.audit_ts IS NOT NULL)'
+                    'SELECT u."Id", u.audit_ts, u.status, u.exc FROM t_upd AS u '
+                    "WHERE u.audit_ts IS NOT NULL)"
                 )
             results.append(f'SELECT {TRANSITION_FOUND}, "Id" FROM t_upd')
         if parts & COMPARE_AND_SET:
@@ -159,13 +165,15 @@ class PostgresSql:
                 'AND (q."MaxRuns" IS NULL OR COALESCE(q."CurrentRunCount", 0) < q."MaxRuns") '
                 'AND (q."RunUntil" IS NULL OR q."RunUntil" >= c.now) '
                 f"AND ({self._statuses}) "
-                'AND (c.owner IS NULL OR q."OwnerNode" = c.owner) RETURNING q."Id")',
+                'AND (c.owner IS NULL OR q."OwnerNode" = c.owner) RETURNING q."Id"'
+                + (", c.audit_ts" if audited else "")
+                + ")",
             ]
             if audited:
                 ctes.append(
                     f"c_aud AS (INSERT INTO {audit} {audit_cols} "
-                    "SELECT c.id, c.audit_ts, 'Queued', NULL FROM c "
-                    'JOIN c_upd ON c_upd."Id" = c.id WHERE c.audit_ts IS NOT NULL)'
+                    "SELECT u.\"Id\", u.audit_ts, 'Queued', NULL FROM c_upd AS u "
+                    "WHERE u.audit_ts IS NOT NULL)"
                 )
             results.append(f'SELECT {QUEUED}, "Id" FROM c_upd')
         if parts & LOGS:

@@ -17,6 +17,7 @@ from evertask_storage_efcore_like.writer import BatchExecutor
 from .executor import PostgresExecutor
 from .notify import PostgresNotifier, channel_name
 from .sql import PostgresSql
+from .statistics import TableStatistics
 
 __all__ = ["PostgresTaskStorage", "asyncpg_url"]
 
@@ -90,6 +91,11 @@ class PostgresTaskStorage(SqlTaskStorage):
         )
         self.sql = PostgresSql(self.tables)
         self._notifier = PostgresNotifier(self.url, channel_name(self.schema), connect_timeout)
+        quote = self.sql.quote
+        tables = [t.name for t in self.tables.metadata.sorted_tables]
+        self.statistics = TableStatistics(self._reader_engine, self.schema, tables, quote)
+        """Keeps the tables analyzed while nothing else does (docs/storage.md, "Query
+        plans and statistics")."""
 
     def describe(self) -> str:
         """The database, password hidden."""
@@ -120,7 +126,15 @@ class PostgresTaskStorage(SqlTaskStorage):
         return reader, writer
 
     async def _create_executor(self, engine: AsyncEngine) -> BatchExecutor:
-        return PostgresExecutor(engine, self.statements, self.sql)
+        return PostgresExecutor(engine, self.statements, self.sql, self.statistics.wrote)
+
+    async def open(self) -> None:
+        """Open as every SQL storage does, then look at the tables' statistics (in the
+        background)."""
+        was_open = self.is_open
+        await super().open()
+        if not was_open:
+            self.statistics.start()
 
     # -- notifications (the cluster's nodes wake one another: NotifyingStorage) -------------
     async def listen(self, on_notice: Callable[[str], None]) -> None:
@@ -135,4 +149,5 @@ class PostgresTaskStorage(SqlTaskStorage):
     async def close(self) -> None:
         """Stop listening, then close as every SQL storage does."""
         await self._notifier.unlisten()
+        await self.statistics.close()
         await super().close()
