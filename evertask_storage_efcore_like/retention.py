@@ -53,9 +53,10 @@ class RetentionPolicy:
       their audits and logs, once they finished before the longest of the audit and log
       windows (without a log window, tasks that own logs are kept, with their logs).
     - ``batch_size``: most rows one batch walks (each batch is its own transaction).
-    - ``batch_seconds``: the time a batch aims at; batches shrink or grow to it, and the
-      cleanup rests as long as each batch took, so task writes keep at least half of
-      the database's time.
+    - ``batch_seconds``: the time a batch aims at (``None``: the storage's own, 5 ms on
+      SQLite, whose single writer the batches share with task writes, 50 ms elsewhere);
+      batches shrink or grow to it, and the cleanup rests as long as each batch took, so
+      task writes keep at least half of the database's time.
     - ``max_rows_per_second``: an upper bound on the deletion rate (``None``: none).
 
     A knob that is set must be positive; anything else is a configuration error.
@@ -68,7 +69,7 @@ class RetentionPolicy:
     max_execution_logs_per_task: int | None = None
     delete_completed_tasks_after_retention: bool = False
     batch_size: int = 1000
-    batch_seconds: float = 0.005
+    batch_seconds: float | None = None
     max_rows_per_second: float | None = None
 
     def __post_init__(self) -> None:
@@ -97,11 +98,11 @@ class RetentionPolicy:
                 f"RetentionPolicy.batch_size must be a positive int, got {self.batch_size!r}."
             )
         seconds = self.batch_seconds
-        if (
+        if seconds is not None and (
             isinstance(seconds, bool)
             or not isinstance(seconds, int | float)
             or not 0 < seconds <= 60
-        ):
+        ):  # (None: the storage's own)
             raise ConfigurationError(
                 f"RetentionPolicy.batch_seconds must be a number of seconds in (0, 60], got "
                 f"{seconds!r}."
@@ -187,13 +188,14 @@ class _Pacer:
     def __init__(
         self,
         policy: RetentionPolicy,
+        batch_seconds: float,
         keep_going: KeepGoing,
         sleep: Callable[[float], Awaitable[None]],
         monotonic: Callable[[], float],
     ) -> None:
         self.take = min(policy.batch_size, 100)
         self._most = policy.batch_size
-        self._target = policy.batch_seconds
+        self._target = policy.batch_seconds or batch_seconds
         self._rate = policy.max_rows_per_second
         self._keep_going = keep_going
         self._sleep = sleep
@@ -239,16 +241,18 @@ async def apply_retention(
     tasks_over_log_limit: TasksOverLogLimit,
     *,
     keep_going: KeepGoing = _keep_going,
+    batch_seconds: float = 0.05,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> RetentionResult:
-    """Apply ``policy`` as of ``now``, one short transaction per batch.
+    """Apply ``policy`` as of ``now``, one short transaction per batch (aiming at
+    ``batch_seconds`` unless the policy says otherwise).
 
     Order: old Completed tasks with their audits and logs first (the rest then has less
     to walk), then the remaining audits, logs by age, and logs over the per-task limit.
     """
     result = RetentionResult()
-    pacer = _Pacer(policy, keep_going, sleep, monotonic)
+    pacer = _Pacer(policy, batch_seconds, keep_going, sleep, monotonic)
 
     def cutoff(days: float | None) -> datetime:
         return _EPOCH if days is None else now - timedelta(days=days)

@@ -46,6 +46,7 @@ __all__ = [
     "OWNER_INDEX",
     "PARTIAL_INDEX_DIALECTS",
     "RECOVERABLE_STATUS_NAMES",
+    "STATUS_INDEX",
     "TaskTables",
     "build_tables",
     "recovery_index_predicate",
@@ -55,6 +56,8 @@ __all__ = [
 RECOVERABLE_STATUS_NAMES: tuple[str, ...] = tuple(sorted(s.value for s in RECOVERABLE_STATUSES))
 """Status names whose rows resume at start (alphabetical, so DDL and queries render alike)."""
 
+STATUS_INDEX = "IX_QueuedTasks_Status_CreatedAtUtc"
+"""Rows by status and creation (PostgreSQL: and Id): status filters, counts, retention."""
 CLAIM_INDEX = "IX_QueuedTasks_Claim"
 """PostgreSQL and SQLite: the partial index of pending rows by (OwnerNode, CreatedAtUtc, Id)."""
 OWNER_INDEX = "IX_QueuedTasks_OwnerNode_Status"
@@ -159,7 +162,14 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         sqlite_with_rowid=False,
     )
     c = tasks.c
-    Index("IX_QueuedTasks_Status_CreatedAtUtc", c.Status, c.CreatedAtUtc)
+    # (PostgreSQL: with Id, so (CreatedAtUtc, Id) order needs no sort; the other
+    # databases' secondary indexes end with the primary key already)
+    Index(
+        STATUS_INDEX,
+        c.Status,
+        c.CreatedAtUtc,
+        *((c.Id,) if dialect == "postgresql" else ()),
+    )
     Index("IX_QueuedTasks_QueueName_Status", c.QueueName, c.Status)
     Index("IX_QueuedTasks_CreatedAtUtc_Id", c.CreatedAtUtc, c.Id)
     # the claims seek "OwnerNode IS NULL" and "OwnerNode IN (dead nodes)" by recoverable

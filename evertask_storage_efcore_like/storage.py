@@ -899,6 +899,7 @@ class SqlTaskStorage:
                 self._maintain,
                 over_limit,
                 keep_going=keep_going,
+                batch_seconds=self._retention_batch_seconds,
             )
             await self.fold_counts()
             await self._after_cleanup(result)
@@ -906,6 +907,10 @@ class SqlTaskStorage:
             with contextlib.suppress(Exception):
                 await self.release_lease(RETENTION_LEASE, owner)
         return result
+
+    _retention_batch_seconds = 0.05
+    """What a retention batch aims to take unless the policy says (outside the writer, a
+    batch holds up no task write: only the rows it deletes, which nothing else uses)."""
 
     async def _after_cleanup(self, result: RetentionResult) -> None:
         """What a dialect does once a cleanup deleted rows (SQLite: give pages back)."""

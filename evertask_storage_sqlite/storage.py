@@ -212,6 +212,8 @@ class SqliteTaskStorage(SqlTaskStorage):
         except Exception as error:  # statistics are an optimisation: never fail for them
             _log.warning("Refreshing the SQLite statistics of %s failed: %s", self.path, error)
 
+    _retention_batch_seconds = 0.005  # task writes wait for a batch: keep it short
+
     async def _maintain(self, op: Op) -> Any:
         """Through the writer: SQLite has one writer, so maintenance waits its turn there
         instead of contending for the lock (on the writer's thread, never the loop's)."""
