@@ -24,7 +24,7 @@ SUITES = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("suite", choices=sorted(SUITES))
-    parser.add_argument("--quick", action="store_true", help="a smaller run (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="a smaller run")
     parser.add_argument("--json", metavar="FILE", help="write the figures as one flat JSON object")
     parser.add_argument(
         "--rows", type=int, metavar="N", help="the data size, for suites that have one (history)"

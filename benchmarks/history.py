@@ -891,7 +891,8 @@ def _asyncpg_url(url: str) -> str:
 
 
 async def fold_counts(storage: object) -> int:
-    """Fold the storage's pending count rollups, if it keeps any; returns the passes."""
+    """Fold the storage's pending count rollups, if it keeps any (``fold_counts()`` until it
+    returns 0); returns how many calls that took."""
     fold = getattr(storage, "fold_counts", None)
     if fold is None:
         return 0
