@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,13 @@ async def test_sqlite_reads_the_history_back(tmp_path: Path) -> None:
     now = datetime.now(UTC)
     stats = await asyncio.to_thread(bh.load_sqlite, path, _history(now))
     assert stats.status_audits > 3 * ROWS * 0.97 and stats.runs_audits > 0
+    with sqlite3.connect(path) as con:  # identity ids grow with time, as the engine's do
+        for table, column in (("StatusAudit", "UpdatedAtUtc"), ("RunsAudit", "ExecutedAt")):
+            back = con.execute(
+                f'SELECT COUNT(*) FROM "{table}" a JOIN "{table}" b ON b."Id" = a."Id" + 1 '
+                f'WHERE b."{column}" < a."{column}"'
+            ).fetchone()[0]
+            assert back == 0, table
     storage = SqliteTaskStorage(path)
     await storage.open()
     try:
