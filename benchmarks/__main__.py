@@ -1,10 +1,12 @@
-"""``python -m benchmarks SUITE [--quick] [--json FILE]``."""
+"""``python -m benchmarks SUITE [--quick] [--rows N] [--json FILE]``."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
+from typing import Any
 
 SUITES = {
     "engine": "benchmarks.engine",
@@ -15,14 +17,18 @@ SUITES = {
     "peers": "benchmarks.peers",
     "cluster": "benchmarks.cluster",
     "footprint": "benchmarks.footprint",
+    "history": "benchmarks.history",
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("suite", choices=sorted(SUITES))
-    parser.add_argument("--quick", action="store_true", help="a smaller run (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="a smaller run")
     parser.add_argument("--json", metavar="FILE", help="write the figures as one flat JSON object")
+    parser.add_argument(
+        "--rows", type=int, metavar="N", help="the data size, for suites that have one (history)"
+    )
     args = parser.parse_args(argv)
     try:
         module = importlib.import_module(SUITES[args.suite])
@@ -31,7 +37,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the {args.suite!r} suite is not available yet", file=sys.stderr)
             return 2
         raise
-    module.run(quick=args.quick, json_path=args.json)
+    options: dict[str, Any] = {"quick": args.quick, "json_path": args.json}
+    if args.rows is not None:
+        if "rows" not in inspect.signature(module.run).parameters:
+            parser.error(f"the {args.suite!r} suite has no --rows")
+        if args.rows < 1:
+            parser.error("--rows must be at least 1")
+        options["rows"] = args.rows
+    module.run(**options)
     return 0
 
 
