@@ -46,6 +46,7 @@ __all__ = [
     "BucketCounts",
     "ExecutionTimeQueries",
     "MonitorQueries",
+    "TaskCountQueries",
     "TimeBucketQueries",
     "TypeCountQueries",
     "success_rate",
@@ -76,6 +77,15 @@ class TimeBucketQueries(Protocol):
     ) -> list[dict[QueuedTaskStatus, int]]:
         """For each bucket ``[start + i*width, start + (i+1)*width)`` (by creation time):
         tasks per status."""
+        ...
+
+
+@runtime_checkable
+class TaskCountQueries(Protocol):
+    """Optional storage method: the number of tasks matching a query, without a page."""
+
+    async def count_tasks(self, query: TaskQuery) -> int:
+        """How many tasks match ``query`` (its page and sort ignored)."""
         ...
 
 
@@ -165,9 +175,12 @@ class MonitorQueries:
         return list(await asyncio.gather(*(self._bounded(w) for w in works)))
 
     async def count(self, **filters: Any) -> int:
-        """How many tasks match ``TaskQuery(**filters)`` (one indexed COUNT)."""
-        page = await self.storage.query_tasks(TaskQuery(page=1, page_size=1, **filters))
-        return page.total_count
+        """How many tasks match ``TaskQuery(**filters)`` (``count_tasks`` where the storage
+        has it, else the total of a one-row page)."""
+        query = TaskQuery(page=1, page_size=1, **filters)
+        if isinstance(self.storage, TaskCountQueries):
+            return await self.storage.count_tasks(query)
+        return (await self.storage.query_tasks(query)).total_count
 
     async def _finished_sample(self, **filters: Any) -> tuple[int, float | None]:
         storage = self.storage

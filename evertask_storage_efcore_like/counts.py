@@ -41,6 +41,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from evertask_abstractions import QueuedTaskStatus
 
@@ -202,15 +203,16 @@ def count_statements(tables: TaskTables) -> dict[str, Any]:
         c.c.Status == bindparam("status"),
         c.c.IsRecurring == bindparam("recurring"),
     )
+    values = {
+        "HourUtc": bindparam("hour", type_=UtcDateTime()),
+        "QueueName": bindparam("queue"),
+        "Status": bindparam("status"),
+        "IsRecurring": bindparam("recurring"),
+        "Count": bindparam("n", type_=Integer()),
+    }
     out: dict[str, Any] = {
         "add_count": update(c).where(key).values(Count=c.c.Count + bindparam("n", type_=Integer())),
-        "insert_count": insert(c).values(
-            HourUtc=bindparam("hour", type_=UtcDateTime()),
-            QueueName=bindparam("queue"),
-            Status=bindparam("status"),
-            IsRecurring=bindparam("recurring"),
-            Count=bindparam("n", type_=Integer()),
-        ),
+        "insert_count": _insert_or_add(tables, values),
         "delete_empty_count": delete(c).where(key, c.c.Count == 0),
         "any_count_delta": select(d.c.Id).order_by(d.c.Id).limit(1),
     }
@@ -230,6 +232,24 @@ def count_statements(tables: TaskTables) -> dict[str, Any]:
             delete(d).where(d.c.Id.in_(select(batch.c.Id))).returning(*picked)
         )
     return out
+
+
+def _insert_or_add(tables: TaskTables, values: dict[str, Any]) -> Any:
+    """Insert a counter row; where the database has an upsert, one that another folder
+    created meanwhile gets the count added instead (SQL Server: the fold retries)."""
+    c = tables.counts
+    dialect = tables.dialect
+    if dialect in ("postgresql", "sqlite"):
+        module = postgresql if dialect == "postgresql" else sqlite
+        upsert = module.insert(c).values(**values)
+        return upsert.on_conflict_do_update(
+            index_elements=[c.c.HourUtc, c.c.QueueName, c.c.Status, c.c.IsRecurring],
+            set_={"Count": c.c.Count + upsert.excluded.Count},
+        )
+    if dialect in ("mysql", "mariadb"):
+        upsert = mysql.insert(c).values(**values)
+        return upsert.on_duplicate_key_update(Count=c.c.Count + upsert.inserted.Count)
+    return insert(c).values(**values)
 
 
 def _hour_of(value: Any) -> datetime:

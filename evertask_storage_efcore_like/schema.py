@@ -46,6 +46,7 @@ __all__ = [
     "OWNER_INDEX",
     "PARTIAL_INDEX_DIALECTS",
     "RECOVERABLE_STATUS_NAMES",
+    "RECURRING_INDEX",
     "STATUS_INDEX",
     "TaskTables",
     "build_tables",
@@ -58,6 +59,8 @@ RECOVERABLE_STATUS_NAMES: tuple[str, ...] = tuple(sorted(s.value for s in RECOVE
 
 STATUS_INDEX = "IX_QueuedTasks_Status_CreatedAtUtc"
 """Rows by status and creation (PostgreSQL: and Id): status filters, counts, retention."""
+RECURRING_INDEX = "IX_QueuedTasks_Recurring"
+"""The recurring rows by (CreatedAtUtc, Id), partial (not on MySQL)."""
 CLAIM_INDEX = "IX_QueuedTasks_Claim"
 """PostgreSQL and SQLite: the partial index of pending rows by (OwnerNode, CreatedAtUtc, Id)."""
 OWNER_INDEX = "IX_QueuedTasks_OwnerNode_Status"
@@ -177,6 +180,16 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
     # with a next run, so a long history of finished rows is not scanned
     if dialect not in PARTIAL_INDEX_DIALECTS:  # (PostgreSQL and SQLite: CLAIM_INDEX below)
         Index(OWNER_INDEX, c.OwnerNode, c.Status, c.NextRunUtc)
+    if dialect not in ("mysql", "mariadb"):  # (no partial indexes there)
+        # the recurring rows, newest first: the task list's "recurring" filter
+        Index(
+            RECURRING_INDEX,
+            c.CreatedAtUtc,
+            c.Id,
+            sqlite_where=c.IsRecurring == true(),
+            postgresql_where=c.IsRecurring == true(),
+            mssql_where=c.IsRecurring == true(),
+        )
     Index(
         "IX_QueuedTasks_TaskKey",
         c.TaskKey,

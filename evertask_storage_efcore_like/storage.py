@@ -702,36 +702,30 @@ class SqlTaskStorage:
 
     # -- monitoring ------------------------------------------------------------------------
     async def query_tasks(self, query: TaskQuery) -> TaskPage:
-        """A filtered, sorted page and the exact number of matches.
-
-        The page is one indexed query; the number comes from the counts (see
-        :mod:`.counts`) unless the query filters by text, where it is a ``COUNT(*)``.
-        """
+        """A filtered, sorted page (one indexed query) and the exact number of matches
+        (:meth:`count_tasks`)."""
         page, size = monitoring.page_bounds(query)
-        text = bool(query.task_type_contains or query.search)
-        async with self._reader_engine().connect() as connection:
-            if text:
-                total = (
-                    await connection.execute(monitoring.task_count_statement(self.tables, query))
-                ).scalar()
-            rows = (
-                await connection.execute(monitoring.task_page_statement(self.tables, query))
-            ).all()
-        if not text:
-            where = CountFilter(
-                query.created_after,
-                query.created_before,
-                query.queue_name,
-                query.is_recurring,
-                None if query.statuses is None else frozenset(s.value for s in query.statuses),
-            )
-            total = sum(n for *_, n in await self._count_rows(where))
+        rows = await self._rows(monitoring.task_page_statement(self.tables, query))
         return TaskPage(
             items=[to_task(r) for r in rows],
-            total_count=int(total or 0),
+            total_count=await self.count_tasks(query),
             page=page,
             page_size=size,
         )
+
+    async def count_tasks(self, query: TaskQuery) -> int:
+        """How many tasks match ``query`` (its page ignored): from the counts (see
+        :mod:`.counts`), or a ``COUNT(*)`` when the query filters by text."""
+        if query.task_type_contains or query.search:
+            return int(await self._scalar(monitoring.task_count_statement(self.tables, query)))
+        where = CountFilter(
+            query.created_after,
+            query.created_before,
+            query.queue_name,
+            query.is_recurring,
+            None if query.statuses is None else frozenset(s.value for s in query.statuses),
+        )
+        return sum(n for *_, n in await self._count_rows(where))
 
     async def _count_rows(
         self, where: CountFilter, edges: Sequence[datetime] | None = None
@@ -836,7 +830,8 @@ class SqlTaskStorage:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the next round retries; counts stay exact
-                _log.warning("Folding the task counts failed (retrying): %s", error)
+                first = str(error).splitlines()[0] if str(error) else type(error).__name__
+                _log.warning("Folding the task counts failed (retrying): %s", first)
 
     async def try_lease(
         self, name: str, owner: uuid.UUID, now: datetime, expires: datetime

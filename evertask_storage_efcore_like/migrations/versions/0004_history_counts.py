@@ -1,6 +1,6 @@
 """History at scale: the finished rows' counts (TaskCountDeltas, TaskCounts, their
-triggers), MaintenanceLeases (one node runs retention at a time) and, on PostgreSQL, Id
-in the status index.
+triggers), MaintenanceLeases (one node runs retention at a time), a partial index of the
+recurring rows (not on MySQL) and, on PostgreSQL, Id in the status index.
 
 The existing finished rows are counted once, as deltas the storage folds at its next
 start.
@@ -20,7 +20,7 @@ from evertask_storage_efcore_like.count_triggers import (
     create_count_triggers,
     drop_count_triggers,
 )
-from evertask_storage_efcore_like.schema import STATUS_INDEX
+from evertask_storage_efcore_like.schema import RECURRING_INDEX, STATUS_INDEX
 from evertask_storage_efcore_like.types import GuidType, UtcDateTime, exact_text
 
 revision = "0004"
@@ -78,6 +78,21 @@ def upgrade() -> None:
         op.create_index(
             STATUS_INDEX, "QueuedTasks", ["Status", "CreatedAtUtc", "Id"], schema=schema
         )
+    if dialect not in ("mysql", "mariadb"):
+        recurring = sa.text(
+            {"sqlite": '"IsRecurring" = 1', "mssql": "[IsRecurring] = 1"}.get(
+                dialect, '"IsRecurring" = true'
+            )
+        )
+        op.create_index(
+            RECURRING_INDEX,
+            "QueuedTasks",
+            ["CreatedAtUtc", "Id"],
+            schema=schema,
+            sqlite_where=recurring,
+            postgresql_where=recurring,
+            mssql_where=recurring,
+        )
     for statement in create_count_triggers(dialect, schema):
         op.execute(sa.text(statement).execution_options(no_parameters=True))
     # the finished rows already there, counted like the triggers count new ones
@@ -117,6 +132,8 @@ def downgrade() -> None:
     dialect = op.get_context().dialect.name
     for statement in drop_count_triggers(dialect, schema):
         op.execute(sa.text(statement))
+    if dialect not in ("mysql", "mariadb"):
+        op.drop_index(RECURRING_INDEX, table_name="QueuedTasks", schema=schema)
     if dialect == "postgresql":
         op.drop_index(STATUS_INDEX, table_name="QueuedTasks", schema=schema)
         op.create_index(STATUS_INDEX, "QueuedTasks", ["Status", "CreatedAtUtc"], schema=schema)
