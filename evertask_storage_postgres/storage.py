@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,12 @@ from .notify import PostgresNotifier, channel_name
 from .sql import PostgresSql
 from .statistics import TableStatistics
 
-__all__ = ["PostgresTaskStorage", "asyncpg_url"]
+__all__ = ["DELTAS_VACUUM_EVERY", "PostgresTaskStorage", "asyncpg_url"]
+
+_log = logging.getLogger("evertask.storage")
+
+DELTAS_VACUUM_EVERY = 50_000
+"""Folded count deltas after which their table is vacuumed."""
 
 _PLAIN = ("postgresql", "postgres", "postgresql+asyncpg")
 
@@ -90,6 +96,7 @@ class PostgresTaskStorage(SqlTaskStorage):
             engine_options=options,
         )
         self.sql = PostgresSql(self.tables)
+        self._folded_since_vacuum = 0
         self._notifier = PostgresNotifier(self.url, channel_name(self.schema), connect_timeout)
         quote = self.sql.quote
         tables = [t.name for t in self.tables.metadata.sorted_tables]
@@ -127,6 +134,23 @@ class PostgresTaskStorage(SqlTaskStorage):
 
     async def _create_executor(self, engine: AsyncEngine) -> BatchExecutor:
         return PostgresExecutor(engine, self.statements, self.sql, self.statistics.wrote)
+
+    async def fold_counts(self) -> int:
+        """Fold the count deltas (see the base class), then vacuum their table once many
+        were deleted: its rows live for a second, and without a vacuum (autovacuum off)
+        every count would read their dead versions."""
+        folded = await super().fold_counts()
+        self._folded_since_vacuum += folded
+        if self._folded_since_vacuum >= DELTAS_VACUUM_EVERY:
+            self._folded_since_vacuum = 0
+            deltas = f"{self.sql.quote(self.schema)}." if self.schema else ""
+            deltas += self.sql.quote(self.tables.count_deltas.name)
+            try:
+                async with self._reader_engine().connect() as connection:  # (autocommit)
+                    await connection.exec_driver_sql(f"VACUUM (SKIP_LOCKED) {deltas}")
+            except Exception as error:  # e.g. not the table's owner: autovacuum's job then
+                _log.info("Vacuuming %s failed: %s", deltas, str(error).splitlines()[0])
+        return folded
 
     async def open(self) -> None:
         """Open as every SQL storage does, then look at the tables' statistics (in the

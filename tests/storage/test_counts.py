@@ -9,7 +9,8 @@ import dataclasses
 import random
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+import pytest
+from sqlalchemy import func, select, text, update
 
 from evertask.storage import TaskQuery
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
@@ -180,3 +181,33 @@ async def test_counts_stay_exact_under_concurrent_writers_and_folders(
         assert (await storage.count_by_status()) == {Q.COMPLETED: 200}
     finally:
         await other.close()
+
+
+async def test_postgres_vacuums_the_folded_deltas(
+    sql_storage: SqlTaskStorage, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deltas live for a second: without autovacuum their dead versions would pile up
+    and every count would read them, so the storage vacuums their table itself."""
+    from evertask_storage_postgres import PostgresTaskStorage
+    from evertask_storage_postgres import storage as pg_storage
+
+    if not isinstance(sql_storage, PostgresTaskStorage):
+        pytest.skip("PostgreSQL's own upkeep")
+    monkeypatch.setattr(pg_storage, "DELTAS_VACUUM_EVERY", 50)
+    tasks = [row(clock.now, status=Q.QUEUED) for _ in range(60)]
+    await asyncio.gather(*(sql_storage.persist(t) for t in tasks))
+    await asyncio.gather(*(sql_storage.set_completed(t.id, 1.0, A.FULL) for t in tasks))
+    assert await sql_storage.fold_counts() == 60
+    deltas = sql_storage.tables.count_deltas
+    query = text(
+        "SELECT n_dead_tup, vacuum_count FROM pg_stat_user_tables "
+        "WHERE schemaname = :schema AND relname = :name"
+    )
+    params = {"schema": sql_storage.schema or "public", "name": deltas.name}
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:  # the statistics collector reports with a delay
+        (dead, vacuums), *_ = await sql_storage._rows(query, params)
+        if vacuums >= 1 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert vacuums >= 1 and dead == 0
