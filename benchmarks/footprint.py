@@ -44,7 +44,10 @@ async def _run(backend: str, audit: AuditLevel, n: int) -> float:
             recorder.reset(n)
             for start in range(0, n, 500):
                 await asyncio.gather(
-                    *(host.dispatcher.dispatch(Noop(n=i)) for i in range(start, start + 500))
+                    *(
+                        host.dispatcher.dispatch(Noop(n=i))
+                        for i in range(start, min(start + 500, n))
+                    )
                 )
             await recorder.done.wait()
         # stopped: every write committed; fold the counts as a running host would have
