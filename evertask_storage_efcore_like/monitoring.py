@@ -1,12 +1,12 @@
 """Server-side monitoring queries: filtered, sorted, paged task lists and counts.
 
-Every query is an indexed filter plus ``LIMIT``/``OFFSET`` or a ``GROUP BY``; rows never
-travel to Python to be filtered, sorted or counted.
+Every query is an indexed filter plus ``LIMIT``/``OFFSET`` or a count; rows never travel
+to Python to be filtered, sorted or counted. Counts by status, queue and time come from
+:mod:`.counts`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
@@ -17,8 +17,6 @@ from .schema import TaskTables
 from .statements import TASK_COLUMNS
 
 __all__ = [
-    "count_by_queue_and_status_statement",
-    "count_by_status_statement",
     "count_logs_statement",
     "logs_statement",
     "page_bounds",
@@ -95,26 +93,6 @@ def task_page_statement(tables: TaskTables, query: TaskQuery) -> Select[Any]:
         .limit(size)
         .offset((page - 1) * size)
     )
-
-
-def count_by_status_statement(tables: TaskTables, created_since: datetime | None) -> Select[Any]:
-    """Tasks per status (``GROUP BY Status``)."""
-    c = tables.tasks.c
-    stmt = select(c.Status, func.count()).group_by(c.Status)
-    if created_since is not None:
-        stmt = stmt.where(c.CreatedAtUtc >= created_since)
-    return stmt
-
-
-def count_by_queue_and_status_statement(
-    tables: TaskTables, created_since: datetime | None
-) -> Select[Any]:
-    """Tasks per queue and status (``GROUP BY QueueName, Status``)."""
-    c = tables.tasks.c
-    stmt = select(c.QueueName, c.Status, func.count()).group_by(c.QueueName, c.Status)
-    if created_since is not None:
-        stmt = stmt.where(c.CreatedAtUtc >= created_since)
-    return stmt
 
 
 def _log_filter(tables: TaskTables, task_id: Any, level: str | None) -> ColumnElement[bool]:

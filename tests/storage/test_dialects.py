@@ -48,9 +48,6 @@ def _monitoring(schema: str | None) -> list[ClauseElement]:
     return [
         *(m.task_page_statement(tables, q) for q in queries),
         *(m.task_count_statement(tables, q) for q in queries),
-        m.count_by_status_statement(tables, None),
-        m.count_by_status_statement(tables, NOW),
-        m.count_by_queue_and_status_statement(tables, NOW),
         m.logs_statement(tables, task_id, 5, 10, "Error"),
         m.logs_statement(tables, task_id, 0, None, None),
         m.count_logs_statement(tables, task_id, "Error"),

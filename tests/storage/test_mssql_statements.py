@@ -4,7 +4,7 @@ their hints, connection strings convert, and the migrations render as T-SQL."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -18,6 +18,7 @@ from evertask.storage import SortField, TaskQuery
 from evertask_abstractions import ConfigurationError, QueuedTaskStatus
 from evertask_storage_efcore_like import cli
 from evertask_storage_efcore_like import monitoring as m
+from evertask_storage_efcore_like.counts import CountFilter, counts_statement
 from evertask_storage_mssql import (
     SqlServerStatements,
     SqlServerTaskStorage,
@@ -76,8 +77,13 @@ def _statements(storage: SqlServerTaskStorage) -> dict[str, ClauseElement]:
     for i, q in enumerate(queries):
         found[f"page_{i}"] = m.task_page_statement(tables, q)
         found[f"count_{i}"] = m.task_count_statement(tables, q)
-    found["by_status"] = m.count_by_status_statement(tables, NOW)
-    found["by_queue"] = m.count_by_queue_and_status_statement(tables, None)
+    found["counts"] = counts_statement(tables, CountFilter())
+    found["counts_since"] = counts_statement(
+        tables, CountFilter(NOW - timedelta(minutes=75), NOW, "q", True)
+    )
+    found["counts_buckets"] = counts_statement(
+        tables, CountFilter(), [NOW - timedelta(hours=h) for h in range(24, -1, -1)]
+    )
     found["logs"] = m.logs_statement(tables, task_id, 3, 10, "Error")
     found["logs_all"] = m.logs_statement(tables, task_id, 0, None, None)
     found["count_logs"] = m.count_logs_statement(tables, task_id, None)
