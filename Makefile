@@ -6,13 +6,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 DEMO_PORT ?= 8000
+DOCS_PORT ?= 8001
+SITE_DIR ?= build/site
 
-.PHONY: help install system-deps test lint typecheck pytest demo bench clean
+.PHONY: help install system-deps test lint typecheck pytest demo bench clean docs docs-build
 
 help:
 	@echo "make demo   - run the FastAPI demo on http://127.0.0.1:$(DEMO_PORT)/"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - python -m benchmarks engine --quick"
+	@echo "make docs   - serve the documentation site on http://127.0.0.1:$(DOCS_PORT)/"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,7 +58,15 @@ pytest: $(STAMP)
 	$(PY) -m pytest -q
 	EVERTASK_FAST_PATHS=0 $(PY) -m pytest -q tests/engine tests/storage/test_engine_integration.py tests/crash
 
-test: install lint typecheck ui-check pytest
+# The documentation site (mkdocs.yml): docs/ plus an API reference from the docstrings.
+# docs-build is strict, so a broken link or anchor, or a docstring griffe cannot parse, fails.
+docs: $(STAMP)
+	$(PY) -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-build: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --clean --site-dir $(SITE_DIR)
+
+test: install lint typecheck docs-build ui-check pytest
 
 demo: install
 	$(PY) -m samples.fastapi_app --port $(DEMO_PORT)

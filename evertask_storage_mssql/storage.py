@@ -39,8 +39,13 @@ class SqlServerTaskStorage(SqlTaskStorage):
         pool_size: reader connections.
         connect_timeout: login timeout in seconds (an ADO.NET ``Connect Timeout``
             in the string wins).
-        auto_apply_migrations, now, max_batch_size, max_batch_delay, writer_connections,
-        engine_options: see :class:`~evertask_storage_efcore_like.SqlTaskStorage`.
+        auto_apply_migrations: migrate the tables at :meth:`open` (otherwise verify that a DBA
+            applied them).
+        now: the clock stamping audits and executions (aware UTC).
+        max_batch_size: most writes committed in one transaction.
+        max_batch_delay: seconds a batch may wait for more concurrent writes to join it.
+        writer_connections: batches in flight at once, each on its own connection.
+        engine_options: extra ``create_async_engine`` keyword arguments.
     """
 
     def __init__(

@@ -61,8 +61,13 @@ class MySqlTaskStorage(SqlTaskStorage):
         connect_timeout: seconds to wait for a connection.
         pool_recycle: seconds after which a pooled connection is replaced (keep it below
             the server's ``wait_timeout``).
-        auto_apply_migrations, now, max_batch_size, max_batch_delay, writer_connections,
-        engine_options: see :class:`~evertask_storage_efcore_like.SqlTaskStorage`.
+        auto_apply_migrations: migrate the tables at :meth:`open` (otherwise verify that a DBA
+            applied them).
+        now: the clock stamping audits and executions (aware UTC).
+        max_batch_size: most writes committed in one transaction.
+        max_batch_delay: seconds a batch may wait for more concurrent writes to join it.
+        writer_connections: batches in flight at once, each on its own connection.
+        engine_options: extra ``create_async_engine`` keyword arguments.
     """
 
     def __init__(

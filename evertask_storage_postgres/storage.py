@@ -56,8 +56,12 @@ class PostgresTaskStorage(SqlTaskStorage):
         writer_connections: group-commit batches in flight at once (each holds a
             connection); two let PostgreSQL commit one batch while the next is prepared.
         connect_timeout: seconds to wait for a connection.
-        auto_apply_migrations, now, max_batch_size, max_batch_delay, engine_options:
-            see :class:`~evertask_storage_efcore_like.SqlTaskStorage`.
+        auto_apply_migrations: migrate the tables at :meth:`open` (otherwise verify that a DBA
+            applied them).
+        now: the clock stamping audits and executions (aware UTC).
+        max_batch_size: most writes committed in one transaction.
+        max_batch_delay: seconds a batch may wait for more concurrent writes to join it.
+        engine_options: extra ``create_async_engine`` keyword arguments.
     """
 
     def __init__(

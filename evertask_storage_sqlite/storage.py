@@ -64,7 +64,9 @@ class SqliteTaskStorage(SqlTaskStorage):
         readers: reader connections.
         auto_apply_migrations: create/upgrade the tables at :meth:`open`.
         now: the clock stamping audits and executions.
-        max_batch_size, max_batch_delay: group-commit bounds.
+        max_batch_size: group-commit bound: most writes committed in one transaction.
+        max_batch_delay: group-commit bound: seconds a batch may wait for more
+            concurrent writes to join it.
         inline_max_ops: batches up to this size commit directly on the event loop when
             the write lock is free (about 0.1 ms saved per batch; 0 disables). Lock
             waits, checkpoints and larger batches always run on aiosqlite's thread.
