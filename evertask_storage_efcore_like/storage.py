@@ -183,6 +183,29 @@ class SqlTaskStorage:
             "credentials, and that the database exists."
         )
 
+    @contextlib.asynccontextmanager
+    async def admin_connection(self) -> AsyncIterator[AsyncConnection]:
+        """One connection like the writer's, without opening the storage: for migration
+        tools (``evertask db``), which must work on tables at any revision.
+
+        Raises ``StorageConnectionError`` when the database cannot be reached.
+        """
+        reader, writer_engine = self._create_engines()
+        await reader.dispose()  # (never connected)
+        try:
+            try:
+                connection = await writer_engine.connect()
+            except (TimeoutError, OSError, sa_exc.DBAPIError) as error:
+                raise StorageConnectionError(
+                    f"Cannot connect to {self.describe()}: {error}. {self._connect_hint()}"
+                ) from error
+            try:
+                yield connection
+            finally:
+                await connection.close()
+        finally:
+            await writer_engine.dispose()
+
     # -- lifecycle -------------------------------------------------------------------------
     @property
     def is_open(self) -> bool:

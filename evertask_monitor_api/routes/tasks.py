@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
+from evertask.management import can_cancel, can_retry
 from evertask.storage.models import QueuedTask, TaskQuery
 from evertask_abstractions import EverTaskError, HostNotRunningError, QueuedTaskStatus
 
@@ -42,20 +43,6 @@ router = APIRouter(
     dependencies=[Depends(require_user), Depends(require_ready)],
     responses=READ_RESPONSES,
 )
-
-
-def can_cancel(row: QueuedTask) -> bool:
-    """Pending, scheduled, running and live recurring tasks can be cancelled."""
-    if row.status is S.CANCELLED:
-        return False
-    if row.status in (S.COMPLETED, S.FAILED):
-        return row.is_recurring and row.next_run_utc is not None
-    return True
-
-
-def can_retry(row: QueuedTask) -> bool:
-    """Failed and Cancelled tasks can be retried (as a new task)."""
-    return row.status in (S.FAILED, S.CANCELLED)
 
 
 async def list_page(context: Context, query: TaskQuery) -> TasksPageResponse:
