@@ -30,9 +30,21 @@ from .host import EverTaskHost, HostComponent, UnknownQueueError
 from .ids import uuid7
 from .lifecycle import HostState
 from .observe import DispatchScope, ExecutionScope, Outcome, TaskObserver
-from .options import EverTaskOptions, PersistentLoggerOptions, QueueConfiguration
+from .options import (
+    EverTaskOptions,
+    PersistentLoggerOptions,
+    QueueConfiguration,
+    RateLimiterOptions,
+)
+from .ratelimit import (
+    InMemoryKeyedRateLimiter,
+    KeyedRateLimiter,
+    RateLimitDecision,
+    RateLimitOutcome,
+)
 from .recovery import RecoveryReport
 from .storage import MemoryTaskStorage, QueuedTask, TaskStorage
+from .throttling import ParkedTask, RateLimitGate
 from .version import __version__ as __version__
 
 if TYPE_CHECKING:
@@ -55,15 +67,22 @@ __all__ = [
     "ExponentialRetryPolicy",
     "HostComponent",
     "HostState",
+    "InMemoryKeyedRateLimiter",
+    "KeyedRateLimiter",
     "LinearRetryPolicy",
     "ManualClock",
     "MemoryTaskStorage",
     "Outcome",
+    "ParkedTask",
     "PersistentLoggerOptions",
     "QueueConfiguration",
     "QueueFullBehavior",
     "QueuedTask",
     "QueuedTaskStatus",
+    "RateLimitDecision",
+    "RateLimitGate",
+    "RateLimitOutcome",
+    "RateLimiterOptions",
     "RecoveryReport",
     "Subscription",
     "SystemClock",

@@ -41,6 +41,7 @@ from .run import TaskRun
 from .scheduler import TimerScheduler
 from .storage.models import QueuedTask
 from .storage.protocol import TaskStorage
+from .throttling import RateLimitGate
 
 if TYPE_CHECKING:
     from .scheduling import RecurringSchedule
@@ -125,8 +126,10 @@ class Dispatcher:
         events: EventBus,
         observers: list[TaskObserver],
         node: Node,
+        throttle: RateLimitGate | None = None,
         announce: Callable[[str], None] = lambda notice: None,
     ) -> None:
+        self._throttle = throttle
         self._options = options
         self._node = node
         self._announce = announce  # tells the other nodes at once, where the storage can
@@ -334,6 +337,8 @@ class Dispatcher:
             execution.cancel(CancelReason.USER)
         self._scheduler.unschedule(task_id)
         self._inflight.drop_follow_up(task_id)
+        if self._throttle is not None:  # a run parked for its rate-limit slot
+            self._throttle.forget(task_id)
 
     async def retry(self, task_id: uuid.UUID) -> uuid.UUID:
         """Run a Failed or Cancelled task again: a new dispatch of the same payload, on the

@@ -27,6 +27,7 @@ from .registry import HandlerRegistry
 from .run import TaskRun
 from .scheduler import TimerScheduler
 from .storage.protocol import PipelinedStorage, TaskStorage, fast_paths_enabled
+from .throttling import RateLimitGate
 
 __all__ = ["CLAIM_LEAD", "Engine"]
 
@@ -90,6 +91,14 @@ class Engine:
             claim_lead=self.claim_lead,
             node=self.node,
         )
+        self.throttle = RateLimitGate(
+            options=options.rate_limiter,
+            clock=self.clock,
+            scheduler=self.scheduler,
+            events=self.events,
+            cancels=self.cancels,
+            default_capacity=queues.default.capacity,
+        )
         self.recurring = RecurringCoordinator(
             storage=storage,
             clock=self.clock,
@@ -108,6 +117,7 @@ class Engine:
             events=self.events,
             observers=self.observers,
             recurring=self.recurring,
+            gate=self.throttle,
             log_capture=log_capture,
         )
         self.dispatcher = Dispatcher(
@@ -125,6 +135,7 @@ class Engine:
             events=self.events,
             observers=self.observers,
             node=self.node,
+            throttle=self.throttle,
             announce=self.membership.announce if self.membership else lambda notice: None,
         )
         self.recovery = Recovery(
@@ -142,4 +153,5 @@ class Engine:
         )
 
     def _on_due(self, runs: list[TaskRun]) -> None:
+        self.throttle.unparked(runs)
         self.intake.on_due(runs)

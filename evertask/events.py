@@ -35,6 +35,9 @@ class EventKind(str, Enum):
     TIMEOUT = "timeout"
     SKIPPED = "skipped"
     CALLBACK_ERROR = "callback_error"
+    RATE_LIMITED = "rate_limited"
+    """A run was deferred by its rate limit (one event per task type and key per 30 s;
+    ``extra``: ``rateLimitKey``, ``throttledUntil``, ``more``)."""
     NODE_DEAD = "node_dead"
     """A node of the cluster stopped heartbeating (``task_id``: the node's id)."""
     TAKEOVER = "takeover"

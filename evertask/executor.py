@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, NamedTuple, Protocol
 
@@ -35,6 +35,7 @@ from .registry import HandlerDescriptor
 from .run import TaskRun
 from .storage.protocol import PipelinedStorage, TaskStorage
 from .storage.retrying import write_retrying
+from .throttling import Admission, RateLimitGate
 
 __all__ = ["Execution", "Plan", "RecurringRuns", "WorkerExecutor"]
 
@@ -56,6 +57,10 @@ class RecurringRuns(Protocol):
 
     async def after_run(self, run: TaskRun, succeeded: bool, elapsed_ms: float) -> None:
         """Count a finished occurrence and schedule the next one."""
+        ...
+
+    async def skip_occurrence(self, run: TaskRun, after: datetime) -> None:
+        """Skip an occurrence without counting it; go on after ``after``."""
         ...
 
 
@@ -123,9 +128,11 @@ class WorkerExecutor:
         events: EventBus,
         observers: list[TaskObserver],
         recurring: RecurringRuns,
+        gate: RateLimitGate,
         log_capture: LogCapture | None = None,
     ) -> None:
         self._options = options
+        self._gate = gate
         self._queues = queues
         self._storage = storage
         self._pipelined = pipelined
@@ -168,11 +175,16 @@ class WorkerExecutor:
     async def _execute(self, queue: WorkerQueue, run: TaskRun, execution: Execution) -> None:
         """One run, its bookkeeping, then the lane's next run.
 
-        A run made stale by a cancel before it began is skipped (no status write).
+        A run made stale by a cancel before it began is skipped (no status write). A run
+        of a throttled handler passes the gate first (see :mod:`evertask.throttling`).
         """
+        waiting = False
+        handoff: TaskRun | None = None
         try:
             if self._cancels.is_stale(run):
                 self._skip_cancelled(run)  # a delivery from before a cancel
+            elif run.descriptor.throttled and not run.admitted:
+                waiting = await self._gated(run, execution)
             else:
                 await self._run(run, execution)
         except asyncio.CancelledError:
@@ -182,11 +194,72 @@ class WorkerExecutor:
         except Exception:  # never let one run end a lane
             log.exception("Unexpected error while executing task %s.", run.id)
         finally:
-            self._inflight.finished(run.id)
-        self._inflight.start_follow_up(run.id)
+            if waiting:  # still queued (in flight), waiting for a concurrency permit
+                self._inflight.running.pop(run.id.int, None)
+            else:
+                self._inflight.finished(run.id)
+            if run.permit:
+                handoff = self._gate.release(run)
+        if not waiting:
+            self._inflight.start_follow_up(run.id)
+        if handoff is not None:
+            # the permit's next holder starts on this lane (or in its own queue)
+            target = self._queues.for_run(handoff)
+            if target is queue and queue.starting:
+                self._launch(queue, handoff)
+                return
+            target.put_overflow(handoff)
         follow = queue.next_run()
         if follow is not None:
             self._launch(queue, follow)
+
+    async def _gated(self, run: TaskRun, execution: Execution) -> bool:
+        """Pass the throttle gate, then run, park, reject or wait; whether the run waits
+        for a concurrency permit."""
+        gate = self._gate
+        admission, decision = await gate.admit_async(run) if gate.is_async else gate.admit(run)
+        if admission is Admission.PROCEED:
+            await self._run(run, execution)
+        elif admission is Admission.DEFER:
+            assert decision is not None
+            await gate.park(run, decision)
+        elif admission is Admission.REJECT:
+            assert decision is not None
+            await self._rejected(run, gate.rejection(run, decision))
+        else:
+            return True
+        return False
+
+    async def _rejected(self, run: TaskRun, error: BaseException) -> None:
+        """A run its rate limit rejected: a one-shot task fails (``on_error`` gets the
+        error); a recurring occurrence is skipped without counting."""
+        if run.is_recurring:
+            slot = getattr(error, "slot", None)
+            log.warning(
+                "Recurring task %s: an occurrence was skipped by its rate limit (%s).",
+                run.id,
+                error,
+            )
+            self._publish(
+                run,
+                EventKind.SKIPPED,
+                _WARNING,
+                f"An occurrence of recurring task {run.id} was skipped by its rate limit.",
+                error,
+            )
+            now = self._clock.now()
+            await self._recurring.skip_occurrence(run, max(slot or now, now))
+            return
+        handler: EverTaskHandler[Any] | None = run.handler
+        run.handler = None
+        try:
+            if handler is None:
+                handler = (run.descriptor.factory or run.descriptor.handler_class)()
+            handler._evertask_task_id = run.id
+        except Exception:
+            log.exception("The handler of task %s could not be built for on_error.", run.id)
+            handler = None
+        await self._finish(run, handler, _Outcome.FAILED, error, [], 0.0, None)
 
     def _skip_cancelled(self, run: TaskRun) -> None:
         self._publish(
@@ -225,6 +298,7 @@ class WorkerExecutor:
             if late:
                 await asyncio.wait(late)
         self._threads.shutdown(wait=False, cancel_futures=True)
+        self._gate.clear()
 
     # -- one delivery ----------------------------------------------------------------------
     def plan(self, run: TaskRun) -> Plan:
@@ -413,10 +487,17 @@ class WorkerExecutor:
         handler: EverTaskHandler[Any],
         timeout: float | None,
     ) -> Callable[[], Awaitable[None]]:
-        """The policy's ``attempt`` for one run: the handler, with its timeout if any."""
+        """The policy's ``attempt`` for one run: the handler, with its timeout if any
+        (and, for a rate-limited run with ``throttle_retries``, a budget per retry)."""
+        attempt: Callable[[], Awaitable[None]]
         if timeout is None:
-            return functools.partial(self._invoke, run, execution, handler, None)
-        return functools.partial(self._invoke_with_timeout, run, execution, handler, timeout)
+            attempt = functools.partial(self._invoke, run, execution, handler, None)
+        else:
+            attempt = functools.partial(self._invoke_with_timeout, run, execution, handler, timeout)
+        policy = run.descriptor.rate_limit
+        if policy is not None and policy.throttle_retries and run.rate_key:
+            return self._gate.throttled_attempts(run, attempt)
+        return attempt
 
     async def _invoke(
         self,

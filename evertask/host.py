@@ -27,6 +27,7 @@ from .recovery import RecoveryReport
 from .registry import HandlerDescriptor
 from .storage.models import NodeInfo
 from .storage.protocol import TaskStorage
+from .throttling import RateLimitGate
 
 __all__ = ["EverTaskHost", "HostComponent", "UnknownQueueError"]
 
@@ -129,6 +130,12 @@ class EverTaskHost:
     def log_capture(self) -> LogCapture | None:
         """The per-execution log capture in use, if any."""
         return self._engine.executor.log_capture
+
+    @property
+    def rate_limiter(self) -> RateLimitGate:
+        """Rate limits and concurrency limits of this host: parked runs, tracked keys,
+        ``throttled_until(task_id)`` (docs/throttling.md)."""
+        return self._engine.throttle
 
     # -- cluster ---------------------------------------------------------------------------
     @property

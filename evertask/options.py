@@ -21,6 +21,7 @@ from evertask_abstractions import (
 )
 
 from .clock import Clock, SystemClock
+from .ratelimit import KeyedRateLimiter
 
 __all__ = [
     "DEFAULT_QUEUE",
@@ -28,6 +29,7 @@ __all__ = [
     "EverTaskOptions",
     "PersistentLoggerOptions",
     "QueueConfiguration",
+    "RateLimiterOptions",
 ]
 
 DEFAULT_QUEUE = "default"
@@ -151,6 +153,50 @@ class PersistentLoggerOptions:
 
 
 @dataclass
+class RateLimiterOptions:
+    """The host's keyed rate limiter (handlers declare their policies: docs/throttling.md)."""
+
+    max_parked_tasks: int = 0
+    """Runs parked for a reserved slot at most; beyond it a lane that would park one more
+    waits (up to 5 s) for room, pushing back on producers. 0: ``min(5000, 2 x`` the
+    default queue's capacity)."""
+    max_tracked_keys: int = 100_000
+    max_key_length: int = 256
+    emit_deferral_events: bool = True
+    limiter: KeyedRateLimiter | None = None
+
+    def set_max_parked_tasks(self, value: int) -> Self:
+        """Runs parked for their slot at most (0: ``min(5000, 2 x default capacity)``)."""
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigurationError(f"max_parked_tasks must be an integer >= 0, got {value!r}.")
+        self.max_parked_tasks = value
+        return self
+
+    def set_max_tracked_keys(self, value: int) -> Self:
+        """Keys the in-memory limiter tracks at most; new keys beyond run unlimited (fail
+        open, with a warning at most every 30 s)."""
+        self.max_tracked_keys = _check_positive_int(value, "max_tracked_keys")
+        return self
+
+    def set_max_key_length(self, value: int) -> Self:
+        """Longer keys are replaced by their SHA-256 (``sha256:<hex>``)."""
+        self.max_key_length = _check_positive_int(value, "max_key_length")
+        return self
+
+    def set_emit_deferral_events(self, value: bool) -> Self:
+        """Publish ``rate_limited`` events for deferrals (one per type and key per 30 s)."""
+        self.emit_deferral_events = bool(value)
+        return self
+
+    def use_limiter(self, limiter: KeyedRateLimiter) -> Self:
+        """Replace the in-memory limiter (e.g. with a cluster-wide one)."""
+        if not isinstance(limiter, KeyedRateLimiter):
+            raise ConfigurationError(f"{limiter!r} is not a KeyedRateLimiter.")
+        self.limiter = limiter
+        return self
+
+
+@dataclass
 class EverTaskOptions:
     """Global engine options; every setter validates and returns the options for chaining."""
 
@@ -169,6 +215,7 @@ class EverTaskOptions:
     event_buffer_size: int = 10_000
     sync_handler_threads: int | None = None
     clock: Clock = field(default_factory=SystemClock)
+    rate_limiter: RateLimiterOptions = field(default_factory=RateLimiterOptions)
     lease_duration: timedelta = timedelta(seconds=30)
     heartbeat_interval: timedelta | None = None
     cluster_poll_interval: timedelta = timedelta(seconds=1)
@@ -306,6 +353,13 @@ class EverTaskOptions:
                 f"The heartbeat interval ({heartbeat}) must be shorter than the lease "
                 f"({lease}), e.g. a third of it; a host renews its lease by heartbeating."
             )
+
+    def configure_rate_limiter(self, configure: object) -> Self:
+        """Tune the keyed rate limiter: ``configure(RateLimiterOptions)``."""
+        if not callable(configure):
+            raise ConfigurationError("configure_rate_limiter() takes a callable.")
+        configure(self.rate_limiter)
+        return self
 
     def use_clock(self, clock: Clock) -> Self:
         """Replace the time source (tests use :class:`~evertask.clock.ManualClock`)."""

@@ -67,6 +67,11 @@ class WorkerQueue:
         return len(self._items) + self._reserved >= self.capacity
 
     @property
+    def starting(self) -> bool:
+        """Whether runs start here now (attached, not closed, not paused nor held)."""
+        return self._start is not None and not self._paused
+
+    @property
     def paused(self) -> bool:
         """Paused by an operator: the queue accepts tasks but starts none."""
         return self._operator_paused

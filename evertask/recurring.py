@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from evertask_abstractions import AuditLevel, EverTask, QueuedTaskStatus, ScheduleError
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["RecurringCoordinator"]
 
 log = logging.getLogger("evertask.recurring")
+
+_TICK = timedelta(microseconds=1)
 
 
 class RecurringCoordinator:
@@ -104,6 +106,23 @@ class RecurringCoordinator:
         if self._cancels.is_stale(run):
             return
         self._scheduler.schedule(run.next_occurrence(next_run, runs_done), next_run)
+
+    async def skip_occurrence(self, run: TaskRun, after: datetime) -> None:
+        """Skip a run's occurrence without counting it (its rate limit rejected it): the
+        series goes on with its first occurrence after ``after`` (nothing is written unless
+        the series is over)."""
+        schedule = run.schedule
+        assert schedule is not None
+        if self._cancels.is_stale(run):
+            return
+        next_run = schedule.next_occurrence(after - _TICK, current_run=run.current_run)
+        if next_run is None:
+            storage = self._storage if run.persisted else None
+            log.info("Recurring task %s finished its series (rate limit).", run.id)
+            if storage is not None:
+                await storage.set_recurring_series_completed(run.id, 0.0, run.audit_level)
+            return
+        self._scheduler.schedule(run.next_occurrence(next_run, run.current_run), next_run)
 
     async def update_by_key(
         self,

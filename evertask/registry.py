@@ -21,6 +21,7 @@ from evertask_abstractions import (
     DuplicateHandlerError,
     EverTask,
     EverTaskHandler,
+    RateLimitPolicy,
     RetryPolicy,
     TaskNotRegisteredError,
     TaskSerializationError,
@@ -69,6 +70,12 @@ class HandlerDescriptor:
     hooks: frozenset[str] = field(default_factory=frozenset)
     factory: Callable[[], EverTaskHandler] | None = None  # type: ignore[type-arg]
     resolved_queues: dict[bool, str] = field(default_factory=dict)  # recurring? -> queue
+    rate_limit: RateLimitPolicy | None = None
+    max_concurrency: int | None = None
+    key_selector: Callable[[EverTask], str | None] | None = None
+    """An overridden ``get_rate_limit_key`` (``None``: the task's ``rate_limit_key``)."""
+    throttled: bool = False
+    """Whether runs pass the throttle gate (a rate limit or a max concurrency)."""
 
 
 _HOOKS = ("on_started", "on_completed", "on_error", "on_retry", "dispose")
@@ -175,6 +182,7 @@ class HandlerRegistry:
                 f"{handler_type_name(cls)}.timeout must be a positive timedelta or None, "
                 f"got {timeout!r}."
             )
+        rate_limit, max_concurrency, key_selector = _throttling(cls)
         hooks = frozenset(h for h in _HOOKS if getattr(cls, h) is not getattr(EverTaskHandler, h))
         descriptor = HandlerDescriptor(
             handler_class=cls,
@@ -186,6 +194,10 @@ class HandlerRegistry:
             retry_policy=policy,
             timeout=timeout,
             hooks=hooks,
+            rate_limit=rate_limit,
+            max_concurrency=max_concurrency,
+            key_selector=key_selector,
+            throttled=rate_limit is not None or max_concurrency is not None,
         )
         self._by_task[task_class] = descriptor
         self._by_name[name] = descriptor
@@ -228,6 +240,35 @@ class HandlerRegistry:
                 f"Stored payload of {type_name!r} cannot be read: {exc}"
             ) from exc
         return descriptor, task
+
+
+def _throttling(
+    cls: HandlerClass,
+) -> tuple[RateLimitPolicy | None, int | None, Callable[[EverTask], str | None] | None]:
+    """A handler's ``rate_limit``, ``max_concurrency`` and key selector, validated."""
+    name = handler_type_name(cls)
+    rate_limit = cls.rate_limit
+    if rate_limit is not None and not isinstance(rate_limit, RateLimitPolicy):
+        raise ConfigurationError(
+            f"{name}.rate_limit must be a RateLimitPolicy or None, got {rate_limit!r}; e.g. "
+            "rate_limit = RateLimitPolicy(10, timedelta(seconds=1))."
+        )
+    limit = cls.max_concurrency
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigurationError(
+            f"{name}.max_concurrency must be an integer >= 1 or None, got {limit!r}."
+        )
+    selector: Callable[[EverTask], str | None] | None = None
+    raw = inspect.getattr_static(cls, "get_rate_limit_key")
+    if raw is not inspect.getattr_static(EverTaskHandler, "get_rate_limit_key"):
+        if not isinstance(raw, classmethod | staticmethod):
+            raise ConfigurationError(
+                f"{name}.get_rate_limit_key must be a classmethod (or staticmethod): it is "
+                "called before the handler is built. Write @classmethod def "
+                "get_rate_limit_key(cls, task) -> str | None."
+            )
+        selector = cls.get_rate_limit_key
+    return rate_limit, limit, selector
 
 
 def _skip_reason(cls: HandlerClass, task_class: type[EverTask] | None) -> str:

@@ -43,6 +43,12 @@ class TaskRun:
     """The time the scheduler fired this run for."""
     scopes: list[Any] | None = field(default=None, repr=False)
     """Observer scopes of the running execution."""
+    rate_key: str | None = None
+    """The rate-limit key, once resolved ("" : not rate limited)."""
+    admitted: bool = False
+    """Passed the throttle gate (its budget is spent; a concurrency wait does not re-ask)."""
+    permit: bool = False
+    """Holds one of its handler's ``max_concurrency`` permits."""
 
     @property
     def is_recurring(self) -> bool:

@@ -14,6 +14,7 @@ from .errors import (
     HostNotRunningError,
     PersistenceError,
     QueueFullError,
+    RateLimitRejectedError,
     ScheduleError,
     TaskKeyConflictError,
     TaskNotFoundError,
@@ -22,6 +23,7 @@ from .errors import (
     TaskTimeoutError,
 )
 from .handler import EverTaskHandler, TaskLogger
+from .ratelimit import RateLimitedTask, RateLimitOverflowBehavior, RateLimitPolicy
 from .recurring import (
     BuildableSchedulerBuilder,
     DailyTimeSchedulerBuilder,
@@ -70,6 +72,10 @@ __all__ = [
     "QueueFullBehavior",
     "QueueFullError",
     "QueuedTaskStatus",
+    "RateLimitOverflowBehavior",
+    "RateLimitPolicy",
+    "RateLimitRejectedError",
+    "RateLimitedTask",
     "RecurringTaskBuilder",
     "RetryPolicy",
     "ScheduleError",

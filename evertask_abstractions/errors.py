@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ratelimit import RateLimitPolicy
 
 __all__ = [
     "ConfigurationError",
@@ -11,6 +16,7 @@ __all__ = [
     "HostNotRunningError",
     "PersistenceError",
     "QueueFullError",
+    "RateLimitRejectedError",
     "ScheduleError",
     "TaskKeyConflictError",
     "TaskNotFoundError",
@@ -90,3 +96,26 @@ class TaskTimeoutError(EverTaskError, TimeoutError):
 
 class HostNotRunningError(EverTaskError, RuntimeError):
     """The dispatcher was used while the host is not started."""
+
+
+class RateLimitRejectedError(EverTaskError):
+    """A task's rate-limit budget had no slot it could wait for: the next free slot lay
+    beyond the policy's ``max_reservation_horizon``, the policy discards overflow
+    (``RateLimitOverflowBehavior.DISCARD``), or (recurring) it lay past ``run_until``.
+
+    A one-shot task fails with this error (``on_error`` receives it); it is never retried.
+    """
+
+    def __init__(self, key: str, slot: datetime | None, policy: RateLimitPolicy) -> None:
+        when = f"at {slot.isoformat()}" if slot is not None else "later"
+        super().__init__(
+            f"Rate limit key {key!r} has no slot the task may wait for (the next free one is "
+            f"{when}; {policy!r}), so the task was rejected. Raise permits, burst or "
+            "max_reservation_horizon, or use RateLimitOverflowBehavior.WAIT_FOR_CAPACITY."
+        )
+        self.key = key
+        self.slot = slot
+        self.policy = policy
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.key, self.slot, self.policy))

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from .cancellation import CancellationToken
+from .ratelimit import RateLimitPolicy
 from .retry import RetryPolicy
 from .task import EverTask
 
@@ -45,12 +46,18 @@ class EverTaskHandler(Generic[T]):
     - ``timeout``: per-attempt ``timedelta`` or ``None`` (queue default, then global default).
     - ``queue_name``: target queue or ``None`` ("default", or "recurring" for recurring tasks).
     - ``task_type``: the task class; inferred from ``EverTaskHandler[MyTask]`` when omitted.
+    - ``rate_limit``: a :class:`RateLimitPolicy` or ``None``: at most so many starts per
+      period for each rate-limit key (see :meth:`get_rate_limit_key`, docs/throttling.md).
+    - ``max_concurrency``: at most this many runs of this handler at once on this host
+      (``None``: no limit beyond the queue's parallelism).
     """
 
     retry_policy: ClassVar[RetryPolicy | None] = None
     timeout: ClassVar[timedelta | None] = None
     queue_name: ClassVar[str | None] = None
     task_type: ClassVar[type[EverTask] | None] = None
+    rate_limit: ClassVar[RateLimitPolicy | None] = None
+    max_concurrency: ClassVar[int | None] = None
 
     # set per instance when first used (no __init__: calling ``super().__init__()`` from a
     # handler's constructor reaches object's, one Python call less per execution)
@@ -77,6 +84,17 @@ class EverTaskHandler(Generic[T]):
 
     def _evertask_set_logger(self, logger: TaskLogger) -> None:
         self._evertask_logger = logger
+
+    @classmethod
+    def get_rate_limit_key(cls, task: T) -> str | None:
+        """The rate-limit key of ``task`` (with :attr:`rate_limit` set): by default the
+        task's ``rate_limit_key`` field or property. ``None`` or ``""``: not rate limited.
+
+        Override it as a ``classmethod`` (or ``staticmethod``): it is called without a
+        handler instance, before the handler is built.
+        """
+        key = getattr(task, "rate_limit_key", None)
+        return key if isinstance(key, str) or key is None else str(key)
 
     def handle(self, task: T, cancellation: CancellationToken) -> Awaitable[None] | None:
         """Do the work. Override as ``async def`` (event loop) or ``def`` (worker thread)."""

@@ -1,8 +1,8 @@
 """Retry policies: the :class:`RetryPolicy` protocol, linear and exponential policies, filters.
 
-Filter priority (EverTask's): cancellation and timeouts are never retried; then a
-``handle_when`` predicate decides if set; then the ``handle`` whitelist; then the
-``do_not_handle`` blacklist; otherwise every exception is retried.
+Filter priority (EverTask's): cancellation, timeouts and rate-limit rejections are never
+retried; then a ``handle_when`` predicate decides if set; then the ``handle`` whitelist;
+then the ``do_not_handle`` blacklist; otherwise every exception is retried.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import NoReturn, Protocol, Self, runtime_checkable
 
 from .cancellation import TaskCancelledError
-from .errors import ConfigurationError
+from .errors import ConfigurationError, RateLimitRejectedError
 
 __all__ = [
     "ExponentialRetryPolicy",
@@ -74,7 +74,9 @@ _NETWORK_ERROR_TYPES: tuple[type[BaseException], ...] = (
 
 
 def _never_retried(exc: BaseException) -> bool:
-    return isinstance(exc, asyncio.CancelledError | TaskCancelledError | TimeoutError)
+    return isinstance(
+        exc, asyncio.CancelledError | TaskCancelledError | TimeoutError | RateLimitRejectedError
+    )
 
 
 def _to_timedelta(value: timedelta | float, what: str) -> timedelta:

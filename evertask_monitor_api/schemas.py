@@ -17,6 +17,7 @@ from evertask.storage.models import (
     StatusAudit,
     TaskExecutionLog,
 )
+from evertask.throttling import ParkedTask
 from evertask_abstractions import QueuedTaskStatus
 
 __all__ = [
@@ -30,11 +31,13 @@ __all__ = [
     "MessageResponse",
     "NodeDto",
     "OverviewResponse",
+    "ParkedTaskDto",
     "QueueActionResponse",
     "QueueConfigurationDto",
     "QueueMetricsDto",
     "QueueSummaryDto",
     "Range",
+    "RateLimitsDto",
     "RecentActivityDto",
     "RetryResponse",
     "RunsAuditDto",
@@ -482,6 +485,41 @@ class ExecutionTimePoint(Dto):
     timestamp: datetime
     avg_execution_time_ms: float | None
     sample_size: int
+
+
+# -- rate limits -------------------------------------------------------------------------
+class ParkedTaskDto(Dto):
+    """A run parked until its rate-limit slot."""
+
+    task_id: uuid.UUID
+    task_type: str
+    queue_name: str
+    rate_limit_key: str
+    until_utc: datetime
+    parked_at_utc: datetime
+
+    @classmethod
+    def of(cls, parked: ParkedTask) -> ParkedTaskDto:
+        """From the host's snapshot."""
+        return cls(
+            task_id=parked.task_id,
+            task_type=parked.task_type,
+            queue_name=parked.queue_name,
+            rate_limit_key=parked.rate_limit_key,
+            until_utc=parked.until,
+            parked_at_utc=parked.parked_at,
+        )
+
+
+class RateLimitsDto(Dto):
+    """The serving host's rate limiter now (budgets are per host)."""
+
+    available: bool
+    parked_task_count: int = 0
+    max_parked_tasks: int = 0
+    tracked_key_count: int = 0
+    fail_open_count: int = 0
+    parked: list[ParkedTaskDto] = []
 
 
 # -- cluster -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """REST routes of the monitoring API, one module per area."""
 
-from . import auth, config, dashboard, nodes, queues, statistics, tasks
+from . import auth, config, dashboard, nodes, queues, ratelimits, statistics, tasks
 
-__all__ = ["auth", "config", "dashboard", "nodes", "queues", "statistics", "tasks"]
+__all__ = ["auth", "config", "dashboard", "nodes", "queues", "ratelimits", "statistics", "tasks"]
