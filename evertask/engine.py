@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from .activity import HostActivity
 from .background import Background
 from .clock import Clock
 from .cluster import Membership, Node
@@ -57,6 +58,9 @@ class Engine:
         self.in_flight = InFlight()
         self.cancels = CancelRegistry()
         self.background = Background()
+        self.activity = HostActivity(
+            clock=self.clock, inflight=self.in_flight, background=self.background, queues=queues
+        )
         self.node = Node(runs_workers=options.run_workers)
         self.membership = (
             None
@@ -109,6 +113,7 @@ class Engine:
             observers=self.observers,
             recurring=self.recurring,
             log_capture=log_capture,
+            retry_wait=self.activity.retry_wait(),
         )
         self.dispatcher = Dispatcher(
             options=options,

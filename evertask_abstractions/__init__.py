@@ -41,6 +41,8 @@ from .retry import (
     NoRetryPolicy,
     OnRetry,
     RetryPolicy,
+    RetryWait,
+    wait_before_retry,
 )
 from .task import EverTask
 
@@ -72,6 +74,7 @@ __all__ = [
     "QueuedTaskStatus",
     "RecurringTaskBuilder",
     "RetryPolicy",
+    "RetryWait",
     "ScheduleError",
     "TaskCancelledError",
     "TaskDispatcher",
@@ -84,4 +87,5 @@ __all__ = [
     "ThenableSchedulerBuilder",
     "WeeklySchedulerBuilder",
     "When",
+    "wait_before_retry",
 ]
