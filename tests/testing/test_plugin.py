@@ -84,7 +84,7 @@ def _entry_point_installed() -> bool:
     )
 
 
-def _plugin_args() -> list[str]:
+def plugin_args() -> list[str]:
     """Where the entry point is installed, pytest loads the plugin by itself; in an
     install older than the entry point, it is named on the command line."""
     return [] if _entry_point_installed() else ["-p", PLUGIN]
@@ -100,7 +100,7 @@ def strict(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def test_the_fixtures_work_in_strict_mode_and_stop_their_hosts(strict: pytest.Pytester) -> None:
     strict.makepyfile(test_app=TESTS)
-    result = strict.runpytest(*_plugin_args(), "-p", "no:randomly")
+    result = strict.runpytest(*plugin_args(), "-p", "no:randomly")
     result.assert_outcomes(passed=3)
 
 
@@ -116,14 +116,14 @@ def test_the_host_fixture_asks_for_the_application_s_configuration(
             pass
         """
     )
-    result = strict.runpytest(*_plugin_args())
+    result = strict.runpytest(*plugin_args())
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*define an `evertask_configure` fixture*"])
 
 
 def test_a_run_without_the_plugin_s_fixtures_is_untouched(strict: pytest.Pytester) -> None:
     strict.makepyfile(test_plain="def test_plain():\n    assert True\n")
-    strict.runpytest(*_plugin_args()).assert_outcomes(passed=1)
+    strict.runpytest(*plugin_args()).assert_outcomes(passed=1)
 
 
 def test_the_entry_point_loads_the_plugin_and_no_evertask_turns_it_off(
