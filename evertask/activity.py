@@ -7,8 +7,8 @@ waiting for a retry on the host's clock is *waiting for the clock*, not busy, an
 runs waiting in a paused queue. A host whose work is all waiting for the clock (or for
 nothing) is *idle*: only moving the clock, or a new dispatch, gives it something to do.
 
-The parts that end work tell the activity (one test of a list when nobody waits), so
-waiting costs nothing while the host is busy and nothing at all in production.
+While someone waits, the parts that end work tell the activity (their listener is set only
+then), so waiting costs nothing while the host is busy, and nobody waiting costs nothing.
 """
 
 from __future__ import annotations
@@ -48,8 +48,6 @@ class HostActivity:
         self.retry_waits_on_clock = False
         """Make the wait before a retry a timer of the host's clock (a manual clock then
         moves through retry delays), instead of a real sleep. The testing kit sets it."""
-        inflight.listener = self.changed
-        background.listener = self.changed
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -101,6 +99,7 @@ class HostActivity:
         while not self.idle:
             waiter = loop.create_future()
             self._waiters.append(waiter)
+            self._listen(True)
             try:
                 await asyncio.wait_for(waiter, _RECHECK)
             except TimeoutError:
@@ -108,6 +107,13 @@ class HostActivity:
             finally:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
+                if not self._waiters:
+                    self._listen(False)
+
+    def _listen(self, on: bool) -> None:
+        listener = self.changed if on else None
+        self._inflight.listener = listener
+        self._background.listener = listener
 
     # -- retries -----------------------------------------------------------------------------
     def retry_wait(self) -> RetryWait:

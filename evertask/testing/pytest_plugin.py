@@ -116,8 +116,14 @@ async def make_evertask_host(
     try:
         yield make
     finally:
-        for host in reversed(made):
-            await host.stop()
+        failure: BaseException | None = None
+        for host in reversed(made):  # every host is stopped, even if one fails to
+            try:
+                await host.stop()
+            except BaseException as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
 
 @_async_fixture
