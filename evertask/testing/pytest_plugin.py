@@ -2,7 +2,7 @@
 
 Installed with EverTask and registered through the ``pytest11`` entry point ``evertask``
 (``-p no:evertask`` turns it off; ``-p evertask`` loads it where plugin autoloading is off).
-It imports EverTask only when a test asks for one of its fixtures.
+It adds fixtures and no hooks, so runs that do not use them are unaffected.
 
 - ``evertask_clock``: the manual clock the hosts of a test run on (override it for another
   start time);

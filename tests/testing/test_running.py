@@ -226,3 +226,24 @@ async def test_a_builder_with_storage_is_refused_with_a_hint(container: app.Cont
     builder = add_evertask(container, app.configure).add_memory_storage()
     with pytest.raises(ConfigurationError, match="without storage"):
         EverTaskTestHost.from_builder(builder)
+
+
+async def test_a_task_cancelled_while_waiting_for_its_retry_stops_waiting(
+    host: EverTaskTestHost, container: app.Container
+) -> None:
+    activity = host.host.activity
+    tid = await host.dispatch(app.Flaky(name="h", fail_times=5))
+    await host.run_until_idle()
+    assert activity.waiting_for_clock == 1
+    await host.dispatcher.cancel(tid)
+    await host.run_until_idle()
+    assert activity.waiting_for_clock == 0 and host.clock.next_timer() is None
+    await host.assert_status(tid, QueuedTaskStatus.CANCELLED)
+    assert [e.outcome for e in host.executions] == [Outcome.CANCELLED]
+    # nothing left over: a task that runs now keeps the host busy again
+    await host.dispatch(app.Blocker())
+    with pytest.raises(HostBusyError):
+        await host.run_until_idle(timeout=0.1)
+    container.journal().release.set()
+    await host.run_until_idle()
+    assert container.journal().attempts == {"h": 1}
