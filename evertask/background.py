@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = ["Background"]
@@ -17,6 +17,13 @@ class Background:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.listener: Callable[[], None] | None = None
+        """Called when a piece of work ends (the host's activity: see evertask.activity)."""
+
+    @property
+    def pending(self) -> int:
+        """Background work not finished yet."""
+        return len(self._tasks)
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         """Run ``coro`` in the background."""
@@ -28,6 +35,8 @@ class Background:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("Background work failed: %r", task.exception(), exc_info=task.exception())
+        if self.listener is not None:
+            self.listener()
 
     async def drain(self, timeout: float = 1.0) -> None:
         """Wait up to ``timeout`` seconds for background work, then cancel what is left."""

@@ -89,6 +89,17 @@ class ManualClock:
         """Timers not yet fired or cancelled."""
         return sum(1 for _, _, t in self._timers if not t.cancelled)
 
+    def next_timer(self) -> datetime | None:
+        """When the earliest pending timer is due (``None``: no timer is pending).
+
+        A timer due at or before :meth:`now` fires at the next :meth:`advance` or
+        :meth:`set` (``set(clock.now())`` fires it without moving time).
+        """
+        timers = self._timers
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
     def advance(self, delta: timedelta | float) -> None:
         """Move time forward, firing due timers in time order."""
         step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from .activity import HostActivity
 from .background import Background
 from .clock import Clock
 from .cluster import Membership, Node
@@ -58,6 +59,9 @@ class Engine:
         self.in_flight = InFlight()
         self.cancels = CancelRegistry()
         self.background = Background()
+        self.activity = HostActivity(
+            clock=self.clock, inflight=self.in_flight, background=self.background, queues=queues
+        )
         self.node = Node(runs_workers=options.run_workers)
         self.membership = (
             None
@@ -119,6 +123,7 @@ class Engine:
             recurring=self.recurring,
             gate=self.throttle,
             log_capture=log_capture,
+            retry_wait=self.activity.retry_wait(),
         )
         self.dispatcher = Dispatcher(
             options=options,

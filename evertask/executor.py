@@ -20,9 +20,11 @@ from evertask_abstractions import (
     EverTaskHandler,
     QueuedTaskStatus,
     RetryPolicy,
+    RetryWait,
     TaskCancelledError,
     TaskTimeoutError,
 )
+from evertask_abstractions.retry import set_retry_wait
 
 from .clock import Clock
 from .errors_format import format_exception
@@ -130,10 +132,12 @@ class WorkerExecutor:
         recurring: RecurringRuns,
         gate: RateLimitGate,
         log_capture: LogCapture | None = None,
+        retry_wait: RetryWait | None = None,
     ) -> None:
         self._options = options
         self._gate = gate
         self._queues = queues
+        self._retry_wait = retry_wait
         self._storage = storage
         self._pipelined = pipelined
         self._clock = clock
@@ -161,6 +165,8 @@ class WorkerExecutor:
         """Start running each queue's runs, up to its max degree of parallelism at a time."""
         self._loop = asyncio.get_running_loop()
         self._base_context = contextvars.copy_context()
+        if self._retry_wait is not None:  # the policies' waits, in every execution's context
+            self._base_context.run(set_retry_wait, self._retry_wait)
         for queue in self._queues.queues.values():
             queue.attach(self._launch)
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol, Self
 
 from evertask_abstractions import ConfigurationError
 
+from .activity import HostActivity
 from .clock import Clock
 from .dispatcher import Dispatcher
 from .engine import Engine
@@ -82,6 +83,12 @@ class EverTaskHost:
     def clock(self) -> Clock:
         """The host's clock (``use_clock`` in the options; the system clock by default)."""
         return self._engine.clock
+
+    @property
+    def activity(self) -> HostActivity:
+        """What the host is doing now; ``await host.activity.wait_idle()`` waits until it
+        has nothing to do before its clock moves (the testing kit builds on it)."""
+        return self._engine.activity
 
     @property
     def state(self) -> HostState:

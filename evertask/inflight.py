@@ -56,6 +56,8 @@ class InFlight:
         self._ids: set[int] = set()
         self._follow_ups: dict[uuid.UUID, Callable[[], None]] = {}
         self.running: dict[int, RunningExecution] = {}  # by task id int; the executor writes it
+        self.listener: Callable[[], None] | None = None
+        """Called when an id leaves (the host's activity: see evertask.activity)."""
 
     def __contains__(self, task_id: uuid.UUID) -> bool:
         return task_id.int in self._ids
@@ -74,6 +76,8 @@ class InFlight:
     def discard(self, task_id: uuid.UUID) -> None:
         """The run of ``task_id`` ended (or will not run here)."""
         self._ids.discard(task_id.int)
+        if self.listener is not None:
+            self.listener()
 
     def follow(self, task_id: uuid.UUID, start: Callable[[], None]) -> None:
         """Call ``start`` once the delivery of ``task_id`` in flight ends (latest wins)."""
@@ -87,6 +91,8 @@ class InFlight:
         """The run of ``task_id`` ended (its follow-up is started by :meth:`start_follow_up`)."""
         self._ids.discard(task_id.int)
         self.running.pop(task_id.int, None)
+        if self.listener is not None:
+            self.listener()
 
     def start_follow_up(self, task_id: uuid.UUID) -> None:
         """Start the delivery that waited for ``task_id``, if any."""
@@ -104,6 +110,8 @@ class InFlight:
         self._ids.clear()
         self._follow_ups.clear()
         self.running.clear()
+        if self.listener is not None:
+            self.listener()
 
 
 class CancelRegistry:

@@ -43,6 +43,8 @@ from .retry import (
     NoRetryPolicy,
     OnRetry,
     RetryPolicy,
+    RetryWait,
+    wait_before_retry,
 )
 from .task import EverTask
 
@@ -78,6 +80,7 @@ __all__ = [
     "RateLimitedTask",
     "RecurringTaskBuilder",
     "RetryPolicy",
+    "RetryWait",
     "ScheduleError",
     "TaskCancelledError",
     "TaskDispatcher",
@@ -90,4 +93,5 @@ __all__ = [
     "ThenableSchedulerBuilder",
     "WeeklySchedulerBuilder",
     "When",
+    "wait_before_retry",
 ]

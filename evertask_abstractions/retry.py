@@ -8,6 +8,7 @@ then the ``do_not_handle`` blacklist; otherwise every exception is retried.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random as _random
 import socket
 import sys
@@ -25,10 +26,42 @@ __all__ = [
     "LinearRetryPolicy",
     "OnRetry",
     "RetryPolicy",
+    "RetryWait",
+    "set_retry_wait",
+    "wait_before_retry",
 ]
 
 OnRetry = Callable[[int, BaseException, timedelta], Awaitable[None]]
 """``on_retry(attempt, exception, delay)``: attempt is 1-based (the first retry is 1)."""
+
+RetryWait = Callable[[timedelta], Awaitable[None]]
+"""How the wait before a retry is made (``asyncio.sleep`` unless a host sets another)."""
+
+
+async def _sleep(delay: timedelta) -> None:
+    await asyncio.sleep(delay.total_seconds())
+
+
+_RETRY_WAIT: contextvars.ContextVar[RetryWait] = contextvars.ContextVar(
+    "evertask_retry_wait", default=_sleep
+)
+
+
+def wait_before_retry(delay: timedelta) -> Awaitable[None]:
+    """Wait ``delay`` before a retry, as the built-in policies do.
+
+    A real sleep, unless the host running the task set another wait for its executions
+    (the testing kit's manual clock does: ``advance()`` then moves through retry delays).
+    A custom :class:`RetryPolicy` should wait with it too.
+    """
+    return _RETRY_WAIT.get()(delay)
+
+
+def set_retry_wait(wait: RetryWait) -> contextvars.Token[RetryWait]:
+    """Make :func:`wait_before_retry` use ``wait`` in the current context (the host sets it
+    in its executions' context)."""
+    return _RETRY_WAIT.set(wait)
+
 
 _DATABASE_ERROR_NAMES = frozenset(
     {
@@ -218,7 +251,7 @@ class FilteredRetryPolicy:
                 _raise_unchained(exc)
             delay = delays[number]
             number += 1
-            await asyncio.sleep(delay.total_seconds())
+            await wait_before_retry(delay)
             await on_retry(number, exc, delay)
             try:
                 await attempt()

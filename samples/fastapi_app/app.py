@@ -15,6 +15,7 @@ from dependency_injector import containers, providers
 from fastapi import FastAPI, HTTPException
 
 from evertask import EverTaskHost, EverTaskServiceBuilder, add_evertask
+from evertask_abstractions import TaskDispatcher
 from evertask_monitor_api import monitoring_of
 
 from . import tasks
@@ -40,9 +41,10 @@ def configure_storage(builder: EverTaskServiceBuilder) -> str:
         return "memory"
 
 
-def create_host(container: Container) -> tuple[EverTaskHost, str]:
-    """Configure EverTask for the demo."""
-    builder = add_evertask(
+def create_builder(container: Container) -> EverTaskServiceBuilder:
+    """The demo's tasks, options and queues (no storage: the caller adds it, so tests build
+    the same configuration on a test host)."""
+    return add_evertask(
         container,
         lambda opt: (
             opt.register_tasks_from_module(tasks)
@@ -57,6 +59,23 @@ def create_host(container: Container) -> tuple[EverTaskHost, str]:
             .set_default_timeout(timedelta(minutes=1))
         ),
     )
+
+
+async def register_startup_tasks(dispatcher: TaskDispatcher) -> None:
+    """What the demo dispatches at every start: a recurring heartbeat (idempotent by its
+    key), a welcome email and a report in 2 seconds."""
+    await dispatcher.dispatch(
+        tasks.Heartbeat(),
+        lambda b: b.schedule().every(5).seconds(),
+        task_key="demo-heartbeat",
+    )
+    await dispatcher.dispatch(tasks.SendWelcomeEmail(user_email="ada@example.com", user_name="Ada"))
+    await dispatcher.dispatch(tasks.GenerateReport(report="startup"), timedelta(seconds=2))
+
+
+def create_host(container: Container) -> tuple[EverTaskHost, str]:
+    """Configure EverTask for the demo."""
+    builder = create_builder(container)
     storage = configure_storage(builder)
     configure_observability(builder)
     builder.add_monitoring_api()  # dashboard at /evertask-monitoring
@@ -88,14 +107,7 @@ def create_app() -> FastAPI:
                 f"(username: {creds.username}  password: {creds.password})",
                 flush=True,
             )
-            d = host.dispatcher
-            await d.dispatch(
-                tasks.Heartbeat(),
-                lambda b: b.schedule().every(5).seconds(),
-                task_key="demo-heartbeat",
-            )
-            await d.dispatch(tasks.SendWelcomeEmail(user_email="ada@example.com", user_name="Ada"))
-            await d.dispatch(tasks.GenerateReport(report="startup"), timedelta(seconds=2))
+            await register_startup_tasks(host.dispatcher)
             yield
 
     app = FastAPI(title="EverTask demo", lifespan=lifespan)

@@ -1,0 +1,70 @@
+"""The FastAPI sample's tasks, on a test host built from the sample's own builder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from evertask import QueuedTaskStatus
+from evertask.testing import EverTaskTestHost, Outcome
+
+pytest.importorskip("fastapi")
+
+from samples.fastapi_app import tasks
+from samples.fastapi_app.app import Container, create_builder, register_startup_tasks
+from samples.fastapi_app.services import EmailService
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class RecordingEmail(EmailService):
+    async def send(self, to: str, subject: str) -> None:
+        self.sent.append((to, subject))  # no sleep, no log line
+
+
+@pytest.fixture
+async def host() -> AsyncIterator[EverTaskTestHost]:
+    async with EverTaskTestHost.from_builder(create_builder(Container())) as test_host:
+        yield test_host
+
+
+async def test_the_startup_tasks_run_on_their_schedules(host: EverTaskTestHost) -> None:
+    email = RecordingEmail()
+    host.override("email", email)
+    await register_startup_tasks(host.dispatcher)
+    heartbeat = host.assert_dispatched(tasks.Heartbeat, count=1)[0]
+    assert heartbeat.is_recurring and heartbeat.task_key == "demo-heartbeat"
+    host.assert_dispatched(tasks.GenerateReport, at=START + timedelta(seconds=2))
+
+    await host.advance(timedelta(seconds=30))
+    stats = host.container.stats()
+    assert email.sent == [("ada@example.com", "Welcome, Ada!")]
+    assert stats.counts["report"] == 1
+    assert stats.counts["heartbeat"] == 7  # at 0, 5, ..., 30 s
+    [report] = host.executions_of(tasks.GenerateReport)
+    assert report.started_at == START + timedelta(seconds=2) and report.succeeded
+
+    # registering again at the next start keeps one series
+    await register_startup_tasks(host.dispatcher)
+    await host.run_until_idle()
+    assert len({d.task_id for d in host.dispatched_of(tasks.Heartbeat)}) == 1
+
+
+async def test_a_flaky_call_that_always_fails_ends_failed_after_its_retries(
+    host: EverTaskTestHost,
+) -> None:
+    tid = await host.dispatch(tasks.FlakyCall(fail_rate=1.0))
+    await host.advance(timedelta(seconds=1))
+    row = await host.assert_status(tid, QueuedTaskStatus.FAILED)
+    assert "the remote service did not answer" in (row.exception or "")
+    [run] = host.executions
+    assert run.outcome is Outcome.FAILED and run.attempts == 3
+    assert run.finished_at == START + timedelta(milliseconds=200)  # two retries, 100 ms apart
+
+
+async def test_a_flaky_call_that_never_fails_counts_once(host: EverTaskTestHost) -> None:
+    await host.dispatch(tasks.FlakyCall(fail_rate=0.0))
+    await host.run_until_idle()
+    assert host.container.stats().counts == {"flaky-ok": 1}
