@@ -16,6 +16,7 @@ from evertask_abstractions import (
     EverTaskHandler,
     LinearRetryPolicy,
     NoRetryPolicy,
+    RateLimitPolicy,
     TaskDispatcher,
 )
 
@@ -177,3 +178,53 @@ class ReportHandler(EverTaskHandler[Report]):
 def configure(options: EverTaskOptions) -> None:
     """What the application passes to ``add_evertask``."""
     options.register_tasks_from_module(sys.modules[__name__])
+
+
+class Notify(EverTask):
+    """Rate limited per ``tenant``: one a minute."""
+
+    tenant: str
+    n: int
+
+    @property
+    def rate_limit_key(self) -> str:
+        return self.tenant
+
+
+class NotifyHandler(EverTaskHandler[Notify]):
+    rate_limit = RateLimitPolicy(1, timedelta(minutes=1))
+
+    def __init__(self, journal: Journal, host: EverTaskHost) -> None:
+        super().__init__()
+        self._journal = journal
+        self._host = host
+
+    async def handle(self, task: Notify, cancellation: CancellationToken) -> None:
+        self._journal.entries.append(("notify", (task.tenant, task.n), self._host.clock.now()))
+
+
+class Exclusive(EverTask):
+    n: int
+
+
+class ExclusiveHandler(EverTaskHandler[Exclusive]):
+    """At most one at a time; records the most that ever ran at once."""
+
+    max_concurrency = 1
+    running = 0
+    most = 0
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__()
+        self._journal = journal
+
+    async def handle(self, task: Exclusive, cancellation: CancellationToken) -> None:
+        cls = type(self)
+        cls.running += 1
+        cls.most = max(cls.most, cls.running)
+        try:
+            for _ in range(3):  # give another run the chance to overlap
+                await asyncio.sleep(0)
+            self._journal.entries.append(("exclusive", task.n, datetime.now()))
+        finally:
+            cls.running -= 1
