@@ -2,7 +2,8 @@
 
 - an import that runs when a module is imported (module level) is a dependency;
 - an import inside a function or a ``try`` is a dependency or in an extra;
-- a declared requirement that nothing imports has a reason in ``DECLARED_WITHOUT_IMPORT``;
+- a declared requirement that nothing imports has a reason in ``DECLARED_WITHOUT_IMPORT``,
+  an import that is not declared one in ``IMPORTED_WITHOUT_DECLARATION``;
 - the versions and the sibling pins move in lock-step with ``evertask/version.py``;
 - the root project (the developer's install of everything) has every requirement too.
 
@@ -52,6 +53,13 @@ DECLARED_WITHOUT_IMPORT = {
     ),
 }
 
+# (distribution, requirement): why its package may import it without declaring it.
+IMPORTED_WITHOUT_DECLARATION = {
+    ("evertask", "pytest"): (
+        "evertask.testing is a pytest plugin (the pytest11 entry point): only pytest loads it"
+    ),
+}
+
 
 def _used(name: str) -> dict[str, dict[str, list[str]]]:
     """``{distribution: {kind: [where, ...]}}`` of what the package of ``name`` imports."""
@@ -96,6 +104,8 @@ def test_a_distribution_declares_what_its_package_imports(name: str) -> None:
     in_extras = {canonical(r.name) for reqs in dist.extras.values() for r in reqs}
     missing: list[str] = []
     for provider, kinds in sorted(_used(name).items()):
+        if (name, provider) in IMPORTED_WITHOUT_DECLARATION:
+            continue
         if EAGER in kinds and provider not in dependencies:
             missing.append(f"{provider} (imported at module level: {kinds[EAGER][0]})")
         elif GUARDED in kinds and provider not in dependencies | in_extras:
