@@ -9,17 +9,20 @@ DEMO_PORT ?= 8000
 DOCS_PORT ?= 8001
 SITE_DIR ?= build/site
 
-.PHONY: help install system-deps test lint typecheck pytest demo bench clean docs docs-build
+.PHONY: help install system-deps test lint typecheck pytest demo bench clean docs docs-build dist
 
 help:
 	@echo "make demo   - run the FastAPI demo on http://127.0.0.1:$(DEMO_PORT)/"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - python -m benchmarks engine --quick"
 	@echo "make docs   - serve the documentation site on http://127.0.0.1:$(DOCS_PORT)/"
+	@echo "make dist   - build the wheel and sdist of every distribution into dist/"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@# a .venv made when the root project was named evertask: its stale metadata goes
+	@$(PY) -m pip uninstall --quiet --disable-pip-version-check --yes evertask 2>/dev/null || true
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
@@ -68,6 +71,11 @@ docs-build: $(STAMP)
 
 test: install lint typecheck docs-build ui-check pytest
 
+# One distribution per top-level package (packaging/<name>/pyproject.toml), each wheel and
+# sdist built into dist/ (scripts/build_dists.py; tests/packaging builds them on its own).
+dist: $(STAMP)
+	$(PY) scripts/build_dists.py --out dist
+
 demo: install
 	$(PY) -m samples.fastapi_app --port $(DEMO_PORT)
 
@@ -75,7 +83,7 @@ bench: install
 	$(PY) -m benchmarks engine --quick
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
 
 # The monitoring dashboard (React + TypeScript + Vite) ships prebuilt in
 # evertask_monitor_api/static, so `pip install` users need no Node.

@@ -36,15 +36,29 @@ StorageFactory = Callable[[EverTaskOptions], TaskStorage]
 HostHook = Callable[[EverTaskHost], None]
 
 _DISTRIBUTIONS = {"jwt": "pyjwt", "opentelemetry": "opentelemetry-api"}
+# Each plug-in package is a distribution of its own, installed by an extra of evertask.
+_PLUGIN_DISTRIBUTIONS = {
+    "evertask_storage_sqlite": "evertask-storage-sqlite",
+    "evertask_storage_postgres": "evertask-storage-postgres",
+    "evertask_storage_mysql": "evertask-storage-mysql",
+    "evertask_storage_mssql": "evertask-storage-sqlserver",
+    "evertask_logging": "evertask-logging",
+    "evertask_monitor_api": "evertask-monitor-api",
+}
 
 
 def _missing_extra(error: ImportError, method: str, extra: str) -> Exception:
-    """The error for a plug-in method whose optional dependency is not installed (a missing
-    module of EverTask itself is a broken installation: its own error is kept)."""
-    module = (error.name or "").partition(".")[0]
-    if not module or module.startswith("evertask"):
+    """The error for a plug-in method whose optional dependency is not installed: the
+    plug-in's distribution or a third-party package (a missing module inside EverTask's own
+    packages is a broken installation: its own error is kept)."""
+    name = error.name or ""
+    module = name.partition(".")[0]
+    if name in _PLUGIN_DISTRIBUTIONS:
+        package = _PLUGIN_DISTRIBUTIONS[name]
+    elif not module or module.startswith("evertask"):
         return error
-    package = _DISTRIBUTIONS.get(module, module)
+    else:
+        package = _DISTRIBUTIONS.get(module, module)
     return ConfigurationError(
         f"{method}() needs the optional package {package!r} ({error}); "
         f'install it with pip install "evertask[{extra}]"'
@@ -219,7 +233,7 @@ class EverTaskServiceBuilder:
         retention: RetentionPolicy | None = None,
         retention_interval: timedelta = timedelta(hours=24),
     ) -> Self:
-        """SQL Server / Azure SQL storage (``pip install "evertask[mssql]"``).
+        """SQL Server / Azure SQL storage (``pip install "evertask[sqlserver]"``).
 
         The options are :class:`~evertask_storage_mssql.SqlServerTaskStorage`'s (empty
         ``schema``: ``dbo``); ``retention`` as in :meth:`add_sqlite_storage`.
@@ -227,7 +241,7 @@ class EverTaskServiceBuilder:
         try:
             from evertask_storage_mssql import add_sqlserver_storage
         except ImportError as error:
-            raise _missing_extra(error, "add_sqlserver_storage", "mssql") from error
+            raise _missing_extra(error, "add_sqlserver_storage", "sqlserver") from error
         return add_sqlserver_storage(
             self,
             connection_string,

@@ -1,7 +1,7 @@
 """EverTask abstractions: task and handler contracts, dispatcher protocol, retry policies.
 
-This package depends on pydantic only, so projects that merely define tasks and
-handlers can share them without installing the engine.
+This package (the ``evertask-abstractions`` distribution) depends on pydantic only, so
+projects that merely define tasks and handlers can share them without installing the engine.
 """
 
 from .cancellation import CancellationToken, CancellationTokenSource, TaskCancelledError

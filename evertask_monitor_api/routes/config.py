@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-
 from fastapi import APIRouter, Request
+
+from evertask.version import __version__
 
 from ..schemas import ConfigResponse
 from .deps import AUTH_RESPONSES, Context
@@ -15,11 +15,8 @@ router = APIRouter(tags=["config"])
 
 
 def package_version() -> str:
-    """The installed evertask version (``"unknown"`` in an uninstalled checkout)."""
-    try:
-        return importlib.metadata.version("evertask")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    """The EverTask version (every EverTask distribution has the same one)."""
+    return __version__
 
 
 @router.get("/config", response_model=ConfigResponse, responses={403: AUTH_RESPONSES[403]})

@@ -178,7 +178,7 @@ def hide(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
         ("add_sqlite_storage", ("a.db",), "sqlalchemy", "sqlalchemy", "sqlite"),
         ("add_postgres_storage", ("postgresql://h/db",), "asyncpg", "asyncpg", "postgres"),
         ("add_mysql_storage", ("mysql://h/db",), "sqlalchemy", "sqlalchemy", "mysql"),
-        ("add_sqlserver_storage", ("Server=h;Database=d",), "alembic", "alembic", "mssql"),
+        ("add_sqlserver_storage", ("Server=h;Database=d",), "alembic", "alembic", "sqlserver"),
         ("add_monitoring_api", (), "jwt", "pyjwt", "monitor"),
         ("add_monitoring_api", (), "fastapi", "fastapi", "monitor"),
     ],
@@ -198,6 +198,58 @@ def test_a_missing_dependency_names_the_extra(
     message = str(caught.value)
     assert message.startswith(f"{method}() needs the optional package {package!r} (")
     assert missing in message
+    assert message.endswith(f'install it with pip install "evertask[{extra}]"')
+
+
+@pytest.mark.parametrize(
+    ("method", "arguments", "missing", "package", "extra"),
+    [
+        (
+            "add_sqlite_storage",
+            ("a.db",),
+            "evertask_storage_sqlite",
+            "evertask-storage-sqlite",
+            "sqlite",
+        ),
+        (
+            "add_postgres_storage",
+            ("postgresql://h/db",),
+            "evertask_storage_postgres",
+            "evertask-storage-postgres",
+            "postgres",
+        ),
+        (
+            "add_mysql_storage",
+            ("mysql://h/db",),
+            "evertask_storage_mysql",
+            "evertask-storage-mysql",
+            "mysql",
+        ),
+        (
+            "add_sqlserver_storage",
+            ("Server=h;Database=d",),
+            "evertask_storage_mssql",
+            "evertask-storage-sqlserver",
+            "sqlserver",
+        ),
+        ("add_structured_logging", (), "evertask_logging", "evertask-logging", "logging"),
+        ("add_monitoring_api", (), "evertask_monitor_api", "evertask-monitor-api", "monitor"),
+    ],
+)
+def test_a_missing_plugin_distribution_names_the_extra(
+    hide: Callable[..., None],
+    method: str,
+    arguments: tuple[Any, ...],
+    missing: str,
+    package: str,
+    extra: str,
+) -> None:
+    """Each plug-in package is a distribution of its own: not installed, it is an extra."""
+    hide(missing)
+    with pytest.raises(ConfigurationError) as caught:
+        getattr(add_evertask(None), method)(*arguments)
+    message = str(caught.value)
+    assert message.startswith(f"{method}() needs the optional package {package!r} (")
     assert message.endswith(f'install it with pip install "evertask[{extra}]"')
 
 

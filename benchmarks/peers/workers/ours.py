@@ -17,6 +17,7 @@ from dependency_injector import containers
 
 from evertask import EverTaskOptions, add_evertask
 from evertask.host import EverTaskHost
+from evertask.version import __version__
 from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler
 
 from . import _kit
@@ -105,13 +106,14 @@ class Ours:
         return builder.add_postgres_storage(self.req.pg_dsn)
 
     def versions(self) -> dict[str, str]:
-        """EverTask and the drivers its storage uses."""
-        names = ["evertask"]
+        """EverTask (its own version: a checkout installs it as ``evertask-dev``) and the
+        drivers its storage uses."""
+        names: list[str] = []
         if self.backend == "sqlite":
             names += ["sqlalchemy", "aiosqlite"]
         elif self.backend == "postgres":
             names += ["sqlalchemy", "asyncpg"]
-        return _kit.package_versions(*names)
+        return {"evertask": __version__, **_kit.package_versions(*names)}
 
     async def prepare(self, concurrency: int) -> None:
         """Build and start a host whose default queue is paused."""
