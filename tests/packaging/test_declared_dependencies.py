@@ -58,6 +58,10 @@ IMPORTED_WITHOUT_DECLARATION = {
     ("evertask", "pytest"): (
         "evertask.testing is a pytest plugin (the pytest11 entry point): only pytest loads it"
     ),
+    ("evertask", "evertask-storage-efcore-like"): (
+        "the db commands of the command line migrate a SQL storage; each SQL extra (sqlite, "
+        "postgres, mysql, sqlserver) brings it, and without one the command says which to install"
+    ),
 }
 
 
@@ -150,8 +154,14 @@ def test_the_extras_of_evertask_name_the_sibling_distributions() -> None:
     assert extras["sqlserver"] == extras["mssql"] == [f"evertask-storage-sqlserver{pin}"]
     assert extras["monitor"] == [f"evertask-monitor-api{pin}"]
     assert extras["logging"] == [f"evertask-logging['structlog']{pin}"]
+    assert extras["testing"] == ["pytest-asyncio>=0.23", "pytest>=8"]
     (everything,) = dists()["evertask"].extras["all"]
-    assert everything.name == "evertask" and everything.extras == set(extras) - {"all", "mssql"}
+    # everything a service runs with; the test kit's pytest stays out of production installs
+    assert everything.name == "evertask" and everything.extras == set(extras) - {
+        "all",
+        "mssql",
+        "testing",
+    }
 
 
 def test_the_development_install_has_every_requirement() -> None:
