@@ -33,6 +33,7 @@ from .observe import DispatchScope, ExecutionScope, Outcome, TaskObserver
 from .options import EverTaskOptions, PersistentLoggerOptions, QueueConfiguration
 from .recovery import RecoveryReport
 from .storage import MemoryTaskStorage, QueuedTask, TaskStorage
+from .threaded import HostThread, start_host_in_thread
 from .version import __version__ as __version__
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ __all__ = [
     "ExponentialRetryPolicy",
     "HostComponent",
     "HostState",
+    "HostThread",
     "LinearRetryPolicy",
     "ManualClock",
     "MemoryTaskStorage",
@@ -74,6 +76,7 @@ __all__ = [
     "UnknownQueueError",
     "add_evertask",
     "build_schedule",
+    "start_host_in_thread",
     "uuid7",
 ]
 
