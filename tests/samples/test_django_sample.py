@@ -12,23 +12,33 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-os.environ["DJANGO_SETTINGS_MODULE"] = "samples.django_app.settings"
-
-import django
-from django.test import Client, override_settings
-
-django.setup()
-
-from samples.django_app.reports import runtime  # noqa: E402
+if TYPE_CHECKING:
+    from django.test import Client
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="module")
+def runtime() -> ModuleType:
+    """Django, set up with the sample's settings when these tests run (not at collection:
+    importing Django's test client also imports modules other tests expect absent)."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "samples.django_app.settings"
+    import django
+
+    django.setup()
+    from samples.django_app.reports import runtime
+
+    return runtime
+
+
 def web_settings(db: Path, *, runs_workers: bool) -> Any:
+    from django.test import override_settings
+
     return override_settings(
         EVERTASK_SQLITE_PATH=str(db),
         EVERTASK_WEB_RUNS_WORKERS=runs_workers,
@@ -39,7 +49,9 @@ def web_settings(db: Path, *, runs_workers: bool) -> Any:
 
 
 @pytest.fixture
-def client() -> Iterator[Client]:
+def client(runtime: ModuleType) -> Iterator[Client]:
+    from django.test import Client
+
     yield Client()
     runtime.stop_web_host(timeout=30)
 
@@ -132,7 +144,7 @@ class Worker:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
 def test_the_worker_command_runs_what_the_web_side_dispatched(
-    client: Client, tmp_path: Path
+    client: Client, runtime: ModuleType, tmp_path: Path
 ) -> None:
     db = tmp_path / "evertask.db"
     with web_settings(db, runs_workers=False):
