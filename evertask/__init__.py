@@ -44,6 +44,7 @@ from .ratelimit import (
 )
 from .recovery import RecoveryReport
 from .storage import MemoryTaskStorage, QueuedTask, TaskStorage
+from .threaded import HostThread, start_host_in_thread
 from .throttling import ParkedTask, RateLimitGate
 from .version import __version__ as __version__
 
@@ -67,6 +68,7 @@ __all__ = [
     "ExponentialRetryPolicy",
     "HostComponent",
     "HostState",
+    "HostThread",
     "InMemoryKeyedRateLimiter",
     "KeyedRateLimiter",
     "LinearRetryPolicy",
@@ -93,6 +95,7 @@ __all__ = [
     "UnknownQueueError",
     "add_evertask",
     "build_schedule",
+    "start_host_in_thread",
     "uuid7",
 ]
 
