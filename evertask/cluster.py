@@ -3,10 +3,10 @@
 Every host with a storage is a node of the cluster formed by the hosts on that database.
 It registers a row with a lease and renews it every heartbeat; the rows it will run carry
 its id (stamped by the dispatching INSERT, or by a claim). A live node's rows are never
-taken. While other nodes are registered, a worker node polls for rows nobody owns (those
-of dispatch-only nodes, of nodes that stopped, of dead nodes) and takes them over; alone on
-its database it checks once per heartbeat. A node that cannot renew its lease starts
-nothing new until it can; a node whose lease ran out rejoins under a new id
+taken. A worker node polls for rows nobody owns (those of dispatch-only nodes, of nodes that
+stopped, of dead nodes) and takes them over; alone on a database that sends notices
+(PostgreSQL) it waits for one, checking once per heartbeat. A node that cannot renew its
+lease starts nothing new until it can; a node whose lease ran out rejoins under a new id
 (docs/cluster.md).
 """
 
@@ -29,6 +29,7 @@ from .inflight import InFlight
 from .lifecycle import Lifecycle
 from .options import EverTaskOptions
 from .queues import QueueManager
+from .storage.memory import MemoryTaskStorage
 from .storage.models import NodeInfo, QueuedTask
 from .storage.protocol import NotifyingStorage, TaskStorage
 
@@ -113,6 +114,9 @@ class Membership:
         self._cancels_due = False
         self._recovered = asyncio.Event()
         self._notifier = storage if isinstance(storage, NotifyingStorage) else None
+        # alone, a node polls unless something tells it of new work: notices (a storage that
+        # sends them), or rows only this process writes (memory)
+        self._listening = isinstance(storage, MemoryTaskStorage)
         self._announcing: set[str] = set()
         self._sending: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -121,7 +125,7 @@ class Membership:
 
     @property
     def alone(self) -> bool:
-        """Whether no other node was registered at the last heartbeat (no polling)."""
+        """Whether no other node was registered at the last heartbeat."""
         return all(n.id == self.node.id for n in self.nodes)
 
     # -- joining and leaving ---------------------------------------------------------------
@@ -315,7 +319,8 @@ class Membership:
         last_cancel_check = 0.0
         await self._recovered.wait()
         while True:
-            if self.alone and not self._sweep and not self._backlog:
+            if self.alone and self._listening and not self._sweep and not self._backlog:
+                # alone, where notices wake this node (a dispatch, a cancel, a node joining)
                 await self._nap(None)  # until a heartbeat or a notification
             else:  # a backlog of orphaned rows is taken as fast as the queues make room
                 await self._nap(_BACKLOG_POLL if self._backlog else interval)
@@ -348,7 +353,10 @@ class Membership:
         try:
             await notifier.listen(self._on_notice)
         except Exception as exc:
+            self._listening = False
             log.warning("Cannot listen for notifications (%r); polling meanwhile.", exc)
+        else:
+            self._listening = True
 
     def _on_notice(self, notice: str) -> None:
         if notice == NOTICE_WORK:

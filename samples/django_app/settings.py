@@ -32,9 +32,5 @@ EVERTASK_SQLITE_PATH = os.environ.get("EVERTASK_SQLITE_PATH", "evertask-django.d
 EVERTASK_WEB_RUNS_WORKERS = _flag("EVERTASK_WEB_RUNS_WORKERS")
 # How often a worker node looks for rows dispatched by web processes (seconds).
 EVERTASK_POLL_INTERVAL = float(os.environ.get("EVERTASK_POLL_INTERVAL", "1.0"))
-# How often every node renews its lease (seconds; the library's default is 10). A worker
-# that is alone on the database notices a web process that started after it at its next
-# heartbeat, and polls from then on: a short heartbeat shortens that first wait.
-EVERTASK_HEARTBEAT_INTERVAL = float(os.environ.get("EVERTASK_HEARTBEAT_INTERVAL", "2.0"))
 # How long a stopping worker lets running tasks finish (seconds).
 EVERTASK_GRACE_PERIOD = float(os.environ.get("EVERTASK_GRACE_PERIOD", "30"))

@@ -54,10 +54,6 @@ def create_builder(*, run_workers: bool = True) -> EverTaskServiceBuilder:
             o.register_handler(ResizeImageHandler)
             .set_max_degree_of_parallelism(4)
             .set_shutdown_grace_period(10)
-            # alone on its database, a worker looks for what short-lived dispatch-only
-            # processes stored once per heartbeat (PostgreSQL wakes it at once; while a
-            # dispatching node stays up, the workers poll every cluster poll interval)
-            .set_heartbeat_interval(1)
             .set_run_workers(run_workers)
         ),
     ).add_sqlite_storage(os.environ.get(DB_ENV, "worker.db"))

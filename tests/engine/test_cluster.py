@@ -305,3 +305,39 @@ async def test_a_nodes_death_and_the_takeover_are_events_on_the_live_stream() ->
     assert taken.task_id == b.node_id and "took over 1 task(s)" in taken.message
     assert json.loads(taken.parameters)["nodeId"] == str(b.node_id)
     await a.stop(grace_period=0.05)
+
+
+async def test_a_worker_alone_on_sqlite_takes_a_dispatch_only_hosts_task_at_its_next_poll(
+    tmp_path: Any,
+) -> None:
+    """No notices on SQLite: the worker polls although it was alone when the web host came
+    (it learns of other nodes only at its heartbeat, here far off)."""
+    path = str(tmp_path / "shared.db")
+
+    def slow_heartbeat(o: EverTaskOptions) -> None:
+        o.set_lease_duration(timedelta(minutes=10))
+        o.set_heartbeat_interval(timedelta(minutes=5))
+        o.set_cluster_poll_interval(timedelta(milliseconds=100))
+
+    def on_sqlite(b: Any) -> None:
+        b.add_sqlite_storage(path)
+
+    worker, worker_box = build_host(
+        [*ALL, TickHandler], slow_heartbeat, storage=False, builder=on_sqlite
+    )
+    web, _ = build_host(
+        [*ALL, TickHandler],
+        lambda o: (slow_heartbeat(o), o.set_run_workers(False)),
+        storage=False,
+        builder=on_sqlite,
+    )
+    async with worker:
+        membership = worker.engine.membership
+        assert membership is not None and membership.alone
+        async with web:
+            started = time.monotonic()
+            tid = await web.dispatcher.dispatch(Ping(n=7))
+            await wait_status(worker, tid, Q.COMPLETED, timeout=10)
+            assert time.monotonic() - started < 5  # a poll, not the heartbeat (5 min)
+            assert membership.alone  # still: no heartbeat has read the nodes since
+    assert [n for name, n in worker_box.probe().calls if name == "ping"] == [7]

@@ -43,7 +43,6 @@ def web_settings(db: Path, *, runs_workers: bool) -> Any:
         EVERTASK_SQLITE_PATH=str(db),
         EVERTASK_WEB_RUNS_WORKERS=runs_workers,
         EVERTASK_POLL_INTERVAL=0.05,
-        EVERTASK_HEARTBEAT_INTERVAL=0.2,
         EVERTASK_GRACE_PERIOD=5.0,
     )
 
@@ -102,7 +101,6 @@ class Worker:
             "DJANGO_SETTINGS_MODULE": "samples.django_app.settings",
             "EVERTASK_SQLITE_PATH": str(db),
             "EVERTASK_POLL_INTERVAL": "0.05",
-            "EVERTASK_HEARTBEAT_INTERVAL": "0.2",
             "EVERTASK_GRACE_PERIOD": "5",
         }
         self.process = subprocess.Popen(

@@ -30,7 +30,6 @@ def configure(*, run_workers: bool) -> EverTaskServiceBuilder:
             .with_persistent_logger()  # the status view shows each run's logs
             .set_run_workers(run_workers)
             .set_cluster_poll_interval(settings.EVERTASK_POLL_INTERVAL)
-            .set_heartbeat_interval(settings.EVERTASK_HEARTBEAT_INTERVAL)
             .set_shutdown_grace_period(settings.EVERTASK_GRACE_PERIOD)
         ),
     )
