@@ -269,3 +269,30 @@ def test_the_extras_of_evertask_install_the_sibling_distributions(venvs: dict[st
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == __version__
+
+
+def test_the_console_script_of_an_installed_wheel_runs(venvs: dict[str, Venv]) -> None:
+    """``evertask`` as a user gets it: the entry point of the evertask wheel, with a storage."""
+    venv = venvs[EXTRAS]
+    script = venv.python.parent / ("evertask.exe" if os.name == "nt" else "evertask")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+
+    def evertask(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), *args],
+            capture_output=True,
+            text=True,
+            cwd=venv.path,
+            env=env,
+            timeout=TIMEOUT,
+            check=False,
+        )
+
+    done = evertask("schedule", "0 9 * * MON", "--zone", "Europe/Rome", "--count", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["occurrences"]) == 2
+    db = venv.path / "cli.db"
+    done = evertask("db", "upgrade", "--storage", f"sqlite:///{db.name}")
+    assert done.returncode == 0, done.stderr
+    done = evertask("db", "current", "--storage", str(db), "--check")
+    assert done.returncode == 0, done.stdout + done.stderr
