@@ -112,12 +112,13 @@ def test_bad_targets_and_factories_exit_with_documented_codes(tmp_path: Path) ->
     env = {DB_ENV: str(tmp_path / "tasks.db")}
     missing = evertask("run", "tests.cli.nowhere:create_builder", env=env)
     assert missing.returncode == 2 and "cannot import module" in missing.stderr
-    assert invoke("run", "tests.cli.app").returncode == 2  # no :FACTORY
-    no_attr = invoke("run", "tests.cli.app:nothing")
+    # in this process: leave the test session's logging as it is
+    assert invoke("run", "--no-log-config", "tests.cli.app").returncode == 2  # no :FACTORY
+    no_attr = invoke("run", "--no-log-config", "tests.cli.app:nothing")
     assert no_attr.returncode == 2 and "has no attribute 'nothing'" in no_attr.stderr
-    wrong = invoke("run", "tests.cli.app:not_a_builder")
+    wrong = invoke("run", "--no-log-config", "tests.cli.app:not_a_builder")
     assert wrong.returncode == 1 and "returned int" in wrong.stderr
-    broken = invoke("run", "tests.cli.app:broken")
+    broken = invoke("run", "--no-log-config", "tests.cli.app:broken")
     assert broken.returncode == 1 and "the factory is broken" in broken.stderr
     unreachable = tmp_path / "no-such-dir" / "tasks.db"
     refused = evertask("run", "tests.cli.app:create_builder_async", env={DB_ENV: str(unreachable)})
