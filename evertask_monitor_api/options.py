@@ -66,6 +66,7 @@ class MonitoringOptions:
     failed_login_window: timedelta = timedelta(minutes=1)
     max_auth_body_bytes: int = DEFAULT_AUTH_BODY_LIMIT
     max_body_bytes: int = DEFAULT_BODY_LIMIT
+    docs_url: str | None = None
 
     # -- derived paths -----------------------------------------------------------------
     @property
@@ -158,6 +159,12 @@ class MonitoringOptions:
             self.max_body_bytes = other
         return self
 
+    def set_docs_url(self, url: str | None) -> Self:
+        """Where this documentation is published (its root, ``http(s)://``): the
+        dashboard's help links (e.g. how to declare a rate limit) point there."""
+        self.docs_url = url
+        return self
+
     def update(self, **values: Any) -> Self:
         """Set options by name (``add_monitoring_api(base_path=...)``)."""
         for name, value in values.items():
@@ -186,6 +193,11 @@ class MonitoringOptions:
             )
         if self.websocket_buffer_size < 1:
             raise ConfigurationError("websocket_buffer_size must be at least 1.")
+        if self.docs_url is not None:
+            url = self.docs_url.strip()
+            if not url.startswith(("http://", "https://")) or " " in url:
+                raise ConfigurationError(f"docs_url must be an http(s) URL, got {self.docs_url!r}.")
+            self.docs_url = url if url.endswith("/") else f"{url}/"
         if self.event_debounce_ms < 0:
             raise ConfigurationError("event_debounce_ms must not be negative.")
         for name in ("max_auth_body_bytes", "max_body_bytes"):

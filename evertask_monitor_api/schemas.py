@@ -18,7 +18,7 @@ from evertask.storage.models import (
     TaskExecutionLog,
 )
 from evertask.throttling import ParkedTask
-from evertask_abstractions import QueuedTaskStatus
+from evertask_abstractions import QueuedTaskStatus, RateLimitPolicy
 
 __all__ = [
     "ConfigResponse",
@@ -31,12 +31,14 @@ __all__ = [
     "MessageResponse",
     "NodeDto",
     "OverviewResponse",
+    "ParkedKeyDto",
     "ParkedTaskDto",
     "QueueActionResponse",
     "QueueConfigurationDto",
     "QueueMetricsDto",
     "QueueSummaryDto",
     "Range",
+    "RateLimitPolicyDto",
     "RateLimitsDto",
     "RecentActivityDto",
     "RetryResponse",
@@ -51,6 +53,7 @@ __all__ = [
     "TaskTypeCount",
     "TaskTypesResponse",
     "TasksPageResponse",
+    "ThrottledHandlerDto",
     "TimeBucketDto",
     "TokenValidationResponse",
     "ValidateRequest",
@@ -161,6 +164,7 @@ class ConfigResponse(Dto):
     read_only: bool
     live_events: bool
     version: str
+    docs_url: str | None = None
 
 
 # -- tasks -------------------------------------------------------------------------------
@@ -285,6 +289,9 @@ class TaskDetailDto(TaskListItem):
     execution_log_count: int
     can_cancel: bool
     can_retry: bool
+    throttled_until: datetime | None = None
+    """When the serving host lets it start: its reserved rate-limit slot while it is parked
+    (or waits to retry); ``None`` otherwise and in standalone mode."""
 
     @classmethod
     def build(
@@ -295,6 +302,7 @@ class TaskDetailDto(TaskListItem):
         log_count: int,
         can_cancel: bool,
         can_retry: bool,
+        throttled_until: datetime | None = None,
     ) -> TaskDetailDto:
         """From a row, its audits and what the caller may do with it."""
         return cls(
@@ -309,6 +317,7 @@ class TaskDetailDto(TaskListItem):
             execution_log_count=log_count,
             can_cancel=can_cancel,
             can_retry=can_retry,
+            throttled_until=throttled_until,
         )
 
 
@@ -489,10 +498,11 @@ class ExecutionTimePoint(Dto):
 
 # -- rate limits -------------------------------------------------------------------------
 class ParkedTaskDto(Dto):
-    """A run parked until its rate-limit slot."""
+    """A run parked until its rate-limit slot (``until_utc``: its throttled-until)."""
 
     task_id: uuid.UUID
     task_type: str
+    short_type: str
     queue_name: str
     rate_limit_key: str
     until_utc: datetime
@@ -504,6 +514,7 @@ class ParkedTaskDto(Dto):
         return cls(
             task_id=parked.task_id,
             task_type=parked.task_type,
+            short_type=short_type_name(parked.task_type),
             queue_name=parked.queue_name,
             rate_limit_key=parked.rate_limit_key,
             until_utc=parked.until,
@@ -511,8 +522,91 @@ class ParkedTaskDto(Dto):
         )
 
 
+class ParkedKeyDto(Dto):
+    """The runs parked on one budget (task type and key): how many, first and last slot."""
+
+    task_type: str
+    short_type: str
+    rate_limit_key: str
+    queue_name: str
+    parked_count: int
+    next_slot_utc: datetime
+    last_slot_utc: datetime
+
+    @classmethod
+    def summarize(cls, parked: list[ParkedTask]) -> list[ParkedKeyDto]:
+        """One entry per (task type, key) of a snapshot sorted by slot; earliest slot first."""
+        keys: dict[tuple[str, str], ParkedKeyDto] = {}
+        for p in parked:
+            entry = keys.get((p.task_type, p.rate_limit_key))
+            if entry is None:
+                keys[(p.task_type, p.rate_limit_key)] = cls(
+                    task_type=p.task_type,
+                    short_type=short_type_name(p.task_type),
+                    rate_limit_key=p.rate_limit_key,
+                    queue_name=p.queue_name,
+                    parked_count=1,
+                    next_slot_utc=p.until,
+                    last_slot_utc=p.until,
+                )
+            else:
+                entry.parked_count += 1
+                entry.next_slot_utc = min(entry.next_slot_utc, p.until)
+                entry.last_slot_utc = max(entry.last_slot_utc, p.until)
+        return sorted(keys.values(), key=lambda k: k.next_slot_utc)
+
+
+class RateLimitPolicyDto(Dto):
+    """A handler's declared ``rate_limit`` (periods in milliseconds)."""
+
+    permits: int
+    period_ms: float
+    burst: int
+    throttle_retries: bool
+    start_empty: bool
+    max_reservation_horizon_ms: float
+    overflow_behavior: str
+
+    @classmethod
+    def of(cls, policy: RateLimitPolicy) -> RateLimitPolicyDto:
+        """From the declaration."""
+        return cls(
+            permits=policy.permits,
+            period_ms=policy.period.total_seconds() * 1000,
+            burst=policy.burst,
+            throttle_retries=policy.throttle_retries,
+            start_empty=policy.start_empty,
+            max_reservation_horizon_ms=policy.max_reservation_horizon.total_seconds() * 1000,
+            overflow_behavior=policy.overflow_behavior.name,
+        )
+
+
+class ThrottledHandlerDto(Dto):
+    """A handler that declares ``rate_limit`` or ``max_concurrency``, and its state now.
+
+    ``running`` and ``waiting`` (``max_concurrency`` permits held, runs waiting for one)
+    are ``None`` without a ``max_concurrency``; ``parked`` counts its runs parked for a
+    rate-limit slot.
+    """
+
+    handler: str
+    short_handler: str
+    task_type: str
+    short_type: str
+    queue_name: str | None
+    rate_limit: RateLimitPolicyDto | None
+    max_concurrency: int | None
+    running: int | None
+    waiting: int | None
+    parked: int
+
+
 class RateLimitsDto(Dto):
-    """The serving host's rate limiter now (budgets are per host)."""
+    """The serving host's rate limiter now (budgets are per host).
+
+    ``available`` is false when no host runs in this process (the standalone monitor):
+    the limiter's state lives in a running host's memory, so every other field is empty.
+    """
 
     available: bool
     parked_task_count: int = 0
@@ -520,6 +614,8 @@ class RateLimitsDto(Dto):
     tracked_key_count: int = 0
     fail_open_count: int = 0
     parked: list[ParkedTaskDto] = []
+    keys: list[ParkedKeyDto] = []
+    handlers: list[ThrottledHandlerDto] = []
 
 
 # -- cluster -----------------------------------------------------------------------------

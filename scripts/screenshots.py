@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
     "--disable-background-networking",
 ]
-PAGES = ["login", "overview", "tasks", "task-detail", "queues", "live", "statistics"]
+PAGES = ["login", "overview", "tasks", "task-detail", "queues", "rate-limits", "live", "statistics"]
 
 
 async def _workload(host: Any) -> None:
@@ -112,7 +112,22 @@ async def _first_failed(host: Any) -> str:
     return str(page.items[0].id) if page.items else ""
 
 
-async def run(out_dir: Path) -> list[Path]:
+async def _throttled(host: Any) -> None:
+    """Invoice syncs over their per-tenant budget (2 a minute): the rest stay parked."""
+    from samples.fastapi_app import tasks
+
+    for tenant, count in (("acme", 7), ("globex", 4), ("initech", 2)):
+        for _ in range(count):
+            await host.dispatcher.dispatch(tasks.SyncInvoices(tenant_id=tenant))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if host.rate_limiter.parked_task_count >= 7:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the invoice syncs were not parked within 10 s")
+
+
+async def run(out_dir: Path, only: frozenset[str] = frozenset(PAGES)) -> list[Path]:
     import uvicorn
     from playwright.async_api import async_playwright
 
@@ -138,6 +153,7 @@ async def run(out_dir: Path) -> list[Path]:
             await asyncio.sleep(0.05)
         await _workload(host)
         await _history(host)
+        await _throttled(host)
         failed = await _first_failed(host)
         base = f"http://127.0.0.1:{port}{monitoring.url_path}"
         creds = monitoring.credentials
@@ -146,6 +162,8 @@ async def run(out_dir: Path) -> list[Path]:
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
 
             async def shot(name: str) -> None:
+                if name not in only:
+                    return
                 await page.wait_for_timeout(300)  # let charts settle after the data arrived
                 path = out_dir / f"{name}.png"
                 await page.screenshot(path=str(path), full_page=False)
@@ -171,6 +189,9 @@ async def run(out_dir: Path) -> list[Path]:
             await page.wait_for_selector("[data-testid=queue-reports]")
             await page.wait_for_selector("svg[aria-label='Tasks per queue']")
             await shot("queues")
+            await page.click("a.nav-link:has-text('Rate limits')")
+            await page.wait_for_selector("[data-testid=parked-task]")
+            await shot("rate-limits")
             await page.click("a.nav-link:has-text('Live')")
             await page.wait_for_selector("[data-testid=live-status]:has-text('Connected')")
             d = host.dispatcher
@@ -197,9 +218,13 @@ async def run(out_dir: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"))
+    parser.add_argument("pages", nargs="*", metavar="PAGE", help=f"only these of {PAGES}")
     args = parser.parse_args()
+    unknown = sorted(set(args.pages) - set(PAGES))
+    if unknown:
+        parser.error(f"unknown page(s) {unknown}; pages: {PAGES}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    for path in asyncio.run(run(Path(args.out))):
+    for path in asyncio.run(run(Path(args.out), frozenset(args.pages or PAGES))):
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 

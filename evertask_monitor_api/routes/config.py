@@ -34,4 +34,5 @@ async def config(request: Request, context: Context) -> ConfigResponse:
         read_only=context.read_only,
         live_events=context.live_events,
         version=package_version(),
+        docs_url=opts.docs_url,
     )

@@ -6,7 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from ..schemas import ParkedTaskDto, RateLimitsDto
+from ..schemas import (
+    ParkedKeyDto,
+    ParkedTaskDto,
+    RateLimitPolicyDto,
+    RateLimitsDto,
+    ThrottledHandlerDto,
+    short_type_name,
+)
 from .deps import READ_RESPONSES, Context, require_ready, require_user
 
 __all__ = ["router"]
@@ -23,17 +30,42 @@ router = APIRouter(
 async def ratelimits(
     context: Context, limit: Annotated[int, Query(ge=0, le=1000)] = 100
 ) -> RateLimitsDto:
-    """Parked runs (earliest slot first, at most ``limit``), tracked keys and fail-opens
-    of the serving host (per-host budgets); ``available`` is false in standalone mode."""
+    """Parked runs (earliest slot first, at most ``limit``), a summary per parked key (all
+    of them), tracked keys, fail-opens and the handlers declaring ``rate_limit`` or
+    ``max_concurrency`` with their running and waiting runs, for the serving host
+    (per-host budgets); ``available`` is false in standalone mode (no host)."""
     host = context.host
     if host is None:
         return RateLimitsDto(available=False)
     gate = host.rate_limiter
+    snapshot = gate.parked_snapshot()
+    parked_by_type: dict[str, int] = {}
+    for p in snapshot:
+        parked_by_type[p.task_type] = parked_by_type.get(p.task_type, 0) + 1
+    handlers = [
+        ThrottledHandlerDto(
+            handler=d.handler_type_name,
+            short_handler=short_type_name(d.handler_type_name),
+            task_type=d.task_type_name,
+            short_type=short_type_name(d.task_type_name),
+            queue_name=d.queue_name,
+            rate_limit=None if d.rate_limit is None else RateLimitPolicyDto.of(d.rate_limit),
+            max_concurrency=d.max_concurrency,
+            running=None if d.max_concurrency is None else gate.running_count(d.handler_class),
+            waiting=None if d.max_concurrency is None else gate.waiting_count(d.handler_class),
+            parked=parked_by_type.get(d.task_type_name, 0),
+        )
+        for d in host.handlers
+        if d.rate_limit is not None or d.max_concurrency is not None
+    ]
+    handlers.sort(key=lambda h: h.handler)
     return RateLimitsDto(
         available=True,
         parked_task_count=gate.parked_task_count,
         max_parked_tasks=gate.max_parked_tasks,
         tracked_key_count=gate.tracked_key_count,
         fail_open_count=gate.fail_open_count,
-        parked=[ParkedTaskDto.of(p) for p in gate.parked_snapshot()[:limit]],
+        parked=[ParkedTaskDto.of(p) for p in snapshot[:limit]],
+        keys=ParkedKeyDto.summarize(snapshot),
+        handlers=handlers,
     )

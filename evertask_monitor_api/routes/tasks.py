@@ -126,7 +126,19 @@ async def task_detail(context: Context, task_id: uuid.UUID) -> TaskDetailDto:
         log_count,
         writable and can_cancel(row),
         writable and can_retry(row),
+        _throttled_until(context, row),
     )
+
+
+_WAITING = frozenset({S.WAITING_QUEUE, S.QUEUED, S.PENDING, S.IN_PROGRESS})
+"""Statuses in which a task may wait for a rate-limit slot (in progress: a retry)."""
+
+
+def _throttled_until(context: Context, row: QueuedTask) -> datetime | None:
+    """The serving host's reserved slot for a task that has not ended (None standalone)."""
+    if context.host is None or row.status not in _WAITING:
+        return None
+    return context.host.rate_limiter.throttled_until(row.id)
 
 
 @router.get("/{task_id}/status-audit", response_model=list[StatusAuditDto])

@@ -126,6 +126,7 @@ def create_app() -> FastAPI:
                 "POST /report?name=q3&delay=5",
                 "POST /resize?name=cat.png",
                 "POST /flaky",
+                "POST /invoices?tenant=acme&count=5",
                 "GET /tasks/{id}",
                 "GET /stats",
             ],
@@ -153,6 +154,15 @@ def create_app() -> FastAPI:
     async def flaky(fail_rate: float = 0.5) -> dict[str, str]:
         tid = await host.dispatcher.dispatch(tasks.FlakyCall(fail_rate=fail_rate))
         return {"task_id": str(tid)}
+
+    @app.post("/invoices")
+    async def invoices(tenant: str = "acme", count: int = 1) -> dict[str, list[str]]:
+        """Invoice syncs, rate-limited to 2 a minute per tenant: see the Rate limits page."""
+        ids = [
+            await host.dispatcher.dispatch(tasks.SyncInvoices(tenant_id=tenant))
+            for _ in range(max(1, min(count, 100)))
+        ]
+        return {"task_ids": [str(t) for t in ids]}
 
     @app.post("/tasks/{task_id}/cancel")
     async def cancel(task_id: uuid.UUID) -> dict[str, str]:

@@ -11,6 +11,7 @@ from evertask_abstractions import (
     EverTask,
     EverTaskHandler,
     LinearRetryPolicy,
+    RateLimitPolicy,
 )
 
 from .services import EmailService, Stats
@@ -112,3 +113,27 @@ class FlakyCallHandler(EverTaskHandler[FlakyCall]):
         if random.random() < task.fail_rate:
             raise ConnectionError("the remote service did not answer")
         self._stats.count("flaky-ok")
+
+
+class SyncInvoices(EverTask, task_name="samples.sync-invoices"):
+    """Calls a partner API that allows a few requests a minute per tenant: a rate limit."""
+
+    tenant_id: str
+
+    @property
+    def rate_limit_key(self) -> str:
+        return self.tenant_id
+
+
+class SyncInvoicesHandler(EverTaskHandler[SyncInvoices]):
+    # 2 starts a minute per tenant; the others are parked until their slot (dashboard:
+    # the Rate limits page)
+    rate_limit = RateLimitPolicy(2, timedelta(minutes=1))
+
+    def __init__(self, stats: Stats) -> None:
+        super().__init__()
+        self._stats = stats
+
+    async def handle(self, task: SyncInvoices, cancellation: CancellationToken) -> None:
+        self.logger.info("Synced the invoices of %s", task.tenant_id)
+        self._stats.count("invoices")

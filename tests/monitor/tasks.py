@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
-from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler
+from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler, RateLimitPolicy
 
 GATES: dict[str, asyncio.Event] = {}
 """Events ``Hold`` tasks wait on (created in the host's loop)."""
@@ -63,3 +64,40 @@ class Hold(EverTask):
 class HoldHandler(EverTaskHandler[Hold]):
     async def handle(self, task: Hold, cancellation: CancellationToken) -> None:
         await gate(task.name).wait()
+
+
+class Limited(EverTask):
+    """Rate-limited per tenant: 1 start per 10 minutes, so the next ones stay parked."""
+
+    tenant: str = "acme"
+    n: int = 0
+
+    @property
+    def rate_limit_key(self) -> str:
+        return self.tenant
+
+
+class LimitedHandler(EverTaskHandler[Limited]):
+    rate_limit = RateLimitPolicy(
+        1, timedelta(minutes=10), max_reservation_horizon=timedelta(hours=2)
+    )
+
+    async def handle(self, task: Limited, cancellation: CancellationToken) -> None:
+        self.logger.info("limited %s %s", task.tenant, task.n)
+
+
+class Single(EverTask):
+    name: str
+
+
+class SingleHandler(EverTaskHandler[Single]):
+    """One run at a time; each waits for its gate."""
+
+    max_concurrency = 1
+
+    async def handle(self, task: Single, cancellation: CancellationToken) -> None:
+        await gate(task.name).wait()
+
+
+THROTTLED = (LimitedHandler, SingleHandler)
+"""Handlers of the rate-limits page (not in every test host: its empty state needs none)."""

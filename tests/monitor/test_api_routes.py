@@ -345,3 +345,4 @@ async def test_openapi_schema_and_config(seeded: Monitored) -> None:
     assert config["requireAuthentication"] is True
     assert config["apiBasePath"] == f"{BASE}/api" and config["webSocketPath"] == f"{BASE}/ws"
     assert config["readOnly"] is False and config["liveEvents"] is True
+    assert config["docsUrl"] is None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
@@ -14,6 +16,7 @@ import pytest
 
 from evertask import EverTaskHost, MemoryTaskStorage
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
+from evertask_monitor_api import MonitoringOptions, create_standalone_app
 
 from . import tasks
 from .harness import (
@@ -25,7 +28,9 @@ from .harness import (
     build_host,
     fast_lease,
     seed,
+    serve,
     stop_heartbeats,
+    wait_for,
     wait_status,
 )
 
@@ -372,3 +377,186 @@ def test_the_nodes_page_lists_the_cluster_and_shows_a_dead_node(
         for built in others:
             live.call(built.close)
         live.stop()
+
+
+# -- rate limits ---------------------------------------------------------------------------
+def _throttled(options: Any) -> None:
+    options.register_handler(*tasks.THROTTLED)
+
+
+async def _park(host: EverTaskHost) -> dict[str, list[uuid.UUID]]:
+    """acme: 1 runs, 3 parked (slots 10, 20 and 30 minutes on); globex: 1 runs, 1 parked;
+    Single: 1 running, 1 waiting for the permit."""
+    d = host.dispatcher
+    ids = {
+        "acme": [await d.dispatch(tasks.Limited(tenant="acme", n=i)) for i in range(4)],
+        "globex": [await d.dispatch(tasks.Limited(tenant="globex", n=i)) for i in range(2)],
+        "single": [await d.dispatch(tasks.Single(name=f"rl-single-{i}")) for i in range(2)],
+    }
+    gate = host.rate_limiter
+    await wait_for(lambda: gate.parked_task_count == 4)
+    await wait_for(lambda: gate.waiting_count(tasks.SingleHandler) == 1)
+    return ids
+
+
+def test_the_rate_limits_page_shows_parked_tasks_and_throttled_handlers(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("ratelimits")
+    live = ThreadedServer(lambda: build_host("memory", directory, options=_throttled), _park)
+    live.start()
+    try:
+        host = live.host
+        ids: dict[str, list[uuid.UUID]] = live.seeded
+        context, tab = _logged_in(browser, live.url, locale="en-GB", timezone_id="UTC")
+        try:
+            tab.click("a.nav-link:has-text('Rate limits')")
+            expect(tab.get_by_test_id("kpi-parked")).to_have_text("4")
+            expect(tab.get_by_test_id("kpi-tracked-keys")).to_have_text("2")
+            expect(tab.get_by_test_id("kpi-fail-open")).to_have_text("0")
+            max_parked = f"{host.rate_limiter.max_parked_tasks:,}"
+            expect(tab.get_by_test_id("kpi-max-parked")).to_have_text(max_parked)
+            expect(tab.get_by_test_id("ratelimits-empty")).to_have_count(0)
+
+            limited = tab.locator("[data-testid=throttled-handler][data-handler=LimitedHandler]")
+            expect(limited.get_by_test_id("handler-rate-limit")).to_have_text(
+                "1 per 10 min per key"
+            )
+            expect(limited.get_by_test_id("handler-parked")).to_have_text("4")
+            single = tab.locator("[data-testid=throttled-handler][data-handler=SingleHandler]")
+            expect(single.get_by_test_id("handler-max-concurrency")).to_have_text("1")
+            expect(single.get_by_test_id("handler-running")).to_have_text("1")
+            expect(single.get_by_test_id("handler-waiting")).to_have_text("1")
+
+            expect(tab.get_by_test_id("parked-key")).to_have_count(2)
+            acme = tab.locator("[data-testid=parked-key][data-key=acme]")
+            expect(acme.get_by_test_id("key-parked")).to_have_text("3")
+            expect(acme.get_by_test_id("key-next-slot")).to_contain_text(
+                re.compile(r"in (9|10) min")
+            )
+            globex = tab.locator("[data-testid=parked-key][data-key=globex]")
+            expect(globex.get_by_test_id("key-parked")).to_have_text("1")
+
+            rows = tab.get_by_test_id("parked-task")
+            expect(rows).to_have_count(4)
+            parked = [*ids["acme"][1:], ids["globex"][1]]
+            shown = {rows.nth(i).get_attribute("data-task-id") for i in range(4)}
+            assert shown == {str(t) for t in parked}
+            last = tab.locator(f"[data-testid=parked-task][data-task-id='{ids['acme'][3]}']")
+            expect(last.get_by_test_id("parked-until")).to_contain_text(
+                re.compile(r"in (29|30) min")
+            )
+            expect(last.get_by_test_id("parked-until")).to_contain_text("UTC")
+            expect(last.get_by_test_id("parked-since")).to_contain_text(" ago")
+            expect(last.get_by_test_id("parked-key-name")).to_have_text("acme")
+
+            # it follows the host by itself: a new parked task, a cancelled one, a permit passed on
+            initech = live.call(lambda: host.dispatcher.dispatch(tasks.Limited(tenant="initech")))
+            more = live.call(lambda: host.dispatcher.dispatch(tasks.Limited(tenant="initech")))
+            expect(tab.locator(f"[data-testid=parked-task][data-task-id='{more}']")).to_be_visible(
+                timeout=10_000
+            )
+            live.call(lambda: wait_status(host, initech, S.COMPLETED))
+            live.call(lambda: host.dispatcher.cancel(ids["globex"][1]))
+            expect(tab.locator("[data-testid=parked-key][data-key=globex]")).to_have_count(
+                0, timeout=10_000
+            )
+            expect(tab.get_by_test_id("kpi-parked")).to_have_text("4")
+
+            async def release() -> None:
+                tasks.gate("rl-single-0").set()
+
+            live.call(release)
+            expect(single.get_by_test_id("handler-waiting")).to_have_text("0", timeout=10_000)
+            expect(single.get_by_test_id("handler-running")).to_have_text("1")
+
+            # the task page of a parked task says until when, and links back here
+            last.get_by_test_id("parked-link").click()
+            tab.wait_for_url(re.compile(rf"/tasks/{ids['acme'][3]}$"))
+            expect(tab.locator("h1").get_by_test_id("status")).to_have_text("Queued")
+            until = tab.get_by_test_id("field-throttled-until")
+            expect(until).to_contain_text("rate-limited")
+            slot = host.rate_limiter.throttled_until(ids["acme"][3])
+            assert slot is not None
+            expect(until).to_contain_text(f"{slot:%H:%M}")
+            until.locator("a").click()
+            expect(tab.get_by_test_id("kpi-parked")).to_be_visible()
+            # a finished task has no throttled-until
+            tab.goto(f"{live.url}{BASE}/tasks/{ids['acme'][0]}")
+            expect(tab.locator("h1").get_by_test_id("status")).to_have_text("Completed")
+            expect(tab.get_by_test_id("field-throttled-until")).to_have_count(0)
+        finally:
+            context.close()
+
+            async def release_all() -> None:
+                for name in ("rl-single-0", "rl-single-1"):
+                    tasks.gate(name).set()
+
+            live.call(release_all)
+    finally:
+        live.stop()
+
+
+def test_the_rate_limits_page_explains_how_to_declare_one(page: Any) -> None:
+    page.click("a.nav-link:has-text('Rate limits')")
+    empty = page.get_by_test_id("ratelimits-empty")
+    expect(empty).to_contain_text("rate_limit = RateLimitPolicy(")
+    expect(page.get_by_test_id("throttling-docs")).to_contain_text("docs/throttling.md")
+    expect(page.get_by_test_id("kpi-parked")).to_have_text("0")
+    expect(page.get_by_test_id("parked-table")).to_have_count(0)
+
+
+class _AppServer:
+    """An ASGI app served by uvicorn (with its lifespan) in a thread of its own."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.url = ""
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        try:
+            async with serve(self.app, lifespan=True) as url:
+                self.url = url
+                self._ready.set()
+                await self._stop.wait()
+        finally:
+            self._ready.set()
+
+    def __enter__(self) -> _AppServer:
+        self._thread.start()
+        self._ready.wait(30)
+        assert self.url, "the app server did not start"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+        self.loop.close()
+
+
+def test_the_standalone_monitor_says_rate_limits_need_a_running_host(browser: Any) -> None:
+    options = MonitoringOptions().set_credentials(USERNAME, PASSWORD)
+    options.set_docs_url("https://docs.example.com/evertask")
+    with _AppServer(create_standalone_app(MemoryTaskStorage(), options)) as standalone:
+        context, tab = _logged_in(browser, standalone.url)
+        try:
+            expect(tab.get_by_test_id("connection")).to_contain_text("Polling")
+            tab.click("a.nav-link:has-text('Rate limits')")
+            expect(tab.get_by_test_id("ratelimits-unavailable")).to_contain_text(
+                "without an EverTask host"
+            )
+            expect(tab.locator("h2")).to_have_text("Needs a running host")
+            expect(tab.get_by_test_id("kpi-parked")).to_have_count(0)
+            expect(tab.get_by_test_id("ratelimits-summary")).to_have_count(0)
+        finally:
+            context.close()

@@ -17,7 +17,19 @@ from schemathesis.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from .harness import API, PASSWORD, USERNAME, ThreadedServer, build_host, seed  # noqa: E402
+from evertask import EverTaskHost  # noqa: E402
+
+from . import tasks  # noqa: E402
+from .harness import (  # noqa: E402
+    API,
+    PASSWORD,
+    USERNAME,
+    Built,
+    ThreadedServer,
+    build_host,
+    seed,
+    wait_for,
+)
 
 CHECKS = [
     not_a_server_error,
@@ -27,10 +39,26 @@ CHECKS = [
 ]
 
 
+def _throttled(options: Any) -> None:
+    options.register_handler(*tasks.THROTTLED)
+
+
+async def _seed(host: EverTaskHost) -> None:
+    """The seeded rows, plus rate-limited tasks parked on two keys (``/ratelimits``)."""
+    await seed(host)
+    for tenant in ("acme", "acme", "acme", "globex", "globex"):
+        await host.dispatcher.dispatch(tasks.Limited(tenant=tenant))
+    await wait_for(lambda: host.rate_limiter.parked_task_count == 3)
+
+
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
     directory = tmp_path_factory.mktemp("fuzz")
-    server = ThreadedServer(lambda: build_host("sqlite", directory), seed).start()
+
+    def make() -> Built:
+        return build_host("sqlite", directory, options=_throttled)
+
+    server = ThreadedServer(make, _seed).start()
     try:
         yield server
     finally:

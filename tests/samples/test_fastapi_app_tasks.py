@@ -68,3 +68,14 @@ async def test_a_flaky_call_that_never_fails_counts_once(host: EverTaskTestHost)
     await host.dispatch(tasks.FlakyCall(fail_rate=0.0))
     await host.run_until_idle()
     assert host.container.stats().counts == {"flaky-ok": 1}
+
+
+async def test_invoice_syncs_of_a_tenant_are_rate_limited(host: EverTaskTestHost) -> None:
+    ids = [await host.dispatch(tasks.SyncInvoices(tenant_id="acme")) for _ in range(3)]
+    other = await host.dispatch(tasks.SyncInvoices(tenant_id="globex"))
+    await host.run_until_idle()
+    assert host.container.stats().counts == {"invoices": 3}  # 2 of acme, 1 of globex
+    await host.assert_status(ids[2], QueuedTaskStatus.QUEUED)  # parked for its slot
+    await host.assert_status(other, QueuedTaskStatus.COMPLETED)
+    await host.advance(timedelta(seconds=30))  # 2 a minute: the next slot
+    await host.assert_status(ids[2], QueuedTaskStatus.COMPLETED)

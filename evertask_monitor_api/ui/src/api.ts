@@ -25,6 +25,8 @@ export interface Config {
   readOnly: boolean;
   liveEvents: boolean;
   version: string;
+  /** The published documentation's root (ends with "/"), if configured: help links point there. */
+  docsUrl?: string | null;
 }
 
 export interface LoginResponse {
@@ -92,6 +94,8 @@ export interface TaskDetail extends TaskListItem {
   executionLogCount: number;
   canCancel: boolean;
   canRetry: boolean;
+  /** The serving host's reserved rate-limit slot while the task is parked (or waits to retry). */
+  throttledUntil?: string | null;
 }
 
 export interface ExecutionLog {
@@ -183,6 +187,64 @@ export interface ClusterNode {
   isCurrent: boolean;
   /** Executions running now; known for this host's own node only. */
   running: number | null;
+}
+
+/** A run parked until its rate-limit slot (`untilUtc`: when it may start). */
+export interface ParkedTask {
+  taskId: string;
+  taskType: string;
+  shortType: string;
+  queueName: string;
+  rateLimitKey: string;
+  untilUtc: string;
+  parkedAtUtc: string;
+}
+
+/** The runs parked on one budget (task type and key). */
+export interface ParkedKey {
+  taskType: string;
+  shortType: string;
+  rateLimitKey: string;
+  queueName: string;
+  parkedCount: number;
+  nextSlotUtc: string;
+  lastSlotUtc: string;
+}
+
+export interface RateLimitPolicy {
+  permits: number;
+  periodMs: number;
+  burst: number;
+  throttleRetries: boolean;
+  startEmpty: boolean;
+  maxReservationHorizonMs: number;
+  overflowBehavior: string;
+}
+
+/** A handler declaring `rate_limit` or `max_concurrency`; running/waiting are null without the latter. */
+export interface ThrottledHandler {
+  handler: string;
+  shortHandler: string;
+  taskType: string;
+  shortType: string;
+  queueName: string | null;
+  rateLimit: RateLimitPolicy | null;
+  maxConcurrency: number | null;
+  running: number | null;
+  waiting: number | null;
+  parked: number;
+}
+
+/** `GET /ratelimits`: the serving host's limiter now; `available` is false without a host. */
+export interface RateLimits {
+  available: boolean;
+  parkedTaskCount: number;
+  maxParkedTasks: number;
+  trackedKeyCount: number;
+  failOpenCount: number;
+  parked: ParkedTask[];
+  keys: ParkedKey[];
+  handlers: ThrottledHandler[];
 }
 
 export interface SuccessRateTrend {

@@ -10,6 +10,7 @@ const NAV = [
   { to: "/", label: "Overview", end: true },
   { to: "/tasks", label: "Tasks" },
   { to: "/queues", label: "Queues" },
+  { to: "/rate-limits", label: "Rate limits" },
   { to: "/nodes", label: "Nodes" },
   { to: "/live", label: "Live" },
   { to: "/statistics", label: "Statistics" },

@@ -9,6 +9,7 @@ import { LivePage } from "./pages/Live";
 import { NodesPage } from "./pages/Nodes";
 import { OverviewPage } from "./pages/Overview";
 import { QueuesPage } from "./pages/Queues";
+import { RateLimitsPage } from "./pages/RateLimits";
 import { StatisticsPage } from "./pages/Statistics";
 import { TaskDetailPage } from "./pages/TaskDetail";
 import { TasksPage } from "./pages/Tasks";
@@ -31,6 +32,7 @@ function Routed() {
           <Route path="tasks" element={<TasksPage />} />
           <Route path="tasks/:id" element={<TaskDetailPage />} />
           <Route path="queues" element={<QueuesPage />} />
+          <Route path="rate-limits" element={<RateLimitsPage />} />
           <Route path="nodes" element={<NodesPage />} />
           <Route path="live" element={<LivePage />} />
           <Route path="statistics" element={<StatisticsPage />} />

@@ -4,7 +4,7 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { api } from "../api";
 import type { ExecutionLogs, TaskDetail } from "../api";
 import { Badge, Card, ErrorBox, Page, Pager, StatusBadge } from "../components";
-import { formatDate, formatDuration, levelTone, prettyJson, runDuration, shortId } from "../format";
+import { formatDate, formatDuration, formatRelative, levelTone, prettyJson, runDuration, shortId } from "../format";
 import { useApi, useSession } from "../state";
 
 const LEVELS = ["", "Trace", "Debug", "Information", "Warning", "Error", "Critical"];
@@ -181,6 +181,14 @@ export function TaskDetailPage() {
                 <Field label="Scheduled">
                   {formatDate(t.isRecurring ? (t.nextRunUtc ?? t.scheduledExecutionUtc) : t.scheduledExecutionUtc, zoned)}
                 </Field>
+                {t.throttledUntil && (
+                  <Field label="Throttled until">
+                    {formatDate(t.throttledUntil, zoned)} <span className="muted">({formatRelative(t.throttledUntil)})</span>{" "}
+                    <Link to="/rate-limits">
+                      <Badge tone="warn">rate-limited</Badge>
+                    </Link>
+                  </Field>
+                )}
                 <Field label="Last execution">{formatDate(t.lastExecutionUtc, zoned)}</Field>
                 <Field label="Duration">{formatDuration(runDuration(t, t.statusAudits))}</Field>
                 <Field label="Audit level">{t.auditLevel}</Field>
