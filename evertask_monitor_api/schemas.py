@@ -511,15 +511,32 @@ class ParkedTaskDto(Dto):
         )
 
 
+class AdaptiveThrottlingDto(Dto):
+    """Adaptive throttling of the serving host (``enabled`` false: no threshold set)."""
+
+    enabled: bool
+    paused: bool = False
+    reason: str | None = None
+    since: datetime | None = None
+    cpu: float | None = None
+    memory_bytes: int | None = None
+    cpu_threshold: float | None = None
+    memory_threshold_bytes: int | None = None
+    pauses: int = 0
+
+
 class RateLimitsDto(Dto):
-    """The serving host's rate limiter now (budgets are per host)."""
+    """The serving host's rate limiter now; ``cluster_wide``: budgets and ``max_concurrency``
+    permits are shared through the database (otherwise per host)."""
 
     available: bool
+    cluster_wide: bool = False
     parked_task_count: int = 0
     max_parked_tasks: int = 0
     tracked_key_count: int = 0
     fail_open_count: int = 0
     parked: list[ParkedTaskDto] = []
+    adaptive: AdaptiveThrottlingDto = AdaptiveThrottlingDto(enabled=False)
 
 
 # -- cluster -----------------------------------------------------------------------------
