@@ -106,6 +106,8 @@ class Membership:
         self._cancel_here: CancelHere | None = None
         self._renewed = 0.0  # time.monotonic() of the last renewal
         self._held = False
+        self.claiming = True
+        """``False`` while adaptive throttling holds this node: it claims no rows."""
         self._watchdog: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._sweep = False
@@ -332,8 +334,10 @@ class Membership:
                     self._cancels_due = False
                     last_cancel_check = time.monotonic()
                     await self.check_cancels()
-                if not self._held:
+                if not self._held and self.claiming:
                     await self.claim(due_only=True)
+                else:
+                    self._backlog = False  # (no 5 ms polls for room while held)
             except Exception as exc:
                 self._backlog = False
                 log.warning("Polling the cluster's tasks failed (%r).", exc)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from .activity import HostActivity
+from .adaptive import AdaptiveThrottle, ThrottleState
 from .background import Background
 from .clock import Clock
 from .cluster import Membership, Node
+from .cluster_limits import ClusterConcurrency, StorageKeyedRateLimiter
 from .dispatcher import Dispatcher
-from .events import EventBus
+from .events import NODE_EVENT_TYPE, EventBus, EventKind, TaskEvent
 from .executor import WorkerExecutor
 from .inflight import CancelRegistry, InFlight
 from .intake import Intake
@@ -27,7 +29,13 @@ from .recurring import RecurringCoordinator
 from .registry import HandlerRegistry
 from .run import TaskRun
 from .scheduler import TimerScheduler
-from .storage.protocol import PipelinedStorage, TaskStorage, fast_paths_enabled
+from .storage.protocol import (
+    ConcurrencySlotStore,
+    PipelinedStorage,
+    RateLimitStore,
+    TaskStorage,
+    fast_paths_enabled,
+)
 from .throttling import RateLimitGate
 
 __all__ = ["CLAIM_LEAD", "Engine"]
@@ -95,6 +103,9 @@ class Engine:
             claim_lead=self.claim_lead,
             node=self.node,
         )
+        # cluster-wide budgets and permits on a storage that can share them (the SQL
+        # storages), unless the options keep them per node
+        shared = options.rate_limiter.cluster_wide and options.run_workers
         self.throttle = RateLimitGate(
             options=options.rate_limiter,
             clock=self.clock,
@@ -102,6 +113,17 @@ class Engine:
             events=self.events,
             cancels=self.cancels,
             default_capacity=queues.default.capacity,
+            limiter=(
+                StorageKeyedRateLimiter(storage, options.rate_limiter.max_tracked_keys)
+                if shared and isinstance(storage, RateLimitStore)
+                else None
+            ),
+            concurrency=(
+                ClusterConcurrency(storage, lambda: self.node.id, self.clock.now)
+                if shared and isinstance(storage, ConcurrencySlotStore)
+                else None
+            ),
+            poll_interval=options.cluster_poll_interval.total_seconds(),
         )
         self.recurring = RecurringCoordinator(
             storage=storage,
@@ -143,6 +165,17 @@ class Engine:
             throttle=self.throttle,
             announce=self.membership.announce if self.membership else lambda notice: None,
         )
+        self.adaptive = (
+            AdaptiveThrottle(
+                options.adaptive_throttling,
+                queues,
+                self.clock.now,
+                self._throttle_changed,
+                self._set_claiming,
+            )
+            if options.adaptive_throttling.enabled and options.run_workers
+            else None
+        )
         self.recovery = Recovery(
             lifecycle=self.lifecycle,
             registry=registry,
@@ -156,6 +189,34 @@ class Engine:
             recurring=self.recurring,
             membership=self.membership,
         )
+
+    def _throttle_changed(self, state: ThrottleState) -> None:
+        """Adaptive throttling paused or resumed this node: say so on the event stream."""
+        if state.paused:
+            message = f"Node {self.node.id} takes no new work: {state.reason} above its threshold."
+        else:
+            message = f"Node {self.node.id} takes work again."
+        self.events.publish(
+            TaskEvent(
+                task_id=self.node.id,
+                timestamp=self.clock.now(),
+                severity="Warning" if state.paused else "Information",
+                kind=EventKind.NODE_THROTTLED if state.paused else EventKind.NODE_RESUMED,
+                task_type=NODE_EVENT_TYPE,
+                handler_type=NODE_EVENT_TYPE,
+                parameters="{}",
+                message=message,
+                extra={
+                    "reason": state.reason,
+                    "cpu": state.cpu,
+                    "memoryBytes": state.memory_bytes,
+                },
+            )
+        )
+
+    def _set_claiming(self, on: bool) -> None:
+        if self.membership is not None:
+            self.membership.claiming = on
 
     def _on_due(self, runs: list[TaskRun]) -> None:
         self.throttle.unparked(runs)

@@ -17,7 +17,8 @@ from .storage.models import TaskExecutionLog
 __all__ = ["NODE_EVENT_TYPE", "EventBus", "EventKind", "Subscription", "TaskEvent"]
 
 NODE_EVENT_TYPE = "EverTask.Node"
-"""``task_type`` of the cluster's node events (``NODE_DEAD``, ``TAKEOVER``)."""
+"""``task_type`` of the node events (``NODE_DEAD``, ``TAKEOVER``, ``NODE_THROTTLED``,
+``NODE_RESUMED``)."""
 
 log = logging.getLogger("evertask.events")
 
@@ -42,6 +43,11 @@ class EventKind(str, Enum):
     """A node of the cluster stopped heartbeating (``task_id``: the node's id)."""
     TAKEOVER = "takeover"
     """This node took over tasks no live node owned (``task_id``: this node's id)."""
+    NODE_THROTTLED = "node_throttled"
+    """Adaptive throttling paused this node (``task_id``: its id; ``extra``: ``reason``,
+    ``cpu``, ``memoryBytes``)."""
+    NODE_RESUMED = "node_resumed"
+    """Adaptive throttling let this node take work again (``task_id``: its id)."""
 
 
 @dataclass(slots=True, frozen=True)

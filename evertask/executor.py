@@ -167,6 +167,7 @@ class WorkerExecutor:
         self._base_context = contextvars.copy_context()
         if self._retry_wait is not None:  # the policies' waits, in every execution's context
             self._base_context.run(set_retry_wait, self._retry_wait)
+        self._gate.on_ready = lambda run: self._queues.for_run(run).put_overflow(run)
         for queue in self._queues.queues.values():
             queue.attach(self._launch)
 

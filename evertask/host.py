@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from types import FrameType, TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from evertask_abstractions import ConfigurationError
 
@@ -29,6 +29,9 @@ from .registry import HandlerDescriptor
 from .storage.models import NodeInfo
 from .storage.protocol import TaskStorage
 from .throttling import RateLimitGate
+
+if TYPE_CHECKING:
+    from .adaptive import AdaptiveThrottle
 
 __all__ = ["EverTaskHost", "HostComponent", "UnknownQueueError"]
 
@@ -144,6 +147,12 @@ class EverTaskHost:
         ``throttled_until(task_id)`` (docs/throttling.md)."""
         return self._engine.throttle
 
+    @property
+    def adaptive_throttling(self) -> AdaptiveThrottle | None:
+        """Adaptive throttling of this node (``state``: paused or not, why, the last
+        sample), or ``None`` when no threshold is configured (docs/throttling.md)."""
+        return self._engine.adaptive
+
     # -- cluster ---------------------------------------------------------------------------
     @property
     def node_id(self) -> uuid.UUID | None:
@@ -217,6 +226,8 @@ class EverTaskHost:
             lifecycle.state = HostState.RUNNING
             if membership is not None:
                 membership.start(engine.recovery.adopt, engine.dispatcher.cancel_here)
+            if engine.adaptive is not None:
+                engine.adaptive.start()
             self._recovery = asyncio.get_running_loop().create_task(self._recover())
             for component in self.components:
                 await component.start(self)
@@ -263,6 +274,8 @@ class EverTaskHost:
         if self._recovery is not None and not self._recovery.done():
             self._recovery.cancel()
             await asyncio.gather(self._recovery, return_exceptions=True)
+        if engine.adaptive is not None:
+            await engine.adaptive.stop()
         engine.scheduler.stop()
         engine.queues.close()
         running = len(engine.executor.running)

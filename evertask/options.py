@@ -22,10 +22,12 @@ from evertask_abstractions import (
 
 from .clock import Clock, SystemClock
 from .ratelimit import KeyedRateLimiter
+from .resources import ResourceProbe
 
 __all__ = [
     "DEFAULT_QUEUE",
     "RECURRING_QUEUE",
+    "AdaptiveThrottlingOptions",
     "EverTaskOptions",
     "PersistentLoggerOptions",
     "QueueConfiguration",
@@ -164,6 +166,10 @@ class RateLimiterOptions:
     max_key_length: int = 256
     emit_deferral_events: bool = True
     limiter: KeyedRateLimiter | None = None
+    cluster_wide: bool = True
+    """On a storage shared by several nodes (the SQL storages), budgets and
+    ``max_concurrency`` permits live in the database, shared by every node; ``False``
+    keeps them per node (in memory)."""
 
     def set_max_parked_tasks(self, value: int) -> Self:
         """Runs parked for their slot at most (0: ``min(5000, 2 x default capacity)``)."""
@@ -188,11 +194,77 @@ class RateLimiterOptions:
         self.emit_deferral_events = bool(value)
         return self
 
+    def set_cluster_wide(self, value: bool) -> Self:
+        """``True`` (default): on a SQL storage, rate-limit budgets and ``max_concurrency``
+        permits are shared by every node through the database. ``False``: per node, in
+        memory (no round trip per admission; N nodes allow N times the limits)."""
+        self.cluster_wide = bool(value)
+        return self
+
     def use_limiter(self, limiter: KeyedRateLimiter) -> Self:
         """Replace the in-memory limiter (e.g. with a cluster-wide one)."""
         if not isinstance(limiter, KeyedRateLimiter):
             raise ConfigurationError(f"{limiter!r} is not a KeyedRateLimiter.")
         self.limiter = limiter
+        return self
+
+
+@dataclass
+class AdaptiveThrottlingOptions:
+    """Adaptive throttling: the node takes no new work while its process's CPU or memory
+    is at or above a threshold, and resumes below ``resume_ratio`` times it
+    (docs/throttling.md). Off until a threshold is set."""
+
+    cpu_threshold: float | None = None
+    """CPU seconds per second of this process (1.0: one core busy), or ``None``."""
+    memory_threshold_bytes: int | None = None
+    """Resident memory of this process in bytes, or ``None``."""
+    check_interval: timedelta = timedelta(seconds=1)
+    resume_ratio: float = 0.9
+    probe: ResourceProbe | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a threshold is set."""
+        return self.cpu_threshold is not None or self.memory_threshold_bytes is not None
+
+    def set_cpu_threshold(self, value: float | None) -> Self:
+        """Pause at this CPU use (cores: 0.85 = 85 % of one core; above 1 with threads);
+        ``None`` turns the CPU check off."""
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+        ):
+            raise ConfigurationError(f"cpu_threshold must be a positive number, got {value!r}.")
+        self.cpu_threshold = None if value is None else float(value)
+        return self
+
+    def set_memory_threshold_bytes(self, value: int | None) -> Self:
+        """Pause at this resident memory (bytes); ``None`` turns the memory check off."""
+        self.memory_threshold_bytes = (
+            None if value is None else _check_positive_int(value, "memory_threshold_bytes")
+        )
+        return self
+
+    def set_check_interval(self, value: timedelta | float) -> Self:
+        """How often the process is sampled (default 1 s)."""
+        interval = _check_timeout(value, "check_interval")
+        assert interval is not None
+        self.check_interval = interval
+        return self
+
+    def set_resume_ratio(self, value: float) -> Self:
+        """Resume once every measure is below this fraction of its threshold (default
+        0.9; 1.0: no hysteresis)."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            raise ConfigurationError(f"resume_ratio must be in (0, 1], got {value!r}.")
+        self.resume_ratio = float(value)
+        return self
+
+    def use_probe(self, probe: ResourceProbe) -> Self:
+        """Measure with ``probe`` (an object with ``sample() -> ResourceSample``)."""
+        if not callable(getattr(probe, "sample", None)):
+            raise ConfigurationError(f"{probe!r} has no sample() method.")
+        self.probe = probe
         return self
 
 
@@ -216,6 +288,9 @@ class EverTaskOptions:
     sync_handler_threads: int | None = None
     clock: Clock = field(default_factory=SystemClock)
     rate_limiter: RateLimiterOptions = field(default_factory=RateLimiterOptions)
+    adaptive_throttling: AdaptiveThrottlingOptions = field(
+        default_factory=AdaptiveThrottlingOptions
+    )
     lease_duration: timedelta = timedelta(seconds=30)
     heartbeat_interval: timedelta | None = None
     cluster_poll_interval: timedelta = timedelta(seconds=1)
@@ -359,6 +434,14 @@ class EverTaskOptions:
         if not callable(configure):
             raise ConfigurationError("configure_rate_limiter() takes a callable.")
         configure(self.rate_limiter)
+        return self
+
+    def configure_adaptive_throttling(self, configure: object) -> Self:
+        """Pause this node while its CPU or memory is above a threshold:
+        ``configure(AdaptiveThrottlingOptions)``."""
+        if not callable(configure):
+            raise ConfigurationError("configure_adaptive_throttling() takes a callable.")
+        configure(self.adaptive_throttling)
         return self
 
     def use_clock(self, clock: Clock) -> Self:

@@ -50,6 +50,7 @@ class WorkerQueue:
         self._paused = False  # starts nothing: paused by an operator, or held
         self._operator_paused = False
         self._held = False
+        self._throttled = False  # adaptive throttling: the process is overloaded
         self._start: Starter | None = None  # the executor's, between start and close
 
     # -- state -----------------------------------------------------------------------------
@@ -97,9 +98,14 @@ class WorkerQueue:
         self._held = False
         self._update_paused()
 
+    def throttle(self, on: bool) -> None:
+        """Start nothing while ``on`` (adaptive throttling: see :mod:`evertask.adaptive`)."""
+        self._throttled = on
+        self._update_paused()
+
     def _update_paused(self) -> None:
         """The one place ``_paused`` (what the lanes check) is derived; runs start if free."""
-        self._paused = self._operator_paused or self._held
+        self._paused = self._operator_paused or self._held or self._throttled
         self._fill()
 
     def take_waiting(self) -> list[TaskRun]:

@@ -13,6 +13,11 @@ when a lane picks it up, before anything is written for it:
   a recurring occurrence is skipped;
 - ``WAIT`` (``max_concurrency``): as many runs of its handler as allowed run already; it
   waits here without a lane and starts on the lane of the run it replaces.
+
+In cluster mode (a storage shared by several nodes) the limiter is the storage's
+(:class:`~evertask.cluster_limits.StorageKeyedRateLimiter`) and a ``max_concurrency``
+permit is also a slot in the storage (:class:`~evertask.cluster_limits.ClusterConcurrency`):
+runs waiting for one are retried every cluster poll interval.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from enum import Enum
 from evertask_abstractions import RateLimitRejectedError
 
 from .clock import Clock
+from .cluster_limits import ClusterConcurrency, StorageKeyedRateLimiter
 from .events import EventBus, EventKind, TaskEvent
 from .inflight import CancelRegistry
 from .options import RateLimiterOptions
@@ -91,12 +97,21 @@ class RateLimitGate:
         events: EventBus,
         cancels: CancelRegistry,
         default_capacity: int,
+        limiter: KeyedRateLimiter | None = None,
+        concurrency: ClusterConcurrency | None = None,
+        poll_interval: float = 1.0,
     ) -> None:
         self._options = options
-        self.limiter: KeyedRateLimiter = options.limiter or InMemoryKeyedRateLimiter(
-            options.max_tracked_keys
+        self.limiter: KeyedRateLimiter = (
+            options.limiter or limiter or InMemoryKeyedRateLimiter(options.max_tracked_keys)
         )
-        self._async = self.limiter.is_async
+        self.concurrency = concurrency
+        """The cluster-wide ``max_concurrency`` slots (``None``: per node)."""
+        self._poll_interval = poll_interval
+        self._poller: asyncio.Task[None] | None = None
+        self.on_ready: Callable[[TaskRun], None] | None = None
+        """Starts a waiting run that got a cluster-wide permit (set by the executor)."""
+        self._async = self.limiter.is_async or concurrency is not None
         self._clock = clock
         self._scheduler = scheduler
         self._events = events
@@ -151,8 +166,12 @@ class RateLimitGate:
                 )
                 if decision.outcome is not RateLimitOutcome.PROCEED:
                     return self._verdict(decision)
-        if desc.max_concurrency is not None and not self._take_permit(run):
-            return Admission.WAIT, None
+        if desc.max_concurrency is not None:
+            if self.concurrency is not None:
+                if not await self._take_cluster_permit(run):
+                    return Admission.WAIT, None
+            elif not self._take_permit(run):
+                return Admission.WAIT, None
         run.admitted = True
         return Admission.PROCEED, None
 
@@ -381,9 +400,57 @@ class RateLimitGate:
         waiting.append(run)
         return False
 
+    async def _take_cluster_permit(self, run: TaskRun) -> bool:
+        """A permit that is also a slot in the storage (cluster-wide ``max_concurrency``)."""
+        desc = run.descriptor
+        limit = desc.max_concurrency
+        assert limit is not None and self.concurrency is not None
+        waiting = self._waiting.get(desc)
+        if not waiting and self._running.get(desc, 0) < limit:
+            scope = ClusterConcurrency.scope(desc.handler_type_name)
+            if await self.concurrency.acquire(scope, limit):
+                self._running[desc] = self._running.get(desc, 0) + 1
+                run.permit = True
+                return True
+        waiting = self._waiting.get(desc)  # (again: another admission may have made it)
+        if waiting is None:
+            waiting = self._waiting[desc] = deque()
+        waiting.append(run)
+        self._poll_soon()
+        return False
+
+    def _poll_soon(self) -> None:
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(
+                self._poll_permits(), name="evertask-concurrency-poll"
+            )
+
+    async def _poll_permits(self) -> None:
+        """While runs wait for a cluster-wide permit: try for slots every poll interval."""
+        concurrency = self.concurrency
+        assert concurrency is not None
+        while any(self._waiting.values()):
+            await asyncio.sleep(self._poll_interval)
+            for desc, waiting in list(self._waiting.items()):
+                limit = desc.max_concurrency
+                assert limit is not None
+                scope = ClusterConcurrency.scope(desc.handler_type_name)
+                while waiting and self._running.get(desc, 0) < limit:
+                    if not await concurrency.acquire(scope, limit):
+                        break
+                    if not waiting:  # (emptied meanwhile: a stop)
+                        concurrency.release(scope)
+                        break
+                    follow = waiting.popleft()
+                    self._running[desc] = self._running.get(desc, 0) + 1
+                    follow.permit = True
+                    follow.admitted = True
+                    if self.on_ready is not None:
+                        self.on_ready(follow)
+
     def release(self, run: TaskRun) -> TaskRun | None:
         """``run`` ended: its permit goes to the next waiting run of its handler (returned:
-        start it), or back to the pool."""
+        start it), or back to the pool (cluster-wide: its slot goes back to the storage)."""
         run.permit = False
         desc = run.descriptor
         waiting = self._waiting.get(desc)
@@ -393,11 +460,16 @@ class RateLimitGate:
             follow.admitted = True
             return follow
         self._running[desc] -= 1
+        if self.concurrency is not None:
+            self.concurrency.release(ClusterConcurrency.scope(desc.handler_type_name))
         return None
 
     def clear(self) -> None:
         """The host stopped: forget parked and waiting runs (their rows resume at the next
-        start) and the permits."""
+        start) and the permits (a departed node's cluster-wide slots are free again)."""
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
         self._parked.clear()
         self._waiting.clear()
         self._running.clear()
@@ -407,6 +479,11 @@ class RateLimitGate:
                 fut.set_result(None)
 
     # -- introspection ---------------------------------------------------------------------
+    @property
+    def cluster_wide(self) -> bool:
+        """Whether budgets or ``max_concurrency`` permits are shared through the storage."""
+        return self.concurrency is not None or isinstance(self.limiter, StorageKeyedRateLimiter)
+
     @property
     def parked_task_count(self) -> int:
         """Runs parked until their reserved slot now."""

@@ -601,14 +601,31 @@ class ThrottledHandlerDto(Dto):
     parked: int
 
 
-class RateLimitsDto(Dto):
-    """The serving host's rate limiter now (budgets are per host).
+class AdaptiveThrottlingDto(Dto):
+    """Adaptive throttling of the serving host (``enabled`` false: no threshold set)."""
 
-    ``available`` is false when no host runs in this process (the standalone monitor):
-    the limiter's state lives in a running host's memory, so every other field is empty.
+    enabled: bool
+    paused: bool = False
+    reason: str | None = None
+    since: datetime | None = None
+    cpu: float | None = None
+    memory_bytes: int | None = None
+    cpu_threshold: float | None = None
+    memory_threshold_bytes: int | None = None
+    pauses: int = 0
+
+
+class RateLimitsDto(Dto):
+    """The serving host's rate limiter now.
+
+    ``cluster_wide``: budgets and ``max_concurrency`` permits are shared through the
+    database (otherwise per host); parked runs and waiting runs are always this host's.
+    ``available`` is false when no host runs in this process (the standalone monitor): the
+    limiter's state lives in a running host, so every other field is empty.
     """
 
     available: bool
+    cluster_wide: bool = False
     parked_task_count: int = 0
     max_parked_tasks: int = 0
     tracked_key_count: int = 0
@@ -616,6 +633,7 @@ class RateLimitsDto(Dto):
     parked: list[ParkedTaskDto] = []
     keys: list[ParkedKeyDto] = []
     handlers: list[ThrottledHandlerDto] = []
+    adaptive: AdaptiveThrottlingDto = AdaptiveThrottlingDto(enabled=False)
 
 
 # -- cluster -----------------------------------------------------------------------------

@@ -6,7 +6,10 @@ delete. ``PausedQueues`` remembers the queues an operator paused; ``Nodes`` hold
 hosts of a cluster (their leases), and ``QueuedTasks.OwnerNode`` the node that runs a
 row. ``TaskCountDeltas`` and ``TaskCounts`` hold the finished rows' counts per hour of
 creation, queue and status (kept by triggers, see :mod:`.counts`), and
-``MaintenanceLeases`` the node doing a cluster-wide chore (retention). Indexes serve the
+``MaintenanceLeases`` the node doing a cluster-wide chore (retention).
+``RateLimitBuckets`` holds the cluster-wide rate-limit budgets (one GCRA theoretical
+arrival time per task type and key) and ``ConcurrencySlots`` the cluster-wide
+``max_concurrency`` permits (a slot is held by a live node). Indexes serve the
 id/key lookups, the recovery keyset, the monitoring filters and counts, and the
 per-task history reads, so no query the storage issues scans a table.
 """
@@ -122,6 +125,8 @@ class TaskTables:
     count_deltas: Table
     counts: Table
     leases: Table
+    rate_buckets: Table
+    concurrency_slots: Table
     schema: str | None
     dialect: str | None
 
@@ -322,6 +327,28 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         Column("ExpiresUtc", UtcDateTime(), nullable=False),
         PrimaryKeyConstraint("Name", name="PK_MaintenanceLeases"),
     )
+    # cluster-wide throttling (evertask.cluster_limits): a bucket per (task type, key),
+    # addressed by the SHA-256 of both; Tat in microseconds since the epoch (exact, so a
+    # compare-and-set on it never misses for a rounding)
+    rate_buckets = Table(
+        "RateLimitBuckets",
+        metadata,
+        Column("ScopeHash", exact_text(64), nullable=False),
+        Column("Tat", BigInteger(), nullable=False),
+        Column("UpdatedAtUtc", UtcDateTime(), nullable=False),
+        PrimaryKeyConstraint("ScopeHash", name="PK_RateLimitBuckets"),
+    )
+    # a handler's max_concurrency permits: slot k of a scope is held by NodeId while that
+    # node's lease lasts (a dead or departed node's slots are free again)
+    concurrency_slots = Table(
+        "ConcurrencySlots",
+        metadata,
+        Column("ScopeHash", exact_text(64), nullable=False),
+        Column("Slot", Integer(), nullable=False),
+        Column("NodeId", GuidType(), nullable=True),
+        Column("AcquiredAtUtc", UtcDateTime(), nullable=True),
+        PrimaryKeyConstraint("ScopeHash", "Slot", name="PK_ConcurrencySlots"),
+    )
     return TaskTables(
         metadata,
         tasks,
@@ -333,6 +360,8 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         count_deltas,
         counts,
         leases,
+        rate_buckets,
+        concurrency_slots,
         schema,
         dialect,
     )

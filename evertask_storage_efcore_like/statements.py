@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ColumnElement,
     Delete,
@@ -304,6 +305,7 @@ class Statements:
 
         self._cluster(tables)
         self._leases(tables)
+        self._throttling(tables)
         vars(self).update(retention_statements(tables))
         vars(self).update(count_statements(tables))
 
@@ -320,6 +322,58 @@ class Statements:
             Name=_text("name"), Owner=_id("owner"), ExpiresUtc=_ts("expires")
         )
         self.release_lease: Delete = delete(ls).where(name, ls.c.Owner == owner)
+
+    def _throttling(self, tables: TaskTables) -> None:
+        """Cluster-wide throttling: rate-limit buckets (a compare-and-set on the TAT) and
+        concurrency slots (held by live nodes)."""
+        b, cs, n = tables.rate_buckets.c, tables.concurrency_slots.c, tables.nodes.c
+        # (bound with the column's own type: a seek on SQL Server needs no conversion)
+        scope_param = bindparam("scope", type_=b.ScopeHash.type)
+        scope, tat = b.ScopeHash == scope_param, bindparam("tat", type_=BigInteger())
+        self.select_rate_bucket: Select[Any] = select(b.Tat).where(scope)
+        self.swap_rate_bucket: Update = (
+            update(tables.rate_buckets)
+            .where(scope, b.Tat == bindparam("old", type_=BigInteger()))
+            .values(Tat=tat, UpdatedAtUtc=_ts("now"))
+        )
+        self.insert_rate_bucket: Insert = insert(tables.rate_buckets).values(
+            ScopeHash=scope_param, Tat=tat, UpdatedAtUtc=_ts("now")
+        )
+        self.sweep_rate_buckets: Delete = delete(tables.rate_buckets).where(
+            b.Tat < bindparam("before", type_=BigInteger())
+        )
+        slot_scope = cs.ScopeHash == scope_param
+        free = or_(
+            cs.NodeId.is_(None),
+            cs.NodeId.not_in(select(n.Id).where(n.LeaseExpiresUtc > _ts("now"))),
+        )
+        self.select_concurrency_slots: Select[Any] = (
+            select(cs.Slot, case((free, 1), else_=0))
+            .where(slot_scope, cs.Slot < bindparam("limit", type_=Integer()))
+            .order_by(cs.Slot)
+        )
+        slot = cs.Slot == bindparam("slot", type_=Integer())
+        self.take_concurrency_slot: Update = (
+            update(tables.concurrency_slots)
+            .where(slot_scope, slot, free)
+            .values(NodeId=_id("node"), AcquiredAtUtc=_ts("now"))
+        )
+        self.insert_concurrency_slot: Insert = insert(tables.concurrency_slots).values(
+            ScopeHash=scope_param,
+            Slot=bindparam("slot", type_=Integer()),
+            NodeId=_id("node"),
+            AcquiredAtUtc=_ts("now"),
+        )
+        self.release_concurrency_slot: Update = (
+            update(tables.concurrency_slots)
+            .where(slot_scope, slot, cs.NodeId == _id("node"))
+            .values(NodeId=null(), AcquiredAtUtc=null())
+        )
+        self.release_node_slots: Update = (
+            update(tables.concurrency_slots)
+            .where(cs.NodeId == _id("node"))
+            .values(NodeId=null(), AcquiredAtUtc=null())
+        )
 
     def _cluster(self, tables: TaskTables) -> None:
         """The statements of cluster mode: node leases and row ownership."""

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -77,6 +78,9 @@ _NONE = AuditLevel.NONE
 _WAITING = QueuedTaskStatus.WAITING_QUEUE
 _COMPLETED = QueuedTaskStatus.COMPLETED
 
+
+_SLOT_ATTEMPTS = 3
+"""Compare-and-sets one concurrency-slot acquisition tries before it reports "none free"."""
 
 _MESSAGE_MAX = 4000
 _LEVEL_MAX = 20
@@ -722,6 +726,89 @@ class SqlTaskStorage:
             self.statements.claim_task, {"id": task_id, "node": node_id, "now": now}
         )
         return n == 1
+
+    # -- cluster-wide throttling (RateLimitStore, ConcurrencySlotStore) --------------------
+    async def read_rate_bucket(self, scope: str) -> int | None:
+        """The TAT (microseconds since the epoch) of a rate-limit bucket, or ``None``."""
+        async with self._cluster_engine().connect() as connection:
+            result = await connection.execute(self.statements.select_rate_bucket, {"scope": scope})
+            tat = result.scalar()
+        return None if tat is None else int(tat)
+
+    async def swap_rate_bucket(
+        self, scope: str, expected: int | None, tat: int, now: datetime
+    ) -> bool:
+        """Compare-and-set a bucket's TAT: from ``expected`` (``None``: the bucket does not
+        exist and is inserted) to ``tat``; ``False`` when another node changed it first.
+        One autocommitted statement (one round trip)."""
+        st = self.statements
+        params = {"scope": scope, "tat": tat, "now": now, "old": expected}
+        async with self._cluster_engine().connect() as connection:
+            if expected is not None:
+                result = await connection.execute(st.swap_rate_bucket, params)
+                return int(result.rowcount) == 1
+            try:
+                await connection.execute(st.insert_rate_bucket, params)
+            except sa_exc.IntegrityError:
+                with contextlib.suppress(Exception):
+                    await connection.rollback()
+                return False  # another node created it first
+            return True
+
+    async def sweep_rate_buckets(self, idle_before: int) -> int:
+        """Delete the buckets whose TAT is before ``idle_before`` (full again, so equal to
+        absent); safe to run on several nodes at once."""
+        async with self._cluster_engine().connect() as connection:
+            result = await connection.execute(
+                self.statements.sweep_rate_buckets, {"before": idle_before}
+            )
+            return int(result.rowcount)
+
+    async def acquire_concurrency_slot(
+        self, scope: str, limit: int, node_id: uuid.UUID, now: datetime
+    ) -> int | None:
+        """Take one of the ``limit`` slots of ``scope`` for ``node_id`` (a slot is free when
+        no live node holds it); return its number, or ``None`` when all are held.
+
+        One read of the scope's slots, then a compare-and-set on a free one (an insert for
+        a slot never used): two round trips when a slot is free.
+        """
+        st = self.statements
+        params: dict[str, Any] = {"scope": scope, "limit": limit, "now": now, "node": node_id}
+        async with self._cluster_engine().connect() as connection:
+            rows = (await connection.execute(st.select_concurrency_slots, params)).all()
+            seen = {int(slot) for slot, _ in rows}
+            free = [int(slot) for slot, is_free in rows if is_free]
+            random.shuffle(free)  # concurrent takers rarely pick the same slot
+            for slot in free[:_SLOT_ATTEMPTS]:
+                result = await connection.execute(
+                    st.take_concurrency_slot, {**params, "slot": slot}
+                )
+                if int(result.rowcount) == 1:
+                    return slot
+            for slot in [k for k in range(limit) if k not in seen][:_SLOT_ATTEMPTS]:
+                try:
+                    await connection.execute(st.insert_concurrency_slot, {**params, "slot": slot})
+                except sa_exc.IntegrityError:
+                    with contextlib.suppress(Exception):
+                        await connection.rollback()
+                    continue
+                return slot
+        return None
+
+    async def release_concurrency_slot(self, scope: str, slot: int, node_id: uuid.UUID) -> None:
+        """Give a slot back (no-op unless ``node_id`` holds it)."""
+        async with self._cluster_engine().connect() as connection:
+            await connection.execute(
+                self.statements.release_concurrency_slot,
+                {"scope": scope, "slot": slot, "node": node_id},
+            )
+
+    async def release_node_slots(self, node_id: uuid.UUID) -> int:
+        """Give back every slot ``node_id`` holds (at a stop); return how many."""
+        async with self._cluster_engine().connect() as connection:
+            result = await connection.execute(self.statements.release_node_slots, {"node": node_id})
+            return int(result.rowcount)
 
     # -- monitoring ------------------------------------------------------------------------
     async def query_tasks(self, query: TaskQuery) -> TaskPage:

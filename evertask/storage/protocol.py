@@ -45,8 +45,10 @@ from .models import (
 
 __all__ = [
     "FAST_PATHS_ENV",
+    "ConcurrencySlotStore",
     "NotifyingStorage",
     "PipelinedStorage",
+    "RateLimitStore",
     "TaskStorage",
     "fast_paths_enabled",
 ]
@@ -345,4 +347,52 @@ class NotifyingStorage(TaskStorage, Protocol):
 
     async def notify(self, notice: str) -> None:
         """Send a short notice to every listening node (it stops listening when closed)."""
+        ...
+
+
+@runtime_checkable
+class RateLimitStore(Protocol):
+    """Optional: rate-limit budgets shared by every node on the database (the SQL storages).
+
+    A bucket is one GCRA theoretical arrival time (TAT, integer microseconds since the
+    epoch) per scope (the SHA-256 of a task type and a key). The limiter computes locally
+    and writes with a compare-and-set (:class:`~evertask.cluster_limits.StorageKeyedRateLimiter`).
+    """
+
+    async def read_rate_bucket(self, scope: str) -> int | None:
+        """The bucket's TAT, or ``None`` when it does not exist."""
+        ...
+
+    async def swap_rate_bucket(
+        self, scope: str, expected: int | None, tat: int, now: datetime
+    ) -> bool:
+        """Set the TAT to ``tat`` if it is still ``expected`` (``None``: insert it if the
+        bucket does not exist); ``False`` when another writer came first."""
+        ...
+
+    async def sweep_rate_buckets(self, idle_before: int) -> int:
+        """Delete buckets whose TAT is before ``idle_before``; return how many."""
+        ...
+
+
+@runtime_checkable
+class ConcurrencySlotStore(Protocol):
+    """Optional: ``max_concurrency`` permits shared by every node on the database.
+
+    A scope (a handler) has ``limit`` slots; a slot is free when no node holds it or its
+    holder's lease has ended (a dead node's permits come back by themselves).
+    """
+
+    async def acquire_concurrency_slot(
+        self, scope: str, limit: int, node_id: uuid.UUID, now: datetime
+    ) -> int | None:
+        """Take a free slot for ``node_id``; its number, or ``None`` when all are held."""
+        ...
+
+    async def release_concurrency_slot(self, scope: str, slot: int, node_id: uuid.UUID) -> None:
+        """Give a slot back (no-op unless ``node_id`` holds it)."""
+        ...
+
+    async def release_node_slots(self, node_id: uuid.UUID) -> int:
+        """Give back every slot ``node_id`` holds; return how many."""
         ...

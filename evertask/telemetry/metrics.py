@@ -30,6 +30,7 @@ from .names import (
     METRIC_QUEUE_DEPTH,
     METRIC_QUEUE_WAIT,
     METRIC_RETRIED,
+    METRIC_THROTTLED,
     METRIC_TIMERS,
 )
 
@@ -106,6 +107,14 @@ class TaskMetrics:
             description="Delayed, scheduled and recurring runs waiting for their time.",
         )
 
+        meter.create_observable_gauge(
+            METRIC_THROTTLED,
+            callbacks=[self._throttled],
+            unit="{host}",
+            description="Hosts that adaptive throttling keeps from taking new work (0 or 1 "
+            "per host with a threshold configured).",
+        )
+
     @classmethod
     def for_provider(cls, provider: MeterProvider | None) -> TaskMetrics:
         """The shared instance of ``provider`` (default: the global meter provider)."""
@@ -151,6 +160,13 @@ class TaskMetrics:
         if not hosts:
             return []
         return [Observation(sum(h.scheduled_count for h in hosts))]
+
+    def _throttled(self, _options: CallbackOptions) -> Iterable[Observation]:
+        watched = [h.adaptive_throttling for h in list(self._hosts)]
+        throttles = [t for t in watched if t is not None]
+        if not throttles:
+            return []
+        return [Observation(sum(1 for t in throttles if t.paused))]
 
 
 def bump(counts: dict[CounterKey, int], key: CounterKey) -> None:

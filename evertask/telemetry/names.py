@@ -31,6 +31,7 @@ __all__ = [
     "METRIC_QUEUE_DEPTH",
     "METRIC_QUEUE_WAIT",
     "METRIC_RETRIED",
+    "METRIC_THROTTLED",
     "METRIC_TIMERS",
     "OPERATION_PROCESS",
     "OPERATION_PUBLISH",
@@ -72,3 +73,4 @@ METRIC_DURATION: Final = "evertask.task.duration"
 METRIC_QUEUE_WAIT: Final = "evertask.task.queue_wait"
 METRIC_QUEUE_DEPTH: Final = "evertask.queue.depth"
 METRIC_TIMERS: Final = "evertask.scheduler.timers"
+METRIC_THROTTLED: Final = "evertask.node.throttled"

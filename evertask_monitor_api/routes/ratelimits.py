@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from ..schemas import (
+    AdaptiveThrottlingDto,
     ParkedKeyDto,
     ParkedTaskDto,
     RateLimitPolicyDto,
@@ -32,8 +33,9 @@ async def ratelimits(
 ) -> RateLimitsDto:
     """Parked runs (earliest slot first, at most ``limit``), a summary per parked key (all
     of them), tracked keys, fail-opens and the handlers declaring ``rate_limit`` or
-    ``max_concurrency`` with their running and waiting runs, for the serving host
-    (per-host budgets); ``available`` is false in standalone mode (no host)."""
+    ``max_concurrency`` with their running and waiting runs, for the serving host; whether
+    budgets are cluster-wide, and adaptive throttling's state; ``available`` is false in
+    standalone mode (no host)."""
     host = context.host
     if host is None:
         return RateLimitsDto(available=False)
@@ -59,8 +61,26 @@ async def ratelimits(
         if d.rate_limit is not None or d.max_concurrency is not None
     ]
     handlers.sort(key=lambda h: h.handler)
+    adaptive = host.adaptive_throttling
+    state = None if adaptive is None else adaptive.state
     return RateLimitsDto(
         available=True,
+        cluster_wide=gate.cluster_wide,
+        adaptive=(
+            AdaptiveThrottlingDto(enabled=False)
+            if state is None
+            else AdaptiveThrottlingDto(
+                enabled=True,
+                paused=state.paused,
+                reason=state.reason,
+                since=state.since,
+                cpu=state.cpu,
+                memory_bytes=state.memory_bytes,
+                cpu_threshold=state.cpu_threshold,
+                memory_threshold_bytes=state.memory_threshold_bytes,
+                pauses=state.pauses,
+            )
+        ),
         parked_task_count=gate.parked_task_count,
         max_parked_tasks=gate.max_parked_tasks,
         tracked_key_count=gate.tracked_key_count,

@@ -9,12 +9,15 @@
   ``delay_every`` (every k-th one is delayed by ``delay_s``) and ``work_ms``;
 - ``recurring``: a task key to register ``every(1).seconds()`` (optional);
 - ``cancel``: a file holding a task id to cancel once it exists (optional);
+- ``limited``: ``[first, count]`` Limited tasks (one rate-limit key, 10 starts a second
+  cluster-wide) to dispatch once the file ``go`` exists (optional);
 - ``lease_s``, ``heartbeat_s``, ``poll_s``, ``parallelism``.
 
 It writes ``ready-NAME`` (its node id) once started, ``dispatched-NAME`` (one id per line,
 after each dispatch returned), then runs until SIGTERM (graceful stop, exit 0). Handlers
 append to ``executed-NAME.log``: ``work N`` when a Work task finishes, ``tick ISO-TIME`` per
-recurring run, ``long-start ID`` / ``long-stopped ID`` for the cancellable task.
+recurring run, ``long-start ID`` / ``long-stopped ID`` for the cancellable task,
+``limited N START END`` (POSIX seconds) per Limited task.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from evertask import EverTaskOptions, add_evertask
-from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler
+from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler, RateLimitPolicy
 
 SPEC: dict[str, Any] = json.loads(sys.argv[1]) if __name__ == "__main__" else {}
 
@@ -84,6 +87,24 @@ class BeatHandler(EverTaskHandler[Beat]):
         self.executed.write(f"tick {datetime.now(UTC).isoformat()}")
 
 
+class Limited(EverTask, task_name="cluster.Limited"):
+    n: int
+    rate_limit_key: str = "one-key"
+
+
+class LimitedHandler(EverTaskHandler[Limited]):
+    rate_limit = RateLimitPolicy(10, timedelta(seconds=1))  # burst 10
+
+    def __init__(self, executed: Journal) -> None:
+        super().__init__()
+        self.executed = executed
+
+    async def handle(self, task: Limited, cancellation: CancellationToken) -> None:
+        started = datetime.now(UTC).timestamp()
+        await asyncio.sleep(0.02)
+        self.executed.write(f"limited {task.n} {started} {datetime.now(UTC).timestamp()}")
+
+
 class Long(EverTask, task_name="cluster.Long"):
     pass
 
@@ -106,7 +127,7 @@ class LongHandler(EverTaskHandler[Long]):
 
 
 def configure(o: EverTaskOptions) -> None:
-    o.register_handler(WorkHandler, BeatHandler, LongHandler)
+    o.register_handler(WorkHandler, BeatHandler, LongHandler, LimitedHandler)
     o.set_lease_duration(timedelta(seconds=SPEC.get("lease_s", 3.0)))
     o.set_heartbeat_interval(timedelta(seconds=SPEC.get("heartbeat_s", 0.5)))
     o.set_cluster_poll_interval(timedelta(seconds=SPEC.get("poll_s", 0.2)))
@@ -154,6 +175,13 @@ async def main() -> None:
             for n in range(first, first + count):
                 when = delay if every and n % every == 0 else None
                 tid = await host.dispatcher.dispatch(Work(n=n, ms=SPEC.get("work_ms", 2)), when)
+                dispatched.write(f"{n} {tid}")
+        if "limited" in SPEC:
+            while not (directory / "go").exists():
+                await asyncio.sleep(0.01)
+            first, count = SPEC["limited"]
+            for n in range(first, first + count):
+                tid = await host.dispatcher.dispatch(Limited(n=n))
                 dispatched.write(f"{n} {tid}")
         (directory / f"dispatched-done-{name}").write_text("1")
         if "cancel" in SPEC:

@@ -66,9 +66,11 @@ async def test_a_cancelled_waiting_run_never_starts() -> None:
 
 
 def _sqlite_host(path: Path, clock: ManualClock) -> tuple[Any, Any]:
+    # per-node budgets (in memory): what a restart does to them; the shared budgets of
+    # cluster mode are in tests/ratelimit/test_cluster_limits.py
     return build_host(
         ALL,
-        lambda o: o.use_clock(clock),
+        lambda o: o.use_clock(clock).configure_rate_limiter(lambda r: r.set_cluster_wide(False)),
         storage=False,
         builder=lambda b: b.add_sqlite_storage(str(path)),
     )

@@ -75,7 +75,17 @@ def test_every_statement_compiles(dialect: str, schema: str | None) -> None:
     assert len(named) >= 35
     for name, statement in named.items():
         sql = str(statement.compile(dialect=DIALECTS[dialect]))
-        tables = ("QueuedTasks", "PausedQueues", "Audit", "Logs", "Nodes", "TaskCount", "Leases")
+        tables = (
+            "QueuedTasks",
+            "PausedQueues",
+            "Audit",
+            "Logs",
+            "Nodes",
+            "TaskCount",
+            "Leases",
+            "RateLimitBuckets",
+            "ConcurrencySlots",
+        )
         assert any(table in sql for table in tables), name
         if schema is not None and dialect == "mssql":
             assert "[EverTask].[" in sql, name

@@ -39,6 +39,8 @@ EVERTASK_TABLES = {
     "TaskCountDeltas",
     "TaskCounts",
     "MaintenanceLeases",
+    "RateLimitBuckets",
+    "ConcurrencySlots",
 }
 
 
@@ -140,12 +142,16 @@ async def test_upgrade_downgrade_upgrade(database: tuple[AsyncEngine, str | None
         assert set(reflected) == EVERTASK_TABLES
 
         await apply_migrations(conn, schema)  # idempotent at head
+        await downgrade_migrations(conn, schema, "0004")
+        at_0004 = await conn.run_sync(_tables_and_indexes(schema))
+        assert set(at_0004) == EVERTASK_TABLES - {"RateLimitBuckets", "ConcurrencySlots"}
+        assert await apply_migrations(conn, schema) == ["0005"]
         await downgrade_migrations(conn, schema, "0002")
         at_0002 = await conn.run_sync(_tables_and_indexes(schema))
         assert "Nodes" not in at_0002
         columns, indexes = at_0002["QueuedTasks"]
         assert "OwnerNode" not in columns and "IX_QueuedTasks_OwnerNode_Status" not in indexes
-        assert await apply_migrations(conn, schema) == ["0003", "0004"]
+        assert await apply_migrations(conn, schema) == ["0003", "0004", "0005"]
         assert await conn.run_sync(_differences(schema, dialect)) == []
         await downgrade_migrations(conn, schema, "0001")
         assert "PausedQueues" not in await conn.run_sync(_tables_and_indexes(schema))
@@ -254,7 +260,7 @@ async def test_0004_counts_the_finished_rows_already_there(
                 )
             )
         await conn.commit()
-        assert await apply_migrations(conn, schema) == ["0004"]
+        assert await apply_migrations(conn, schema, "0004") == ["0004"]
         rows = (
             await conn.execute(
                 select(deltas.c.Status, func.sum(deltas.c.Delta)).group_by(deltas.c.Status)
