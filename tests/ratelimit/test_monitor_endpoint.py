@@ -117,6 +117,7 @@ async def test_ratelimits_in_standalone_mode_is_not_available() -> None:
     assert config["docsUrl"] == "https://docs.example.com/evertask/"  # the dashboard's links
     assert body == {
         "available": False,
+        "clusterWide": False,
         "parkedTaskCount": 0,
         "maxParkedTasks": 0,
         "trackedKeyCount": 0,
@@ -124,6 +125,17 @@ async def test_ratelimits_in_standalone_mode_is_not_available() -> None:
         "parked": [],
         "keys": [],
         "handlers": [],
+        "adaptive": {
+            "enabled": False,
+            "paused": False,
+            "reason": None,
+            "since": None,
+            "cpu": None,
+            "memoryBytes": None,
+            "cpuThreshold": None,
+            "memoryThresholdBytes": None,
+            "pauses": 0,
+        },
     }
 
 
