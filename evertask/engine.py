@@ -21,6 +21,7 @@ from .intake import Intake
 from .lifecycle import Lifecycle
 from .observe import LogCapture, TaskObserver
 from .options import EverTaskOptions
+from .processes.pool import ProcessPool
 from .queues import QueueManager
 from .recovery import Recovery
 from .recurring import RecurringCoordinator
@@ -103,6 +104,7 @@ class Engine:
             cancels=self.cancels,
             default_capacity=queues.default.capacity,
         )
+        self.processes = ProcessPool(options.process_pool)  # no process until a first call
         self.recurring = RecurringCoordinator(
             storage=storage,
             clock=self.clock,
@@ -124,6 +126,7 @@ class Engine:
             gate=self.throttle,
             log_capture=log_capture,
             retry_wait=self.activity.retry_wait(),
+            process_runner=self.processes,
         )
         self.dispatcher = Dispatcher(
             options=options,
