@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import subprocess
 import sys
 import time
@@ -321,6 +322,7 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
     seconds = 0.25 if quick else 1.0
     n = 20_000 if quick else 50_000
     reps = 3 if quick else 7
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     cpu_reps = 1 if quick else 3
     runs: list[dict[str, Any]] = []
     runs0: list[dict[str, Any]] = []
@@ -333,6 +335,7 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
     for _ in range(reps):  # interleaved, so a change of the machine's speed hits both
         plain.append(measure("plain", n))
         limited.append(measure("limited", n))
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     processes = runs[0]
     lat = [x for r in runs for x in r["latencies_ms"]]
     lat0 = [x for r in runs0 for x in r["latencies_ms"]]
@@ -343,6 +346,8 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
     inl = inline["latencies_ms"]
     results: Results = {
         "cpu_tasks": float(CPU_TASKS),
+        "load_average_before": round(load_before, 2),
+        "load_average_after_cpu_runs": round(load_after, 2),
         "cpu_seconds_per_task": seconds,
         "pool_size": float(processes["pool_size"]),
         "worker_nice": float(processes["worker_nice"]),
@@ -406,6 +411,11 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
             f"CPU us per task ({n:,} no-ops x {reps} run(s) each, medians)",
         ),
         ("  overhead", f"{results['ratelimit_overhead_us_per_task']:+.2f} us per task"),
+        (
+            "machine load (1-min average) before / after the CPU runs",
+            f"{load_before:.2f} / {load_after:.2f}  (other processes compete with the event "
+            "loop too: compare figures from a quiet machine)",
+        ),
     ]
     for what, passed, figure in bars(results):
         rows.append((f"bar: {what}", f"{'PASS' if passed else 'FAIL'} ({figure})"))
