@@ -18,6 +18,7 @@ SUITES = {
     "cluster": "benchmarks.cluster",
     "footprint": "benchmarks.footprint",
     "history": "benchmarks.history",
+    "throttling": "benchmarks.throttling",
 }
 
 

@@ -17,6 +17,7 @@ from .engine import Engine
 from .host import EverTaskHost, HostComponent
 from .logcapture import make_log_capture
 from .options import DEFAULT_QUEUE, RECURRING_QUEUE, EverTaskOptions, QueueConfiguration
+from .processes.pool import ProcessPool
 from .queues import QueueManager
 from .registry import HandlerRegistry
 from .storage.memory import MemoryTaskStorage
@@ -407,6 +408,7 @@ class EverTaskServiceBuilder:
         builtins: dict[type, Callable[[], Any]] = {
             type(host.dispatcher): lambda: host.dispatcher,
             EverTaskHost: lambda: host,
+            ProcessPool: lambda: host.process_pool,
         }
         if storage is not None:
             builtins[type(storage)] = lambda: storage

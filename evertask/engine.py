@@ -23,6 +23,7 @@ from .intake import Intake
 from .lifecycle import Lifecycle
 from .observe import LogCapture, TaskObserver
 from .options import EverTaskOptions
+from .processes.pool import ProcessPool
 from .queues import QueueManager
 from .recovery import Recovery
 from .recurring import RecurringCoordinator
@@ -125,6 +126,7 @@ class Engine:
             ),
             poll_interval=options.cluster_poll_interval.total_seconds(),
         )
+        self.processes = ProcessPool(options.process_pool)  # no process until a first call
         self.recurring = RecurringCoordinator(
             storage=storage,
             clock=self.clock,
@@ -146,6 +148,7 @@ class Engine:
             gate=self.throttle,
             log_capture=log_capture,
             retry_wait=self.activity.retry_wait(),
+            process_runner=self.processes,
         )
         self.dispatcher = Dispatcher(
             options=options,

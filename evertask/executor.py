@@ -24,6 +24,7 @@ from evertask_abstractions import (
     TaskCancelledError,
     TaskTimeoutError,
 )
+from evertask_abstractions.processes import ProcessRunner, set_process_runner
 from evertask_abstractions.retry import set_retry_wait
 
 from .clock import Clock
@@ -133,8 +134,10 @@ class WorkerExecutor:
         gate: RateLimitGate,
         log_capture: LogCapture | None = None,
         retry_wait: RetryWait | None = None,
+        process_runner: ProcessRunner | None = None,
     ) -> None:
         self._options = options
+        self._process_runner = process_runner
         self._gate = gate
         self._queues = queues
         self._retry_wait = retry_wait
@@ -168,6 +171,8 @@ class WorkerExecutor:
         if self._retry_wait is not None:  # the policies' waits, in every execution's context
             self._base_context.run(set_retry_wait, self._retry_wait)
         self._gate.on_ready = lambda run: self._queues.for_run(run).put_overflow(run)
+        if self._process_runner is not None:  # run_in_process() uses the host's pool
+            self._base_context.run(set_process_runner, self._process_runner)
         for queue in self._queues.queues.values():
             queue.attach(self._launch)
 

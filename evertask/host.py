@@ -23,6 +23,7 @@ from .events import EventBus, Subscription, TaskEvent
 from .lifecycle import HostState
 from .observe import LogCapture, TaskObserver
 from .options import QueueConfiguration
+from .processes.pool import ProcessPool
 from .queues import WorkerQueue
 from .recovery import RecoveryReport
 from .registry import HandlerDescriptor
@@ -152,6 +153,12 @@ class EverTaskHost:
         """Adaptive throttling of this node (``state``: paused or not, why, the last
         sample), or ``None`` when no threshold is configured (docs/throttling.md)."""
         return self._engine.adaptive
+
+    @property
+    def process_pool(self) -> ProcessPool:
+        """The worker processes for CPU-bound work (started at the first call, stopped with
+        the host; docs/cpu-bound.md)."""
+        return self._engine.processes
 
     # -- cluster ---------------------------------------------------------------------------
     @property
@@ -294,6 +301,7 @@ class EverTaskHost:
             if interrupt.is_set():
                 log.warning("Interrupted: stopping the running tasks now.")
         await engine.executor.stop()
+        await engine.processes.stop()  # after the runs: their calls were cancelled
         await engine.background.drain()
         if engine.membership is not None:
             await engine.membership.leave()  # its pending rows go to the other nodes

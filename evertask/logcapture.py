@@ -172,6 +172,18 @@ class TaskLoggerAdapter(logging.LoggerAdapter[logging.Logger]):
     def isEnabledFor(self, level: int) -> bool:
         return level >= self._session.minimum or self.logger.isEnabledFor(level)
 
+    @property
+    def capture_level(self) -> int:
+        """The lowest level this execution keeps."""
+        return self._session.minimum
+
+    def keep_record(self, record: logging.LogRecord) -> None:
+        """Keep a record made elsewhere for this execution (a worker process's), if it is
+        at or above the capture's minimum level; forwarding it is the caller's part."""
+        session = self._session
+        if record.levelno >= session.minimum and not session.closed:
+            session.keep(record.created, record.levelno, record.getMessage(), record.exc_text)
+
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         session = self._session
         if level >= session.minimum and not session.closed:

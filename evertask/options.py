@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib
 import logging
+import multiprocessing
 import os
 import pkgutil
+import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import ModuleType
-from typing import Self
+from typing import Any, Self
 
 from evertask_abstractions import (
     AuditLevel,
@@ -30,6 +33,7 @@ __all__ = [
     "AdaptiveThrottlingOptions",
     "EverTaskOptions",
     "PersistentLoggerOptions",
+    "ProcessPoolOptions",
     "QueueConfiguration",
     "RateLimiterOptions",
 ]
@@ -268,6 +272,131 @@ class AdaptiveThrottlingOptions:
         return self
 
 
+class ProcessPoolOptions:
+    """The host's pool of worker processes for CPU-bound work (docs/cpu-bound.md).
+
+    The pool starts no process until the first call; it stops with the host.
+    """
+
+    size: int | None = None
+    """Worker processes at most (``None``: ``os.cpu_count()``)."""
+    max_tasks_per_worker: int | None = None
+    """A worker is replaced after this many calls (``None``: never)."""
+    start_method: str | None = None
+    """``"forkserver"`` (the default on Linux) or ``"spawn"`` (the default elsewhere)."""
+    initializer: Callable[..., object] | None = None
+    initargs: tuple[Any, ...] = ()
+    worker_nice: int = 10
+    """Added to each worker's niceness (POSIX), so the host's event loop wins the CPU."""
+    terminate_timeout: float = 0.5
+    """After a cancel or a timeout the worker gets SIGTERM, then SIGKILL this much later."""
+    start_timeout: float = 60.0
+    """How long a new worker may take to start (initializer included)."""
+    stop_timeout: float = 5.0
+    """At host stop, how long idle workers get to exit before they are terminated."""
+    worker_log_level: int | None = None
+    """Lowest level of the records a worker sends back (``None``: the lower of the run's
+    log-capture minimum and the host's root logger level)."""
+    forkserver_preload: tuple[str, ...] = ("evertask.processes.worker",)
+    """Modules the forkserver imports once, so each worker starts without importing them."""
+
+    @property
+    def effective_size(self) -> int:
+        """The pool size in use."""
+        return self.size or _CPUS
+
+    @property
+    def effective_start_method(self) -> str:
+        """The start method in use."""
+        if self.start_method is not None:
+            return self.start_method
+        return "forkserver" if platform.system() == "Linux" else "spawn"
+
+    def set_size(self, size: int) -> Self:
+        """Worker processes at most (default: the CPU count)."""
+        self.size = _check_positive_int(size, "process pool size")
+        return self
+
+    def set_max_tasks_per_worker(self, count: int | None) -> Self:
+        """Replace a worker after ``count`` calls (``None``: never), which bounds what a
+        leaking library can hold."""
+        if count is not None:
+            _check_positive_int(count, "max_tasks_per_worker")
+        self.max_tasks_per_worker = count
+        return self
+
+    def set_start_method(self, method: str) -> Self:
+        """``"forkserver"`` or ``"spawn"``; ``"fork"`` is refused."""
+        if method == "fork":
+            raise ConfigurationError(
+                "The process pool refuses the 'fork' start method: it copies the host process "
+                "while its threads (the event loop's executors, storage drivers, exporters) "
+                "may hold locks, and a worker can then deadlock on its first import or log "
+                "line. Use set_start_method('forkserver') (the default on Linux) or "
+                "set_start_method('spawn')."
+            )
+        available = [m for m in multiprocessing.get_all_start_methods() if m != "fork"]
+        if method not in available:
+            raise ConfigurationError(
+                f"Unknown or unavailable start method {method!r}; on this platform use one "
+                f"of {', '.join(repr(m) for m in available)}."
+            )
+        self.start_method = method
+        return self
+
+    def set_initializer(self, initializer: Callable[..., object], *args: Any) -> Self:
+        """Run ``initializer(*args)`` in each worker when it starts (picklable: a module-level
+        function), e.g. to configure logging or an OpenTelemetry SDK in the worker."""
+        if not callable(initializer):
+            raise ConfigurationError(f"The initializer must be callable, got {initializer!r}.")
+        self.initializer = initializer
+        self.initargs = args
+        return self
+
+    def set_worker_nice(self, increment: int) -> Self:
+        """Niceness added to each worker (POSIX; 0: none; default 10)."""
+        if isinstance(increment, bool) or not isinstance(increment, int) or increment < 0:
+            raise ConfigurationError(f"worker_nice must be an integer >= 0, got {increment!r}.")
+        self.worker_nice = increment
+        return self
+
+    def set_terminate_timeout(self, seconds: float) -> Self:
+        """Between SIGTERM and SIGKILL of a cancelled worker (default 0.5 s)."""
+        self.terminate_timeout = _check_seconds(seconds, "terminate_timeout", zero=True)
+        return self
+
+    def set_start_timeout(self, seconds: float) -> Self:
+        """How long a new worker may take to start (default 60 s)."""
+        self.start_timeout = _check_seconds(seconds, "start_timeout")
+        return self
+
+    def set_stop_timeout(self, seconds: float) -> Self:
+        """At host stop, how long idle workers get to exit (default 5 s)."""
+        self.stop_timeout = _check_seconds(seconds, "stop_timeout", zero=True)
+        return self
+
+    def set_worker_log_level(self, level: int | str | None) -> Self:
+        """Lowest level of the records workers send back (``None``: see the field)."""
+        resolved = logging.getLevelName(level) if isinstance(level, str) else level
+        if resolved is not None and not isinstance(resolved, int):
+            raise ConfigurationError(f"Unknown log level {level!r}; use e.g. logging.INFO.")
+        self.worker_log_level = resolved
+        return self
+
+    def set_forkserver_preload(self, *modules: str) -> Self:
+        """Modules the forkserver imports before forking workers (added to EverTask's)."""
+        self.forkserver_preload = (*ProcessPoolOptions.forkserver_preload, *modules)
+        return self
+
+
+def _check_seconds(value: float, what: str, *, zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{what} must be a number of seconds, got {value!r}.")
+    if value < 0 or (value == 0 and not zero):
+        raise ConfigurationError(f"{what} must be {'>= 0' if zero else '> 0'}, got {value!r}.")
+    return float(value)
+
+
 @dataclass
 class EverTaskOptions:
     """Global engine options; every setter validates and returns the options for chaining."""
@@ -291,6 +420,7 @@ class EverTaskOptions:
     adaptive_throttling: AdaptiveThrottlingOptions = field(
         default_factory=AdaptiveThrottlingOptions
     )
+    process_pool: ProcessPoolOptions = field(default_factory=ProcessPoolOptions)
     lease_duration: timedelta = timedelta(seconds=30)
     heartbeat_interval: timedelta | None = None
     cluster_poll_interval: timedelta = timedelta(seconds=1)
@@ -442,6 +572,14 @@ class EverTaskOptions:
         if not callable(configure):
             raise ConfigurationError("configure_adaptive_throttling() takes a callable.")
         configure(self.adaptive_throttling)
+        return self
+
+    def configure_process_pool(self, configure: object) -> Self:
+        """Tune the pool of worker processes for CPU-bound work:
+        ``configure(ProcessPoolOptions)`` (docs/cpu-bound.md)."""
+        if not callable(configure):
+            raise ConfigurationError("configure_process_pool() takes a callable.")
+        configure(self.process_pool)
         return self
 
     def use_clock(self, clock: Clock) -> Self:

@@ -23,6 +23,13 @@ from .errors import (
     TaskTimeoutError,
 )
 from .handler import EverTaskHandler, TaskLogger
+from .processes import (
+    CpuBoundHandler,
+    ProcessPoolClosedError,
+    ProcessTaskError,
+    RemoteTraceback,
+    WorkerCrashedError,
+)
 from .ratelimit import RateLimitedTask, RateLimitOverflowBehavior, RateLimitPolicy
 from .recurring import (
     BuildableSchedulerBuilder,
@@ -54,6 +61,7 @@ __all__ = [
     "CancellationToken",
     "CancellationTokenSource",
     "ConfigurationError",
+    "CpuBoundHandler",
     "DailyTimeSchedulerBuilder",
     "DuplicateHandlerError",
     "EverTask",
@@ -71,6 +79,8 @@ __all__ = [
     "NoRetryPolicy",
     "OnRetry",
     "PersistenceError",
+    "ProcessPoolClosedError",
+    "ProcessTaskError",
     "QueueFullBehavior",
     "QueueFullError",
     "QueuedTaskStatus",
@@ -79,6 +89,7 @@ __all__ = [
     "RateLimitRejectedError",
     "RateLimitedTask",
     "RecurringTaskBuilder",
+    "RemoteTraceback",
     "RetryPolicy",
     "RetryWait",
     "ScheduleError",
@@ -93,5 +104,6 @@ __all__ = [
     "ThenableSchedulerBuilder",
     "WeeklySchedulerBuilder",
     "When",
+    "WorkerCrashedError",
     "wait_before_retry",
 ]

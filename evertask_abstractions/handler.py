@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import timedelta
-from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
+from typing import Any, ClassVar, Generic, ParamSpec, TypeAlias, TypeVar
 
 from .cancellation import CancellationToken
 from .ratelimit import RateLimitPolicy
@@ -16,6 +16,8 @@ from .task import EverTask
 __all__ = ["EverTaskHandler", "TaskLogger"]
 
 T = TypeVar("T", bound=EverTask)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 TaskLogger: TypeAlias = "logging.LoggerAdapter[logging.Logger]"
 """The type of :attr:`EverTaskHandler.logger`: a stdlib ``LoggerAdapter``."""
@@ -95,6 +97,20 @@ class EverTaskHandler(Generic[T]):
         """
         key = getattr(task, "rate_limit_key", None)
         return key if isinstance(key, str) or key is None else str(key)
+
+    def run_in_process(
+        self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[R]:
+        """Run ``func(*args, **kwargs)`` in a worker process of the host's pool and await
+        its result (CPU-bound work, off the event loop and out of the GIL).
+
+        ``func`` must be picklable (a module-level function); arguments and result cross
+        the process boundary by pickle. The run's cancellation and timeout terminate the
+        worker; its log records are kept with the run's logs. See docs/cpu-bound.md.
+        """
+        from .processes import current_process_runner
+
+        return current_process_runner().run_call(func, args, kwargs, logger=self.logger)
 
     def handle(self, task: T, cancellation: CancellationToken) -> Awaitable[None] | None:
         """Do the work. Override as ``async def`` (event loop) or ``def`` (worker thread)."""
