@@ -272,6 +272,7 @@ class AdaptiveThrottlingOptions:
         return self
 
 
+@dataclass
 class ProcessPoolOptions:
     """The host's pool of worker processes for CPU-bound work (docs/cpu-bound.md).
 
