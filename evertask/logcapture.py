@@ -270,6 +270,9 @@ def _install_record_factory() -> None:
             session = get_session()
             if (
                 session is not None
+                # (logging.makeLogRecord builds a blank record, level None, and fills it in
+                # after the factory: not a log call to keep)
+                and isinstance(record.levelno, int)
                 and record.levelno >= session.minimum
                 and not getattr(_forwarding, "active", False)
             ):

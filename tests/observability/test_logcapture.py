@@ -12,7 +12,7 @@ import pytest
 from evertask import EverTaskOptions
 from evertask.logcapture import PersistentLogCapture
 from evertask.storage.models import TaskExecutionLog
-from evertask_abstractions import QueuedTaskStatus
+from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler, QueuedTaskStatus
 from tests.helpers import build_host, wait_status
 from tests.observability.tasks import (
     ALL,
@@ -172,3 +172,23 @@ async def test_the_capture_stops_with_the_execution() -> None:
     logging.getLogger("tests.observability.somelib").warning("after finish")
     assert logs is not None and [log.message for log in logs] == ["during"]
     assert len(session.entries) == 1
+
+
+class MakesRecords(EverTask):
+    pass
+
+
+class MakesRecordsHandler(EverTaskHandler[MakesRecords]):
+    async def handle(self, task: MakesRecords, cancellation: CancellationToken) -> None:
+        # what logging.handlers.QueueListener and socket receivers do with received records
+        rebuilt = logging.makeLogRecord({"msg": "rebuilt", "levelno": logging.INFO})
+        assert rebuilt.getMessage() == "rebuilt"
+        logging.getLogger("some.library").warning("after it")
+
+
+async def test_records_rebuilt_with_make_log_record_do_not_break_library_capture() -> None:
+    host, _ = build_host([*ALL, MakesRecordsHandler], persistent(set_capture_library_logs=True))
+    async with host:
+        tid = await host.dispatcher.dispatch(MakesRecords())
+        await wait_status(host, tid, COMPLETED)
+        assert [log.message for log in await logs_of(host, tid)] == ["after it"]
