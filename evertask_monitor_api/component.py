@@ -57,6 +57,7 @@ class MonitoringSettings(TypedDict, total=False):
     failed_login_window: timedelta
     max_auth_body_bytes: int
     max_body_bytes: int
+    docs_url: str | None
 
 
 def _options(configure: Configure | None, values: dict[str, Any]) -> MonitoringOptions:
