@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from evertask import EverTaskHost, MemoryTaskStorage
+from evertask.adaptive import ResourceSample
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
 from evertask_monitor_api import MonitoringOptions, create_standalone_app
 
@@ -412,6 +413,16 @@ def test_the_rate_limits_page_shows_parked_tasks_and_throttled_handlers(
         try:
             tab.click("a.nav-link:has-text('Rate limits')")
             expect(tab.get_by_test_id("kpi-parked")).to_have_text("4")
+            # a host on the memory storage: budgets and permits are its own
+            assert not host.rate_limiter.cluster_wide
+            expect(tab.get_by_test_id("ratelimits-summary")).to_have_text(
+                "per-host budgets · this host: 4 parked · 2 throttled handlers"
+            )
+            expect(tab.get_by_test_id("ratelimits-scope")).to_contain_text("permits are per host")
+            expect(tab.get_by_test_id("adaptive-state")).to_have_text("not configured")
+            expect(tab.get_by_test_id("adaptive-disabled")).to_contain_text(
+                "configure_adaptive_throttling(...)"
+            )
             expect(tab.get_by_test_id("kpi-tracked-keys")).to_have_text("2")
             expect(tab.get_by_test_id("kpi-fail-open")).to_have_text("0")
             max_parked = f"{host.rate_limiter.max_parked_tasks:,}"
@@ -501,9 +512,85 @@ def test_the_rate_limits_page_explains_how_to_declare_one(page: Any) -> None:
     page.click("a.nav-link:has-text('Rate limits')")
     empty = page.get_by_test_id("ratelimits-empty")
     expect(empty).to_contain_text("rate_limit = RateLimitPolicy(")
+    # the module's host is on SQLite: budgets and permits are cluster-wide by default
+    expect(empty).to_contain_text("at most 2 at once across the cluster")
+    expect(page.get_by_test_id("ratelimits-summary")).to_contain_text("cluster-wide budgets")
     expect(page.get_by_test_id("throttling-docs")).to_contain_text("docs/throttling.md")
     expect(page.get_by_test_id("kpi-parked")).to_have_text("0")
     expect(page.get_by_test_id("parked-table")).to_have_count(0)
+
+
+class _Overloaded:
+    """A resource probe reporting what the test sets (adaptive throttling's fake)."""
+
+    def __init__(self, cpu: float, memory_bytes: int) -> None:
+        self.now = ResourceSample(cpu, memory_bytes)
+
+    def sample(self) -> ResourceSample:
+        return self.now
+
+
+def test_the_rate_limits_page_shows_cluster_wide_budgets_and_adaptive_throttling_paused(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("adaptive")
+    probe = _Overloaded(cpu=1.25, memory_bytes=300 * 1024**2)
+
+    def options(opt: Any) -> None:
+        _throttled(opt)
+        opt.configure_adaptive_throttling(
+            lambda a: (
+                a.set_cpu_threshold(0.85)
+                .set_memory_threshold_bytes(2 * 1024**3)
+                .set_check_interval(timedelta(milliseconds=50))
+                .use_probe(probe)
+            )
+        )
+
+    live = ThreadedServer(lambda: build_host("sqlite", directory, options=options), None)
+    live.start()
+    try:
+        host = live.host
+        assert host.rate_limiter.cluster_wide
+        throttle = host.adaptive_throttling
+        assert throttle is not None
+        live.call(lambda: wait_for(lambda: throttle.paused))
+        context, tab = _logged_in(browser, live.url, locale="en-GB", timezone_id="UTC")
+        try:
+            tab.click("a.nav-link:has-text('Rate limits')")
+            expect(tab.get_by_test_id("ratelimits-summary")).to_have_text(
+                "cluster-wide budgets · this host: 0 parked · 2 throttled handlers"
+                " · paused by adaptive throttling"
+            )
+            scope = tab.get_by_test_id("ratelimits-scope")
+            expect(scope).to_contain_text("shared by every node through the database")
+            expect(scope).to_contain_text("shown are this host's")
+            expect(tab.get_by_test_id("kpi-tracked-keys")).to_have_text("0")
+
+            expect(tab.get_by_test_id("adaptive-state")).to_have_text("paused")
+            expect(tab.get_by_test_id("adaptive-reason")).to_have_text(
+                "CPU at or above its threshold"
+            )
+            expect(tab.get_by_test_id("adaptive-since")).to_contain_text(" ago")
+            expect(tab.get_by_test_id("adaptive-since")).to_contain_text("UTC")
+            expect(tab.get_by_test_id("adaptive-cpu")).to_have_text(
+                "1.25 cores · threshold 0.85 cores"
+            )
+            expect(tab.get_by_test_id("adaptive-memory")).to_have_text("300 MiB · threshold 2 GiB")
+            expect(tab.get_by_test_id("adaptive-pauses")).to_have_text("1")
+
+            # the page follows the host by itself: the load drops, the node resumes
+            probe.now = ResourceSample(0.1, 300 * 1024**2)
+            expect(tab.get_by_test_id("adaptive-state")).to_have_text("running", timeout=10_000)
+            expect(tab.get_by_test_id("adaptive-reason")).to_have_count(0)
+            expect(tab.get_by_test_id("adaptive-cpu")).to_have_text(
+                "0.1 cores · threshold 0.85 cores"
+            )
+            expect(tab.get_by_test_id("ratelimits-summary")).not_to_contain_text("paused")
+        finally:
+            context.close()
+    finally:
+        live.stop()
 
 
 class _AppServer:

@@ -235,9 +235,28 @@ export interface ThrottledHandler {
   parked: number;
 }
 
-/** `GET /ratelimits`: the serving host's limiter now; `available` is false without a host. */
+/** Adaptive throttling of the serving host: `enabled` is false when no threshold is set
+ * (every other field is then empty). `cpu` is in cores (1.0 = one core busy), memory in
+ * bytes; `reason` is "cpu", "memory" or "cpu,memory" while paused, `since` when the pause
+ * began; `pauses` counts the pauses since the host started. */
+export interface AdaptiveThrottling {
+  enabled: boolean;
+  paused: boolean;
+  reason: string | null;
+  since: string | null;
+  cpu: number | null;
+  memoryBytes: number | null;
+  cpuThreshold: number | null;
+  memoryThresholdBytes: number | null;
+  pauses: number;
+}
+
+/** `GET /ratelimits`: the serving host's limiter now; `available` is false without a host.
+ * `clusterWide`: budgets and `max_concurrency` permits are shared by every node through the
+ * database (else per host); parked and waiting runs and running counts are this host's. */
 export interface RateLimits {
   available: boolean;
+  clusterWide: boolean;
   parkedTaskCount: number;
   maxParkedTasks: number;
   trackedKeyCount: number;
@@ -245,6 +264,7 @@ export interface RateLimits {
   parked: ParkedTask[];
   keys: ParkedKey[];
   handlers: ThrottledHandler[];
+  adaptive: AdaptiveThrottling;
 }
 
 export interface SuccessRateTrend {

@@ -4,9 +4,21 @@
 import { renderToStaticMarkup } from "react-dom/server";
 import { MemoryRouter } from "react-router-dom";
 import { describe, expect, it } from "vitest";
-import type { RateLimitPolicy, RateLimits, ThrottledHandler } from "./api";
+import type { AdaptiveThrottling, RateLimitPolicy, RateLimits, ThrottledHandler } from "./api";
 import { RateLimitsView } from "./pages/RateLimits";
-import { formatPeriod, formatPolicy, parkingFill, taskIdTail, throttlingDocsUrl } from "./ratelimits";
+import {
+  adaptiveReason,
+  formatBytes,
+  formatCores,
+  formatPeriod,
+  formatPolicy,
+  measureTone,
+  parkingFill,
+  scopeLabel,
+  summaryLine,
+  taskIdTail,
+  throttlingDocsUrl,
+} from "./ratelimits";
 
 const NOW = Date.parse("2026-03-02T09:00:00Z");
 
@@ -39,9 +51,35 @@ function handler(extra: Partial<ThrottledHandler> = {}): ThrottledHandler {
   };
 }
 
+const OFF: AdaptiveThrottling = {
+  enabled: false,
+  paused: false,
+  reason: null,
+  since: null,
+  cpu: null,
+  memoryBytes: null,
+  cpuThreshold: null,
+  memoryThresholdBytes: null,
+  pauses: 0,
+};
+
+function adaptive(extra: Partial<AdaptiveThrottling> = {}): AdaptiveThrottling {
+  return {
+    ...OFF,
+    enabled: true,
+    cpu: 0.42,
+    memoryBytes: 300 * 1024 ** 2,
+    cpuThreshold: 0.85,
+    memoryThresholdBytes: 2 * 1024 ** 3,
+    ...extra,
+  };
+}
+
+/** A host on a SQL storage (budgets cluster-wide, the default there), adaptive throttling off. */
 function limits(extra: Partial<RateLimits> = {}): RateLimits {
   return {
     available: true,
+    clusterWide: true,
     parkedTaskCount: 0,
     maxParkedTasks: 2000,
     trackedKeyCount: 0,
@@ -49,6 +87,7 @@ function limits(extra: Partial<RateLimits> = {}): RateLimits {
     parked: [],
     keys: [],
     handlers: [],
+    adaptive: OFF,
     ...extra,
   };
 }
@@ -105,15 +144,61 @@ describe("rate-limit formatting", () => {
     expect(throttlingDocsUrl(null)).toBeNull();
     expect(throttlingDocsUrl("https://docs.example.com/evertask/")).toBe("https://docs.example.com/evertask/throttling/");
     expect(throttlingDocsUrl("https://docs.example.com/evertask")).toBe("https://docs.example.com/evertask/throttling/");
+    expect(throttlingDocsUrl("https://docs.example.com/evertask", "adaptive-throttling")).toBe(
+      "https://docs.example.com/evertask/throttling/#adaptive-throttling",
+    );
+    expect(throttlingDocsUrl(null, "adaptive-throttling")).toBeNull();
+  });
+
+  it("formats bytes in binary units and CPU in cores", () => {
+    expect(formatBytes(0)).toBe("0 B");
+    expect(formatBytes(512)).toBe("512 B");
+    expect(formatBytes(1536)).toBe("1.5 KiB");
+    expect(formatBytes(300 * 1024 ** 2)).toBe("300 MiB");
+    expect(formatBytes(812.44 * 1024 ** 2)).toBe("812 MiB");
+    expect(formatBytes(12.34 * 1024 ** 2)).toBe("12.3 MiB");
+    expect(formatBytes(2 * 1024 ** 3)).toBe("2 GiB");
+    expect(formatCores(0.4219)).toBe("0.42 cores");
+    expect(formatCores(1)).toBe("1 core");
+    expect(formatCores(1.25)).toBe("1.25 cores");
+    expect(formatCores(0)).toBe("0 cores");
+  });
+
+  it("says why adaptive throttling paused, and which measure is over", () => {
+    expect(adaptiveReason("cpu")).toBe("CPU at or above its threshold");
+    expect(adaptiveReason("memory")).toBe("memory at or above its threshold");
+    expect(adaptiveReason("cpu,memory")).toBe("CPU and memory at or above their thresholds");
+    expect(adaptiveReason(null)).toBe("—");
+    expect(measureTone(0.9, 0.85)).toBe("bad");
+    expect(measureTone(0.85, 0.85)).toBe("bad"); // at the threshold pauses
+    expect(measureTone(0.5, 0.85)).toBe("ok");
+    expect(measureTone(null, 0.85)).toBe("muted");
+    expect(measureTone(100, null)).toBe("muted");
+  });
+
+  it("says in the header line where budgets live and what is this host's", () => {
+    expect(scopeLabel(true)).toBe("cluster-wide budgets");
+    expect(scopeLabel(false)).toBe("per-host budgets");
+    expect(summaryLine(limits({ parkedTaskCount: 4, handlers: [handler(), handler()] }))).toBe(
+      "cluster-wide budgets · this host: 4 parked · 2 throttled handlers",
+    );
+    expect(summaryLine(limits({ clusterWide: false, handlers: [handler()] }))).toBe(
+      "per-host budgets · this host: 0 parked · 1 throttled handler",
+    );
+    expect(summaryLine(limits({ adaptive: adaptive({ paused: true, reason: "cpu" }) }))).toBe(
+      "cluster-wide budgets · this host: 0 parked · 0 throttled handlers · paused by adaptive throttling",
+    );
+    expect(summaryLine(limits({ adaptive: adaptive() }))).not.toContain("paused");
   });
 });
 
 describe("RateLimitsView", () => {
   it("says a standalone monitor needs a running host", () => {
-    const root = render({ ...limits(), available: false });
+    const root = render({ ...limits(), available: false, clusterWide: false });
     expect(byTestId(root, "ratelimits-unavailable")).toHaveLength(1);
     expect(root.textContent).toContain("Needs a running host");
     expect(byTestId(root, "kpi-parked")).toHaveLength(0);
+    expect(byTestId(root, "adaptive-state")).toHaveLength(0);
   });
 
   it("explains how to declare a rate limit when no handler does", () => {
@@ -121,6 +206,9 @@ describe("RateLimitsView", () => {
     const empty = byTestId(root, "ratelimits-empty")[0];
     expect(empty.textContent).toContain("rate_limit = RateLimitPolicy(10, timedelta(minutes=1))");
     expect(empty.textContent).toContain("max_concurrency = 2");
+    expect(empty.textContent).toContain("at most 2 at once across the cluster");
+    const perHost = byTestId(render(limits({ clusterWide: false })), "ratelimits-empty")[0];
+    expect(perHost.textContent).toContain("at most 2 at once on this host");
     expect(byTestId(root, "throttling-docs")[0].tagName).toBe("SPAN"); // no docs site configured
     expect(byTestId(root, "throttling-docs")[0].textContent).toContain("docs/throttling.md");
     expect(byTestId(root, "parked-table")).toHaveLength(0);
@@ -204,6 +292,95 @@ describe("RateLimitsView", () => {
     expect(task.querySelector('[data-testid="parked-since"]')?.textContent).toContain("12 s ago");
     expect(byTestId(root, "parked-summary")[0].textContent).toContain("The 1 earliest of 3 parked tasks.");
     expect(byTestId(root, "ratelimits-empty")).toHaveLength(0);
+  });
+
+  it("says budgets and permits are shared through the database when cluster-wide", () => {
+    const root = render(limits({ handlers: [handler()] }));
+    const scope = byTestId(root, "ratelimits-scope")[0].textContent ?? "";
+    expect(scope).toContain("shared by every node through the database");
+    expect(scope).toContain("max_concurrency permits");
+    expect(scope).toContain("The parked, running and waiting runs shown are this host's.");
+    expect(scope).not.toContain("per host");
+    expect(root.textContent).toContain("keys this host drew from (budgets in the database)");
+  });
+
+  it("says budgets and permits are per host otherwise", () => {
+    const root = render(limits({ clusterWide: false, handlers: [handler()] }));
+    const scope = byTestId(root, "ratelimits-scope")[0].textContent ?? "";
+    expect(scope).toContain("permits are per host");
+    expect(scope).toContain("set_cluster_wide(False)");
+    expect(scope).toContain("these are this host's figures");
+    expect(scope).not.toContain("database");
+    expect(root.textContent).toContain("budgets held in memory");
+  });
+
+  it("explains how to turn adaptive throttling on when it is not configured", () => {
+    const root = render(limits());
+    const off = byTestId(root, "adaptive-disabled")[0];
+    expect(byTestId(root, "adaptive-state")[0].textContent).toBe("not configured");
+    expect(off.textContent).toContain("configure_adaptive_throttling(...)");
+    expect(off.textContent).toContain(".set_cpu_threshold(0.85)");
+    expect(off.textContent).toContain(".set_memory_threshold_bytes(2 * 1024**3)");
+    expect(byTestId(root, "adaptive-docs")[0].textContent).toContain("docs/throttling.md#adaptive-throttling");
+    expect(byTestId(root, "adaptive-enabled")).toHaveLength(0);
+    const linked = render(limits(), "https://docs.example.com/evertask/");
+    expect(byTestId(linked, "adaptive-docs")[0].getAttribute("href")).toBe(
+      "https://docs.example.com/evertask/throttling/#adaptive-throttling",
+    );
+  });
+
+  it("shows adaptive throttling running, with its measures against the thresholds", () => {
+    const root = render(limits({ adaptive: adaptive({ pauses: 2 }) }));
+    expect(byTestId(root, "adaptive-disabled")).toHaveLength(0);
+    expect(byTestId(root, "adaptive-state")[0].textContent).toBe("running");
+    expect(byTestId(root, "adaptive-reason")).toHaveLength(0);
+    expect(byTestId(root, "adaptive-since")).toHaveLength(0);
+    const cpu = byTestId(root, "adaptive-cpu")[0];
+    expect(cpu.textContent).toBe("0.42 cores · threshold 0.85 cores");
+    expect(cpu.querySelector(".tone-ok")?.textContent).toBe("0.42 cores");
+    expect(byTestId(root, "adaptive-memory")[0].textContent).toBe("300 MiB · threshold 2 GiB");
+    expect(byTestId(root, "adaptive-pauses")[0].textContent).toBe("2");
+  });
+
+  it("shows adaptive throttling paused: why, since when, the measure over its threshold", () => {
+    const root = render(
+      limits({
+        adaptive: adaptive({
+          paused: true,
+          reason: "cpu",
+          since: "2026-03-02T08:59:15Z",
+          cpu: 1.25,
+          memoryBytes: 1536,
+          memoryThresholdBytes: null,
+          pauses: 1,
+        }),
+      }),
+    );
+    expect(byTestId(root, "adaptive-state")[0].textContent).toBe("paused");
+    expect(byTestId(root, "adaptive-state")[0].className).toContain("tone-bg-bad");
+    expect(byTestId(root, "adaptive-reason")[0].textContent).toBe("CPU at or above its threshold");
+    const since = byTestId(root, "adaptive-since")[0].textContent ?? "";
+    expect(since).toContain("45 s ago");
+    expect(since).toContain("2026");
+    expect(byTestId(root, "adaptive-cpu")[0].querySelector(".tone-bad")?.textContent).toBe("1.25 cores");
+    expect(byTestId(root, "adaptive-memory")[0].textContent).toBe("1.5 KiB · not checked");
+    expect(byTestId(root, "adaptive-pauses")[0].textContent).toBe("1");
+  });
+
+  it("puts a configured throttle before the parked runs, how to configure one after them", () => {
+    const follows = (a: HTMLElement, b: HTMLElement) =>
+      (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING) !== 0;
+    const on = render(limits({ handlers: [handler()], adaptive: adaptive() }));
+    expect(follows(byTestId(on, "handler-table")[0], byTestId(on, "adaptive-enabled")[0])).toBe(true);
+    expect(follows(byTestId(on, "adaptive-enabled")[0], byTestId(on, "key-table")[0])).toBe(true);
+    const off = render(limits({ handlers: [handler()] }));
+    expect(follows(byTestId(off, "parked-table")[0], byTestId(off, "adaptive-disabled")[0])).toBe(true);
+  });
+
+  it("says when adaptive throttling has not sampled yet", () => {
+    const root = render(limits({ adaptive: adaptive({ cpu: null, memoryBytes: null }) }));
+    expect(byTestId(root, "adaptive-cpu")[0].textContent).toBe("not sampled yet · threshold 0.85 cores");
+    expect(byTestId(root, "adaptive-memory")[0].textContent).toBe("not sampled yet · threshold 2 GiB");
   });
 
   it("says nothing is parked when every key is within its budget", () => {

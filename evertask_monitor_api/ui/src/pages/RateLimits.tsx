@@ -1,9 +1,19 @@
-import { useEffect } from "react";
+import { type ReactNode, useEffect } from "react";
 import { Link } from "react-router-dom";
-import type { RateLimits, ThrottledHandler } from "../api";
+import type { AdaptiveThrottling, RateLimits, ThrottledHandler } from "../api";
 import { Badge, Card, ErrorBox, Kpi, Page } from "../components";
 import { formatDate, formatRelative } from "../format";
-import { formatPolicy, parkingFill, taskIdTail, throttlingDocsUrl } from "../ratelimits";
+import {
+  adaptiveReason,
+  formatBytes,
+  formatCores,
+  formatPolicy,
+  measureTone,
+  parkingFill,
+  summaryLine,
+  taskIdTail,
+  throttlingDocsUrl,
+} from "../ratelimits";
 import { useApi, useSession } from "../state";
 
 /** Slots come due and budgets refill without a task event: the page also reloads on its own. */
@@ -11,7 +21,8 @@ const REFRESH_MS = 5000;
 /** Parked runs listed (the counts and the per-key summary cover all of them). */
 const PARKED_LIMIT = 200;
 
-const EXAMPLE = `from datetime import timedelta
+/** The handler example; its \`max_concurrency\` comment says where the limit holds. */
+const example = (clusterWide: boolean) => `from datetime import timedelta
 from evertask_abstractions import EverTask, EverTaskHandler, RateLimitPolicy
 
 
@@ -25,9 +36,15 @@ class SyncInvoices(EverTask):
 
 class SyncInvoicesHandler(EverTaskHandler[SyncInvoices]):
     rate_limit = RateLimitPolicy(10, timedelta(minutes=1))  # 10 starts a minute per tenant
-    max_concurrency = 2                                    # at most 2 at once on this host
+    max_concurrency = 2                                    # at most 2 at once ${clusterWide ? "across the cluster" : "on this host"}
 
     async def handle(self, task, cancellation): ...`;
+
+const ADAPTIVE_EXAMPLE = `add_evertask(container, lambda opt: opt
+    .register_tasks_from_module(my_app.tasks)
+    .configure_adaptive_throttling(lambda a: a
+        .set_cpu_threshold(0.85)                    # 85 % of one core
+        .set_memory_threshold_bytes(2 * 1024**3)))  # 2 GiB resident`;
 
 function When({ value, now, testId }: { value: string; now: number; testId?: string }) {
   return (
@@ -38,21 +55,52 @@ function When({ value, now, testId }: { value: string; now: number; testId?: str
   );
 }
 
-function DocsLink({ docsUrl }: { docsUrl: string | null | undefined }) {
-  const url = throttlingDocsUrl(docsUrl);
+function DocsLink({
+  docsUrl,
+  anchor,
+  testId = "throttling-docs",
+}: {
+  docsUrl: string | null | undefined;
+  anchor?: string;
+  testId?: string;
+}) {
+  const url = throttlingDocsUrl(docsUrl, anchor);
+  const title = anchor ? "Adaptive throttling" : "Throttling: rate limits and concurrency limits";
   return url ? (
-    <a href={url} target="_blank" rel="noreferrer" data-testid="throttling-docs">
-      Throttling: rate limits and concurrency limits
+    <a href={url} target="_blank" rel="noreferrer" data-testid={testId}>
+      {title}
     </a>
   ) : (
-    <span data-testid="throttling-docs">
-      the <em>Throttling</em> page of the EverTask documentation (<code>docs/throttling.md</code>)
+    <span data-testid={testId}>
+      the <em>{title}</em> {anchor ? "section" : "page"} of the EverTask documentation (
+      <code>docs/throttling.md{anchor ? `#${anchor}` : ""}</code>)
     </span>
   );
 }
 
+/** What the handler figures mean: shared budgets and permits, this host's runs. */
+function ScopeNote({ clusterWide }: { clusterWide: boolean }) {
+  return (
+    <p className="muted small" data-testid="ratelimits-scope">
+      {clusterWide ? (
+        <>
+          Budgets and <code>max_concurrency</code> permits are shared by every node through the database: a key's rate
+          and a handler's concurrency hold across the cluster. The parked, running and waiting runs shown are this
+          host's.
+        </>
+      ) : (
+        <>
+          Budgets and <code>max_concurrency</code> permits are per host (the memory storage, or{" "}
+          <code>set_cluster_wide(False)</code>): every node has its own, and these are this host's figures.
+        </>
+      )}{" "}
+      Running and waiting count the runs holding or waiting for a permit; waiting runs hold no queue lane.
+    </p>
+  );
+}
+
 /** Shown when no handler of this host declares a rate limit or a concurrency limit. */
-export function HowToDeclare({ docsUrl }: { docsUrl: string | null | undefined }) {
+export function HowToDeclare({ docsUrl, clusterWide }: { docsUrl: string | null | undefined; clusterWide: boolean }) {
   return (
     <Card title="No throttled handler" className="empty-state">
       <div data-testid="ratelimits-empty">
@@ -61,7 +109,7 @@ export function HowToDeclare({ docsUrl }: { docsUrl: string | null | undefined }
           nothing is ever parked or held back here. Declare them on the handler class; the task's{" "}
           <code>rate_limit_key</code> (or the handler's <code>get_rate_limit_key</code>) names the budget it draws from:
         </p>
-        <pre className="json">{EXAMPLE}</pre>
+        <pre className="json">{example(clusterWide)}</pre>
         <p className="muted">
           A start over budget is parked until its reserved slot, without holding a queue lane; see{" "}
           <DocsLink docsUrl={docsUrl} />.
@@ -77,13 +125,130 @@ export function NeedsHost() {
     <Card title="Needs a running host" className="empty-state">
       <div data-testid="ratelimits-unavailable">
         <p>
-          This monitor runs standalone over the database, without an EverTask host. Rate-limit budgets, parked tasks and
-          concurrency permits are kept in the memory of the host that runs the tasks, so there is nothing to show here.
+          This monitor runs standalone over the database, without an EverTask host. Parked tasks, runs waiting for a
+          concurrency permit and adaptive throttling are kept in the memory of the hosts that run the tasks (and so are
+          budgets and permits, unless they are shared cluster-wide through the database), so there is nothing to show
+          here.
         </p>
         <p className="muted">
           Open the dashboard mounted in that application (<code>add_monitoring_api</code>) to see them; parked tasks
           show up in the task list here as <em>Queued</em>.
         </p>
+      </div>
+    </Card>
+  );
+}
+
+function Field({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    <>
+      <dt>{label}</dt>
+      <dd>{children}</dd>
+    </>
+  );
+}
+
+/** A measure against its threshold: "1.25 cores · threshold 0.85 cores". */
+function Measure({
+  value,
+  threshold,
+  format,
+  testId,
+}: {
+  value: number | null;
+  threshold: number | null;
+  format: (v: number) => string;
+  testId: string;
+}) {
+  return (
+    <span data-testid={testId}>
+      {value === null ? (
+        <span className="muted">not sampled yet</span>
+      ) : (
+        <span className={`tone-${measureTone(value, threshold)}`}>{format(value)}</span>
+      )}
+      <span className="muted"> · {threshold === null ? "not checked" : `threshold ${format(threshold)}`}</span>
+    </span>
+  );
+}
+
+/** Adaptive throttling of this host: off (how to turn it on), or running / paused with why,
+ * since when, the last CPU and memory sample against their thresholds and the pauses so far. */
+export function AdaptiveCard({
+  adaptive,
+  now,
+  docsUrl,
+}: {
+  adaptive: AdaptiveThrottling;
+  now: number;
+  docsUrl: string | null | undefined;
+}) {
+  if (!adaptive.enabled) {
+    return (
+      <Card title="Adaptive throttling">
+        <div data-testid="adaptive-disabled">
+          <p>
+            <Badge tone="muted" testId="adaptive-state">
+              not configured
+            </Badge>{" "}
+            This host takes new work whatever its CPU and memory. Set a threshold with{" "}
+            <code>configure_adaptive_throttling(...)</code> and the node stops starting runs while its process is above
+            it (running ones finish; in a cluster the other nodes take the work):
+          </p>
+          <pre className="json">{ADAPTIVE_EXAMPLE}</pre>
+          <p className="muted">
+            See <DocsLink docsUrl={docsUrl} anchor="adaptive-throttling" testId="adaptive-docs" />.
+          </p>
+        </div>
+      </Card>
+    );
+  }
+  return (
+    <Card title="Adaptive throttling">
+      <div data-testid="adaptive-enabled">
+        <p className="muted small">
+          {adaptive.paused ? (
+            <Badge tone="bad" testId="adaptive-state">
+              paused
+            </Badge>
+          ) : (
+            <Badge tone="ok" testId="adaptive-state">
+              running
+            </Badge>
+          )}{" "}
+          {adaptive.paused
+            ? "This host starts no new run while its process is overloaded: running ones finish, dispatches are still accepted and wait in their queues, and in a cluster the other nodes take the work. It resumes once every measure is back under its resume ratio (90 % of the threshold by default)."
+            : "This host takes new work; it pauses when its process's CPU or memory reaches a threshold."}
+        </p>
+        <dl className="fields">
+          {adaptive.paused && (
+            <>
+              <Field label="Reason">
+                <span data-testid="adaptive-reason">{adaptiveReason(adaptive.reason)}</span>
+              </Field>
+              <Field label="Since">
+                {adaptive.since ? <When value={adaptive.since} now={now} testId="adaptive-since" /> : "—"}
+              </Field>
+            </>
+          )}
+          <Field label="CPU">
+            <Measure value={adaptive.cpu} threshold={adaptive.cpuThreshold} format={formatCores} testId="adaptive-cpu" />
+            <div className="muted small">CPU seconds per second of this process: 1.0 = one core busy</div>
+          </Field>
+          <Field label="Memory">
+            <Measure
+              value={adaptive.memoryBytes}
+              threshold={adaptive.memoryThresholdBytes}
+              format={formatBytes}
+              testId="adaptive-memory"
+            />
+            <div className="muted small">resident set of this process</div>
+          </Field>
+          <Field label="Pauses">
+            <span data-testid="adaptive-pauses">{adaptive.pauses.toLocaleString("en-US")}</span>{" "}
+            <span className="muted">since the host started</span>
+          </Field>
+        </dl>
       </div>
     </Card>
   );
@@ -127,6 +292,10 @@ export function RateLimitsView({
   if (!data.available) return <NeedsHost />;
   const fill = parkingFill(data.parkedTaskCount, data.maxParkedTasks);
   const rateLimited = data.handlers.some((h) => h.rateLimit !== null);
+  // configured, its state comes right after the handlers; not configured, how to turn it on
+  // comes last, after what is parked
+  const adaptiveCard = (configured: boolean) =>
+    data.adaptive.enabled === configured && <AdaptiveCard adaptive={data.adaptive} now={now} docsUrl={docsUrl} />;
   return (
     <>
       <div className="kpis">
@@ -149,7 +318,7 @@ export function RateLimitsView({
         <Kpi
           label="Tracked keys"
           value={data.trackedKeyCount.toLocaleString("en-US")}
-          hint="budgets held in memory"
+          hint={data.clusterWide ? "keys this host drew from (budgets in the database)" : "budgets held in memory"}
           testId="kpi-tracked-keys"
         />
         <Kpi
@@ -166,13 +335,10 @@ export function RateLimitsView({
         />
       </div>
       {data.handlers.length === 0 ? (
-        <HowToDeclare docsUrl={docsUrl} />
+        <HowToDeclare docsUrl={docsUrl} clusterWide={data.clusterWide} />
       ) : (
         <Card title="Throttled handlers">
-          <p className="muted small">
-            Budgets and permits are per host: this host's figures. Running and waiting count the runs holding or
-            waiting for a <code>max_concurrency</code> permit; waiting runs hold no queue lane.
-          </p>
+          <ScopeNote clusterWide={data.clusterWide} />
           <table className="table" data-testid="handler-table">
             <thead>
               <tr>
@@ -194,6 +360,7 @@ export function RateLimitsView({
           </table>
         </Card>
       )}
+      {adaptiveCard(true)}
       {(rateLimited || data.parkedTaskCount > 0) && (
         <>
           <Card title="Parked keys">
@@ -286,6 +453,7 @@ export function RateLimitsView({
           </Card>
         </>
       )}
+      {adaptiveCard(false)}
     </>
   );
 }
@@ -307,8 +475,7 @@ export function RateLimitsPage() {
       actions={
         limits.data?.available && (
           <span className="muted" data-testid="ratelimits-summary">
-            this host · {limits.data.parkedTaskCount} parked · {limits.data.handlers.length} throttled{" "}
-            {limits.data.handlers.length === 1 ? "handler" : "handlers"}
+            {summaryLine(limits.data)}
           </span>
         )
       }
