@@ -59,26 +59,35 @@ def db() -> None:
     """Create, upgrade, downgrade and inspect the EverTask tables."""
 
 
-@db.command()
-@storage_options
-@click.option("--revision", default="head", show_default=True, help="The revision to upgrade to.")
-def upgrade(url: str, schema: str | None, revision: str) -> None:
-    """Create or upgrade the EverTask tables (a SQLite file is created if missing)."""
+def _move(
+    url: str, schema: str | None, revision: str, step: Any, *, create: bool
+) -> tuple[str, list[str], str | None]:
+    """Run ``step(connection, schema, revision)`` (an upgrade or a downgrade); return where,
+    the revisions it went through and the revision now."""
     migrate = _migrate_module()
 
     async def go() -> tuple[str, list[str], str | None]:
-        async with _connection(url, schema, create=True) as (storage, connection):
+        async with _connection(url, schema, create=create) as (storage, connection):
             try:
-                applied = await migrate.apply_migrations(connection, storage.schema, revision)
+                moved: list[str] = await step(connection, storage.schema, revision)
             except Exception as error:
                 failure = _bad_revision(error)
                 if failure is None:
                     raise
                 raise failure from None
             now = await migrate.current_revision(connection, storage.schema)
-            return storage.describe(), applied, now
+            return storage.describe(), moved, now
 
-    where, applied, now = asyncio.run(go())
+    return asyncio.run(go())
+
+
+@db.command()
+@storage_options
+@click.option("--revision", default="head", show_default=True, help="The revision to upgrade to.")
+def upgrade(url: str, schema: str | None, revision: str) -> None:
+    """Create or upgrade the EverTask tables (a SQLite file is created if missing)."""
+    migrate = _migrate_module()
+    where, applied, now = _move(url, schema, revision, migrate.apply_migrations, create=True)
     if applied:
         click.echo(f"Upgraded {where} to {now} (applied {', '.join(applied)}).")
     else:
@@ -101,20 +110,7 @@ def downgrade(url: str, schema: str | None, revision: str, yes: bool) -> None:
             f"Downgrade the EverTask tables to {revision!r}? Data in what is dropped is lost",
             abort=True,
         )
-
-    async def go() -> tuple[str, list[str], str | None]:
-        async with _connection(url, schema, create=False) as (storage, connection):
-            try:
-                reverted = await migrate.downgrade_migrations(connection, storage.schema, revision)
-            except Exception as error:
-                failure = _bad_revision(error)
-                if failure is None:
-                    raise
-                raise failure from None
-            now = await migrate.current_revision(connection, storage.schema)
-            return storage.describe(), reverted, now
-
-    where, reverted, now = asyncio.run(go())
+    where, reverted, now = _move(url, schema, revision, migrate.downgrade_migrations, create=False)
     if reverted:
         click.echo(f"Downgraded {where} to {now or 'base'} (reverted {', '.join(reverted)}).")
     else:
