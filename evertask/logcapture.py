@@ -48,6 +48,11 @@ Entry = tuple[float, int, str, str | None]  # created, level, message, exception
 
 def level_name(level: int) -> str:
     """EverTask's level name for a stdlib level ("Information" for ``logging.INFO``...)."""
+    name = _STANDARD_LEVEL_NAMES.get(level)
+    return name if name is not None else _level_name(level)
+
+
+def _level_name(level: int) -> str:
     if level >= logging.CRITICAL:
         return "Critical"
     if level >= logging.ERROR:
@@ -59,6 +64,13 @@ def level_name(level: int) -> str:
     if level >= logging.DEBUG:
         return "Debug"
     return "Trace"
+
+
+# the stdlib's own levels, looked up (one per kept record) instead of compared
+_STANDARD_LEVEL_NAMES = {
+    level: _level_name(level)
+    for level in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG)
+}
 
 
 def _render(msg: object, args: Any) -> str:
@@ -136,12 +148,13 @@ class CaptureSession:
             return None
         tid = self.task_id
         from_ts = datetime.fromtimestamp
+        names = _STANDARD_LEVEL_NAMES
         return [
             TaskExecutionLog(
                 id=uuid7(),
                 task_id=tid,
                 timestamp_utc=from_ts(created, UTC),
-                level=level_name(level),
+                level=names.get(level) or _level_name(level),
                 message=message,
                 sequence_number=seq,
                 exception_details=exception,

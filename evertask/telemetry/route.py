@@ -60,6 +60,7 @@ class Route:
         "completed_attrs",
         "key",
         "metric_attrs",
+        "outcome_attrs",
         "process_attrs",
         "process_name",
         "publish_attrs",
@@ -95,4 +96,6 @@ class Route:
         }
         self.key: CounterKey = (queue, desc.task_type_name)
         self.metric_attrs = {ATTR_DESTINATION: queue, ATTR_TASK_TYPE: desc.task_type_name}
-        self.completed_attrs = {**self.metric_attrs, ATTR_OUTCOME: Outcome.COMPLETED.value}
+        # the duration histogram's attributes per outcome, built once (not at every record)
+        self.outcome_attrs = {o: {**self.metric_attrs, ATTR_OUTCOME: o.value} for o in Outcome}
+        self.completed_attrs = self.outcome_attrs[Outcome.COMPLETED]

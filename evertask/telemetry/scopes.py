@@ -97,7 +97,7 @@ class ExecutionScope:
         failed = outcome is _FAILED or outcome is _TIMEOUT
         key = (route.queue, route.task_type, outcome.value)
         bump(metrics.failed if failed else metrics.cancelled, key)
-        metrics.duration.record(elapsed_ms, {**route.metric_attrs, ATTR_OUTCOME: outcome.value})
+        metrics.duration.record(elapsed_ms, route.outcome_attrs[outcome])
 
     def _end_span(self, span: Span, outcome: Outcome, error: BaseException | None) -> None:
         if outcome is _COMPLETED:

@@ -58,3 +58,22 @@ async def test_the_floor_makes_the_spans_and_histograms_of_the_instrumentation()
 def test_the_floor_measures_every_span() -> None:
     rates = ob.sdk_floor(50)  # warns on stderr if a span did not reach the exporter
     assert rates.cpu > 0 and rates.wall > 0
+
+
+async def test_the_metrics_only_floor_makes_the_histograms_of_the_instrumentation() -> None:
+    engine, floor = ob.Otel(3), ob.Otel(3)
+    engine_spans, floor_spans = recorded(engine), recorded(floor)
+    await ob.throughput(3, NoopHandler, ob.noop, setup=engine.setup(tracing=False))
+    calls = ob.Floor(floor, tracing=False)
+    for i in range(3):
+        calls.execute(str(i), calls.dispatch(str(i)))
+    assert histograms(floor) == histograms(engine)
+    assert engine_spans.get_finished_spans() == floor_spans.get_finished_spans() == ()
+
+
+def test_every_configuration_with_a_floor_has_its_floor_measured() -> None:
+    assert set(ob.FLOORS) <= set(ob.CONFIGS)
+    assert set(ob.FLOORS.values()) <= set(ob.MEASURED)
+    for floor in ob.FLOORS.values():
+        rates = ob.MEASURED[floor](50)
+        assert rates.cpu > 0 and rates.wall > 0
