@@ -28,6 +28,7 @@ from evertask_storage_efcore_like.ops import (
     TryQueuedOp,
     UpdateTaskOp,
     drive_async,
+    release_steps,
 )
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_efcore_like.statements import Statements
@@ -128,7 +129,13 @@ class PostgresExecutor:
         """The batch in one transaction (or one autocommitted statement)."""
         pg = await self._ensure()
         plan = list(waves(ops))
-        single = len(plan) == 1 and all(isinstance(ops[i], _SET_BASED) for i in plan[0])
+        # a terminal transition releases its continuations with a second statement: the
+        # batch then needs a transaction (the release must commit with the parent's status)
+        single = len(plan) == 1 and all(
+            isinstance(ops[i], _SET_BASED)
+            and not (isinstance(ops[i], TransitionOp) and ops[i].releases)  # type: ignore[attr-defined]
+            for i in plan[0]
+        )
         outcomes: list[Any] = [None] * len(ops)
         transaction = None if single else pg.transaction()
         try:
@@ -199,8 +206,14 @@ class PostgresExecutor:
                 pg, persists, [op for _, op in transitions], [op for _, op in queued], logs
             )
             for i, op in transitions:
-                if op.must_exist and (TRANSITION_FOUND, op.task_id) not in found:
-                    outcomes[i] = KeyError(f"Task {op.task_id} does not exist.")
+                if (TRANSITION_FOUND, op.task_id) not in found:
+                    if op.must_exist:
+                        outcomes[i] = KeyError(f"Task {op.task_id} does not exist.")
+                elif op.releases:
+                    assert op.release is not None
+                    outcomes[i] = await drive_async(
+                        release_steps(op.task_id, op.status, op.release), self._step_runner(pg)
+                    )
             for i, qop in queued:
                 outcomes[i] = (QUEUED, qop.task_id) in found
         for i in others:
@@ -244,6 +257,9 @@ class PostgresExecutor:
                 [r.trace_context for r in rows],
                 [r.retried_from for r in rows],
                 [r.owner_node for r in rows],
+                [r.result for r in rows],
+                [r.parent_task_id for r in rows],
+                [r.continue_when for r in rows],
                 [p.audit_ts for p in persists],
             ]
         if transitions:
@@ -256,6 +272,7 @@ class PostgresExecutor:
                 [o.ms for o in transitions],
                 [o.clear_next for o in transitions],
                 [o.audit_ts for o in transitions],
+                [o.result for o in transitions],
             ]
             if any(o.prior_audit_ts is not None for o in transitions):
                 parts |= PRIOR | AUDITS
