@@ -156,6 +156,8 @@ def release_steps(parent_id: uuid.UUID, status: str, ts: datetime) -> StepGen:
         "reason": skip_reason(parent_id, status),
         "ts": ts,
     }
+    if (yield Step("has_waiting_children", {"id": parent_id}, StepMode.SCALAR)) is None:
+        return 0
     yield Step("insert_release_audits", params)
     n = yield Step("release_children", params)
     if not n:

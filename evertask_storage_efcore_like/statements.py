@@ -240,6 +240,12 @@ class Statements:
         released_status = case(
             (runs, QueuedTaskStatus.QUEUED.value), else_=QueuedTaskStatus.CANCELLED.value
         )
+        # whether any child waits (most parents have none: one seek of the partial index
+        # instead of the two statements of a release); a locking read, so MySQL's
+        # repeatable read sees a child committed while this transaction waited for its parent
+        self.has_waiting_children: Select[Any] = (
+            select(c.Id).where(children).limit(1).with_for_update()
+        )
         self.insert_release_audits: Insert = insert(sa).from_select(
             ["QueuedTaskId", "UpdatedAtUtc", "NewStatus", "Exception"],
             select(

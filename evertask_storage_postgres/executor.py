@@ -205,15 +205,33 @@ class PostgresExecutor:
             found = await self._batch(
                 pg, persists, [op for _, op in transitions], [op for _, op in queued], logs
             )
+            releasing: list[tuple[int, TransitionOp]] = []
             for i, op in transitions:
                 if (TRANSITION_FOUND, op.task_id) not in found:
                     if op.must_exist:
                         outcomes[i] = KeyError(f"Task {op.task_id} does not exist.")
                 elif op.releases:
-                    assert op.release is not None
-                    outcomes[i] = await drive_async(
-                        release_steps(op.task_id, op.status, op.release), self._step_runner(pg)
+                    outcomes[i] = 0
+                    releasing.append((i, op))
+            if releasing:
+                # one statement finds the parents with waiting continuations (rare); a new
+                # statement sees every child committed before this batch locked its parent,
+                # and a child dispatched later waits for that lock, then finds its parent
+                # finished and releases itself
+                waiting = {
+                    row[0]
+                    for row in await pg.fetch(
+                        self._sql.parents_with_waiting_children,
+                        [op.task_id for _, op in releasing],
                     )
+                }
+                for i, op in releasing:
+                    if op.task_id in waiting:
+                        assert op.release is not None
+                        outcomes[i] = await drive_async(
+                            release_steps(op.task_id, op.status, op.release),
+                            self._step_runner(pg),
+                        )
             for i, qop in queued:
                 outcomes[i] = (QUEUED, qop.task_id) in found
         for i in others:

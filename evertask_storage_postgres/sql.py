@@ -87,6 +87,12 @@ class PostgresSql:
             )
         )
         self._cache: dict[int, str] = {}
+        self.parents_with_waiting_children = (
+            f'SELECT DISTINCT "ParentTaskId" FROM {self._tasks} '
+            'WHERE "ParentTaskId" = ANY($1::uuid[]) AND "Status" = \'WaitingParent\''
+        )
+        """Which of the parents ``$1`` have continuations waiting for them (a seek of the
+        partial index of rows with a parent, per parent)."""
 
     def batch(self, parts: int) -> str:
         """The statement made of ``parts`` (a combination of the flags with a write part)."""
