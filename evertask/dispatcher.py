@@ -10,10 +10,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evertask_abstractions import (
     AuditLevel,
+    ConfigurationError,
+    ContinueWhen,
     EverTask,
     HostNotRunningError,
     PersistenceError,
@@ -146,6 +148,8 @@ class Dispatcher:
         self._events = events
         self._observers = observers
         self.publish_dispatched = False
+        self.on_released: Callable[[uuid.UUID], None] | None = None
+        """Adopts a parent's released continuations (set by the engine)."""
         """Also publish a "dispatched" event per dispatch (live dashboards turn it on)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -164,11 +168,21 @@ class Dispatcher:
         *,
         task_key: str | None = None,
         audit_level: AuditLevel | None = None,
+        after: uuid.UUID | None = None,
+        continue_when: ContinueWhen = ContinueWhen.SUCCEEDED,
     ) -> uuid.UUID:
         """Run ``task`` now, after a delay, at an aware instant or on a recurring schedule.
 
+        With ``after=parent_id`` it is a continuation: it runs once the parent has finished
+        as ``continue_when`` asks (succeeded, failed or either; docs/workflows.md), and its
+        handler reads the parent through ``parent_task_id`` / ``parent_result()``.
+
         Returns the task id once its row is committed (see ``TaskDispatcher.dispatch``).
         """
+        if after is not None:
+            return await self._dispatch_continuation(
+                task, when, task_key, audit_level, after, ContinueWhen(continue_when)
+            )
         if (self._observers or self.publish_dispatched) and _SCOPES.get() is None:
             return await self._dispatch_observed(task, when, task_key, audit_level)
         if not self._lifecycle.accepting:
@@ -522,6 +536,61 @@ class Dispatcher:
         self._inflight.add(tid)
         reserved.put_reserved(run)
         return tid
+
+    async def _dispatch_continuation(
+        self,
+        task: EverTask,
+        when: When,
+        task_key: str | None,
+        audit_level: AuditLevel | None,
+        parent_id: uuid.UUID,
+        condition: ContinueWhen,
+    ) -> uuid.UUID:
+        """Persist a continuation (WaitingParent, or released at once when its parent has
+        finished); the parent's terminal write releases it (see the storage protocol)."""
+        if not self._lifecycle.accepting:
+            raise HostNotRunningError(
+                "The EverTask host is not running; start it first before dispatching."
+            )
+        storage = self._storage
+        if storage is None:
+            raise ConfigurationError("Continuations need a storage (add_memory_storage() or SQL).")
+        if when is not None or task_key is not None:
+            raise ConfigurationError(
+                "A continuation (after=...) runs when its parent finishes: it takes no `when` "
+                "and no task_key."
+            )
+        descriptor = self._registry.for_task(task)
+        level = (
+            self._options.default_audit_level if audit_level is None else AuditLevel(audit_level)
+        )
+        now = self._clock.now()
+        tid = uuid7()
+        run = self._make_run(tid, task, descriptor, level, None, None, None, 0, "continuation")
+        run.handler = None  # resolved when it runs
+        row = self._make_row(run, QueuedTaskStatus.WAITING_PARENT, now)
+        row.parent_task_id = parent_id
+        row.continue_when = condition.value
+        status = await storage.persist_continuation(row)
+        if status is QueuedTaskStatus.QUEUED:  # the parent had finished: run it now
+            if self._node.runs_workers:
+                if self.on_released is not None:
+                    self.on_released(parent_id)
+            else:
+                self._announce(NOTICE_WORK)
+        return tid
+
+    async def get_result(self, task_id: uuid.UUID, result_type: Any = Any) -> Any:
+        """The result a completed task's handler returned, validated as ``result_type``
+        (``Any``: the decoded JSON; ``None`` if it returned nothing).
+
+        Raises :class:`~evertask_abstractions.TaskResultError` when the task does not
+        exist, has not completed (still waiting or running, failed, cancelled), or its
+        result does not fit ``result_type``.
+        """
+        from .workflows import read_result
+
+        return await read_result(self._storage, task_id, result_type)
 
     async def _take(self, task_id: uuid.UUID, now: datetime) -> bool:
         """Make this node the owner of an existing row, unless a live node runs it; a

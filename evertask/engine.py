@@ -7,6 +7,7 @@ Protocols, never through the engine.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 from .activity import HostActivity
@@ -38,6 +39,7 @@ from .storage.protocol import (
     fast_paths_enabled,
 )
 from .throttling import RateLimitGate
+from .workflows import ContinuationAdopter, read_result
 
 __all__ = ["CLAIM_LEAD", "Engine"]
 
@@ -192,6 +194,17 @@ class Engine:
             recurring=self.recurring,
             membership=self.membership,
         )
+        # workflows: the executor adopts the continuations its terminal writes release,
+        # and continuation handlers read their parent's result
+        self.continuations = (
+            None
+            if storage is None
+            else ContinuationAdopter(storage, self.node, self.clock, self.recovery)
+        )
+        if self.continuations is not None:
+            self.executor.on_released = self.continuations.released
+            self.dispatcher.on_released = self.continuations.released
+            self.executor.parent_results = functools.partial(read_result, storage)
 
     def _throttle_changed(self, state: ThrottleState) -> None:
         """Adaptive throttling paused or resumed this node: say so on the event stream."""

@@ -8,6 +8,7 @@ import contextvars
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ from .run import TaskRun
 from .storage.protocol import PipelinedStorage, TaskStorage
 from .storage.retrying import write_retrying
 from .throttling import Admission, RateLimitGate
+from .workflows import result_json
 
 __all__ = ["Execution", "Plan", "RecurringRuns", "WorkerExecutor"]
 
@@ -74,7 +76,7 @@ class Execution(CancellationToken):
     its own, linked to it, so the timeout cancels only that attempt.
     """
 
-    __slots__ = ("attempt", "cancel_reason", "in_handler", "run", "task")
+    __slots__ = ("attempt", "cancel_reason", "in_handler", "result", "run", "task")
 
     def __init__(self, run: TaskRun) -> None:
         super().__init__()
@@ -83,6 +85,7 @@ class Execution(CancellationToken):
         self.attempt: CancellationTokenSource | None = None
         self.cancel_reason: CancelReason | None = None
         self.in_handler = False  # only the handler phase is interrupted by task.cancel()
+        self.result: Any = None  # what the handler's last attempt returned
 
     def cancel(self, reason: CancelReason) -> None:
         """Cancel the handler: its token first (sync handlers), then its asyncio task."""
@@ -150,6 +153,10 @@ class WorkerExecutor:
         self._observers = observers
         self._recurring = recurring
         self.log_capture = log_capture
+        self.on_released: Callable[[uuid.UUID], None] | None = None
+        """Called with a parent's id when its terminal write released continuations."""
+        self.parent_results: Callable[[uuid.UUID, Any], Awaitable[Any]] | None = None
+        """Reads a parent's typed result (``EverTaskHandler.parent_result``)."""
         self._plans: dict[tuple[HandlerDescriptor, str], Plan] = {}
         self._base_context = contextvars.copy_context()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -363,6 +370,7 @@ class WorkerExecutor:
         run.handler = None
         outcome = _Outcome.FAILED
         error: BaseException | None = None
+        result: str | None = None  # the handler's JSON result
         previous: list[BaseException] = []  # failed attempts before the last one
         start = time.perf_counter()
         scopes = self._observe(run) if self._observers else None
@@ -373,6 +381,8 @@ class WorkerExecutor:
             if handler is None:
                 handler = (desc.factory or desc.handler_class)()
             handler._evertask_task_id = tid  # the handler builds its logger on first use
+            if run.parent_task_id is not None and self.parent_results is not None:
+                handler._evertask_parent = (run.parent_task_id, self.parent_results)
             if self.log_capture is not None:
                 capture = self.log_capture.begin(run, handler)
             if storage is not None:
@@ -400,6 +410,9 @@ class WorkerExecutor:
                     self._attempt_fn(run, execution, handler, plan.timeout),
                     self._on_retry_fn(run, handler, previous),
                 )
+                value = execution.result
+                if value is not None or desc.handler_class.result_type is not None:
+                    result = result_json(desc, value)  # TaskResultError fails the run
                 outcome = _Outcome.COMPLETED
             except BaseException as exc:
                 outcome, error = self._ended(exc, execution)
@@ -421,7 +434,7 @@ class WorkerExecutor:
         logs = capture.finish() if capture is not None else None
         if scopes:
             self._finish_scopes(scopes, outcome, error, elapsed_ms)
-        await self._finish(run, handler, outcome, error, previous, elapsed_ms, logs)
+        await self._finish(run, handler, outcome, error, previous, elapsed_ms, logs, result)
 
     def _observe(self, run: TaskRun) -> list[ExecutionScope]:
         wait = time.perf_counter() - run.enqueued_at if run.enqueued_at else None
@@ -525,10 +538,10 @@ class WorkerExecutor:
             execution.register(lambda: source.cancel(execution.reason))
             token = source.token
         if run.descriptor.is_async:
-            await handler.handle(run.task, token)  # type: ignore[misc]
+            execution.result = await handler.handle(run.task, token)
         else:
             ctx = contextvars.copy_context()
-            await asyncio.get_running_loop().run_in_executor(
+            execution.result = await asyncio.get_running_loop().run_in_executor(
                 self._threads, ctx.run, handler.handle, run.task, token
             )
 
@@ -576,8 +589,10 @@ class WorkerExecutor:
         previous: list[BaseException],
         elapsed_ms: float,
         logs: Any,
+        result: str | None = None,
     ) -> None:
         storage = self._storage if run.persisted else None
+        released: Any = 0  # continuations the terminal write released
         tid = run.id
         level = run.audit_level
         hooks = run.descriptor.hooks
@@ -593,7 +608,14 @@ class WorkerExecutor:
                 await write_retrying(storage.save_execution_logs, tid, logs)
             if outcome is _Outcome.COMPLETED:
                 if storage is not None and not recurring:
-                    await write_retrying(storage.set_completed, tid, elapsed_ms, level)
+                    if result is None:  # (the storages of older tests take no result)
+                        released = await write_retrying(
+                            storage.set_completed, tid, elapsed_ms, level
+                        )
+                    else:
+                        released = await write_retrying(
+                            storage.set_completed, tid, elapsed_ms, level, result
+                        )
                 if handler is not None and "on_completed" in hooks:
                     await self._hook(run, "on_completed", handler.on_completed(tid))
                 if self._events.has_subscribers:
@@ -608,7 +630,7 @@ class WorkerExecutor:
                 assert error is not None
                 text = format_exception(error, previous)
                 if storage is not None:
-                    await write_retrying(
+                    released = await write_retrying(
                         storage.set_status, tid, QueuedTaskStatus.FAILED, text, level, elapsed_ms
                     )
                 timed_out = isinstance(error, TaskTimeoutError)
@@ -660,6 +682,8 @@ class WorkerExecutor:
         finally:
             if handler is not None and "dispose" in hooks:
                 await self._hook(run, "dispose", handler.dispose())
+            if released and self.on_released is not None:
+                self.on_released(tid)
         if recurring and outcome in (_Outcome.COMPLETED, _Outcome.FAILED):
             await self._recurring.after_run(run, outcome is _Outcome.COMPLETED, elapsed_ms)
 

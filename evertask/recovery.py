@@ -198,6 +198,7 @@ class Recovery:
             task_key=row.task_key,
             trace_context=row.trace_context,
             generation=self._cancels.generation(row.id),
+            parent_task_id=row.parent_task_id,
         )
         if row.recovery_dispatch_failure_count:
             await storage.clear_recovery_failure(row.id)

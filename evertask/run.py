@@ -49,6 +49,8 @@ class TaskRun:
     """Passed the throttle gate (its budget is spent; a concurrency wait does not re-ask)."""
     permit: bool = False
     """Holds one of its handler's ``max_concurrency`` permits."""
+    parent_task_id: uuid.UUID | None = None
+    """A continuation's parent (its handler reads it through ``parent_result``)."""
 
     @property
     def is_recurring(self) -> bool:

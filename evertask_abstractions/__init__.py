@@ -6,7 +6,7 @@ projects that merely define tasks and handlers can share them without installing
 
 from .cancellation import CancellationToken, CancellationTokenSource, TaskCancelledError
 from .dispatcher import TaskDispatcher, When
-from .enums import AuditLevel, QueuedTaskStatus, QueueFullBehavior
+from .enums import AuditLevel, ContinueWhen, QueuedTaskStatus, QueueFullBehavior
 from .errors import (
     ConfigurationError,
     DuplicateHandlerError,
@@ -19,6 +19,7 @@ from .errors import (
     TaskKeyConflictError,
     TaskNotFoundError,
     TaskNotRegisteredError,
+    TaskResultError,
     TaskSerializationError,
     TaskTimeoutError,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "CancellationToken",
     "CancellationTokenSource",
     "ConfigurationError",
+    "ContinueWhen",
     "CpuBoundHandler",
     "DailyTimeSchedulerBuilder",
     "DuplicateHandlerError",
@@ -99,6 +101,7 @@ __all__ = [
     "TaskLogger",
     "TaskNotFoundError",
     "TaskNotRegisteredError",
+    "TaskResultError",
     "TaskSerializationError",
     "TaskTimeoutError",
     "ThenableSchedulerBuilder",

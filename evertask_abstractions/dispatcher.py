@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
-from .enums import AuditLevel
+from .enums import AuditLevel, ContinueWhen
 from .recurring import RecurringTaskBuilder
 from .task import EverTask
 
@@ -28,11 +28,19 @@ class TaskDispatcher(Protocol):
         *,
         task_key: str | None = None,
         audit_level: AuditLevel | None = None,
+        after: uuid.UUID | None = None,
+        continue_when: ContinueWhen = ContinueWhen.SUCCEEDED,
     ) -> uuid.UUID:
-        """Run ``task`` now, after a delay, at an aware instant, or on a recurring schedule.
+        """Run ``task`` now, after a delay, at an aware instant, or on a recurring schedule;
+        with ``after=parent_id``, once that task has finished as ``continue_when`` asks.
 
         Returns the task id (a time-ordered UUIDv7) once the task row is committed.
         """
+        ...
+
+    async def get_result(self, task_id: uuid.UUID, result_type: Any = Any) -> Any:
+        """A completed task's result, validated as ``result_type``; raises
+        ``TaskResultError`` when the task has none (not completed, failed, cancelled)."""
         ...
 
     def dispatch_sync(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum, IntEnum
 
-__all__ = ["AuditLevel", "QueueFullBehavior", "QueuedTaskStatus"]
+__all__ = ["AuditLevel", "ContinueWhen", "QueueFullBehavior", "QueuedTaskStatus"]
 
 
 class QueuedTaskStatus(str, Enum):
@@ -18,6 +18,8 @@ class QueuedTaskStatus(str, Enum):
     COMPLETED = "Completed"
     FAILED = "Failed"
     SERVICE_STOPPED = "ServiceStopped"
+    WAITING_PARENT = "WaitingParent"
+    """A continuation waiting for its parent task to finish (see docs/workflows.md)."""
 
     def __str__(self) -> str:
         return self.value
@@ -54,3 +56,30 @@ class QueueFullBehavior(str, Enum):
     WAIT = "Wait"
     FALLBACK_TO_DEFAULT = "FallbackToDefault"
     THROW_EXCEPTION = "ThrowException"
+
+
+class ContinueWhen(str, Enum):
+    """When a continuation runs, by the outcome of its parent (stored by name).
+
+    - ``SUCCEEDED``: the parent completed.
+    - ``FAILED``: the parent failed (its retries exhausted, or it timed out).
+    - ``FINISHED``: either.
+
+    A cancelled parent never runs its continuations: they are cancelled with it. A
+    continuation whose condition does not match is cancelled too, with the reason.
+    """
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    FINISHED = "Finished"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def matches(self, parent: QueuedTaskStatus) -> bool:
+        """Whether a parent that ended in ``parent`` releases this continuation."""
+        if parent is QueuedTaskStatus.COMPLETED:
+            return self is not ContinueWhen.FAILED
+        if parent is QueuedTaskStatus.FAILED:
+            return self is not ContinueWhen.SUCCEEDED
+        return False

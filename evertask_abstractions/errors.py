@@ -21,6 +21,7 @@ __all__ = [
     "TaskKeyConflictError",
     "TaskNotFoundError",
     "TaskNotRegisteredError",
+    "TaskResultError",
     "TaskSerializationError",
     "TaskTimeoutError",
 ]
@@ -55,6 +56,12 @@ class TaskNotFoundError(EverTaskError, KeyError):
 
 class TaskSerializationError(EverTaskError, ValueError):
     """A task payload cannot be turned into JSON (or read back from it)."""
+
+
+class TaskResultError(EverTaskError, ValueError):
+    """A task's result cannot be read: the task is unknown, not finished, failed or
+    cancelled, or its stored result does not fit the requested type; or a handler returned
+    a value that cannot be serialized to JSON (the run fails with this error)."""
 
 
 class ScheduleError(EverTaskError, ValueError):

@@ -52,6 +52,13 @@ class EverTaskHandler(Generic[T]):
       period for each rate-limit key (see :meth:`get_rate_limit_key`, docs/throttling.md).
     - ``max_concurrency``: at most this many runs of this handler at once on this host
       (``None``: no limit beyond the queue's parallelism).
+    - ``result_type``: the type of the value ``handle`` returns (any type pydantic's
+      ``TypeAdapter`` takes). The value is validated and stored as JSON with the run;
+      ``dispatcher.get_result(task_id, MyResult)`` and continuations read it back.
+      ``None`` (default): a returned value is stored as JSON if it is serializable as is.
+
+    A continuation's handler (a task dispatched with ``after=parent_id``) reads its
+    parent through :attr:`parent_task_id` and :meth:`parent_result`.
     """
 
     retry_policy: ClassVar[RetryPolicy | None] = None
@@ -60,12 +67,14 @@ class EverTaskHandler(Generic[T]):
     task_type: ClassVar[type[EverTask] | None] = None
     rate_limit: ClassVar[RateLimitPolicy | None] = None
     max_concurrency: ClassVar[int | None] = None
+    result_type: ClassVar[Any] = None
 
     # set per instance when first used (no __init__: calling ``super().__init__()`` from a
     # handler's constructor reaches object's, one Python call less per execution)
     _evertask_logger: TaskLogger | None
     _evertask_class_logger: ClassVar[logging.Logger | None] = None
     _evertask_task_id: uuid.UUID | None
+    _evertask_parent: tuple[uuid.UUID, Callable[[uuid.UUID, Any], Awaitable[Any]]] | None
 
     @property
     def logger(self) -> TaskLogger:
@@ -83,6 +92,30 @@ class EverTaskHandler(Generic[T]):
             )
             self._evertask_logger = log
         return log
+
+    @property
+    def parent_task_id(self) -> uuid.UUID | None:
+        """The id of the task this continuation ran after (``None``: not a continuation)."""
+        parent = getattr(self, "_evertask_parent", None)
+        return None if parent is None else parent[0]
+
+    async def parent_result(self, result_type: type[R] | Any = Any) -> R:
+        """The parent task's stored result, validated as ``result_type`` (``Any``: the
+        decoded JSON). ``None`` when the parent returned nothing.
+
+        Raises :class:`~evertask_abstractions.TaskResultError` when this run is not a
+        continuation, or the parent did not complete (a ``ContinueWhen.FAILED`` or
+        ``FINISHED`` continuation of a failed parent: check the parent first).
+        """
+        from .errors import TaskResultError
+
+        parent = getattr(self, "_evertask_parent", None)
+        if parent is None:
+            raise TaskResultError(
+                f"{type(self).__qualname__} is not running as a continuation: it has no parent."
+            )
+        value: R = await parent[1](parent[0], result_type)
+        return value
 
     def _evertask_set_logger(self, logger: TaskLogger) -> None:
         self._evertask_logger = logger
@@ -112,8 +145,11 @@ class EverTaskHandler(Generic[T]):
 
         return current_process_runner().run_call(func, args, kwargs, logger=self.logger)
 
-    def handle(self, task: T, cancellation: CancellationToken) -> Awaitable[None] | None:
-        """Do the work. Override as ``async def`` (event loop) or ``def`` (worker thread)."""
+    def handle(self, task: T, cancellation: CancellationToken) -> Any:
+        """Do the work. Override as ``async def`` (event loop) or ``def`` (worker thread).
+
+        A returned value is the task's result (see ``result_type``); ``None`` stores none.
+        """
         raise NotImplementedError(f"{type(self).__qualname__} must implement handle().")
 
     async def on_started(self, task_id: uuid.UUID) -> None:

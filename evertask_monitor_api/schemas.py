@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -292,6 +294,12 @@ class TaskDetailDto(TaskListItem):
     throttled_until: datetime | None = None
     """When the serving host lets it start: its reserved rate-limit slot while it is parked
     (or waits to retry); ``None`` otherwise and in standalone mode."""
+    result: Any = None
+    """The JSON result its handler returned (decoded), once Completed; ``None``: none."""
+    parent_task_id: uuid.UUID | None = None
+    """A continuation's parent task (docs/workflows.md)."""
+    continue_when: str | None = None
+    """A continuation's condition: Succeeded, Failed or Finished."""
 
     @classmethod
     def build(
@@ -318,6 +326,9 @@ class TaskDetailDto(TaskListItem):
             can_cancel=can_cancel,
             can_retry=can_retry,
             throttled_until=throttled_until,
+            result=None if row.result is None else json.loads(row.result),
+            parent_task_id=row.parent_task_id,
+            continue_when=row.continue_when,
         )
 
 

@@ -18,12 +18,13 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any, ClassVar
 
-from evertask.storage.models import QueuedTask, TaskExecutionLog
-from evertask_abstractions import QueuedTaskStatus, TaskNotFoundError
+from evertask.storage.models import QueuedTask, TaskExecutionLog, skip_reason
+from evertask_abstractions import ContinueWhen, QueuedTaskStatus, TaskNotFoundError
 
 __all__ = [
     "Op",
     "PauseQueueOp",
+    "PersistContinuationOp",
     "PersistOp",
     "RecoveryCounterOp",
     "RemoveOp",
@@ -128,7 +129,50 @@ def task_params(row: QueuedTask) -> dict[str, Any]:
         "TraceContext": row.trace_context,
         "RetriedFrom": row.retried_from,
         "OwnerNode": row.owner_node,
+        "Result": row.result,
+        "ParentTaskId": row.parent_task_id,
+        "ContinueWhen": row.continue_when,
     }
+
+
+_CANCELLED = QueuedTaskStatus.CANCELLED.value
+_TERMINAL = {s.value for s in QueuedTaskStatus if s.is_terminal}
+# per terminal status of a parent: the ContinueWhen names whose children run
+_RUNS: dict[str, tuple[str, str]] = {
+    _COMPLETED: (ContinueWhen.SUCCEEDED.value, ContinueWhen.FINISHED.value),
+    QueuedTaskStatus.FAILED.value: (ContinueWhen.FAILED.value, ContinueWhen.FINISHED.value),
+    QueuedTaskStatus.CANCELLED.value: ("", ""),
+}
+
+
+def release_steps(parent_id: uuid.UUID, status: str, ts: datetime) -> StepGen:
+    """Release the WaitingParent children of a parent that has just become ``status``
+    (terminal): their audit rows, the release itself; returns how many became Queued."""
+    run_a, run_b = _RUNS[status]
+    params = {
+        "id": parent_id,
+        "run_a": run_a,
+        "run_b": run_b,
+        "reason": skip_reason(parent_id, status),
+        "ts": ts,
+    }
+    if (yield Step("has_waiting_children", {"id": parent_id}, StepMode.SCALAR)) is None:
+        return 0
+    yield Step("insert_release_audits", params)
+    n = yield Step("release_children", params)
+    if not n:
+        return 0
+    released = 0
+    if run_a:
+        count = yield Step("count_released", {"id": parent_id}, StepMode.SCALAR)
+        released = int(count or 0)
+    if n > released:  # the cancelled ones cancel their own waiting continuations (a chain)
+        skipped = yield Step(
+            "select_skipped_children", {"id": parent_id, "reason": params["reason"]}, StepMode.ROWS
+        )
+        for (child_id,) in skipped:
+            yield from release_steps(child_id, _CANCELLED, ts)
+    return released
 
 
 def _missing(task_id: uuid.UUID) -> TaskNotFoundError:
@@ -182,6 +226,46 @@ class PersistOp(Op):
 
 
 @dataclass(slots=True, frozen=True)
+class PersistContinuationOp(Op):
+    """Insert a continuation after a locking read of its parent: WaitingParent while the
+    parent runs, or released (Queued, no owner) / cancelled at once when it has finished.
+    Returns the status the row was stored with (``TaskNotFoundError``: no parent)."""
+
+    row: QueuedTask
+    now: datetime
+
+    def target_id(self) -> uuid.UUID:
+        return self.row.id
+
+    def target_key(self) -> str | None:
+        return self.row.task_key
+
+    def steps(self) -> StepGen:
+        row = self.row
+        parent_id = row.parent_task_id
+        assert parent_id is not None
+        found = yield Step("select_parent_for_update", {"id": parent_id}, StepMode.ROWS)
+        if not found:
+            return TaskNotFoundError(parent_id, "A continuation needs its parent.")
+        parent_status = found[0][0]
+        params = task_params(row)
+        status = QueuedTaskStatus.WAITING_PARENT
+        if parent_status in _TERMINAL:
+            when = ContinueWhen(row.continue_when or ContinueWhen.SUCCEEDED.value)
+            if when.matches(QueuedTaskStatus(parent_status)):
+                status = QueuedTaskStatus.QUEUED
+                params["OwnerNode"] = None
+            else:
+                status = QueuedTaskStatus.CANCELLED
+                params["Exception"] = skip_reason(parent_id, parent_status)
+        params["Status"] = status.value
+        yield Step("insert_task", params)
+        if status is not QueuedTaskStatus.WAITING_PARENT and (row.audit_level or 0) == 0:
+            yield _status_audit(row.id, self.now, status.value, params["Exception"])
+        return status
+
+
+@dataclass(slots=True, frozen=True)
 class TransitionOp(Op):
     """A status change; ``stamp`` sets LastExecutionUtc, ``ms`` ExecutionTimeMs (if set).
 
@@ -198,9 +282,19 @@ class TransitionOp(Op):
     audit_ts: datetime | None
     must_exist: bool
     prior_audit_ts: datetime | None = None
+    result: str | None = None
+    """The JSON result of a Completed one-shot run (``None`` keeps the stored one)."""
+    release: datetime | None = None
+    """Set (the time of the children's audit rows) on a terminal status: the children
+    waiting for this row are released in the same transaction (see :func:`release_steps`)."""
 
     def target_id(self) -> uuid.UUID:
         return self.task_id
+
+    @property
+    def releases(self) -> bool:
+        """Whether this transition releases continuations (a terminal status)."""
+        return self.release is not None and self.status in _TERMINAL
 
     def steps(self) -> StepGen:
         n = yield Step(
@@ -211,6 +305,7 @@ class TransitionOp(Op):
                 "exception": self.exception,
                 "stamp": self.stamp,
                 "ms": self.ms,
+                "result": self.result,
             },
         )
         if not n:
@@ -219,6 +314,9 @@ class TransitionOp(Op):
             yield _status_audit(self.task_id, self.prior_audit_ts, _IN_PROGRESS)
         if self.audit_ts is not None:
             yield _status_audit(self.task_id, self.audit_ts, self.status, self.exception)
+        if self.release is not None and self.status in _TERMINAL:
+            released: int = yield from release_steps(self.task_id, self.status, self.release)
+            return released
         return None
 
 

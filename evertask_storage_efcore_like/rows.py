@@ -44,6 +44,9 @@ def to_task(r: Sequence[Any]) -> QueuedTask:
         trace_context=r[21],
         retried_from=r[22],
         owner_node=r[23],
+        result=r[24],
+        parent_task_id=r[25],
+        continue_when=r[26],
     )
 
 

@@ -47,6 +47,7 @@ from .types import GuidType, UtcDateTime, exact_text, long_text
 __all__ = [
     "CLAIM_INDEX",
     "OWNER_INDEX",
+    "PARENT_INDEX",
     "PARTIAL_INDEX_DIALECTS",
     "RECOVERABLE_STATUS_NAMES",
     "RECURRING_INDEX",
@@ -66,6 +67,8 @@ RECURRING_INDEX = "IX_QueuedTasks_Recurring"
 """The recurring rows by (CreatedAtUtc, Id), partial (not on MySQL)."""
 CLAIM_INDEX = "IX_QueuedTasks_Claim"
 """PostgreSQL and SQLite: the partial index of pending rows by (OwnerNode, CreatedAtUtc, Id)."""
+PARENT_INDEX = "IX_QueuedTasks_ParentTaskId"
+"""The continuations of a parent (partial: only rows with a parent, where supported)."""
 OWNER_INDEX = "IX_QueuedTasks_OwnerNode_Status"
 """The index the claims of orphaned rows seek: (OwnerNode, Status, NextRunUtc)."""
 
@@ -166,6 +169,9 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         Column("TraceContext", long_text(), nullable=True),
         Column("RetriedFrom", GuidType(), nullable=True),
         Column("OwnerNode", GuidType(), nullable=True),
+        Column("Result", long_text(), nullable=True),
+        Column("ParentTaskId", GuidType(), nullable=True),
+        Column("ContinueWhen", exact_text(15), nullable=True),
         PrimaryKeyConstraint("Id", name="PK_QueuedTasks"),
         sqlite_with_rowid=False,
     )
@@ -195,6 +201,15 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
             postgresql_where=c.IsRecurring == true(),
             mssql_where=c.IsRecurring == true(),
         )
+    # a parent's continuations, found by its terminal status write (only continuations are
+    # in it where partial indexes exist)
+    Index(
+        PARENT_INDEX,
+        c.ParentTaskId,
+        sqlite_where=c.ParentTaskId.is_not(None),
+        postgresql_where=c.ParentTaskId.is_not(None),
+        mssql_where=c.ParentTaskId.is_not(None),
+    )
     Index(
         "IX_QueuedTasks_TaskKey",
         c.TaskKey,

@@ -72,6 +72,9 @@ TASK_COLUMNS: tuple[str, ...] = (
     "TraceContext",
     "RetriedFrom",
     "OwnerNode",
+    "Result",
+    "ParentTaskId",
+    "ContinueWhen",
 )
 """QueuedTasks columns in :class:`~evertask.storage.models.QueuedTask` field order."""
 
@@ -187,6 +190,7 @@ class Statements:
             "Exception": _text("exception"),
             "LastExecutionUtc": func.coalesce(_ts("stamp"), c.LastExecutionUtc),
             "ExecutionTimeMs": func.coalesce(_ms(), c.ExecutionTimeMs),
+            "Result": func.coalesce(_text("result"), c.Result),
         }
         self.update_status: Update = update(t).where(by_id).values(transition)
         self.update_status_clear_next: Update = (
@@ -227,6 +231,58 @@ class Statements:
                 NextRunUtc=_ts("next_run"),
                 ScheduledExecutionUtc=func.coalesce(_ts("scheduled"), c.ScheduledExecutionUtc),
             )
+        )
+        # -- continuations (docs/workflows.md) --------------------------------------------
+        # a finished parent's waiting children: :run_a / :run_b are the conditions that
+        # run (ContinueWhen names; '' matches none); the others are cancelled with :reason
+        children = and_(c.ParentTaskId == _id(), c.Status == QueuedTaskStatus.WAITING_PARENT.value)
+        runs = or_(c.ContinueWhen == _text("run_a"), c.ContinueWhen == _text("run_b"))
+        released_status = case(
+            (runs, QueuedTaskStatus.QUEUED.value), else_=QueuedTaskStatus.CANCELLED.value
+        )
+        # whether any child waits (most parents have none: one seek of the partial index
+        # instead of the two statements of a release); a locking read, so MySQL's
+        # repeatable read sees a child committed while this transaction waited for its parent
+        self.has_waiting_children: Select[Any] = (
+            select(c.Id).where(children).limit(1).with_for_update()
+        )
+        self.insert_release_audits: Insert = insert(sa).from_select(
+            ["QueuedTaskId", "UpdatedAtUtc", "NewStatus", "Exception"],
+            select(
+                c.Id, _ts("ts"), released_status, case((runs, null()), else_=_text("reason"))
+            ).where(children, func.coalesce(c.AuditLevel, 0) == 0),
+        )
+        self.release_children: Update = (
+            update(t)
+            .where(children)
+            .values(
+                Status=released_status,
+                Exception=case((runs, null()), else_=_text("reason")),
+                OwnerNode=None,
+            )
+        )
+        self.count_released: Select[Any] = (
+            select(func.count())
+            .select_from(t)
+            .where(
+                c.ParentTaskId == _id(),
+                c.Status == QueuedTaskStatus.QUEUED.value,
+                c.OwnerNode.is_(None),
+            )
+        )
+        self.select_skipped_children: Select[Any] = select(c.Id).where(
+            c.ParentTaskId == _id(),
+            c.Status == QueuedTaskStatus.CANCELLED.value,
+            c.Exception == _text("reason"),
+        )
+        # the locking read that orders a continuation's insert with its parent's release
+        # (SQL Server renders no FOR UPDATE: an update lock, which also holds under
+        # READ_COMMITTED_SNAPSHOT)
+        self.select_parent_for_update: Select[Any] = (
+            select(c.Status)
+            .where(by_id)
+            .with_for_update()
+            .with_hint(t, "WITH (UPDLOCK, ROWLOCK)", "mssql")
         )
         self.increment_recovery: Update = (
             update(t)
@@ -283,6 +339,15 @@ class Statements:
             )
             .order_by(c.CreatedAtUtc, c.Id)
             .limit(bindparam("take", type_=Integer()))
+        )
+        self.select_released_children: Select[Any] = (
+            select(*columns)
+            .where(
+                c.ParentTaskId == _id(),
+                c.Status == QueuedTaskStatus.QUEUED.value,
+                c.OwnerNode.is_(None),
+            )
+            .order_by(c.CreatedAtUtc, c.Id)
         )
         self.select_paused_queues: Select[Any] = select(pq.c.QueueName).order_by(pq.c.QueueName)
         self.select_status_audits: Select[Any] = (

@@ -48,6 +48,7 @@ from .migrate import apply_migrations, current_revision, head_revision
 from .ops import (
     Op,
     PauseQueueOp,
+    PersistContinuationOp,
     PersistOp,
     RecoveryCounterOp,
     RemoveOp,
@@ -381,6 +382,7 @@ class SqlTaskStorage:
         *,
         clear_next: bool = False,
         must_exist: bool = False,
+        result: str | None = None,
     ) -> asyncio.Future[Any]:
         now = self._now()
         audit = wants_status_audit(level, status, exception)
@@ -396,6 +398,8 @@ class SqlTaskStorage:
                 now if audit else None,
                 must_exist,
                 prior,
+                result,
+                now if status.is_terminal else None,
             )
         )
         if prior is not None:  # carried until a write of the task commits it (retries too)
@@ -441,16 +445,30 @@ class SqlTaskStorage:
         return True
 
     async def set_completed(
-        self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
-    ) -> None:
-        """Mark Completed with its duration."""
-        await self._transition(
-            task_id, QueuedTaskStatus.COMPLETED, None, audit_level, execution_time_ms
+        self,
+        task_id: uuid.UUID,
+        execution_time_ms: float,
+        audit_level: AuditLevel,
+        result: str | None = None,
+    ) -> int:
+        """Mark Completed with its duration and result; release its continuations in the
+        same transaction (how many became Queued)."""
+        return int(
+            await self._transition(
+                task_id,
+                QueuedTaskStatus.COMPLETED,
+                None,
+                audit_level,
+                execution_time_ms,
+                result=result,
+            )
+            or 0
         )
 
-    async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
-        """Mark Cancelled."""
+    async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> int:
+        """Mark Cancelled; its waiting continuations are cancelled with it."""
         await self._transition(task_id, QueuedTaskStatus.CANCELLED, None, audit_level)
+        return 0
 
     async def set_cancelled_by_service(
         self, task_id: uuid.UUID, exception: str | None, audit_level: AuditLevel
@@ -465,9 +483,23 @@ class SqlTaskStorage:
         exception: str | None,
         audit_level: AuditLevel,
         execution_time_ms: float | None = None,
-    ) -> None:
-        """Generic transition; ``exception=None`` clears the stored exception."""
-        await self._transition(task_id, status, exception, audit_level, execution_time_ms)
+    ) -> int:
+        """Generic transition; a terminal status releases the continuations."""
+        released = await self._transition(
+            task_id, status, exception, audit_level, execution_time_ms
+        )
+        return released if isinstance(released, int) else 0
+
+    # -- continuations ---------------------------------------------------------------------
+    async def persist_continuation(self, task: QueuedTask) -> QueuedTaskStatus:
+        """Insert a continuation (see the protocol)."""
+        status: QueuedTaskStatus = await self._submit(PersistContinuationOp(task, self._now()))
+        return status
+
+    async def released_children(self, parent_id: uuid.UUID) -> list[QueuedTask]:
+        """Queued unowned continuations of ``parent_id``, oldest first."""
+        rows = await self._rows(self.statements.select_released_children, {"id": parent_id})
+        return [to_task(r) for r in rows]
 
     # -- recurring accounting --------------------------------------------------------------
     async def get_current_run_count(self, task_id: uuid.UUID) -> int:

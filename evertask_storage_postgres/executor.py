@@ -28,6 +28,7 @@ from evertask_storage_efcore_like.ops import (
     TryQueuedOp,
     UpdateTaskOp,
     drive_async,
+    release_steps,
 )
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_efcore_like.statements import Statements
@@ -128,7 +129,13 @@ class PostgresExecutor:
         """The batch in one transaction (or one autocommitted statement)."""
         pg = await self._ensure()
         plan = list(waves(ops))
-        single = len(plan) == 1 and all(isinstance(ops[i], _SET_BASED) for i in plan[0])
+        # a terminal transition releases its continuations with a second statement: the
+        # batch then needs a transaction (the release must commit with the parent's status)
+        single = len(plan) == 1 and all(
+            isinstance(ops[i], _SET_BASED)
+            and not (isinstance(ops[i], TransitionOp) and ops[i].releases)  # type: ignore[attr-defined]
+            for i in plan[0]
+        )
         outcomes: list[Any] = [None] * len(ops)
         transaction = None if single else pg.transaction()
         try:
@@ -198,9 +205,33 @@ class PostgresExecutor:
             found = await self._batch(
                 pg, persists, [op for _, op in transitions], [op for _, op in queued], logs
             )
+            releasing: list[tuple[int, TransitionOp]] = []
             for i, op in transitions:
-                if op.must_exist and (TRANSITION_FOUND, op.task_id) not in found:
-                    outcomes[i] = KeyError(f"Task {op.task_id} does not exist.")
+                if (TRANSITION_FOUND, op.task_id) not in found:
+                    if op.must_exist:
+                        outcomes[i] = KeyError(f"Task {op.task_id} does not exist.")
+                elif op.releases:
+                    outcomes[i] = 0
+                    releasing.append((i, op))
+            if releasing:
+                # one statement finds the parents with waiting continuations (rare); a new
+                # statement sees every child committed before this batch locked its parent,
+                # and a child dispatched later waits for that lock, then finds its parent
+                # finished and releases itself
+                waiting = {
+                    row[0]
+                    for row in await pg.fetch(
+                        self._sql.parents_with_waiting_children,
+                        [op.task_id for _, op in releasing],
+                    )
+                }
+                for i, op in releasing:
+                    if op.task_id in waiting:
+                        assert op.release is not None
+                        outcomes[i] = await drive_async(
+                            release_steps(op.task_id, op.status, op.release),
+                            self._step_runner(pg),
+                        )
             for i, qop in queued:
                 outcomes[i] = (QUEUED, qop.task_id) in found
         for i in others:
@@ -244,6 +275,9 @@ class PostgresExecutor:
                 [r.trace_context for r in rows],
                 [r.retried_from for r in rows],
                 [r.owner_node for r in rows],
+                [r.result for r in rows],
+                [r.parent_task_id for r in rows],
+                [r.continue_when for r in rows],
                 [p.audit_ts for p in persists],
             ]
         if transitions:
@@ -256,6 +290,7 @@ class PostgresExecutor:
                 [o.ms for o in transitions],
                 [o.clear_next for o in transitions],
                 [o.audit_ts for o in transitions],
+                [o.result for o in transitions],
             ]
             if any(o.prior_audit_ts is not None for o in transitions):
                 parts |= PRIOR | AUDITS

@@ -34,6 +34,7 @@ _ARRAY_TYPES = {
     "RecoveryDispatchFailureCount": "int4",
     "RetriedFrom": "uuid",
     "OwnerNode": "uuid",
+    "ParentTaskId": "uuid",
 }
 
 TRANSITION_FOUND = 1
@@ -61,9 +62,9 @@ class PostgresSql:
     """The batch statements for one schema, one per combination of parts.
 
     A statement made of the parts ``PERSIST | TRANSITION | COMPARE_AND_SET | LOGS`` (in
-    that order) takes, per part present: the 24 ``QueuedTasks`` columns of new rows plus
+    that order) takes, per part present: the 27 ``QueuedTasks`` columns of new rows plus
     their audit times; transitions (id, status, exception, stamp, ms, clear_next, audit
-    time); compare-and-sets (id, now, audit time, owner: NULL or the node that must own
+    time, result); compare-and-sets (id, now, audit time, owner: NULL or the node that must own
     the row); logs (id, task id, time, level,
     message, exception, sequence). It returns ``(kind, id)`` rows, kind
     :data:`TRANSITION_FOUND` or :data:`QUEUED`. Statements hold only the parts a batch
@@ -86,6 +87,12 @@ class PostgresSql:
             )
         )
         self._cache: dict[int, str] = {}
+        self.parents_with_waiting_children = (
+            f'SELECT DISTINCT "ParentTaskId" FROM {self._tasks} '
+            'WHERE "ParentTaskId" = ANY($1::uuid[]) AND "Status" = \'WaitingParent\''
+        )
+        """Which of the parents ``$1`` have continuations waiting for them (a seek of the
+        partial index of rows with a parent, per parent)."""
 
     def batch(self, parts: int) -> str:
         """The statement made of ``parts`` (a combination of the flags with a write part)."""
@@ -122,15 +129,18 @@ class PostgresSql:
                 a.unnest(
                     "t",
                     ["uuid", "text", "text", "timestamptz", "float8", "bool", "timestamptz"]
+                    + ["text"]
                     + ["timestamptz"] * prior,
                     ["id", "status", "exc", "stamp", "ms", "clear_next", "audit_ts"]
+                    + ["result"]
                     + ["prior_ts"] * prior,
                 ),
                 f"t_upd AS (UPDATE {tasks} AS q SET "
                 '"Status" = t.status, "Exception" = t.exc, '
                 '"LastExecutionUtc" = COALESCE(t.stamp, q."LastExecutionUtc"), '
                 '"ExecutionTimeMs" = COALESCE(t.ms, q."ExecutionTimeMs"), '
-                '"NextRunUtc" = CASE WHEN t.clear_next THEN NULL ELSE q."NextRunUtc" END '
+                '"NextRunUtc" = CASE WHEN t.clear_next THEN NULL ELSE q."NextRunUtc" END, '
+                '"Result" = COALESCE(t.result, q."Result") '
                 'FROM t WHERE q."Id" = t.id RETURNING q."Id"'
                 + (", t.status, t.exc, t.audit_ts" if audited else "")
                 + (", t.prior_ts" if prior else "")

@@ -18,6 +18,7 @@ from typing import Any, overload
 
 from evertask_abstractions import (
     AuditLevel,
+    ContinueWhen,
     QueuedTaskStatus,
     TaskKeyConflictError,
     TaskNotFoundError,
@@ -35,6 +36,7 @@ from .models import (
     TaskPage,
     TaskQuery,
     is_recoverable,
+    skip_reason,
     wants_runs_audit,
     wants_status_audit,
 )
@@ -172,6 +174,29 @@ class MemoryTaskStorage:
             self._audit(task_id, now, status, exception)
         return task
 
+    def _release(self, parent: QueuedTask) -> int:
+        """Release the WaitingParent children of a parent that has just finished (terminal
+        status): matching ones become Queued without an owner, the others Cancelled with
+        the reason. Returns how many became Queued."""
+        status = parent.status
+        if not status.is_terminal:
+            return 0
+        released = 0
+        for child in self._tasks.values():
+            if child.parent_task_id != parent.id or child.status is not Q.WAITING_PARENT:
+                continue
+            if _condition(child).matches(status):
+                child.status, child.exception, child.owner_node = Q.QUEUED, None, None
+                released += 1
+            else:
+                child.status = Q.CANCELLED
+                child.exception = skip_reason(parent.id, status)
+            if wants_status_audit(child.audit_level, child.status, child.exception):
+                self._audit(child.id, self._now(), child.status, child.exception)
+            if child.status is Q.CANCELLED:  # its own continuations are cancelled (a chain)
+                self._release(child)
+        return released
+
     def _count_run(
         self,
         task: QueuedTask,
@@ -304,14 +329,23 @@ class MemoryTaskStorage:
         self._transition(task_id, Q.IN_PROGRESS, None, audit_level)
 
     async def set_completed(
-        self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
-    ) -> None:
-        """Mark Completed with its duration."""
-        self._transition(task_id, Q.COMPLETED, None, audit_level, execution_time_ms)
+        self,
+        task_id: uuid.UUID,
+        execution_time_ms: float,
+        audit_level: AuditLevel,
+        result: str | None = None,
+    ) -> int:
+        """Mark Completed with its duration and result; release its continuations."""
+        task = self._transition(task_id, Q.COMPLETED, None, audit_level, execution_time_ms)
+        if task is None:
+            return 0
+        task.result = result
+        return self._release(task)
 
-    async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
-        """Mark Cancelled."""
-        self._transition(task_id, Q.CANCELLED, None, audit_level)
+    async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> int:
+        """Mark Cancelled; its waiting continuations are cancelled."""
+        task = self._transition(task_id, Q.CANCELLED, None, audit_level)
+        return 0 if task is None else self._release(task)
 
     async def set_cancelled_by_service(
         self, task_id: uuid.UUID, exception: str | None, audit_level: AuditLevel
@@ -326,9 +360,33 @@ class MemoryTaskStorage:
         exception: str | None,
         audit_level: AuditLevel,
         execution_time_ms: float | None = None,
-    ) -> None:
-        """Generic transition; ``exception=None`` clears the stored exception."""
-        self._transition(task_id, status, exception, audit_level, execution_time_ms)
+    ) -> int:
+        """Generic transition; a terminal status releases the continuations."""
+        task = self._transition(task_id, status, exception, audit_level, execution_time_ms)
+        return 0 if task is None else self._release(task)
+
+    # -- continuations ---------------------------------------------------------------------
+    async def persist_continuation(self, task: QueuedTask) -> QueuedTaskStatus:
+        """Insert a continuation, released or cancelled at once if its parent finished."""
+        if task.parent_task_id is None:
+            raise ValueError("A continuation needs a parent_task_id.")
+        parent = self._tasks.get(task.parent_task_id)
+        if parent is None:
+            raise TaskNotFoundError(task.parent_task_id, "A continuation needs its parent.")
+        task.status = Q.WAITING_PARENT
+        await self.persist(task)
+        self._release(parent)
+        return self._tasks[task.id].status
+
+    async def released_children(self, parent_id: uuid.UUID) -> list[QueuedTask]:
+        """Queued unowned continuations of ``parent_id``, oldest first."""
+        rows = [
+            t
+            for t in self._tasks.values()
+            if t.parent_task_id == parent_id and t.status is Q.QUEUED and t.owner_node is None
+        ]
+        rows.sort(key=lambda t: (t.created_at_utc, t.id.int))
+        return [t.copy() for t in rows]
 
     # -- recurring accounting --------------------------------------------------------------
     async def get_current_run_count(self, task_id: uuid.UUID) -> int:
@@ -371,7 +429,9 @@ class MemoryTaskStorage:
         self, task_id: uuid.UUID, exception: str, audit_level: AuditLevel
     ) -> None:
         """Failed and no next run (terminal)."""
-        self._transition(task_id, Q.FAILED, exception, audit_level, None, True)
+        task = self._transition(task_id, Q.FAILED, exception, audit_level, None, True)
+        if task is not None:
+            self._release(task)
 
     async def increment_recovery_failure(self, task_id: uuid.UUID) -> int:
         """Count a failed recovery; return the new count (0 if the row is missing)."""
@@ -582,6 +642,10 @@ class MemoryTaskStorage:
             key = (task.queue_name, task.status)
             out[key] = out.get(key, 0) + 1
         return out
+
+
+def _condition(child: QueuedTask) -> ContinueWhen:
+    return ContinueWhen(child.continue_when or ContinueWhen.SUCCEEDED.value)
 
 
 def _matches(task: QueuedTask, q: TaskQuery) -> bool:

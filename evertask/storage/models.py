@@ -22,6 +22,7 @@ __all__ = [
     "TaskQuery",
     "is_real_error",
     "is_recoverable",
+    "skip_reason",
 ]
 
 RECOVERABLE_STATUSES = frozenset(
@@ -70,6 +71,12 @@ class QueuedTask:
     retried_from: uuid.UUID | None = None
     owner_node: uuid.UUID | None = None
     """The node (host) that will run the row, or ``None``: any worker node may claim it."""
+    result: str | None = None
+    """The JSON result a completed one-shot task's handler returned (``None``: none)."""
+    parent_task_id: uuid.UUID | None = None
+    """A continuation's parent: the row waits (WaitingParent) until the parent finishes."""
+    continue_when: str | None = None
+    """A continuation's condition: a :class:`~evertask_abstractions.ContinueWhen` name."""
 
     def copy(self) -> QueuedTask:
         """A detached copy (storages never hand out their internal objects)."""
@@ -109,6 +116,12 @@ def is_recoverable(task: QueuedTask, now: datetime) -> bool:
         and task.next_run_utc is not None
         and task.status in (QueuedTaskStatus.COMPLETED, QueuedTaskStatus.FAILED)
     )
+
+
+def skip_reason(parent_id: uuid.UUID, parent_status: QueuedTaskStatus | str) -> str:
+    """The Exception text of a continuation cancelled because its parent ended otherwise
+    than its condition asks (or was cancelled)."""
+    return f"Skipped: parent task {parent_id} ended {parent_status}."
 
 
 def is_real_error(status: QueuedTaskStatus, exception: str | None) -> bool:

@@ -21,6 +21,14 @@ Contract notes:
   node, or by a claim). A live node's rows are never taken: ``claim_orphans`` and
   ``claim_task`` take only rows without an owner or whose owner's lease expired, and
   concurrent claimers never get the same row.
+- Continuations (docs/workflows.md): a row persisted WaitingParent names its parent
+  (``parent_task_id``) and its condition (``continue_when``). The write that gives the
+  parent a terminal status (Completed, Failed, Cancelled: ``set_completed``,
+  ``set_status``, ``set_cancelled_by_user``, ``set_recurring_task_poisoned``) releases its
+  WaitingParent children in the same transaction: those whose condition matches become
+  Queued without an owner (any worker node may claim them), the others Cancelled with the
+  reason. Those writes return how many children became Queued. ``persist_continuation``
+  serializes with that release on the parent's row, so a child is released exactly once.
 """
 
 from __future__ import annotations
@@ -131,13 +139,18 @@ class TaskStorage(Protocol):
         ...
 
     async def set_completed(
-        self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
-    ) -> None:
-        """Mark a one-shot Completed with its duration."""
+        self,
+        task_id: uuid.UUID,
+        execution_time_ms: float,
+        audit_level: AuditLevel,
+        result: str | None = None,
+    ) -> int:
+        """Mark a one-shot Completed with its duration and its JSON ``result`` (``None``:
+        none), and release its continuations; return how many became Queued."""
         ...
 
-    async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> None:
-        """Mark Cancelled (terminal)."""
+    async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> int:
+        """Mark Cancelled (terminal); its waiting continuations are cancelled too."""
         ...
 
     async def set_cancelled_by_service(
@@ -153,8 +166,24 @@ class TaskStorage(Protocol):
         exception: str | None,
         audit_level: AuditLevel,
         execution_time_ms: float | None = None,
-    ) -> None:
-        """Generic transition; ``exception=None`` clears the stored exception."""
+    ) -> int:
+        """Generic transition; ``exception=None`` clears the stored exception. A terminal
+        status releases the row's continuations; return how many became Queued."""
+        ...
+
+    # -- continuations ---------------------------------------------------------------------
+    async def persist_continuation(self, task: QueuedTask) -> QueuedTaskStatus:
+        """Insert a continuation (``parent_task_id`` and ``continue_when`` set, status
+        WaitingParent) in one transaction with a locking read of its parent, and return
+        the status it was stored with: WaitingParent while the parent has not finished;
+        Queued (without an owner) or Cancelled (with the reason) when the parent had
+        already finished. Raises ``TaskNotFoundError`` when the parent does not exist.
+        """
+        ...
+
+    async def released_children(self, parent_id: uuid.UUID) -> list[QueuedTask]:
+        """The continuations of ``parent_id`` that are Queued and have no owner (released,
+        not claimed yet), oldest first."""
         ...
 
     # -- recurring accounting --------------------------------------------------------------

@@ -14,17 +14,15 @@ log = logging.getLogger("evertask.engine")
 P = ParamSpec("P")
 
 
-async def write_retrying(
-    fn: Callable[P, Awaitable[Any]], *args: P.args, **kwargs: P.kwargs
-) -> None:
+async def write_retrying(fn: Callable[P, Awaitable[Any]], *args: P.args, **kwargs: P.kwargs) -> Any:
     """Call the storage write ``fn``; on failure retry with backoff, then log and give up.
+    Returns what ``fn`` returned (``None`` when it gave up).
 
     A row whose write keeps failing stays recoverable and runs again after a restart
     (at-least-once); it is never marked Failed because the database was away.
     """
     try:
-        await fn(*args, **kwargs)
-        return
+        return await fn(*args, **kwargs)
     except Exception as exc:
         error: Exception = exc
     delay = 0.05
@@ -39,8 +37,7 @@ async def write_retrying(
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
         try:
-            await fn(*args, **kwargs)
-            return
+            return await fn(*args, **kwargs)
         except Exception as exc:
             error = exc
     log.error(
@@ -50,3 +47,4 @@ async def write_retrying(
         error,
         exc_info=error,
     )
+    return None

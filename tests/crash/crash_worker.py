@@ -5,6 +5,9 @@ until killed; each id is appended to ``dispatched.log`` only after ``dispatch`` 
 MODE ``drain``: start a host on the same storage and run until ``drained`` (signalled by
 the parent creating ``stop``), executing whatever was pending.
 MODE ``slow``: dispatch slow tasks and wait; stopped gracefully by SIGTERM.
+MODE ``parent``: dispatch a parent task and its continuation; the process SIGKILLs itself
+right after the commit of the parent's Completed write (which released the continuation),
+before anything could run it. ``drain`` then runs the continuation.
 Handlers append to ``executed.log`` (one line per execution, flushed).
 """
 
@@ -22,6 +25,8 @@ from dependency_injector import containers, providers
 
 from evertask import add_evertask
 from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler
+
+PARENT_GO = asyncio.Event()
 
 
 class Journal:
@@ -83,11 +88,42 @@ class SlowHandler(EverTaskHandler[Slow]):
         self.executed.write(f"slow-end {task.n}")
 
 
+class Parent(EverTask):
+    n: int
+
+
+class ParentHandler(EverTaskHandler[Parent]):
+    result_type = int
+
+    def __init__(self, executed: Journal) -> None:
+        super().__init__()
+        self.executed = executed
+
+    async def handle(self, task: Parent, cancellation: CancellationToken) -> int:
+        await PARENT_GO.wait()
+        self.executed.write(f"parent {task.n}")
+        return task.n * 10
+
+
+class Child(EverTask):
+    label: str
+
+
+class ChildHandler(EverTaskHandler[Child]):
+    def __init__(self, executed: Journal) -> None:
+        super().__init__()
+        self.executed = executed
+
+    async def handle(self, task: Child, cancellation: CancellationToken) -> None:
+        value = await self.parent_result(int)
+        self.executed.write(f"child {task.label} {self.parent_task_id} {value}")
+
+
 def build(directory: str, backend: str):  # type: ignore[no-untyped-def]
     builder = add_evertask(
         Container(),
         lambda o: (
-            o.register_handler(WorkHandler, TickHandler, SlowHandler)
+            o.register_handler(WorkHandler, TickHandler, SlowHandler, ParentHandler, ChildHandler)
             .set_shutdown_grace_period(0.5)
             # a killed host's tasks move to the next host once its lease ends
             .set_lease_duration(timedelta(seconds=2))
@@ -145,7 +181,30 @@ async def slow(directory: str, backend: str) -> None:
         await host.stop(grace_period=0.2)
 
 
+async def parent(directory: str, backend: str) -> None:
+    host = build(directory, backend)
+    async with host:
+        storage = host.storage
+        complete = storage.set_completed
+        parent_id = await host.dispatcher.dispatch(Parent(n=7))
+
+        async def completed_then_killed(task_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+            released = await complete(task_id, *args, **kwargs)  # committed
+            if task_id == parent_id:
+                Path(directory, "released").write_text(str(released))
+                os.kill(os.getpid(), signal.SIGKILL)
+            return released
+
+        storage.set_completed = completed_then_killed
+        child_id = await host.dispatcher.dispatch(Child(label="c1"), after=parent_id)
+        Path(directory, "ids").write_text(f"{parent_id} {child_id}")
+        PARENT_GO.set()
+        await asyncio.sleep(30)  # killed long before
+
+
 if __name__ == "__main__":
     mode, directory, backend = sys.argv[1], sys.argv[2], sys.argv[3]
     started = time.monotonic()
-    asyncio.run({"load": load, "drain": drain, "slow": slow}[mode](directory, backend))
+    asyncio.run(
+        {"load": load, "drain": drain, "slow": slow, "parent": parent}[mode](directory, backend)
+    )

@@ -197,3 +197,41 @@ def test_graceful_stop_mid_run_then_restart_reruns_interrupted_tasks(
             drain.wait(40)
         except subprocess.TimeoutExpired:
             drain.kill()
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_sigkill_after_parent_completion_runs_continuation_once(
+    tmp_path: Path, backend: str
+) -> None:
+    """The parent's Completed write releases its continuation in the same transaction; the
+    process is SIGKILLed right after that commit, before the continuation could run. The
+    next host runs it exactly once, with the parent's result."""
+    _prepare(tmp_path, backend)
+    proc = _spawn("parent", tmp_path, backend)
+    try:
+        assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stdout.read() if proc.stdout else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    parent_id, child_id = (tmp_path / "ids").read_text().split()
+    assert (tmp_path / "released").read_text() == "1"
+    executed = tmp_path / "executed.log"
+    assert _lines(executed) == ["parent 7"]  # the continuation did not run before the kill
+    drain = _spawn("drain", tmp_path, backend)
+    try:
+        _wait_file(tmp_path / "drain-started", drain)
+        deadline = time.monotonic() + 30
+        while not any(line.startswith("child") for line in _lines(executed)):
+            assert drain.poll() is None, drain.stdout.read() if drain.stdout else ""
+            assert time.monotonic() < deadline, "the continuation did not run after restart"
+            time.sleep(0.02)
+        # let the restarted host settle: nothing runs the continuation a second time
+        (tmp_path / "stop").write_text("1")
+        drain.wait(timeout=30)
+    finally:
+        if drain.poll() is None:
+            drain.kill()
+    lines = _lines(executed)
+    assert lines.count(f"child c1 {parent_id} 70") == 1, lines
+    assert lines.count("parent 7") == 1, lines
+    assert child_id

@@ -332,3 +332,18 @@ def test_migrations_render_as_tsql(capsys: pytest.CaptureFixture[str]) -> None:
     assert "UNIQUEIDENTIFIER" in out and "DATETIME2(7)" in out
     assert "COLLATE Latin1_General_100_BIN2" in out
     assert "LIMIT" not in out and "SERIAL" not in out and "`" not in out
+
+
+def test_workflow_statements_compile_for_sql_server() -> None:
+    named = SqlServerTaskStorage(ODBC).statements.named()
+    parent = str(named["select_parent_for_update"].compile(dialect=_dialect()))
+    # the continuation's locking read of its parent: an update lock, no FOR UPDATE
+    assert "FROM [EverTask].[QueuedTasks] WITH (UPDLOCK, ROWLOCK)" in parent
+    assert "FOR UPDATE" not in parent
+    release = str(named["release_children"].compile(dialect=_dialect()))
+    assert release.startswith("UPDATE [EverTask].[QueuedTasks]")
+    assert "[ParentTaskId] = :id" in release and "CASE WHEN" in release
+    for name in ("insert_release_audits", "count_released", "select_skipped_children"):
+        assert "[EverTask].[QueuedTasks]" in str(named[name].compile(dialect=_dialect())), name
+    status = str(named["update_status"].compile(dialect=_dialect()))
+    assert "[Result]=coalesce(:result, [EverTask].[QueuedTasks].[Result])" in status
