@@ -2,6 +2,7 @@
 
 export const STATUSES = [
   "WaitingQueue",
+  "WaitingParent",
   "Queued",
   "InProgress",
   "Pending",

@@ -120,6 +120,7 @@ const TONES: Record<Status, Tone> = {
   Queued: "info",
   Pending: "info",
   WaitingQueue: "muted",
+  WaitingParent: "muted",
 };
 
 export function statusTone(status: string): Tone {
