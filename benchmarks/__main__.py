@@ -19,6 +19,7 @@ SUITES = {
     "footprint": "benchmarks.footprint",
     "history": "benchmarks.history",
     "throttling": "benchmarks.throttling",
+    "workflows": "benchmarks.workflows",
 }
 
 

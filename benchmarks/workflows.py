@@ -1,0 +1,158 @@
+"""The workflows suite: what a continuation hand-over costs.
+
+- Chain step overhead: a chain of N no-op steps (200; 50 with ``--quick``) on SQLite
+  storage (a temporary file, audit Full, the defaults), every step dispatched up front as a
+  continuation (``after=``, ``ContinueWhen.SUCCEEDED``) of the one before, while the first
+  step is held at its first line, so each hand-over goes through the WaitingParent release
+  of the parent's Completed write. Each handler records ``time.perf_counter()`` at its
+  first and at its last line; a step's overhead is the start of step k+1 minus the end of
+  step k (the parent's Completed write, the release in the same transaction, the claim of
+  the released row and its adoption, the child's start). ``chain_step_overhead_ms_p50``
+  and ``_p99`` over the N-1 hand-overs. Bar: ``chain_step_overhead_ms_p50 <= 2``.
+- ``batch_10k_dispatch_s``: not built yet (batches do not exist); printed as such and
+  left out of the JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from evertask import add_evertask
+from evertask_abstractions import CancellationToken, ContinueWhen, EverTask, EverTaskHandler
+
+from .common import Results, percentile, report
+
+BAR_P50_MS = 2.0
+
+
+class Recorder:
+    """When each step started and ended (``perf_counter``), by step number."""
+
+    def __init__(self) -> None:
+        self.starts: dict[int, float] = {}
+        self.ends: dict[int, float] = {}
+        self.target = 0
+        self.go = asyncio.Event()
+        self.done = asyncio.Event()
+
+
+class Container(containers.DeclarativeContainer):
+    """The benchmark's services."""
+
+    recorder = providers.Singleton(Recorder)
+
+
+class Step(EverTask):
+    """One no-op step of the chain."""
+
+    k: int
+
+
+class StepHandler(EverTaskHandler[Step]):
+    """Records its start and end; step 0 waits until the whole chain is dispatched."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    async def handle(self, task: Step, cancellation: CancellationToken) -> None:
+        r = self.recorder
+        r.starts[task.k] = time.perf_counter()
+        if task.k == 0:
+            await r.go.wait()
+        r.ends[task.k] = time.perf_counter()
+        if task.k == r.target - 1:
+            r.done.set()
+
+
+async def chain(n: int, directory: str | None = None) -> dict[str, Any]:
+    """Run a chain of ``n`` steps on SQLite; the hand-over gaps in ms and the timings."""
+    own = directory is None
+    where = tempfile.mkdtemp(prefix="evertask-bench-") if directory is None else directory
+    try:
+        container = Container()
+        host = (
+            add_evertask(container, lambda o: o.register_handler(StepHandler))
+            .add_sqlite_storage(os.path.join(where, "workflows.db"))
+            .build()
+        )
+        recorder: Recorder = container.recorder()
+        recorder.target = n
+        dispatch = host.dispatcher.dispatch
+        async with host:
+            started = time.perf_counter()
+            parent: uuid.UUID = await dispatch(Step(k=0))
+            for k in range(1, n):
+                parent = await dispatch(
+                    Step(k=k), after=parent, continue_when=ContinueWhen.SUCCEEDED
+                )
+            dispatched = time.perf_counter()
+            recorder.go.set()
+            await asyncio.wait_for(recorder.done.wait(), timeout=60 + n)
+            finished = time.perf_counter()
+    finally:
+        if own:
+            shutil.rmtree(where, ignore_errors=True)
+    gaps = [(recorder.starts[k + 1] - recorder.ends[k]) * 1000.0 for k in range(n - 1)]
+    return {
+        "gaps_ms": gaps,
+        "dispatch_s": dispatched - started,
+        "run_s": finished - dispatched,
+    }
+
+
+def bars(results: Results) -> list[tuple[str, bool, str]]:
+    """(what, passed, figure) of the suite's bars."""
+    p50 = results["chain_step_overhead_ms_p50"]
+    return [(f"chain_step_overhead_ms_p50 <= {BAR_P50_MS:g}", p50 <= BAR_P50_MS, f"{p50:.3f} ms")]
+
+
+def run(quick: bool = False, json_path: str | None = None) -> Results:
+    """Run the suite and print it (and write ``json_path``)."""
+    n = 50 if quick else 200
+    out = asyncio.run(chain(n))
+    gaps = out["gaps_ms"]
+    results: Results = {
+        "chain_steps": float(n),
+        "chain_step_overhead_ms_p50": round(percentile(gaps, 50), 3),
+        "chain_step_overhead_ms_p99": round(percentile(gaps, 99), 3),
+        "chain_step_overhead_ms_max": round(max(gaps), 3),
+        "chain_dispatch_s": round(out["dispatch_s"], 4),
+        "chain_run_s": round(out["run_s"], 4),
+    }
+    rows = [
+        (
+            "chain",
+            f"{n} no-op steps, each a continuation of the one before, all dispatched up front "
+            "(SQLite file, audit Full)",
+        ),
+        (
+            "step overhead (end of step k to start of step k+1) p50 / p99 / max",
+            f"{results['chain_step_overhead_ms_p50']:.3f} / "
+            f"{results['chain_step_overhead_ms_p99']:.3f} / "
+            f"{results['chain_step_overhead_ms_max']:.3f} ms  ({len(gaps)} hand-overs)",
+        ),
+        (
+            "dispatching the chain / running it",
+            f"{results['chain_dispatch_s']:.3f} s / {results['chain_run_s']:.3f} s",
+        ),
+        ("batch_10k_dispatch_s", "not built yet (batches do not exist)"),
+    ]
+    for what, passed, figure in bars(results):
+        rows.append((f"bar: {what}", f"{'PASS' if passed else 'FAIL'} ({figure})"))
+    title = "python -m benchmarks workflows" + (" --quick" if quick else "")
+    report(title, rows, results, json_path)
+    return results
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run("--quick" in sys.argv)
