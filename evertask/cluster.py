@@ -369,6 +369,15 @@ class Membership:
             self._cancels_due = True
         self._wake.set()
 
+    def rows_released(self) -> None:
+        """Rows nobody owns were just stored or released here (continuations whose parent
+        finished): a worker node claims them at once, as the queues make room; a
+        dispatch-only node tells the workers, where the storage can."""
+        if self.node.runs_workers:
+            self._on_notice(NOTICE_WORK)
+        else:
+            self.announce(NOTICE_WORK)
+
     def announce(self, notice: str) -> None:
         """Tell the other nodes at once, where the storage can (in the background; a
         notice already on its way is not sent twice)."""

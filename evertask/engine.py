@@ -39,7 +39,7 @@ from .storage.protocol import (
     fast_paths_enabled,
 )
 from .throttling import RateLimitGate
-from .workflows import ContinuationAdopter, read_result
+from .workflows import read_result
 
 __all__ = ["CLAIM_LEAD", "Engine"]
 
@@ -194,16 +194,13 @@ class Engine:
             recurring=self.recurring,
             membership=self.membership,
         )
-        # workflows: the executor adopts the continuations its terminal writes release,
-        # and continuation handlers read their parent's result
-        self.continuations = (
-            None
-            if storage is None
-            else ContinuationAdopter(storage, self.node, self.clock, self.recovery)
-        )
-        if self.continuations is not None:
-            self.executor.on_released = self.continuations.released
-            self.dispatcher.on_released = self.continuations.released
+        # workflows: the continuations a terminal write releases are unowned Queued rows,
+        # claimed as the cluster claims any such row; handlers read their parent's result
+        if self.membership is not None:
+            released = self.membership.rows_released
+            self.executor.on_released = lambda _parent_id: released()
+            self.dispatcher.on_released = lambda _parent_id: released()
+        if storage is not None:
             self.executor.parent_results = functools.partial(read_result, storage)
 
     def _throttle_changed(self, state: ThrottleState) -> None:

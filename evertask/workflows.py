@@ -3,14 +3,13 @@
 A handler's returned value is serialized with pydantic (its ``result_type``, else the
 value's own type) and stored with the Completed write. A continuation is a row persisted
 WaitingParent; the parent's terminal write releases it in the same transaction (see the
-storage protocol), and the node that wrote it adopts the released rows at once. When that
-node dies first, they are ordinary unowned Queued rows: any node's claim, or recovery at
-the next start, runs them.
+storage protocol). Released rows are ordinary unowned Queued rows: the node that wrote the
+release claims them at once through its cluster claim (as the queues make room), and when
+that node dies first, any node's claim, or recovery at the next start, runs them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Any
@@ -19,13 +18,10 @@ from pydantic import TypeAdapter
 
 from evertask_abstractions import QueuedTaskStatus, TaskResultError
 
-from .clock import Clock
-from .cluster import Node
-from .recovery import Recovery
 from .registry import HandlerDescriptor, handler_type_name
 from .storage.protocol import TaskStorage
 
-__all__ = ["ContinuationAdopter", "read_result", "result_json"]
+__all__ = ["read_result", "result_json"]
 
 log = logging.getLogger("evertask.workflows")
 
@@ -78,41 +74,3 @@ async def read_result(storage: TaskStorage | None, task_id: uuid.UUID, result_ty
     except Exception as exc:
         name = getattr(result_type, "__qualname__", None) or repr(result_type)
         raise TaskResultError(f"The result of task {task_id} does not fit {name}: {exc}") from exc
-
-
-class ContinuationAdopter:
-    """Runs the continuations a terminal write released: claims them for this node and
-    hands them to recovery's adoption (in the background: a worker never waits)."""
-
-    def __init__(self, storage: TaskStorage, node: Node, clock: Clock, recovery: Recovery) -> None:
-        self._storage = storage
-        self._node = node
-        self._clock = clock
-        self._recovery = recovery
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def released(self, parent_id: uuid.UUID) -> None:
-        """Adopt the released continuations of ``parent_id``."""
-        if not self._node.runs_workers:
-            return
-        task = asyncio.get_running_loop().create_task(self._adopt(parent_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _adopt(self, parent_id: uuid.UUID) -> None:
-        try:
-            rows = await self._storage.released_children(parent_id)
-            claimed = []
-            for row in rows:
-                if await self._storage.claim_task(row.id, self._node.id, self._clock.now()):
-                    row.owner_node = self._node.id
-                    claimed.append(row)
-            if claimed:
-                await self._recovery.adopt(claimed)
-        except Exception as exc:  # they stay unowned Queued rows: a claim or a start runs them
-            log.warning("Could not adopt the continuations of task %s: %r", parent_id, exc)
-
-    async def stop(self) -> None:
-        """Wait for adoptions under way."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
