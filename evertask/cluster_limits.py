@@ -39,6 +39,7 @@ from .ratelimit import (
     KeyedRateLimiter,
     RateLimitDecision,
     RateLimitOutcome,
+    rejection,
 )
 from .storage.protocol import ConcurrencySlotStore, RateLimitStore
 
@@ -182,7 +183,13 @@ class StorageKeyedRateLimiter(KeyedRateLimiter):
                 decision = PROCEED
                 if slot_us > now_us:
                     slot = slot_us / _US
-                    rejected = self._rejection(policy, slot, now, not_after)
+                    rejected = rejection(
+                        slot,
+                        now,
+                        policy.overflow_behavior is RateLimitOverflowBehavior.DISCARD,
+                        policy.max_reservation_horizon.total_seconds(),
+                        not_after,
+                    )
                     if rejected is not None:
                         return rejected
                     decision = RateLimitDecision(RateLimitOutcome.DEFER, slot)
@@ -208,18 +215,6 @@ class StorageKeyedRateLimiter(KeyedRateLimiter):
             return self._backoff(now, ERROR_BACKOFF)
         # (heavy contention) wait about one interval, booking nothing, and ask again
         return self._backoff(now, emission / _US * (1 + random.random()))
-
-    @staticmethod
-    def _rejection(
-        policy: RateLimitPolicy, slot: float, now: float, not_after: float | None
-    ) -> RateLimitDecision | None:
-        if policy.overflow_behavior is RateLimitOverflowBehavior.DISCARD:
-            return RateLimitDecision(RateLimitOutcome.REJECT, slot, "discard")
-        if slot - now > policy.max_reservation_horizon.total_seconds():
-            return RateLimitDecision(RateLimitOutcome.REJECT, slot, "horizon")
-        if not_after is not None and slot >= not_after:
-            return RateLimitDecision(RateLimitOutcome.REJECT, slot, "deadline")
-        return None
 
     def _backoff(self, now: float, seconds: float) -> RateLimitDecision:
         self.backoffs += 1

@@ -28,6 +28,7 @@ __all__ = [
     "KeyedRateLimiter",
     "RateLimitDecision",
     "RateLimitOutcome",
+    "rejection",
 ]
 
 log = logging.getLogger("evertask.ratelimit")
@@ -63,6 +64,21 @@ class RateLimitDecision:
 
 PROCEED = RateLimitDecision(RateLimitOutcome.PROCEED)
 """The one ``PROCEED`` decision (a start under budget allocates nothing)."""
+
+
+def rejection(
+    slot: float, now: float, discard: bool, horizon: float, not_after: float | None
+) -> RateLimitDecision | None:
+    """The rejection of a start whose budget is spent until ``slot``, or ``None`` when it may
+    wait for that slot: DISCARD rejects at once, a slot beyond the reservation ``horizon``
+    (seconds) or at/after ``not_after`` (a recurring series' end) is never booked."""
+    if discard:
+        return RateLimitDecision(RateLimitOutcome.REJECT, slot, "discard")
+    if slot - now > horizon:
+        return RateLimitDecision(RateLimitOutcome.REJECT, slot, "horizon")
+    if not_after is not None and slot >= not_after:
+        return RateLimitDecision(RateLimitOutcome.REJECT, slot, "deadline")
+    return None
 
 
 class KeyedRateLimiter(ABC):
@@ -230,12 +246,9 @@ class InMemoryKeyedRateLimiter(KeyedRateLimiter):
         if slot <= now:
             bucket.tat = tat + state.emission
             return PROCEED
-        if state.discard:
-            return RateLimitDecision(RateLimitOutcome.REJECT, slot, "discard")
-        if slot - now > state.horizon:
-            return RateLimitDecision(RateLimitOutcome.REJECT, slot, "horizon")
-        if not_after is not None and slot >= not_after:
-            return RateLimitDecision(RateLimitOutcome.REJECT, slot, "deadline")
+        rejected = rejection(slot, now, state.discard, state.horizon, not_after)
+        if rejected is not None:
+            return rejected
         bucket.tat = tat + state.emission
         self._reservations[task_id] = _Reservation(
             state, key, slot, slot + state.period + RESERVATION_GRACE
