@@ -159,7 +159,7 @@ def test_the_worker_command_runs_what_the_web_side_dispatched(
             second = client.post("/reports", {"name": "late", "rows": "100"}).json()
             poll_status(client, second["status_url"], "Completed")
             # a web process that restarts while the worker runs (a deploy): the worker
-            # notices the new one at its next heartbeat and runs its dispatches
+            # finds its dispatches at its next poll and runs them
             runtime.stop_web_host(timeout=30)
             third = client.post("/reports", {"name": "after-restart", "rows": "100"}).json()
             poll_status(client, third["status_url"], "Completed")
