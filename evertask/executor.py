@@ -318,6 +318,8 @@ class WorkerExecutor:
                 await asyncio.wait(late)
         self._threads.shutdown(wait=False, cancel_futures=True)
         self._gate.clear()
+        if self._gate.concurrency is not None:  # the cluster-wide slots this node held
+            await self._gate.concurrency.release_all()
 
     # -- one delivery ----------------------------------------------------------------------
     def plan(self, run: TaskRun) -> Plan:
