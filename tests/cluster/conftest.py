@@ -8,6 +8,7 @@ contract suite; an unreachable server skips its tests (fails them under ``CI=tru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -140,7 +141,17 @@ class Cluster:
         """Stop a node gracefully (SIGTERM) and check it exited cleanly."""
         proc = self.procs[name]
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout)
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:  # a hung stop: where its tasks wait, then kill it
+            proc.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2)
+            proc.kill()
+            proc.wait(10)
+            raise AssertionError(
+                f"node {name} did not stop within {timeout} s:\n{self.output(name)}"
+            ) from None
         assert code == 0, f"node {name} exited with {code}:\n{self.output(name)}"
 
     def kill(self, name: str) -> None:

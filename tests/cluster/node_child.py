@@ -151,11 +151,20 @@ def build() -> Any:
     return builder.build()
 
 
+def _dump_tasks() -> None:
+    """SIGUSR1 (sent by the tests when a stop hangs): where every asyncio task waits."""
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
+
+
 async def main() -> None:
     directory = Path(SPEC["dir"])
     name = SPEC["name"]
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
     host = build()
     await host.start()
     try:
