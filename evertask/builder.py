@@ -22,6 +22,7 @@ from .queues import QueueManager
 from .registry import HandlerRegistry
 from .storage.memory import MemoryTaskStorage
 from .storage.protocol import TaskStorage
+from .workflows import CompensateWorkflowHandler
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -396,6 +397,8 @@ class EverTaskServiceBuilder:
                 + "".join(f"\n  skipped {reason}" for reason in registry.skipped)
             )
         storage = self._storage_factory(opts) if self._storage_factory is not None else None
+        if storage is not None:  # EverTask's own task: a failed saga's compensations
+            registry.add(CompensateWorkflowHandler)
         if storage is None and not opts.run_workers:
             raise ConfigurationError(
                 "set_run_workers(False) makes a dispatch-only host, whose tasks worker hosts "

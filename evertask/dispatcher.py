@@ -8,12 +8,13 @@ import logging
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from evertask_abstractions import (
     AuditLevel,
+    BatchInfo,
     ConfigurationError,
     ContinueWhen,
     EverTask,
@@ -25,6 +26,7 @@ from evertask_abstractions import (
     TaskKeyConflictError,
     TaskNotFoundError,
     When,
+    Workflow,
 )
 
 from .clock import Clock
@@ -42,8 +44,9 @@ from .registry import HandlerDescriptor, HandlerRegistry, dump_task
 from .run import TaskRun
 from .scheduler import TimerScheduler
 from .storage.models import QueuedTask
-from .storage.protocol import TaskStorage
+from .storage.protocol import BatchStore, TaskStorage
 from .throttling import RateLimitGate
+from .workflows import UnitBuilder
 
 if TYPE_CHECKING:
     from .scheduling import RecurringSchedule
@@ -573,12 +576,106 @@ class Dispatcher:
         row.continue_when = condition.value
         status = await storage.persist_continuation(row)
         if status is QueuedTaskStatus.QUEUED:  # the parent had finished: run it now
-            if self._node.runs_workers:
-                if self.on_released is not None:
-                    self.on_released(parent_id)
-            else:
-                self._announce(NOTICE_WORK)
+            self._wake_claim(parent_id)
         return tid
+
+    def _wake_claim(self, parent_id: uuid.UUID) -> None:
+        """Unowned Queued rows were committed: this node's claim takes them at once (a
+        dispatch-only node tells the workers)."""
+        if self._node.runs_workers:
+            if self.on_released is not None:
+                self.on_released(parent_id)
+        else:
+            self._announce(NOTICE_WORK)
+
+    # -- batches and workflows (docs/workflows.md) ------------------------------------------
+    def _batches(self) -> BatchStore | None:
+        storage: object = self._storage
+        return storage if isinstance(storage, BatchStore) else None
+
+    def _units(self) -> UnitBuilder:
+        if not self._lifecycle.accepting:
+            raise HostNotRunningError(
+                "The EverTask host is not running; start it first before dispatching."
+            )
+        storage = self._storage
+        batches = self._batches()
+        if batches is None:
+            raise ConfigurationError(
+                "Batches and workflows need a storage that keeps them (the memory storage "
+                "or a SQL storage); this host has "
+                + ("none." if storage is None else f"{type(storage).__qualname__}.")
+            )
+        return UnitBuilder(batches, self._registry, self._queue_name, self._clock.now())
+
+    def _level(self, audit_level: AuditLevel | None) -> AuditLevel:
+        return self._options.default_audit_level if audit_level is None else AuditLevel(audit_level)
+
+    async def dispatch_batch(
+        self,
+        tasks: Sequence[EverTask],
+        *,
+        name: str | None = None,
+        audit_level: AuditLevel | None = None,
+    ) -> uuid.UUID:
+        """Dispatch ``tasks`` as one batch: every row is committed in one transaction, or
+        none is. Returns the batch id: read its progress with :meth:`get_batch`, cancel it
+        with :meth:`cancel_batch`, and chain after it with ``dispatch(task,
+        after=batch_id, continue_when=...)`` (Succeeded: every member completed; Failed:
+        one did not; Finished: either). A continuation reads the members' results with
+        ``parent_results``."""
+        units = self._units()
+        unit = units.batch(list(tasks), name, self._level(audit_level))
+        await units.storage.persist_unit(unit.batches, unit.tasks)
+        self._wake_claim(unit.id)
+        return unit.id
+
+    async def dispatch_workflow(
+        self, workflow: Workflow, *, audit_level: AuditLevel | None = None
+    ) -> uuid.UUID:
+        """Dispatch every step of ``workflow`` in one transaction; returns the workflow id
+        (a batch id: :meth:`get_batch`, :meth:`cancel_batch` and ``after=`` take it)."""
+        units = self._units()
+        unit = units.workflow(workflow, self._level(audit_level))
+        await units.storage.persist_unit(unit.batches, unit.tasks)
+        self._wake_claim(unit.id)
+        return unit.id
+
+    async def get_batch(self, batch_id: uuid.UUID) -> BatchInfo:
+        """A batch's or a workflow's progress; ``TaskNotFoundError`` when there is none."""
+        storage = self._batches()
+        batch = None if storage is None else await storage.get_batch(batch_id)
+        if batch is None:
+            raise TaskNotFoundError(batch_id, "No batch or workflow has this id.")
+        return batch.info()
+
+    async def cancel_batch(self, batch_id: uuid.UUID) -> None:
+        """Cancel a batch or a workflow: its members that have not finished (running ones
+        are cancelled as :meth:`cancel` does) and the continuations waiting for it. A
+        finished batch stays as it ended; ``TaskNotFoundError`` when there is none."""
+        storage = self._batches()
+        cancelled = None if storage is None else await storage.cancel_batch(batch_id)
+        if cancelled is None:
+            raise TaskNotFoundError(batch_id, "No batch or workflow has this id.")
+        for task_id in cancelled:
+            self.cancel_here(task_id)
+            self._announce(NOTICE_CANCEL + str(task_id))
+
+    async def compensate_workflow(self, workflow_id: uuid.UUID) -> uuid.UUID | None:
+        """Dispatch the compensations of a failed saga's completed steps, in reverse
+        order, once (run by the workflow's compensating task); returns their batch id."""
+        units = self._units()
+        unit = await units.compensations(workflow_id)
+        if unit is None:
+            return None
+        try:
+            await units.storage.persist_unit(unit.batches, unit.tasks)
+        except Exception:
+            if await units.storage.get_batch(unit.id) is not None:
+                return unit.id  # an earlier run of this compensating task committed them
+            raise
+        self._wake_claim(unit.id)
+        return unit.id
 
     async def get_result(self, task_id: uuid.UUID, result_type: Any = Any) -> Any:
         """The result a completed task's handler returned, validated as ``result_type``

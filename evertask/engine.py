@@ -39,7 +39,7 @@ from .storage.protocol import (
     fast_paths_enabled,
 )
 from .throttling import RateLimitGate
-from .workflows import read_result
+from .workflows import read_parent
 
 __all__ = ["CLAIM_LEAD", "Engine"]
 
@@ -201,7 +201,7 @@ class Engine:
             self.executor.on_released = lambda _parent_id: released()
             self.dispatcher.on_released = lambda _parent_id: released()
         if storage is not None:
-            self.executor.parent_results = functools.partial(read_result, storage)
+            self.executor.parent_results = functools.partial(read_parent, storage)
 
     def _throttle_changed(self, state: ThrottleState) -> None:
         """Adaptive throttling paused or resumed this node: say so on the event stream."""

@@ -155,7 +155,7 @@ class WorkerExecutor:
         self.log_capture = log_capture
         self.on_released: Callable[[uuid.UUID], None] | None = None
         """Called with a parent's id when its terminal write released continuations."""
-        self.parent_results: Callable[[uuid.UUID, Any], Awaitable[Any]] | None = None
+        self.parent_results: Callable[[uuid.UUID, Any, bool], Awaitable[Any]] | None = None
         """Reads a parent's typed result (``EverTaskHandler.parent_result``)."""
         self._plans: dict[tuple[HandlerDescriptor, str], Plan] = {}
         self._base_context = contextvars.copy_context()

@@ -1,4 +1,4 @@
-"""Workflows: task results and continuations (docs/workflows.md).
+"""Workflows: task results, continuations, batches and sagas (docs/workflows.md).
 
 A handler's returned value is serialized with pydantic (its ``result_type``, else the
 value's own type) and stored with the Completed write. A continuation is a row persisted
@@ -6,22 +6,59 @@ WaitingParent; the parent's terminal write releases it in the same transaction (
 storage protocol). Released rows are ordinary unowned Queued rows: the node that wrote the
 release claims them at once through its cluster claim (as the queues make room), and when
 that node dies first, any node's claim, or recovery at the next start, runs them.
+
+Batches and workflows are units: their records (``TaskBatch``) and rows are inserted in
+one transaction, built here by :class:`UnitBuilder`. A saga's compensations are kept in
+its workflow record; a compensating task (:class:`CompensateWorkflow`), a continuation of
+the workflow that runs when it fails, dispatches those of the completed steps.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from evertask_abstractions import QueuedTaskStatus, TaskResultError
+from evertask_abstractions import (
+    AuditLevel,
+    BatchKind,
+    BatchStatus,
+    CancellationToken,
+    ConfigurationError,
+    ContinueWhen,
+    EverTask,
+    EverTaskHandler,
+    QueuedTaskStatus,
+    TaskDispatcher,
+    TaskResultError,
+    Workflow,
+)
 
-from .registry import HandlerDescriptor, handler_type_name
-from .storage.protocol import TaskStorage
+from .ids import uuid7
+from .registry import HandlerDescriptor, HandlerRegistry, dump_task, handler_type_name
+from .storage.models import QueuedTask, TaskBatch
+from .storage.protocol import BatchStore, TaskStorage
 
-__all__ = ["read_result", "result_json"]
+if TYPE_CHECKING:
+    from .dispatcher import Dispatcher
+
+__all__ = [
+    "CompensateWorkflow",
+    "CompensateWorkflowHandler",
+    "Unit",
+    "UnitBuilder",
+    "read_parent",
+    "read_result",
+    "result_json",
+]
+
+Q = QueuedTaskStatus
 
 log = logging.getLogger("evertask.workflows")
 
@@ -74,3 +111,241 @@ async def read_result(storage: TaskStorage | None, task_id: uuid.UUID, result_ty
     except Exception as exc:
         name = getattr(result_type, "__qualname__", None) or repr(result_type)
         raise TaskResultError(f"The result of task {task_id} does not fit {name}: {exc}") from exc
+
+
+async def read_parent(
+    storage: TaskStorage | None, parent_id: uuid.UUID, result_type: Any, many: bool
+) -> Any:
+    """A continuation's view of its parent: the parent task's result, or (``many``) the
+    results of a parent batch's members in dispatch order (``[result]`` for a task)."""
+    found: object = storage
+    batches = found if isinstance(found, BatchStore) else None
+    batch = None if batches is None else await batches.get_batch(parent_id)
+    if batch is None:
+        value = await read_result(storage, parent_id, result_type)
+        return [value] if many else value
+    if not many:
+        raise TaskResultError(
+            f"The parent {parent_id} is a {batch.kind.value.lower()}, not a task: read its "
+            "members' results with parent_results()."
+        )
+    assert batches is not None
+    adapter = _adapter(result_type)
+    values: list[Any] = []
+    for member in await batches.batch_members(parent_id):
+        if member.status is not Q.COMPLETED or member.result is None:
+            values.append(None)
+            continue
+        try:
+            values.append(adapter.validate_json(member.result))
+        except Exception as exc:
+            name = getattr(result_type, "__qualname__", None) or repr(result_type)
+            raise TaskResultError(
+                f"The result of task {member.id} (of {parent_id}) does not fit {name}: {exc}"
+            ) from exc
+    return values
+
+
+# -- units: batches and workflows dispatched in one transaction -----------------------------
+_COMPENSATION = uuid.UUID("5b0c7f1e-3a52-4d8e-9c1a-6f2e8d4b7a10")
+"""The namespace of a saga's compensation ids (uuid5 of it and the workflow's id): a
+second run of the compensating task finds the first one's rows."""
+
+
+@dataclass(slots=True)
+class Unit:
+    """Records and rows committed together (``BatchStore.persist_unit``)."""
+
+    id: uuid.UUID
+    """The batch's or the workflow's id."""
+    batches: list[TaskBatch]
+    tasks: list[QueuedTask]
+
+
+class UnitBuilder:
+    """Builds the rows of a batch, a workflow or a saga's compensations."""
+
+    def __init__(
+        self,
+        storage: BatchStore,
+        registry: HandlerRegistry,
+        queue_name: Callable[[HandlerDescriptor, bool], str],
+        now: datetime,
+    ) -> None:
+        self.storage = storage
+        self._registry = registry
+        self._queue_name = queue_name
+        self._now = now
+
+    def row(
+        self,
+        task: EverTask,
+        level: AuditLevel,
+        *,
+        parent: uuid.UUID | None = None,
+        when: ContinueWhen = ContinueWhen.SUCCEEDED,
+        batch_id: uuid.UUID | None = None,
+        workflow_id: uuid.UUID | None = None,
+        task_id: uuid.UUID | None = None,
+    ) -> QueuedTask:
+        """One row: Queued without an owner (any worker node's claim takes it), or
+        WaitingParent for ``parent`` (a task or a batch of the same unit)."""
+        if not isinstance(task, EverTask):
+            raise ConfigurationError(
+                f"Batches and workflows take EverTask instances, got {type(task).__qualname__}."
+            )
+        descriptor = self._registry.for_task(task)
+        return QueuedTask(
+            id=task_id or uuid7(),
+            type=descriptor.task_type_name,
+            request=dump_task(task),
+            handler=descriptor.handler_type_name,
+            status=Q.QUEUED if parent is None else Q.WAITING_PARENT,
+            created_at_utc=self._now,
+            queue_name=self._queue_name(descriptor, False),
+            audit_level=level,
+            owner_node=None,
+            parent_task_id=parent,
+            continue_when=None if parent is None else when.value,
+            batch_id=batch_id,
+            workflow_id=workflow_id,
+        )
+
+    def _record(
+        self,
+        kind: BatchKind,
+        total: int,
+        *,
+        record_id: uuid.UUID | None = None,
+        name: str | None = None,
+        workflow_id: uuid.UUID | None = None,
+    ) -> TaskBatch:
+        return TaskBatch(
+            id=record_id or uuid7(),
+            kind=kind,
+            status=BatchStatus.RUNNING,
+            created_at_utc=self._now,
+            total=total,
+            name=name,
+            workflow_id=workflow_id,
+        )
+
+    def batch(self, tasks: Sequence[EverTask], name: str | None, level: AuditLevel) -> Unit:
+        """A batch of ``tasks`` (each Queued), counted in one record."""
+        if not tasks:
+            raise ConfigurationError("A batch needs at least one task.")
+        if name is not None and len(name) > 200:
+            raise ConfigurationError("A batch name is at most 200 characters.")
+        record = self._record(BatchKind.BATCH, len(tasks), name=name)
+        rows = [self.row(t, level, batch_id=record.id) for t in tasks]
+        return Unit(record.id, [record], rows)
+
+    def workflow(self, workflow: Workflow, level: AuditLevel) -> Unit:
+        """Every step of ``workflow``: the first stage Queued, each later stage waiting
+        for the one before (its task, or its group's record); a saga's compensations in
+        the workflow record and its compensating task waiting for the workflow to fail."""
+        if not isinstance(workflow, Workflow):
+            raise ConfigurationError(
+                f"dispatch_workflow takes a Workflow, got {type(workflow).__qualname__}."
+            )
+        stages = workflow.stages
+        if not stages:
+            raise ConfigurationError("A workflow needs at least one step: call then() or group().")
+        record = self._record(
+            BatchKind.WORKFLOW, sum(len(stage) for stage in stages), name=workflow.name
+        )
+        wid = record.id
+        unit = Unit(wid, [record], [])
+        compensations: dict[str, dict[str, Any]] = {}
+        previous: uuid.UUID | None = None
+        for stage in stages:
+            group = None
+            if len(stage) > 1:
+                group = self._record(BatchKind.GROUP, len(stage), workflow_id=wid)
+                unit.batches.append(group)
+            for step in stage:
+                row = self.row(
+                    step.task,
+                    level,
+                    parent=previous,
+                    batch_id=None if group is None else group.id,
+                    workflow_id=wid,
+                )
+                unit.tasks.append(row)
+                if step.compensate is not None:
+                    undo = self.row(step.compensate, level)
+                    compensations[str(row.id)] = {
+                        "type": undo.type,
+                        "request": undo.request,
+                        "handler": undo.handler,
+                        "queue": undo.queue_name,
+                    }
+            previous = unit.tasks[-1].id if group is None else group.id
+        if compensations:
+            record.definition = json.dumps({"compensations": compensations})
+            unit.tasks.append(
+                self.row(
+                    CompensateWorkflow(workflow_id=wid),
+                    level,
+                    parent=wid,
+                    when=ContinueWhen.FAILED,
+                )
+            )
+        return unit
+
+    async def compensations(self, workflow_id: uuid.UUID) -> Unit | None:
+        """The compensations of a failed saga's completed steps, last step first, each
+        waiting for the one before it to finish (``None``: nothing to compensate)."""
+        record = await self.storage.get_batch(workflow_id)
+        if record is None or not record.definition:
+            return None
+        specs: dict[str, dict[str, Any]] = json.loads(record.definition)["compensations"]
+        members = await self.storage.batch_members(workflow_id)
+        done = [m for m in members if m.status is Q.COMPLETED and str(m.id) in specs]
+        if not done:
+            return None
+        cid = uuid.uuid5(_COMPENSATION, str(workflow_id))
+        batch = self._record(
+            BatchKind.COMPENSATION, len(done), record_id=cid, workflow_id=workflow_id
+        )
+        unit = Unit(cid, [batch], [])
+        previous: uuid.UUID | None = None
+        for member in reversed(done):
+            spec = specs[str(member.id)]
+            row = QueuedTask(
+                id=uuid.uuid5(cid, str(member.id)),
+                type=spec["type"],
+                request=spec["request"],
+                handler=spec["handler"],
+                status=Q.QUEUED if previous is None else Q.WAITING_PARENT,
+                created_at_utc=self._now,
+                queue_name=spec["queue"],
+                audit_level=member.audit_level,
+                owner_node=None,
+                parent_task_id=previous,
+                continue_when=None if previous is None else ContinueWhen.FINISHED.value,
+                batch_id=cid,
+            )
+            unit.tasks.append(row)
+            previous = row.id
+        return unit
+
+
+class CompensateWorkflow(EverTask, task_name="evertask.CompensateWorkflow"):
+    """EverTask's own task: compensate a failed saga (dispatched with the workflow)."""
+
+    workflow_id: uuid.UUID
+
+
+class CompensateWorkflowHandler(EverTaskHandler[CompensateWorkflow]):
+    """Dispatches the compensations of the failed workflow's completed steps, in reverse
+    order, in one transaction and once (a second run finds them); its result is their
+    batch id (``None``: no completed step had a compensation)."""
+
+    def __init__(self, dispatcher: TaskDispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    async def handle(self, task: CompensateWorkflow, cancellation: CancellationToken) -> str | None:
+        dispatcher: Dispatcher = self._dispatcher  # type: ignore[assignment]
+        batch_id = await dispatcher.compensate_workflow(task.workflow_id)
+        return None if batch_id is None else str(batch_id)

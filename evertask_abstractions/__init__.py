@@ -55,9 +55,13 @@ from .retry import (
     wait_before_retry,
 )
 from .task import EverTask
+from .workflow import BatchInfo, BatchKind, BatchStatus, Step, Workflow
 
 __all__ = [
     "AuditLevel",
+    "BatchInfo",
+    "BatchKind",
+    "BatchStatus",
     "BuildableSchedulerBuilder",
     "CancellationToken",
     "CancellationTokenSource",
@@ -95,6 +99,7 @@ __all__ = [
     "RetryPolicy",
     "RetryWait",
     "ScheduleError",
+    "Step",
     "TaskCancelledError",
     "TaskDispatcher",
     "TaskKeyConflictError",
@@ -108,5 +113,6 @@ __all__ = [
     "WeeklySchedulerBuilder",
     "When",
     "WorkerCrashedError",
+    "Workflow",
     "wait_before_retry",
 ]

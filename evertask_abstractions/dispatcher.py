@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from .enums import AuditLevel, ContinueWhen
 from .recurring import RecurringTaskBuilder
 from .task import EverTask
+from .workflow import BatchInfo, Workflow
 
 __all__ = ["TaskDispatcher", "When"]
 
@@ -41,6 +42,32 @@ class TaskDispatcher(Protocol):
     async def get_result(self, task_id: uuid.UUID, result_type: Any = Any) -> Any:
         """A completed task's result, validated as ``result_type``; raises
         ``TaskResultError`` when the task has none (not completed, failed, cancelled)."""
+        ...
+
+    async def dispatch_batch(
+        self,
+        tasks: Sequence[EverTask],
+        *,
+        name: str | None = None,
+        audit_level: AuditLevel | None = None,
+    ) -> uuid.UUID:
+        """Dispatch ``tasks`` as one batch, all or none in one transaction; returns the
+        batch id (for ``get_batch``, ``cancel_batch`` and ``dispatch(..., after=batch_id)``)."""
+        ...
+
+    async def dispatch_workflow(
+        self, workflow: Workflow, *, audit_level: AuditLevel | None = None
+    ) -> uuid.UUID:
+        """Dispatch every step of ``workflow`` as one unit; returns the workflow id."""
+        ...
+
+    async def get_batch(self, batch_id: uuid.UUID) -> BatchInfo:
+        """A batch's or workflow's progress; ``TaskNotFoundError`` if there is none."""
+        ...
+
+    async def cancel_batch(self, batch_id: uuid.UUID) -> None:
+        """Cancel a batch or workflow: its pending members, its running ones, and the
+        continuations waiting for it."""
         ...
 
     def dispatch_sync(

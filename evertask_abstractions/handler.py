@@ -58,7 +58,8 @@ class EverTaskHandler(Generic[T]):
       ``None`` (default): a returned value is stored as JSON if it is serializable as is.
 
     A continuation's handler (a task dispatched with ``after=parent_id``) reads its
-    parent through :attr:`parent_task_id` and :meth:`parent_result`.
+    parent through :attr:`parent_task_id` and :meth:`parent_result` (after a batch or a
+    workflow group: :meth:`parent_results`).
     """
 
     retry_policy: ClassVar[RetryPolicy | None] = None
@@ -74,7 +75,7 @@ class EverTaskHandler(Generic[T]):
     _evertask_logger: TaskLogger | None
     _evertask_class_logger: ClassVar[logging.Logger | None] = None
     _evertask_task_id: uuid.UUID | None
-    _evertask_parent: tuple[uuid.UUID, Callable[[uuid.UUID, Any], Awaitable[Any]]] | None
+    _evertask_parent: tuple[uuid.UUID, Callable[[uuid.UUID, Any, bool], Awaitable[Any]]] | None
 
     @property
     def logger(self) -> TaskLogger:
@@ -114,8 +115,27 @@ class EverTaskHandler(Generic[T]):
             raise TaskResultError(
                 f"{type(self).__qualname__} is not running as a continuation: it has no parent."
             )
-        value: R = await parent[1](parent[0], result_type)
+        value: R = await parent[1](parent[0], result_type, False)
         return value
+
+    async def parent_results(self, result_type: type[R] | Any = Any) -> list[R]:
+        """The results of every member of the batch or workflow group this continuation
+        ran after, in dispatch order, each validated as ``result_type`` (``None`` for a
+        member that returned nothing, or did not complete when the continuation runs on
+        ``FINISHED``/``FAILED``). After a single task: a list of its one result.
+
+        Raises :class:`~evertask_abstractions.TaskResultError` when this run is not a
+        continuation or a result does not fit ``result_type``.
+        """
+        from .errors import TaskResultError
+
+        parent = getattr(self, "_evertask_parent", None)
+        if parent is None:
+            raise TaskResultError(
+                f"{type(self).__qualname__} is not running as a continuation: it has no parent."
+            )
+        values: list[R] = await parent[1](parent[0], result_type, True)
+        return values
 
     def _evertask_set_logger(self, logger: TaskLogger) -> None:
         self._evertask_logger = logger

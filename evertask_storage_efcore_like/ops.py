@@ -18,14 +18,24 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any, ClassVar
 
-from evertask.storage.models import QueuedTask, TaskExecutionLog, skip_reason
-from evertask_abstractions import ContinueWhen, QueuedTaskStatus, TaskNotFoundError
+from evertask.storage.models import (
+    QueuedTask,
+    TaskBatch,
+    TaskExecutionLog,
+    skip_reason,
+    wants_status_audit,
+)
+from evertask_abstractions import BatchKind, ContinueWhen, QueuedTaskStatus, TaskNotFoundError
+
+from .rows import batch_params
 
 __all__ = [
+    "CancelBatchOp",
     "Op",
     "PauseQueueOp",
     "PersistContinuationOp",
     "PersistOp",
+    "PersistUnitOp",
     "RecoveryCounterOp",
     "RemoveOp",
     "RunOp",
@@ -39,6 +49,7 @@ __all__ = [
     "UpdateTaskOp",
     "drive",
     "drive_async",
+    "finish_steps",
     "task_params",
 ]
 
@@ -132,10 +143,13 @@ def task_params(row: QueuedTask) -> dict[str, Any]:
         "Result": row.result,
         "ParentTaskId": row.parent_task_id,
         "ContinueWhen": row.continue_when,
+        "BatchId": row.batch_id,
+        "WorkflowId": row.workflow_id,
     }
 
 
 _CANCELLED = QueuedTaskStatus.CANCELLED.value
+_FAILED = QueuedTaskStatus.FAILED.value
 _TERMINAL = {s.value for s in QueuedTaskStatus if s.is_terminal}
 # per terminal status of a parent: the ContinueWhen names whose children run
 _RUNS: dict[str, tuple[str, str]] = {
@@ -145,9 +159,13 @@ _RUNS: dict[str, tuple[str, str]] = {
 }
 
 
-def release_steps(parent_id: uuid.UUID, status: str, ts: datetime) -> StepGen:
-    """Release the WaitingParent children of a parent that has just become ``status``
-    (terminal): their audit rows, the release itself; returns how many became Queued."""
+def release_steps(
+    parent_id: uuid.UUID, status: str, ts: datetime, *, checked: bool = False
+) -> StepGen:
+    """Release the WaitingParent children of a task or batch that has just become
+    ``status`` (terminal): their audit rows, the release itself; the cancelled ones are
+    finished in turn (:func:`finish_steps`). ``checked``: a child is known to wait.
+    Returns how many rows became Queued."""
     run_a, run_b = _RUNS[status]
     params = {
         "id": parent_id,
@@ -156,7 +174,10 @@ def release_steps(parent_id: uuid.UUID, status: str, ts: datetime) -> StepGen:
         "reason": skip_reason(parent_id, status),
         "ts": ts,
     }
-    if (yield Step("has_waiting_children", {"id": parent_id}, StepMode.SCALAR)) is None:
+    if (
+        not checked
+        and (yield Step("has_waiting_children", {"id": parent_id}, StepMode.SCALAR)) is None
+    ):
         return 0
     yield Step("insert_release_audits", params)
     n = yield Step("release_children", params)
@@ -166,12 +187,61 @@ def release_steps(parent_id: uuid.UUID, status: str, ts: datetime) -> StepGen:
     if run_a:
         count = yield Step("count_released", {"id": parent_id}, StepMode.SCALAR)
         released = int(count or 0)
-    if n > released:  # the cancelled ones cancel their own waiting continuations (a chain)
+    if n > released:  # the cancelled ones count in their batches and cancel their children
         skipped = yield Step(
             "select_skipped_children", {"id": parent_id, "reason": params["reason"]}, StepMode.ROWS
         )
         for (child_id,) in skipped:
-            yield from release_steps(child_id, _CANCELLED, ts)
+            released += yield from finish_steps(child_id, _CANCELLED, ts)
+    return released
+
+
+Probe = tuple[uuid.UUID | None, uuid.UUID | None, bool, Any]
+"""What :func:`finish_steps` needs of a row (``probe_finished``): its batch, its workflow,
+whether it was counted, and a waiting child's id (``None``: none)."""
+
+
+def finish_steps(
+    task_id: uuid.UUID, status: str, ts: datetime, probe: Probe | None = None
+) -> StepGen:
+    """What follows a row's terminal write in the same transaction: the first one counts
+    the row in its batch and workflow (finishing them when it is their last member), and
+    its waiting continuations are released. ``probe``: the row's ``probe_finished`` values,
+    when the caller read them already. Returns how many rows became Queued."""
+    if probe is None:
+        found = yield Step("probe_finished", {"id": task_id}, StepMode.ROWS)
+        if not found:
+            return 0
+        probe = found[0]
+    batch_id, workflow_id, counted, child = probe
+    released = 0
+    member = (batch_id is not None or workflow_id is not None) and not counted
+    if member and (yield Step("mark_counted", {"id": task_id})):
+        for record_id in (batch_id, workflow_id):
+            if record_id is not None:
+                released += yield from count_steps(record_id, status, ts)
+    if child is not None:
+        released += yield from release_steps(task_id, status, ts, checked=True)
+    return released
+
+
+def count_steps(record_id: uuid.UUID, status: str, ts: datetime) -> StepGen:
+    """Count a member that finished with ``status`` in a batch record; the member that
+    completes the count finishes the record (once: a compare-and-set on Running) and
+    releases the continuations waiting for it. Returns how many rows became Queued."""
+    yield Step(
+        "count_member",
+        {
+            "id": record_id,
+            "s": int(status == _COMPLETED),
+            "f": int(status == _FAILED),
+            "c": int(status == _CANCELLED),
+        },
+    )
+    if not (yield Step("finish_batch", {"id": record_id, "ts": ts})):
+        return 0
+    outcome = yield Step("select_batch_status", {"id": record_id}, StepMode.SCALAR)
+    released: int = yield from release_steps(record_id, str(outcome), ts)
     return released
 
 
@@ -191,6 +261,11 @@ class Op:
     heavy: ClassVar[bool] = False
     """Maintenance work (retention, folding counts): never run on the event loop's
     thread, and never reordered with other operations."""
+
+    several_writes: ClassVar[bool] = False
+    """Whether a constraint error may strike after this operation wrote something: an
+    executor must then fail the batch (the writer retries each operation alone) rather
+    than keep the batch and report the error to this operation alone."""
 
     def target_id(self) -> uuid.UUID | None:
         """The task row this operation writes, if one."""
@@ -245,6 +320,8 @@ class PersistContinuationOp(Op):
         parent_id = row.parent_task_id
         assert parent_id is not None
         found = yield Step("select_parent_for_update", {"id": parent_id}, StepMode.ROWS)
+        if not found:  # a batch (its finished statuses are the tasks' terminal ones)
+            found = yield Step("select_batch_for_update", {"id": parent_id}, StepMode.ROWS)
         if not found:
             return TaskNotFoundError(parent_id, "A continuation needs its parent.")
         parent_status = found[0][0]
@@ -263,6 +340,78 @@ class PersistContinuationOp(Op):
         if status is not QueuedTaskStatus.WAITING_PARENT and (row.audit_level or 0) == 0:
             yield _status_audit(row.id, self.now, status.value, params["Exception"])
         return status
+
+
+@dataclass(slots=True, frozen=True)
+class PersistUnitOp(Op):
+    """Insert batch records and task rows together (a batch or a workflow): the records,
+    the rows, the rows' status audits. Their ids are new, so it reorders with nothing."""
+
+    batches: tuple[TaskBatch, ...]
+    rows: tuple[QueuedTask, ...]
+    audit_ts: datetime
+
+    heavy: ClassVar[bool] = True  # thousands of rows: never on the event loop's thread
+    several_writes: ClassVar[bool] = True  # all or none
+
+    def steps(self) -> StepGen:
+        yield Step("insert_batch", [batch_params(b) for b in self.batches], StepMode.MANY)
+        yield Step("insert_task", [task_params(r) for r in self.rows], StepMode.MANY)
+        audits = [
+            {"id": r.id, "ts": self.audit_ts, "status": r.status.value, "exception": None}
+            for r in self.rows
+            if wants_status_audit(r.audit_level, r.status, None)
+        ]
+        if audits:
+            yield Step("insert_status_audit", audits, StepMode.MANY)
+
+
+@dataclass(slots=True, frozen=True)
+class CancelBatchOp(Op):
+    """Cancel a Running batch record (a workflow with its running groups): each member
+    that has not finished is written Cancelled and finished (:func:`finish_steps`), then
+    the continuations waiting for the records are cancelled. Returns the ids it cancelled
+    (``[]``: the record had finished; ``None``: no such record)."""
+
+    batch_id: uuid.UUID
+    ts: datetime
+
+    heavy: ClassVar[bool] = True
+
+    def steps(self) -> StepGen:
+        bid, ts = self.batch_id, self.ts
+        found = yield Step("select_batch_for_update", {"id": bid}, StepMode.ROWS)
+        if not found:
+            return None
+        if not (yield Step("cancel_batch_record", {"id": bid, "ts": ts})):
+            return []
+        record = yield Step("select_batch", {"id": bid}, StepMode.ROWS)
+        records = [bid]
+        members = "select_unfinished_batch_members"
+        if record and record[0][1] == BatchKind.WORKFLOW.value:
+            members = "select_unfinished_workflow_members"
+            for (group_id,) in (yield Step("select_running_groups", {"id": bid}, StepMode.ROWS)):
+                yield Step("cancel_batch_record", {"id": group_id, "ts": ts})
+                records.append(group_id)
+        cancelled: list[uuid.UUID] = []
+        for member_id, level in (yield Step(members, {"id": bid}, StepMode.ROWS)):
+            params = {
+                "id": member_id,
+                "status": _CANCELLED,
+                "exception": None,
+                "stamp": None,
+                "ms": None,
+                "result": None,
+            }
+            if not (yield Step("update_status", params)):
+                continue
+            cancelled.append(uuid.UUID(str(member_id)))  # (a raw driver value)
+            if (level or 0) == 0:  # Full audits a cancel (it is not an error)
+                yield _status_audit(member_id, ts, _CANCELLED)
+            yield from finish_steps(member_id, _CANCELLED, ts)
+        for record_id in records:
+            yield from release_steps(record_id, _CANCELLED, ts)
+        return cancelled
 
 
 @dataclass(slots=True, frozen=True)
@@ -315,7 +464,7 @@ class TransitionOp(Op):
         if self.audit_ts is not None:
             yield _status_audit(self.task_id, self.audit_ts, self.status, self.exception)
         if self.release is not None and self.status in _TERMINAL:
-            released: int = yield from release_steps(self.task_id, self.status, self.release)
+            released: int = yield from finish_steps(self.task_id, self.status, self.release)
             return released
         return None
 

@@ -7,10 +7,26 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from evertask.storage.models import NodeInfo, QueuedTask, RunsAudit, StatusAudit, TaskExecutionLog
-from evertask_abstractions import AuditLevel, QueuedTaskStatus
+from evertask.storage.models import (
+    NodeInfo,
+    QueuedTask,
+    RunsAudit,
+    StatusAudit,
+    TaskBatch,
+    TaskExecutionLog,
+)
+from evertask_abstractions import AuditLevel, BatchKind, BatchStatus, QueuedTaskStatus
 
-__all__ = ["node_queues", "to_log", "to_node", "to_runs_audit", "to_status_audit", "to_task"]
+__all__ = [
+    "batch_params",
+    "node_queues",
+    "to_batch",
+    "to_log",
+    "to_node",
+    "to_runs_audit",
+    "to_status_audit",
+    "to_task",
+]
 
 _STATUS = {s.value: s for s in QueuedTaskStatus}
 _LEVEL = {int(a): a for a in AuditLevel}
@@ -47,7 +63,45 @@ def to_task(r: Sequence[Any]) -> QueuedTask:
         result=r[24],
         parent_task_id=r[25],
         continue_when=r[26],
+        batch_id=r[27],
+        workflow_id=r[28],
     )
+
+
+def to_batch(r: Sequence[Any]) -> TaskBatch:
+    """A ``TaskBatches`` row selected in ``BATCH_COLUMNS`` order."""
+    return TaskBatch(
+        id=r[0],
+        kind=BatchKind(r[1]),
+        status=BatchStatus(r[2]),
+        created_at_utc=r[3],
+        total=int(r[4]),
+        name=r[5],
+        workflow_id=r[6],
+        succeeded=int(r[7]),
+        failed=int(r[8]),
+        cancelled=int(r[9]),
+        finished_at_utc=r[10],
+        definition=r[11],
+    )
+
+
+def batch_params(batch: TaskBatch) -> dict[str, Any]:
+    """Bind parameters of the ``insert_batch`` statement for a record."""
+    return {
+        "Id": batch.id,
+        "Kind": batch.kind.value,
+        "Status": batch.status.value,
+        "CreatedAtUtc": batch.created_at_utc,
+        "Total": batch.total,
+        "Name": batch.name,
+        "WorkflowId": batch.workflow_id,
+        "Succeeded": batch.succeeded,
+        "Failed": batch.failed,
+        "Cancelled": batch.cancelled,
+        "FinishedAtUtc": batch.finished_at_utc,
+        "Definition": batch.definition,
+    }
 
 
 def to_node(r: Sequence[Any]) -> NodeInfo:

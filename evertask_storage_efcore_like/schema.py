@@ -33,6 +33,7 @@ from sqlalchemy import (
     Table,
     Unicode,
     and_,
+    false,
     literal_column,
     or_,
     true,
@@ -130,6 +131,7 @@ class TaskTables:
     leases: Table
     rate_buckets: Table
     concurrency_slots: Table
+    batches: Table
     schema: str | None
     dialect: str | None
 
@@ -172,6 +174,11 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         Column("Result", long_text(), nullable=True),
         Column("ParentTaskId", GuidType(), nullable=True),
         Column("ContinueWhen", exact_text(15), nullable=True),
+        Column("BatchId", GuidType(), nullable=True),
+        Column("WorkflowId", GuidType(), nullable=True),
+        # set by the first terminal write of a batch's or a workflow's member, which counts
+        # it in the records' progress (a later terminal write of the row counts nothing)
+        Column("BatchCounted", Boolean(), nullable=False, server_default=false()),
         PrimaryKeyConstraint("Id", name="PK_QueuedTasks"),
         sqlite_with_rowid=False,
     )
@@ -210,6 +217,14 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         postgresql_where=c.ParentTaskId.is_not(None),
         mssql_where=c.ParentTaskId.is_not(None),
     )
+    for column in (c.BatchId, c.WorkflowId):  # a record's members (only members, if partial)
+        Index(
+            f"IX_QueuedTasks_{column.name}",
+            column,
+            sqlite_where=column.is_not(None),
+            postgresql_where=column.is_not(None),
+            mssql_where=column.is_not(None),
+        )
     Index(
         "IX_QueuedTasks_TaskKey",
         c.TaskKey,
@@ -364,6 +379,28 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         Column("AcquiredAtUtc", UtcDateTime(), nullable=True),
         PrimaryKeyConstraint("ScopeHash", "Slot", name="PK_ConcurrencySlots"),
     )
+    # batches and workflows (docs/workflows.md): a record per batch, workflow, workflow group
+    # or saga compensation, with its members' progress; members name it in BatchId or
+    # WorkflowId, continuations waiting for it in ParentTaskId
+    batches = Table(
+        "TaskBatches",
+        metadata,
+        Column("Id", GuidType(), nullable=False),
+        Column("Kind", exact_text(15), nullable=False),
+        Column("Name", exact_text(200), nullable=True),
+        Column("WorkflowId", GuidType(), nullable=True),
+        Column("Status", exact_text(15), nullable=False),
+        Column("Total", Integer(), nullable=False),
+        Column("Succeeded", Integer(), nullable=False),
+        Column("Failed", Integer(), nullable=False),
+        Column("Cancelled", Integer(), nullable=False),
+        Column("CreatedAtUtc", UtcDateTime(), nullable=False),
+        Column("FinishedAtUtc", UtcDateTime(), nullable=True),
+        Column("Definition", long_text(), nullable=True),
+        PrimaryKeyConstraint("Id", name="PK_TaskBatches"),
+    )
+    Index("IX_TaskBatches_CreatedAtUtc", batches.c.CreatedAtUtc, batches.c.Id)
+    Index("IX_TaskBatches_WorkflowId", batches.c.WorkflowId)
     return TaskTables(
         metadata,
         tasks,
@@ -377,6 +414,7 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         leases,
         rate_buckets,
         concurrency_slots,
+        batches,
         schema,
         dialect,
     )

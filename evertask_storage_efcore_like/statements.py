@@ -25,6 +25,7 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    false,
     func,
     insert,
     literal_column,
@@ -35,14 +36,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import BindParameter
 
-from evertask_abstractions import QueuedTaskStatus
+from evertask_abstractions import BatchKind, BatchStatus, QueuedTaskStatus
 
 from .counts import count_statements
 from .retention_statements import retention_statements
 from .schema import OWNER_INDEX, TaskTables, recovery_index_predicate
 from .types import GuidType, UtcDateTime
 
-__all__ = ["NODE_COLUMNS", "RUN_COUNTER_MAX", "TASK_COLUMNS", "Statements"]
+__all__ = ["BATCH_COLUMNS", "NODE_COLUMNS", "RUN_COUNTER_MAX", "TASK_COLUMNS", "Statements"]
 
 RUN_COUNTER_MAX = 2**31 - 1
 """The run counter saturates here instead of overflowing a 32-bit column."""
@@ -75,8 +76,26 @@ TASK_COLUMNS: tuple[str, ...] = (
     "Result",
     "ParentTaskId",
     "ContinueWhen",
+    "BatchId",
+    "WorkflowId",
 )
 """QueuedTasks columns in :class:`~evertask.storage.models.QueuedTask` field order."""
+
+BATCH_COLUMNS: tuple[str, ...] = (
+    "Id",
+    "Kind",
+    "Status",
+    "CreatedAtUtc",
+    "Total",
+    "Name",
+    "WorkflowId",
+    "Succeeded",
+    "Failed",
+    "Cancelled",
+    "FinishedAtUtc",
+    "Definition",
+)
+"""TaskBatches columns in :class:`~evertask.storage.models.TaskBatch` field order."""
 
 NODE_COLUMNS: tuple[str, ...] = (
     "Id",
@@ -275,6 +294,29 @@ class Statements:
             c.Status == QueuedTaskStatus.CANCELLED.value,
             c.Exception == _text("reason"),
         )
+        # what a terminal write does beyond its status (one statement, a seek of the primary
+        # key and of the parent index): the batch and workflow the row counts in (unless it
+        # was counted already) and whether a child waits. A locking read, as above; on
+        # PostgreSQL only of the row itself (the outer join's nullable side cannot be locked,
+        # and its read-committed statement sees every committed child anyway)
+        w = t.alias("w")
+        waiting = and_(
+            w.c.ParentTaskId == c.Id, w.c.Status == QueuedTaskStatus.WAITING_PARENT.value
+        )
+        probe = (
+            select(c.BatchId, c.WorkflowId, c.BatchCounted, w.c.Id)
+            .select_from(t.outerjoin(w, waiting))
+            .where(by_id)
+            .limit(1)
+        )
+        self.probe_finished: Select[Any] = (
+            probe.with_for_update(of=t)
+            if tables.dialect == "postgresql"
+            else probe.with_for_update()
+        )
+        self.mark_counted: Update = (
+            update(t).where(by_id, c.BatchCounted == false()).values(BatchCounted=True)
+        )
         # the locking read that orders a continuation's insert with its parent's release
         # (SQL Server renders no FOR UPDATE: an update lock, which also holds under
         # READ_COMMITTED_SNAPSHOT)
@@ -371,8 +413,78 @@ class Statements:
         self._cluster(tables)
         self._leases(tables)
         self._throttling(tables)
+        self._batches(tables, columns)
         vars(self).update(retention_statements(tables))
         vars(self).update(count_statements(tables))
+
+    def _batches(self, tables: TaskTables, columns: list[Any]) -> None:
+        """Batches and workflows (docs/workflows.md): records, members, their progress."""
+        t, bt = tables.tasks, tables.batches
+        c, b = t.c, bt.c
+        by_id = b.Id == _id()
+        running = b.Status == BatchStatus.RUNNING.value
+        self.insert_batch: Insert = insert(bt).values(
+            {name: bindparam(name) for name in BATCH_COLUMNS}
+        )
+        self.select_batch: Select[Any] = select(*(b[n] for n in BATCH_COLUMNS)).where(by_id)
+        # a member's terminal write: its outcome counted, then the record finished once
+        # (a compare-and-set on Running) when the counters reach the total
+        self.count_member: Update = (
+            update(bt)
+            .where(by_id)
+            .values(
+                Succeeded=b.Succeeded + bindparam("s", type_=Integer()),
+                Failed=b.Failed + bindparam("f", type_=Integer()),
+                Cancelled=b.Cancelled + bindparam("c", type_=Integer()),
+            )
+        )
+        self.finish_batch: Update = (
+            update(bt)
+            .where(by_id, running, b.Succeeded + b.Failed + b.Cancelled >= b.Total)
+            .values(
+                Status=case(
+                    (b.Succeeded >= b.Total, BatchStatus.COMPLETED.value),
+                    else_=BatchStatus.FAILED.value,
+                ),
+                FinishedAtUtc=_ts("ts"),
+            )
+        )
+        self.select_batch_status: Select[Any] = select(b.Status).where(by_id)
+        # the locking read that orders a continuation's insert with a batch's finish
+        self.select_batch_for_update: Select[Any] = (
+            select(b.Status)
+            .where(by_id)
+            .with_for_update()
+            .with_hint(bt, "WITH (UPDLOCK, ROWLOCK)", "mssql")
+        )
+        # cancelling a record: its status, a workflow's running groups, its unfinished
+        # members (locked: a member starting or finishing meanwhile waits for the cancel)
+        self.cancel_batch_record: Update = (
+            update(bt)
+            .where(by_id, running)
+            .values(Status=BatchStatus.CANCELLED.value, FinishedAtUtc=_ts("ts"))
+        )
+        self.select_running_groups: Select[Any] = select(b.Id).where(
+            b.WorkflowId == _id(), running, b.Kind == BatchKind.GROUP.value
+        )
+        unfinished = c.Status.not_in(
+            [literal_column(f"'{s.value}'") for s in QueuedTaskStatus if s.is_terminal]
+        )
+        for name, column in (("batch", c.BatchId), ("workflow", c.WorkflowId)):
+            members = select(*columns).where(column == _id()).order_by(c.CreatedAtUtc, c.Id)
+            setattr(self, f"select_{name}_members", members)
+            setattr(
+                self,
+                f"select_unfinished_{name}_members",
+                select(c.Id, c.AuditLevel)
+                .where(column == _id(), unfinished)
+                .with_for_update()
+                .with_hint(t, "WITH (UPDLOCK, ROWLOCK)", "mssql"),
+            )
+        self.select_batch_members: Select[Any]
+        self.select_workflow_members: Select[Any]
+        self.select_unfinished_batch_members: Select[Any]
+        self.select_unfinished_workflow_members: Select[Any]
 
     def _leases(self, tables: TaskTables) -> None:
         """The statements of the maintenance leases (one node runs a chore at a time)."""

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
@@ -32,13 +33,14 @@ from evertask.storage.models import (
     QueuedTask,
     RunsAudit,
     StatusAudit,
+    TaskBatch,
     TaskExecutionLog,
     TaskPage,
     TaskQuery,
     wants_runs_audit,
     wants_status_audit,
 )
-from evertask_abstractions import AuditLevel, ConfigurationError, QueuedTaskStatus
+from evertask_abstractions import AuditLevel, BatchKind, ConfigurationError, QueuedTaskStatus
 
 from . import monitoring
 from .counts import FOLD_BATCH, CountFilter, FoldCountsOp, counts_statement, floor_hour
@@ -46,10 +48,12 @@ from .errors import StorageClosedError, StorageConnectionError, StorageSchemaErr
 from .executor import CoreExecutor, run_core_batch
 from .migrate import apply_migrations, current_revision, head_revision
 from .ops import (
+    CancelBatchOp,
     Op,
     PauseQueueOp,
     PersistContinuationOp,
     PersistOp,
+    PersistUnitOp,
     RecoveryCounterOp,
     RemoveOp,
     RunOp,
@@ -60,9 +64,17 @@ from .ops import (
     UpdateTaskOp,
 )
 from .retention import RetentionPolicy, RetentionResult, apply_retention
-from .rows import node_queues, to_log, to_node, to_runs_audit, to_status_audit, to_task
+from .rows import (
+    node_queues,
+    to_batch,
+    to_log,
+    to_node,
+    to_runs_audit,
+    to_status_audit,
+    to_task,
+)
 from .schema import TaskTables, build_tables, validate_schema_name
-from .statements import Statements
+from .statements import BATCH_COLUMNS, Statements
 from .writer import BatchExecutor, GroupCommitWriter
 
 __all__ = ["RETENTION_LEASE", "RETENTION_LEASE_SECONDS", "SqlTaskStorage"]
@@ -500,6 +512,56 @@ class SqlTaskStorage:
         """Queued unowned continuations of ``parent_id``, oldest first."""
         rows = await self._rows(self.statements.select_released_children, {"id": parent_id})
         return [to_task(r) for r in rows]
+
+    # -- batches (BatchStore) --------------------------------------------------------------
+    async def persist_unit(self, batches: Sequence[TaskBatch], tasks: Sequence[QueuedTask]) -> None:
+        """Insert records and rows in one transaction: all or none."""
+        await self._submit(PersistUnitOp(tuple(batches), tuple(tasks), self._now()))
+
+    async def get_batch(self, batch_id: uuid.UUID) -> TaskBatch | None:
+        """One record, or ``None``."""
+        rows = await self._rows(self.statements.select_batch, {"id": batch_id})
+        return to_batch(rows[0]) if rows else None
+
+    async def list_batches(
+        self,
+        *,
+        kinds: Sequence[str] = (),
+        workflow_id: uuid.UUID | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[TaskBatch]:
+        """Records newest first, of ``kinds`` (all when empty) or of one workflow."""
+        b = self.tables.batches.c
+        statement = select(*(b[n] for n in BATCH_COLUMNS))
+        if kinds:
+            statement = statement.where(b.Kind.in_([BatchKind(k).value for k in kinds]))
+        if workflow_id is not None:
+            statement = statement.where(b.WorkflowId == workflow_id)
+        statement = (
+            statement.order_by(b.CreatedAtUtc.desc(), b.Id.desc())
+            .limit(max(limit, 0))
+            .offset(max(offset, 0))
+        )
+        return [to_batch(r) for r in await self._rows(statement)]
+
+    async def batch_members(self, batch_id: uuid.UUID) -> list[QueuedTask]:
+        """The rows counting in a record (a workflow: its steps), in dispatch order."""
+        st = self.statements
+        batch = await self.get_batch(batch_id)
+        if batch is None:
+            return []
+        statement = (
+            st.select_workflow_members
+            if batch.kind is BatchKind.WORKFLOW
+            else st.select_batch_members
+        )
+        return [to_task(r) for r in await self._rows(statement, {"id": batch_id})]
+
+    async def cancel_batch(self, batch_id: uuid.UUID) -> list[uuid.UUID] | None:
+        """Cancel a record, its unfinished members and its continuations (see the protocol)."""
+        cancelled: list[uuid.UUID] | None = await self._submit(CancelBatchOp(batch_id, self._now()))
+        return cancelled
 
     # -- recurring accounting --------------------------------------------------------------
     async def get_current_run_count(self, task_id: uuid.UUID) -> int:

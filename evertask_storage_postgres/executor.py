@@ -28,7 +28,7 @@ from evertask_storage_efcore_like.ops import (
     TryQueuedOp,
     UpdateTaskOp,
     drive_async,
-    release_steps,
+    finish_steps,
 )
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_efcore_like.statements import Statements
@@ -214,22 +214,23 @@ class PostgresExecutor:
                     outcomes[i] = 0
                     releasing.append((i, op))
             if releasing:
-                # one statement finds the parents with waiting continuations (rare); a new
-                # statement sees every child committed before this batch locked its parent,
-                # and a child dispatched later waits for that lock, then finds its parent
-                # finished and releases itself
-                waiting = {
-                    row[0]
+                # one statement finds the rows with more to do (rare: members of a batch,
+                # parents with waiting continuations); a new statement sees every child
+                # committed before this batch locked its parent, and a child dispatched
+                # later waits for that lock, then finds its parent finished and releases
+                # itself
+                probes = {
+                    row[0]: (row[1], row[2], row[3], row[4])
                     for row in await pg.fetch(
-                        self._sql.parents_with_waiting_children,
-                        [op.task_id for _, op in releasing],
+                        self._sql.finished_probes, [op.task_id for _, op in releasing]
                     )
                 }
                 for i, op in releasing:
-                    if op.task_id in waiting:
+                    probe = probes.get(op.task_id)
+                    if probe is not None:
                         assert op.release is not None
                         outcomes[i] = await drive_async(
-                            release_steps(op.task_id, op.status, op.release),
+                            finish_steps(op.task_id, op.status, op.release, probe),
                             self._step_runner(pg),
                         )
             for i, qop in queued:
@@ -278,6 +279,8 @@ class PostgresExecutor:
                 [r.result for r in rows],
                 [r.parent_task_id for r in rows],
                 [r.continue_when for r in rows],
+                [r.batch_id for r in rows],
+                [r.workflow_id for r in rows],
                 [p.audit_ts for p in persists],
             ]
         if transitions:

@@ -35,6 +35,8 @@ _ARRAY_TYPES = {
     "RetriedFrom": "uuid",
     "OwnerNode": "uuid",
     "ParentTaskId": "uuid",
+    "BatchId": "uuid",
+    "WorkflowId": "uuid",
 }
 
 TRANSITION_FOUND = 1
@@ -87,12 +89,21 @@ class PostgresSql:
             )
         )
         self._cache: dict[int, str] = {}
-        self.parents_with_waiting_children = (
-            f'SELECT DISTINCT "ParentTaskId" FROM {self._tasks} '
-            'WHERE "ParentTaskId" = ANY($1::uuid[]) AND "Status" = \'WaitingParent\''
+        waiting = (
+            f'FROM {self._tasks} w WHERE w."ParentTaskId" = q."Id" '
+            "AND w.\"Status\" = 'WaitingParent'"
         )
-        """Which of the parents ``$1`` have continuations waiting for them (a seek of the
-        partial index of rows with a parent, per parent)."""
+        self.finished_probes = (
+            f'SELECT q."Id", q."BatchId", q."WorkflowId", q."BatchCounted", '
+            f'(SELECT w."Id" {waiting} LIMIT 1) FROM {self._tasks} q '
+            'WHERE q."Id" = ANY($1::uuid[]) AND ((NOT q."BatchCounted" AND '
+            '(q."BatchId" IS NOT NULL OR q."WorkflowId" IS NOT NULL)) '
+            f"OR EXISTS (SELECT 1 {waiting}))"
+        )
+        """Of the rows ``$1`` just written terminal, those with more to do in the same
+        transaction (``ops.finish_steps``): uncounted members of a batch or workflow, and
+        parents with waiting continuations (a seek of the partial index of rows with a
+        parent, per row); each with its ``probe_finished`` values."""
 
     def batch(self, parts: int) -> str:
         """The statement made of ``parts`` (a combination of the flags with a write part)."""

@@ -181,6 +181,8 @@ class SqliteExecutor:
                 try:
                     outcomes.append(drive(op.steps(), run))
                 except sqlite3.IntegrityError as error:  # only that statement was undone
+                    if op.several_writes:
+                        raise  # (the batch is rolled back and retried op by op)
                     outcomes.append(map_integrity_error(op, error))
             cx.commit()
         except BaseException:
@@ -215,6 +217,8 @@ class SqliteExecutor:
                 try:
                     outcomes.append(await drive_async(op.steps(), run))
                 except sqlite3.IntegrityError as error:
+                    if op.several_writes:
+                        raise
                     outcomes.append(map_integrity_error(op, error))
             await driver.commit()
         except BaseException:

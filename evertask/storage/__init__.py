@@ -9,6 +9,7 @@ from .models import (
     RunsAudit,
     SortField,
     StatusAudit,
+    TaskBatch,
     TaskExecutionLog,
     TaskPage,
     TaskQuery,
@@ -17,11 +18,12 @@ from .models import (
     wants_runs_audit,
     wants_status_audit,
 )
-from .protocol import PipelinedStorage, TaskStorage
+from .protocol import BatchStore, PipelinedStorage, TaskStorage
 
 __all__ = [
     "RECOVERABLE_STATUSES",
     "STAMPED_STATUSES",
+    "BatchStore",
     "MemoryTaskStorage",
     "NodeInfo",
     "PipelinedStorage",
@@ -29,6 +31,7 @@ __all__ = [
     "RunsAudit",
     "SortField",
     "StatusAudit",
+    "TaskBatch",
     "TaskExecutionLog",
     "TaskPage",
     "TaskQuery",

@@ -18,6 +18,8 @@ from typing import Any, overload
 
 from evertask_abstractions import (
     AuditLevel,
+    BatchKind,
+    BatchStatus,
     ContinueWhen,
     QueuedTaskStatus,
     TaskKeyConflictError,
@@ -32,9 +34,11 @@ from .models import (
     RunsAudit,
     SortField,
     StatusAudit,
+    TaskBatch,
     TaskExecutionLog,
     TaskPage,
     TaskQuery,
+    batch_outcome,
     is_recoverable,
     skip_reason,
     wants_runs_audit,
@@ -125,6 +129,12 @@ class MemoryTaskStorage:
         self._paused: set[str] = set()
         self._nodes: dict[uuid.UUID, NodeInfo] = {}
         self._audit_ids = itertools.count(1)  # audit ids, shared by both audit tables
+        # workflows: WaitingParent children by parent (task or batch), batch records, the
+        # rows counting in each record, and the rows already counted
+        self._waiting: dict[uuid.UUID, list[uuid.UUID]] = {}
+        self._batches: dict[uuid.UUID, TaskBatch] = {}
+        self._members: dict[uuid.UUID, list[uuid.UUID]] = {}
+        self._counted: set[uuid.UUID] = set()
 
     async def open(self) -> None:
         """Nothing to open."""
@@ -174,28 +184,60 @@ class MemoryTaskStorage:
             self._audit(task_id, now, status, exception)
         return task
 
-    def _release(self, parent: QueuedTask) -> int:
-        """Release the WaitingParent children of a parent that has just finished (terminal
-        status): matching ones become Queued without an owner, the others Cancelled with
-        the reason. Returns how many became Queued."""
-        status = parent.status
-        if not status.is_terminal:
-            return 0
+    def _release(self, parent_id: uuid.UUID, status: QueuedTaskStatus | str) -> int:
+        """Release the WaitingParent children of a task or batch that has just finished
+        with ``status`` (terminal): matching ones become Queued without an owner, the
+        others Cancelled with the reason (and finished, see :meth:`_finished`). Returns how
+        many became Queued."""
         released = 0
-        for child in self._tasks.values():
-            if child.parent_task_id != parent.id or child.status is not Q.WAITING_PARENT:
+        parent_status = Q(str(status))
+        for child_id in self._waiting.pop(parent_id, ()):
+            child = self._tasks.get(child_id)
+            if child is None or child.status is not Q.WAITING_PARENT:
                 continue
-            if _condition(child).matches(status):
+            if _condition(child).matches(parent_status):
                 child.status, child.exception, child.owner_node = Q.QUEUED, None, None
                 released += 1
             else:
                 child.status = Q.CANCELLED
-                child.exception = skip_reason(parent.id, status)
+                child.exception = skip_reason(parent_id, parent_status)
             if wants_status_audit(child.audit_level, child.status, child.exception):
                 self._audit(child.id, self._now(), child.status, child.exception)
-            if child.status is Q.CANCELLED:  # its own continuations are cancelled (a chain)
-                self._release(child)
+            if child.status is Q.CANCELLED:  # counts in its batch; cancels its own children
+                released += self._finished(child)
         return released
+
+    def _finished(self, task: QueuedTask) -> int:
+        """A row has just been written with ``task.status``: if terminal, count it once in
+        its batch and workflow and release its continuations (see the protocol)."""
+        status = task.status
+        if not status.is_terminal:
+            return 0
+        released = 0
+        if (task.batch_id or task.workflow_id) and task.id not in self._counted:
+            self._counted.add(task.id)
+            for record_id in (task.batch_id, task.workflow_id):
+                if record_id is not None:
+                    released += self._count_member(record_id, status)
+        if task.id in self._waiting:
+            released += self._release(task.id, status)
+        return released
+
+    def _count_member(self, record_id: uuid.UUID, status: QueuedTaskStatus) -> int:
+        batch = self._batches.get(record_id)
+        if batch is None:
+            return 0
+        if status is Q.COMPLETED:
+            batch.succeeded += 1
+        elif status is Q.FAILED:
+            batch.failed += 1
+        else:
+            batch.cancelled += 1
+        outcome = batch_outcome(batch) if batch.status is BatchStatus.RUNNING else None
+        if outcome is None:
+            return 0
+        batch.status, batch.finished_at_utc = outcome, self._now()
+        return self._release(record_id, outcome.value)
 
     def _count_run(
         self,
@@ -240,6 +282,12 @@ class MemoryTaskStorage:
         self._tasks[row.id] = row
         if row.task_key is not None:
             self._keys[row.task_key] = row.id
+        if row.status is Q.WAITING_PARENT and row.parent_task_id is not None:
+            self._waiting.setdefault(row.parent_task_id, []).append(row.id)
+        if row.batch_id is not None or row.workflow_id is not None:
+            for record_id in (row.batch_id, row.workflow_id):
+                if record_id is not None:
+                    self._members.setdefault(record_id, []).append(row.id)
         if row.status is not Q.WAITING_QUEUE and wants_status_audit(
             row.audit_level, row.status, row.exception
         ):
@@ -340,12 +388,12 @@ class MemoryTaskStorage:
         if task is None:
             return 0
         task.result = result
-        return self._release(task)
+        return self._finished(task)
 
     async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> int:
         """Mark Cancelled; its waiting continuations are cancelled."""
         task = self._transition(task_id, Q.CANCELLED, None, audit_level)
-        return 0 if task is None else self._release(task)
+        return 0 if task is None else self._finished(task)
 
     async def set_cancelled_by_service(
         self, task_id: uuid.UUID, exception: str | None, audit_level: AuditLevel
@@ -363,19 +411,25 @@ class MemoryTaskStorage:
     ) -> int:
         """Generic transition; a terminal status releases the continuations."""
         task = self._transition(task_id, status, exception, audit_level, execution_time_ms)
-        return 0 if task is None else self._release(task)
+        return 0 if task is None else self._finished(task)
 
     # -- continuations ---------------------------------------------------------------------
     async def persist_continuation(self, task: QueuedTask) -> QueuedTaskStatus:
-        """Insert a continuation, released or cancelled at once if its parent finished."""
-        if task.parent_task_id is None:
+        """Insert a continuation, released or cancelled at once if its parent (a task or
+        a batch) finished."""
+        parent_id = task.parent_task_id
+        if parent_id is None:
             raise ValueError("A continuation needs a parent_task_id.")
-        parent = self._tasks.get(task.parent_task_id)
-        if parent is None:
-            raise TaskNotFoundError(task.parent_task_id, "A continuation needs its parent.")
+        parent = self._tasks.get(parent_id)
+        batch = self._batches.get(parent_id)
+        if parent is None and batch is None:
+            raise TaskNotFoundError(parent_id, "A continuation needs its parent.")
         task.status = Q.WAITING_PARENT
         await self.persist(task)
-        self._release(parent)
+        if parent is not None and parent.status.is_terminal:
+            self._release(parent_id, parent.status)
+        elif batch is not None and batch.status is not BatchStatus.RUNNING:
+            self._release(parent_id, batch.status.value)
         return self._tasks[task.id].status
 
     async def released_children(self, parent_id: uuid.UUID) -> list[QueuedTask]:
@@ -387,6 +441,87 @@ class MemoryTaskStorage:
         ]
         rows.sort(key=lambda t: (t.created_at_utc, t.id.int))
         return [t.copy() for t in rows]
+
+    # -- batches (BatchStore) --------------------------------------------------------------
+    async def persist_unit(self, batches: Sequence[TaskBatch], tasks: Sequence[QueuedTask]) -> None:
+        """Insert records and rows together: all or none."""
+        ids = {t.id for t in tasks} | {b.id for b in batches}
+        keys = [t.task_key for t in tasks if t.task_key is not None]
+        if len(ids) < len(tasks) + len(batches) or any(i in self._tasks for i in ids):
+            raise ValueError("A unit holds a task or batch id that already exists.")
+        if any(b.id in self._batches for b in batches):
+            raise ValueError("A unit holds a batch id that already exists.")
+        for key in keys:
+            if key in self._keys or keys.count(key) > 1:
+                raise TaskKeyConflictError(key)
+        for task in tasks:
+            _utc(task.created_at_utc)  # refuse a naive time before changing anything
+        for batch in batches:
+            self._batches[batch.id] = dataclasses.replace(batch)
+        for task in tasks:
+            await self.persist(task)
+
+    async def get_batch(self, batch_id: uuid.UUID) -> TaskBatch | None:
+        """One record, or ``None``."""
+        batch = self._batches.get(batch_id)
+        return None if batch is None else dataclasses.replace(batch)
+
+    async def list_batches(
+        self,
+        *,
+        kinds: Sequence[str] = (),
+        workflow_id: uuid.UUID | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[TaskBatch]:
+        """Records newest first, of ``kinds`` (all when empty) or of one workflow."""
+        wanted = {BatchKind(k) for k in kinds}
+        found = [
+            b
+            for b in self._batches.values()
+            if (not wanted or b.kind in wanted)
+            and (workflow_id is None or b.workflow_id == workflow_id)
+        ]
+        found.sort(key=lambda b: (b.created_at_utc, b.id.int), reverse=True)
+        return [dataclasses.replace(b) for b in found[offset : offset + max(limit, 0)]]
+
+    async def batch_members(self, batch_id: uuid.UUID) -> list[QueuedTask]:
+        """The rows counting in a record, in dispatch order."""
+        rows = [self._tasks[i] for i in self._members.get(batch_id, ()) if i in self._tasks]
+        rows.sort(key=lambda t: (t.created_at_utc, t.id.int))
+        return [t.copy() for t in rows]
+
+    async def cancel_batch(self, batch_id: uuid.UUID) -> list[uuid.UUID] | None:
+        """Cancel a Running record, its unfinished members and its waiting continuations;
+        return the ids of the members it cancelled (see the protocol)."""
+        batch = self._batches.get(batch_id)
+        if batch is None:
+            return None
+        if batch.status is not BatchStatus.RUNNING:
+            return []
+        now = self._now()
+        records = [batch]
+        if batch.kind is BatchKind.WORKFLOW:
+            records += [
+                b
+                for b in self._batches.values()
+                if b.workflow_id == batch_id
+                and b.status is BatchStatus.RUNNING
+                and b.kind is BatchKind.GROUP
+            ]
+        for record in records:
+            record.status, record.finished_at_utc = BatchStatus.CANCELLED, now
+        cancelled: list[uuid.UUID] = []
+        for member_id in list(self._members.get(batch_id, ())):
+            member = self._tasks.get(member_id)
+            if member is None or member.status.is_terminal:
+                continue  # (a cancelled member's continuations may have been cancelled)
+            cancelled.append(member_id)
+            self._transition(member_id, Q.CANCELLED, None, member.audit_level)
+            self._finished(member)
+        for record in records:
+            self._release(record.id, Q.CANCELLED)
+        return cancelled
 
     # -- recurring accounting --------------------------------------------------------------
     async def get_current_run_count(self, task_id: uuid.UUID) -> int:
@@ -431,7 +566,7 @@ class MemoryTaskStorage:
         """Failed and no next run (terminal)."""
         task = self._transition(task_id, Q.FAILED, exception, audit_level, None, True)
         if task is not None:
-            self._release(task)
+            self._finished(task)
 
     async def increment_recovery_failure(self, task_id: uuid.UUID) -> int:
         """Count a failed recovery; return the new count (0 if the row is missing)."""

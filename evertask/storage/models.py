@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 
-from evertask_abstractions import AuditLevel, QueuedTaskStatus
+from evertask_abstractions import AuditLevel, BatchInfo, BatchKind, BatchStatus, QueuedTaskStatus
 
 __all__ = [
     "RECOVERABLE_STATUSES",
@@ -17,9 +17,11 @@ __all__ = [
     "RunsAudit",
     "SortField",
     "StatusAudit",
+    "TaskBatch",
     "TaskExecutionLog",
     "TaskPage",
     "TaskQuery",
+    "batch_outcome",
     "is_real_error",
     "is_recoverable",
     "skip_reason",
@@ -77,10 +79,58 @@ class QueuedTask:
     """A continuation's parent: the row waits (WaitingParent) until the parent finishes."""
     continue_when: str | None = None
     """A continuation's condition: a :class:`~evertask_abstractions.ContinueWhen` name."""
+    batch_id: uuid.UUID | None = None
+    """The batch (or workflow group, or compensation) whose progress this row counts in."""
+    workflow_id: uuid.UUID | None = None
+    """The workflow this row is a step of (its progress counts every step)."""
 
     def copy(self) -> QueuedTask:
         """A detached copy (storages never hand out their internal objects)."""
         return replace(self)
+
+
+@dataclass(slots=True, kw_only=True)
+class TaskBatch:
+    """One batch record (the ``TaskBatches`` table): a batch, a workflow, one of its
+    groups or its compensations, with the progress of its members."""
+
+    id: uuid.UUID
+    kind: BatchKind
+    status: BatchStatus
+    created_at_utc: datetime
+    total: int
+    name: str | None = None
+    workflow_id: uuid.UUID | None = None
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    finished_at_utc: datetime | None = None
+    definition: str | None = None
+    """A saga workflow's compensations (JSON written by the dispatcher), else ``None``."""
+
+    def info(self) -> BatchInfo:
+        """The public view of this record."""
+        return BatchInfo(
+            id=self.id,
+            kind=self.kind,
+            name=self.name,
+            status=self.status,
+            total=self.total,
+            succeeded=self.succeeded,
+            failed=self.failed,
+            cancelled=self.cancelled,
+            created_at_utc=self.created_at_utc,
+            finished_at_utc=self.finished_at_utc,
+            workflow_id=self.workflow_id,
+        )
+
+
+def batch_outcome(batch: TaskBatch) -> BatchStatus | None:
+    """The status a Running batch takes once its counters say every member finished
+    (``None``: not yet)."""
+    if batch.succeeded + batch.failed + batch.cancelled < batch.total:
+        return None
+    return BatchStatus.COMPLETED if batch.succeeded >= batch.total else BatchStatus.FAILED
 
 
 @dataclass(slots=True, kw_only=True)

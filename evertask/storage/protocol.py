@@ -29,6 +29,14 @@ Contract notes:
   Queued without an owner (any worker node may claim them), the others Cancelled with the
   reason. Those writes return how many children became Queued. ``persist_continuation``
   serializes with that release on the parent's row, so a child is released exactly once.
+- Batches (:class:`BatchStore`, docs/workflows.md): a row with ``batch_id`` or
+  ``workflow_id`` counts in those records' progress. The first terminal write of such a
+  row adds it to their counters in the same transaction (once: a second terminal write of
+  the row counts nothing), and the write that makes a record's counters reach its total
+  gives the record its outcome (a compare-and-set on its Running status, so it happens
+  once whichever node writes) and releases the continuations waiting for the record
+  (``parent_task_id`` is the batch id) as a task's terminal write releases its own.
+  Continuations cancelled by a release count as Cancelled members.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from .models import (
     QueuedTask,
     RunsAudit,
     StatusAudit,
+    TaskBatch,
     TaskExecutionLog,
     TaskPage,
     TaskQuery,
@@ -53,6 +62,7 @@ from .models import (
 
 __all__ = [
     "FAST_PATHS_ENV",
+    "BatchStore",
     "ConcurrencySlotStore",
     "NotifyingStorage",
     "PipelinedStorage",
@@ -177,7 +187,9 @@ class TaskStorage(Protocol):
         WaitingParent) in one transaction with a locking read of its parent, and return
         the status it was stored with: WaitingParent while the parent has not finished;
         Queued (without an owner) or Cancelled (with the reason) when the parent had
-        already finished. Raises ``TaskNotFoundError`` when the parent does not exist.
+        already finished. The parent may be a task or, on a :class:`BatchStore`, a batch
+        record (finished: not Running). Raises ``TaskNotFoundError`` when the parent does
+        not exist.
         """
         ...
 
@@ -424,4 +436,44 @@ class ConcurrencySlotStore(Protocol):
 
     async def release_node_slots(self, node_id: uuid.UUID) -> int:
         """Give back every slot ``node_id`` holds; return how many."""
+        ...
+
+
+@runtime_checkable
+class BatchStore(Protocol):
+    """A storage that keeps batches and workflows (the ``TaskBatches`` records)."""
+
+    async def persist_unit(self, batches: Sequence[TaskBatch], tasks: Sequence[QueuedTask]) -> None:
+        """Insert ``batches`` and ``tasks`` in one transaction: all or none. A task's
+        ``parent_task_id`` names a task or a batch of the same unit; the records' totals
+        count their members in ``tasks``."""
+        ...
+
+    async def get_batch(self, batch_id: uuid.UUID) -> TaskBatch | None:
+        """One record, or ``None``."""
+        ...
+
+    async def list_batches(
+        self,
+        *,
+        kinds: Sequence[str] = (),
+        workflow_id: uuid.UUID | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[TaskBatch]:
+        """Records, newest first: of the given kinds (all when empty), or those of one
+        workflow (its groups and compensations)."""
+        ...
+
+    async def batch_members(self, batch_id: uuid.UUID) -> list[QueuedTask]:
+        """The rows counting in a record (a workflow: its steps), in dispatch order."""
+        ...
+
+    async def cancel_batch(self, batch_id: uuid.UUID) -> list[uuid.UUID] | None:
+        """In one transaction: mark a Running record Cancelled (and a workflow's Running
+        groups), write Cancelled on each of its members that has not finished (running
+        ones too, as ``set_cancelled_by_user`` does: their nodes stop them), cancel their
+        waiting continuations and those waiting for the record. Returns the ids of the
+        members it cancelled, an empty list when the record had finished, ``None`` when
+        there is no such record."""
         ...

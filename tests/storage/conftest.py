@@ -142,6 +142,7 @@ async def _empty(storage: SqlTaskStorage) -> None:
             tables.leases,
             tables.paused_queues,
             tables.nodes,
+            tables.batches,
         ):
             await connection.execute(table.delete())
 

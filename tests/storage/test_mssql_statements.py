@@ -347,3 +347,36 @@ def test_workflow_statements_compile_for_sql_server() -> None:
         assert "[EverTask].[QueuedTasks]" in str(named[name].compile(dialect=_dialect())), name
     status = str(named["update_status"].compile(dialect=_dialect()))
     assert "[Result]=coalesce(:result, [EverTask].[QueuedTasks].[Result])" in status
+
+
+def test_batch_statements_compile_for_sql_server() -> None:
+    named = SqlServerTaskStorage(ODBC).statements.named()
+
+    def tsql(name: str) -> str:
+        return str(named[name].compile(dialect=_dialect()))
+
+    # a terminal write's probe: one seek of the row joined to a waiting child, TOP 1
+    probe = tsql("probe_finished")
+    assert probe.startswith("SELECT TOP ") and "[EverTask].[QueuedTasks].[BatchId]" in probe
+    assert "LEFT OUTER JOIN [EverTask].[QueuedTasks] AS w ON w.[ParentTaskId]" in probe
+    assert "FOR UPDATE" not in probe
+    assert tsql("mark_counted").endswith("[BatchCounted] = 0")
+    finish = tsql("finish_batch")
+    assert finish.startswith("UPDATE [EverTask].[TaskBatches] SET [Status]=CASE WHEN")
+    assert "[Succeeded] + [EverTask].[TaskBatches].[Failed]" in finish
+    for name in ("select_batch_for_update", "select_unfinished_batch_members"):
+        assert "WITH (UPDLOCK, ROWLOCK)" in tsql(name), name
+    unfinished = tsql("select_unfinished_workflow_members")
+    assert "[Status] NOT IN ('Cancelled', 'Completed', 'Failed')" in unfinished
+    assert tsql("insert_batch").startswith("INSERT INTO [EverTask].[TaskBatches]")
+
+
+def test_batch_migration_renders_as_tsql(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["sql", "--dialect", "mssql", "--schema", "EverTask"]) == 0
+    out = capsys.readouterr().out
+    assert "CREATE TABLE [EverTask].[TaskBatches]" in out
+    assert "ALTER TABLE [EverTask].[QueuedTasks] ADD [BatchCounted] BIT NOT NULL DEFAULT 0" in out
+    assert (
+        "CREATE INDEX [IX_QueuedTasks_BatchId] ON [EverTask].[QueuedTasks] ([BatchId]) "
+        'WHERE "BatchId" IS NOT NULL' in out
+    )
