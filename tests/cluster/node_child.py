@@ -9,6 +9,8 @@
   ``delay_every`` (every k-th one is delayed by ``delay_s``) and ``work_ms``;
 - ``recurring``: a task key to register ``every(1).seconds()`` (optional);
 - ``cancel``: a file holding a task id to cancel once it exists (optional);
+- ``batch``: ``[first, count]`` Work tasks dispatched as one batch, with a ``Gather``
+  continuation on it (the batch id goes to ``batch-NAME``);
 - ``limited``: ``[first, count]`` Limited tasks (one rate-limit key, 10 starts a second
   cluster-wide) to dispatch once the file ``go`` exists (optional);
 - ``lease_s``, ``heartbeat_s``, ``poll_s``, ``parallelism``.
@@ -17,7 +19,8 @@ It writes ``ready-NAME`` (its node id) once started, ``dispatched-NAME`` (one id
 after each dispatch returned), then runs until SIGTERM (graceful stop, exit 0). Handlers
 append to ``executed-NAME.log``: ``work N`` when a Work task finishes, ``tick ISO-TIME`` per
 recurring run, ``long-start ID`` / ``long-stopped ID`` for the cancellable task,
-``limited N START END`` (POSIX seconds) per Limited task.
+``limited N START END`` (POSIX seconds) per Limited task, ``gather BATCH COUNT SUM`` when
+the continuation of a batch runs (the number and the sum of the members' results).
 """
 
 from __future__ import annotations
@@ -69,9 +72,24 @@ class WorkHandler(EverTaskHandler[Work]):
         super().__init__()
         self.executed = executed
 
-    async def handle(self, task: Work, cancellation: CancellationToken) -> None:
+    async def handle(self, task: Work, cancellation: CancellationToken) -> int:
         await asyncio.sleep(task.ms / 1000)
         self.executed.write(f"work {task.n} {datetime.now(UTC).isoformat()}")
+        return task.n
+
+
+class Gather(EverTask, task_name="cluster.Gather"):
+    pass
+
+
+class GatherHandler(EverTaskHandler[Gather]):
+    def __init__(self, executed: Journal) -> None:
+        super().__init__()
+        self.executed = executed
+
+    async def handle(self, task: Gather, cancellation: CancellationToken) -> None:
+        values = await self.parent_results(int)
+        self.executed.write(f"gather {self.parent_task_id} {len(values)} {sum(values)}")
 
 
 class Beat(EverTask, task_name="cluster.Beat"):
@@ -127,7 +145,7 @@ class LongHandler(EverTaskHandler[Long]):
 
 
 def configure(o: EverTaskOptions) -> None:
-    o.register_handler(WorkHandler, BeatHandler, LongHandler, LimitedHandler)
+    o.register_handler(WorkHandler, BeatHandler, LongHandler, LimitedHandler, GatherHandler)
     o.set_lease_duration(timedelta(seconds=SPEC.get("lease_s", 3.0)))
     o.set_heartbeat_interval(timedelta(seconds=SPEC.get("heartbeat_s", 0.5)))
     o.set_cluster_poll_interval(timedelta(seconds=SPEC.get("poll_s", 0.2)))
@@ -185,6 +203,13 @@ async def main() -> None:
                 when = delay if every and n % every == 0 else None
                 tid = await host.dispatcher.dispatch(Work(n=n, ms=SPEC.get("work_ms", 2)), when)
                 dispatched.write(f"{n} {tid}")
+        if "batch" in SPEC:  # a batch of Work tasks and a Gather continuation on it
+            first, count = SPEC["batch"]
+            batch_id = await host.dispatcher.dispatch_batch(
+                [Work(n=n, ms=SPEC.get("work_ms", 2)) for n in range(first, first + count)]
+            )
+            await host.dispatcher.dispatch(Gather(), after=batch_id)
+            (directory / f"batch-{name}").write_text(str(batch_id))
         if "limited" in SPEC:
             while not (directory / "go").exists():
                 await asyncio.sleep(0.01)

@@ -8,6 +8,8 @@ MODE ``slow``: dispatch slow tasks and wait; stopped gracefully by SIGTERM.
 MODE ``parent``: dispatch a parent task and its continuation; the process SIGKILLs itself
 right after the commit of the parent's Completed write (which released the continuation),
 before anything could run it. ``drain`` then runs the continuation.
+MODE ``fan_in``: the same with a batch of 50 and a continuation on the batch: the kill
+follows the commit of the member's write that finished the batch.
 Handlers append to ``executed.log`` (one line per execution, flushed).
 """
 
@@ -119,11 +121,29 @@ class ChildHandler(EverTaskHandler[Child]):
         self.executed.write(f"child {task.label} {self.parent_task_id} {value}")
 
 
+class Gather(EverTask):
+    label: str
+
+
+class GatherHandler(EverTaskHandler[Gather]):
+    def __init__(self, executed: Journal) -> None:
+        super().__init__()
+        self.executed = executed
+
+    async def handle(self, task: Gather, cancellation: CancellationToken) -> None:
+        values = await self.parent_results(int)
+        self.executed.write(
+            f"gather {task.label} {self.parent_task_id} {len(values)} {sum(values)}"
+        )
+
+
 def build(directory: str, backend: str):  # type: ignore[no-untyped-def]
     builder = add_evertask(
         Container(),
         lambda o: (
-            o.register_handler(WorkHandler, TickHandler, SlowHandler, ParentHandler, ChildHandler)
+            o.register_handler(
+                WorkHandler, TickHandler, SlowHandler, ParentHandler, ChildHandler, GatherHandler
+            )
             .set_shutdown_grace_period(0.5)
             # a killed host's tasks move to the next host once its lease ends
             .set_lease_duration(timedelta(seconds=2))
@@ -202,9 +222,31 @@ async def parent(directory: str, backend: str) -> None:
         await asyncio.sleep(30)  # killed long before
 
 
+async def fan_in(directory: str, backend: str) -> None:
+    """A batch of 50 and a continuation on it: the process SIGKILLs itself right after the
+    commit of the write that finished the batch (and released the continuation)."""
+    host = build(directory, backend)
+    async with host:
+        storage = host.storage
+        complete = storage.set_completed
+
+        async def completed_then_killed(task_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+            released = await complete(task_id, *args, **kwargs)  # committed
+            if released:
+                Path(directory, "released").write_text(str(released))
+                os.kill(os.getpid(), signal.SIGKILL)
+            return released
+
+        storage.set_completed = completed_then_killed
+        batch_id = await host.dispatcher.dispatch_batch([Parent(n=n) for n in range(50)])
+        child_id = await host.dispatcher.dispatch(Gather(label="g1"), after=batch_id)
+        Path(directory, "ids").write_text(f"{batch_id} {child_id}")
+        PARENT_GO.set()
+        await asyncio.sleep(30)  # killed long before
+
+
 if __name__ == "__main__":
     mode, directory, backend = sys.argv[1], sys.argv[2], sys.argv[3]
     started = time.monotonic()
-    asyncio.run(
-        {"load": load, "drain": drain, "slow": slow, "parent": parent}[mode](directory, backend)
-    )
+    modes = {"load": load, "drain": drain, "slow": slow, "parent": parent, "fan_in": fan_in}
+    asyncio.run(modes[mode](directory, backend))

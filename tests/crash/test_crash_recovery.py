@@ -235,3 +235,40 @@ def test_sigkill_after_parent_completion_runs_continuation_once(
     assert lines.count(f"child c1 {parent_id} 70") == 1, lines
     assert lines.count("parent 7") == 1, lines
     assert child_id
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_sigkill_after_a_batch_finished_runs_its_continuation_once(
+    tmp_path: Path, backend: str
+) -> None:
+    """The write of a batch's last member finishes the batch and releases the continuation
+    on it in the same transaction; the process is SIGKILLed right after that commit. The
+    next host runs the continuation exactly once, with the 50 members' results."""
+    _prepare(tmp_path, backend)
+    proc = _spawn("fan_in", tmp_path, backend)
+    try:
+        assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stdout.read() if proc.stdout else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    batch_id, child_id = (tmp_path / "ids").read_text().split()
+    assert (tmp_path / "released").read_text() == "1"
+    executed = tmp_path / "executed.log"
+    assert sorted(_lines(executed)) == sorted(f"parent {n}" for n in range(50))
+    drain = _spawn("drain", tmp_path, backend)
+    try:
+        _wait_file(tmp_path / "drain-started", drain)
+        deadline = time.monotonic() + 30
+        while not any(line.startswith("gather") for line in _lines(executed)):
+            assert drain.poll() is None, drain.stdout.read() if drain.stdout else ""
+            assert time.monotonic() < deadline, "the continuation did not run after restart"
+            time.sleep(0.02)
+        (tmp_path / "stop").write_text("1")
+        drain.wait(timeout=30)
+    finally:
+        if drain.poll() is None:
+            drain.kill()
+    lines = _lines(executed)
+    # 50 results, n * 10 each: sum(range(50)) * 10
+    assert lines.count(f"gather g1 {batch_id} 50 12250") == 1, lines
+    assert len(lines) == 51 and child_id
