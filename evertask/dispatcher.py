@@ -8,9 +8,9 @@ import logging
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from evertask_abstractions import (
     AuditLevel,
@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger("evertask.dispatcher")
+
+_T = TypeVar("_T")
 
 _MAX_KEY_LENGTH = 200
 _RETRIED_FROM: contextvars.ContextVar[uuid.UUID | None] = contextvars.ContextVar(
@@ -182,12 +184,21 @@ class Dispatcher:
 
         Returns the task id once its row is committed (see ``TaskDispatcher.dispatch``).
         """
+        if (self._observers or self.publish_dispatched) and _SCOPES.get() is None:
+            return await self._observed(
+                lambda: self.dispatch(
+                    task,
+                    when,
+                    task_key=task_key,
+                    audit_level=audit_level,
+                    after=after,
+                    continue_when=continue_when,
+                )
+            )
         if after is not None:
             return await self._dispatch_continuation(
                 task, when, task_key, audit_level, after, ContinueWhen(continue_when)
             )
-        if (self._observers or self.publish_dispatched) and _SCOPES.get() is None:
-            return await self._dispatch_observed(task, when, task_key, audit_level)
         if not self._lifecycle.accepting:
             raise HostNotRunningError(
                 "The EverTask host is not running; start it first (`async with host:` or "
@@ -268,21 +279,20 @@ class Dispatcher:
             site[1],
         )
 
-    async def _dispatch_observed(
-        self, task: EverTask, when: When, task_key: str | None, audit_level: AuditLevel | None
-    ) -> uuid.UUID:
-        """:meth:`dispatch` with observer scopes collected, finished once it returns."""
+    async def _observed(self, dispatch: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``dispatch`` with the observers' scopes collected, each finished once it
+        returned (or failed)."""
         scopes: list[DispatchScope] = []
         reset = _SCOPES.set(scopes)
         try:
-            tid = await self.dispatch(task, when, task_key=task_key, audit_level=audit_level)
+            result = await dispatch()
         except BaseException as exc:
             _finish_scopes(scopes, exc)
             raise
         finally:
             _SCOPES.reset(reset)
         _finish_scopes(scopes, None)
-        return tid
+        return result
 
     def _observe(self, run: TaskRun, kind: str) -> None:
         scopes = _SCOPES.get()
@@ -606,7 +616,24 @@ class Dispatcher:
                 "or a SQL storage); this host has "
                 + ("none." if storage is None else f"{type(storage).__qualname__}.")
             )
-        return UnitBuilder(batches, self._registry, self._queue_name, self._clock.now())
+        now = self._clock.now()
+
+        def make_row(task: EverTask, level: AuditLevel, kind: str) -> QueuedTask:
+            descriptor = self._registry.for_task(task)
+            run = self._make_run(uuid7(), task, descriptor, level, None, None, None, 0, kind)
+            run.handler = None  # resolved when it runs
+            return self._make_row(run, QueuedTaskStatus.QUEUED, now)
+
+        def describe(task: EverTask) -> dict[str, str]:  # a compensation, stored for later
+            descriptor = self._registry.for_task(task)
+            return {
+                "type": descriptor.task_type_name,
+                "request": dump_task(task),
+                "handler": descriptor.handler_type_name,
+                "queue": self._queue_name(descriptor, False),
+            }
+
+        return UnitBuilder(batches, make_row, describe, now)
 
     def _level(self, audit_level: AuditLevel | None) -> AuditLevel:
         return self._options.default_audit_level if audit_level is None else AuditLevel(audit_level)
@@ -624,6 +651,10 @@ class Dispatcher:
         after=batch_id, continue_when=...)`` (Succeeded: every member completed; Failed:
         one did not; Finished: either). A continuation reads the members' results with
         ``parent_results``."""
+        if (self._observers or self.publish_dispatched) and _SCOPES.get() is None:
+            return await self._observed(
+                lambda: self.dispatch_batch(tasks, name=name, audit_level=audit_level)
+            )
         units = self._units()
         unit = units.batch(list(tasks), name, self._level(audit_level))
         await units.storage.persist_unit(unit.batches, unit.tasks)
@@ -635,6 +666,10 @@ class Dispatcher:
     ) -> uuid.UUID:
         """Dispatch every step of ``workflow`` in one transaction; returns the workflow id
         (a batch id: :meth:`get_batch`, :meth:`cancel_batch` and ``after=`` take it)."""
+        if (self._observers or self.publish_dispatched) and _SCOPES.get() is None:
+            return await self._observed(
+                lambda: self.dispatch_workflow(workflow, audit_level=audit_level)
+            )
         units = self._units()
         unit = units.workflow(workflow, self._level(audit_level))
         await units.storage.persist_unit(unit.batches, unit.tasks)

@@ -41,7 +41,7 @@ from evertask_abstractions import (
 )
 
 from .ids import uuid7
-from .registry import HandlerDescriptor, HandlerRegistry, dump_task, handler_type_name
+from .registry import HandlerDescriptor, handler_type_name
 from .storage.models import QueuedTask, TaskBatch
 from .storage.protocol import BatchStore, TaskStorage
 
@@ -168,48 +168,40 @@ class UnitBuilder:
     def __init__(
         self,
         storage: BatchStore,
-        registry: HandlerRegistry,
-        queue_name: Callable[[HandlerDescriptor, bool], str],
+        make_row: Callable[[EverTask, AuditLevel, str], QueuedTask],
+        describe: Callable[[EverTask], dict[str, str]],
         now: datetime,
     ) -> None:
         self.storage = storage
-        self._registry = registry
-        self._queue_name = queue_name
+        self._make_row = make_row
+        self._describe = describe
         self._now = now
 
     def row(
         self,
         task: EverTask,
         level: AuditLevel,
+        kind: str,
         *,
         parent: uuid.UUID | None = None,
         when: ContinueWhen = ContinueWhen.SUCCEEDED,
         batch_id: uuid.UUID | None = None,
         workflow_id: uuid.UUID | None = None,
-        task_id: uuid.UUID | None = None,
     ) -> QueuedTask:
-        """One row: Queued without an owner (any worker node's claim takes it), or
-        WaitingParent for ``parent`` (a task or a batch of the same unit)."""
+        """One row, built as the dispatcher builds any (``kind``: what observers see):
+        Queued without an owner (any worker node's claim takes it), or WaitingParent for
+        ``parent`` (a task or a batch of the same unit)."""
         if not isinstance(task, EverTask):
             raise ConfigurationError(
                 f"Batches and workflows take EverTask instances, got {type(task).__qualname__}."
             )
-        descriptor = self._registry.for_task(task)
-        return QueuedTask(
-            id=task_id or uuid7(),
-            type=descriptor.task_type_name,
-            request=dump_task(task),
-            handler=descriptor.handler_type_name,
-            status=Q.QUEUED if parent is None else Q.WAITING_PARENT,
-            created_at_utc=self._now,
-            queue_name=self._queue_name(descriptor, False),
-            audit_level=level,
-            owner_node=None,
-            parent_task_id=parent,
-            continue_when=None if parent is None else when.value,
-            batch_id=batch_id,
-            workflow_id=workflow_id,
-        )
+        row = self._make_row(task, level, kind)
+        row.owner_node = None
+        if parent is not None:
+            row.status = Q.WAITING_PARENT
+            row.parent_task_id, row.continue_when = parent, when.value
+        row.batch_id, row.workflow_id = batch_id, workflow_id
+        return row
 
     def _record(
         self,
@@ -237,7 +229,7 @@ class UnitBuilder:
         if name is not None and len(name) > 200:
             raise ConfigurationError("A batch name is at most 200 characters.")
         record = self._record(BatchKind.BATCH, len(tasks), name=name)
-        rows = [self.row(t, level, batch_id=record.id) for t in tasks]
+        rows = [self.row(t, level, "batch", batch_id=record.id) for t in tasks]
         return Unit(record.id, [record], rows)
 
     def workflow(self, workflow: Workflow, level: AuditLevel) -> Unit:
@@ -267,19 +259,14 @@ class UnitBuilder:
                 row = self.row(
                     step.task,
                     level,
+                    "workflow",
                     parent=previous,
                     batch_id=None if group is None else group.id,
                     workflow_id=wid,
                 )
                 unit.tasks.append(row)
                 if step.compensate is not None:
-                    undo = self.row(step.compensate, level)
-                    compensations[str(row.id)] = {
-                        "type": undo.type,
-                        "request": undo.request,
-                        "handler": undo.handler,
-                        "queue": undo.queue_name,
-                    }
+                    compensations[str(row.id)] = self._describe(step.compensate)
             previous = unit.tasks[-1].id if group is None else group.id
         if compensations:
             record.definition = json.dumps({"compensations": compensations})
@@ -287,6 +274,7 @@ class UnitBuilder:
                 self.row(
                     CompensateWorkflow(workflow_id=wid),
                     level,
+                    "workflow",
                     parent=wid,
                     when=ContinueWhen.FAILED,
                 )

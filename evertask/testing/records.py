@@ -27,7 +27,8 @@ class DispatchedTask:
     """The manual clock's time of the dispatch."""
     kind: str
     """``"immediate"``, ``"delayed"`` (a ``timedelta``), ``"scheduled"`` (an instant, or a
-    one-shot schedule) or ``"recurring"``."""
+    one-shot schedule), ``"recurring"``, ``"continuation"`` (``after=``), ``"batch"`` (a
+    member of ``dispatch_batch``) or ``"workflow"`` (a step of ``dispatch_workflow``)."""
     scheduled_for: datetime | None
     """When it was set to run (the first occurrence of a recurring task); ``None``: at once."""
     schedule: str | None = None

@@ -245,3 +245,23 @@ def test_missing_api_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "evertask.telemetry.observer", None)
     with pytest.raises(ConfigurationError, match="pip install opentelemetry-api"):
         add_opentelemetry(object())  # type: ignore[type-var]
+
+
+async def test_continuations_and_batch_members_get_ended_publish_spans_linked_to_their_runs(
+    otel: Otel,
+) -> None:
+    host, _ = build_host(ALL, builder=otel.install)
+    d = host.dispatcher
+    async with host:
+        parent = await d.dispatch(Job(n=1))
+        child = await d.dispatch(Job(n=2), after=parent)
+        batch = await d.dispatch_batch([Job(n=3), Job(n=4)])
+        members = [m.id for m in await host.storage.batch_members(batch)]  # type: ignore[union-attr]
+        for tid in (child, *members):
+            await wait_status(host, tid, COMPLETED)
+    publish = otel.spans("default publish")
+    process = otel.spans("default process")
+    for tid in (child, *members):
+        (sent,) = by_id(publish, tid)  # ended (exported), once
+        (ran,) = by_id(process, tid)
+        assert ran.parent.span_id == sent.context.span_id

@@ -127,3 +127,27 @@ async def test_a_failed_dispatch_is_not_recorded(
         await host.dispatch(app.Report(name="second"))
     [record] = host.assert_dispatched(app.Report)
     assert record.task == app.Report(name="first") and record.queue_name == "reports"
+
+
+async def test_batches_workflows_and_continuations_are_recorded_with_their_kind(
+    host: EverTaskTestHost,
+) -> None:
+    from evertask_abstractions import Workflow
+
+    first = await host.dispatch(app.SendEmail(to="a@x"))
+    await host.dispatcher.dispatch(app.SendEmail(to="after@x"), after=first)
+    await host.dispatcher.dispatch_batch([app.SendEmail(to="b1@x"), app.SendEmail(to="b2@x")])
+    await host.dispatcher.dispatch_workflow(
+        Workflow().then(app.SendEmail(to="w1@x")).then(app.SendEmail(to="w2@x"))
+    )
+    kinds = {d.task.to: d.kind for d in host.dispatched_of(app.SendEmail)}
+    assert kinds == {
+        "a@x": "immediate",
+        "after@x": "continuation",
+        "b1@x": "batch",
+        "b2@x": "batch",
+        "w1@x": "workflow",
+        "w2@x": "workflow",
+    }
+    await host.run_until_idle()
+    assert sorted(to for to, _ in host.container.mailer().sent) == sorted(kinds)
