@@ -51,7 +51,8 @@ class RetentionPolicy:
     - ``max_execution_logs_per_task``: keep only the newest N logs of each task.
     - ``delete_completed_tasks_after_retention``: delete one-shot Completed tasks, with
       their audits and logs, once they finished before the longest of the audit and log
-      windows (without a log window, tasks that own logs are kept, with their logs).
+      windows (without a log window, tasks that own logs are kept, with their logs), and
+      the batch and workflow records that finished before it.
     - ``batch_size``: most rows one batch walks (each batch is its own transaction).
     - ``batch_seconds``: the time a batch aims at (``None``: the storage's own, 5 ms on
       SQLite, whose single writer the batches share with task writes, 50 ms elsewhere);
@@ -163,6 +164,8 @@ class RetentionResult:
     runs_audits: int = 0
     execution_logs: int = 0
     tasks: int = 0
+    batches: int = 0
+    """Finished batch and workflow records (deleted with the tasks, on the same window)."""
     skipped: bool = False
 
     @property
@@ -273,6 +276,9 @@ async def apply_retention(
         result.tasks = await walk(
             lambda after, take: TaskBatchOp(after, take, tasks_cutoff, keep_logged),
             (_EPOCH, _NO_ID),
+        )
+        result.batches = int(
+            await run(DeleteBatchOp("delete_finished_batches", {"cutoff": tasks_cutoff}))
         )
     error_days = policy.error_audit_retention_days
     for table, days, attribute in (

@@ -140,6 +140,11 @@ def retention_statements(tables: TaskTables) -> dict[str, Any]:
         .order_by(c.CreatedAtUtc, c.Id)
         .limit(_int("take")),
         "delete_completed_tasks": delete(t).where(*finished),
+        # finished batch and workflow records (a handful: one statement)
+        "delete_finished_batches": delete(tables.batches).where(
+            tables.batches.c.Status != "Running",
+            tables.batches.c.FinishedAtUtc < _ts("cutoff"),
+        ),
         # the same, keeping tasks that own logs (no log window: logs are kept forever)
         "delete_completed_tasks_without_logs": delete(t).where(
             *finished, ~exists().where(lg.c.TaskId == c.Id)

@@ -16,7 +16,12 @@ from evertask.storage import TaskExecutionLog, TaskQuery
 from evertask_abstractions import AuditLevel, ConfigurationError, QueuedTaskStatus
 from evertask_storage_efcore_like import RetentionComponent, RetentionPolicy, SqlTaskStorage
 from evertask_storage_efcore_like.retention import apply_retention
-from evertask_storage_efcore_like.retention_ops import AuditBatchOp, Batch, TaskBatchOp
+from evertask_storage_efcore_like.retention_ops import (
+    AuditBatchOp,
+    Batch,
+    DeleteBatchOp,
+    TaskBatchOp,
+)
 from evertask_storage_efcore_like.storage import RETENTION_LEASE
 from evertask_storage_sqlite import SqliteTaskStorage
 
@@ -129,6 +134,39 @@ async def test_cleanup_deletes_finished_one_shots_without_history(
     assert await sql_storage.get(rows["failed"].id) is not None  # not Completed
     assert await sql_storage.get(rows["series"].id) is not None  # recurring
     assert await sql_storage.get(rows["fresh"].id) is not None  # recent
+
+
+async def test_cleanup_deletes_batch_records_finished_before_the_task_window(
+    sql_storage: SqlTaskStorage, clock: Clock
+) -> None:
+    from evertask.storage import TaskBatch
+    from evertask_abstractions import BatchKind, BatchStatus
+
+    def record(status: BatchStatus, finished_days_ago: float | None) -> TaskBatch:
+        finished = (
+            None if finished_days_ago is None else clock.now - timedelta(days=finished_days_ago)
+        )
+        return TaskBatch(
+            id=uuid7(),
+            kind=BatchKind.BATCH,
+            status=status,
+            created_at_utc=clock.now - timedelta(days=40),
+            total=1,
+            finished_at_utc=finished,
+        )
+
+    old = record(BatchStatus.COMPLETED, 30)
+    recent = record(BatchStatus.FAILED, 1)
+    running = record(BatchStatus.RUNNING, None)
+    await sql_storage.persist_unit([old, recent, running], [])
+    policy = RetentionPolicy.with_uniform_retention(7, delete_completed_tasks=True)
+    result = await sql_storage.cleanup(policy)
+    assert result.batches == 1
+    assert await sql_storage.get_batch(old.id) is None
+    assert await sql_storage.get_batch(recent.id) is not None
+    assert await sql_storage.get_batch(running.id) is not None
+    # without task deletion, records are kept
+    assert (await sql_storage.cleanup(RetentionPolicy.with_uniform_retention(0.5))).batches == 0
 
 
 async def test_cleanup_keeps_completed_tasks_that_still_own_logs(
@@ -292,7 +330,9 @@ async def test_batches_size_themselves_and_rest() -> None:
     sleeps: list[float] = []
     takes: list[int] = []
 
-    async def run(op: Any) -> Batch:
+    async def run(op: Any) -> Batch | int:
+        if isinstance(op, DeleteBatchOp):
+            return 0  # (the finished batch records: none)
         if not isinstance(op, TaskBatchOp):
             return Batch(0, 0, op.after, True)  # (the audit walk: nothing to do)
         takes.append(op.take)
