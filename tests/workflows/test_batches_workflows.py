@@ -296,6 +296,10 @@ async def test_saga_compensates_completed_steps_in_reverse(kind: str, tmp_path: 
             BatchStatus.FAILED,
         )
         assert ("work", "never") not in probe.calls
+        # the compensating task running again (its node died mid-run) adds nothing
+        assert await d.compensate_workflow(wid) == comp.id
+        assert len(await host.storage.batch_members(comp.id)) == 3
+        assert [c[1] for c in probe.calls if c[0] == "undo"] == ["ship", "charge", "reserve"]
 
 
 async def test_saga_that_succeeds_runs_no_compensation(kind: str, tmp_path: Path) -> None:
