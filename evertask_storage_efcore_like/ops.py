@@ -196,24 +196,14 @@ def release_steps(
     return released
 
 
-Probe = tuple[uuid.UUID | None, uuid.UUID | None, bool, Any]
-"""What :func:`finish_steps` needs of a row (``probe_finished``): its batch, its workflow,
-whether it was counted, and a waiting child's id (``None``: none)."""
-
-
-def finish_steps(
-    task_id: uuid.UUID, status: str, ts: datetime, probe: Probe | None = None
-) -> StepGen:
+def finish_steps(task_id: uuid.UUID, status: str, ts: datetime) -> StepGen:
     """What follows a row's terminal write in the same transaction: the first one counts
     the row in its batch and workflow (finishing them when it is their last member), and
-    its waiting continuations are released. ``probe``: the row's ``probe_finished`` values,
-    when the caller read them already. Returns how many rows became Queued."""
-    if probe is None:
-        found = yield Step("probe_finished", {"id": task_id}, StepMode.ROWS)
-        if not found:
-            return 0
-        probe = found[0]
-    batch_id, workflow_id, counted, child = probe
+    its waiting continuations are released. Returns how many rows became Queued."""
+    found = yield Step("probe_finished", {"id": task_id}, StepMode.ROWS)
+    if not found:
+        return 0
+    batch_id, workflow_id, counted, child = found[0]
     released = 0
     member = (batch_id is not None or workflow_id is not None) and not counted
     if member and (yield Step("mark_counted", {"id": task_id})):

@@ -43,6 +43,7 @@ from .sql import (
     QUEUED,
     TRANSITION,
     TRANSITION_FOUND,
+    TRANSITION_MEMBER,
     PostgresSql,
 )
 
@@ -214,23 +215,23 @@ class PostgresExecutor:
                     outcomes[i] = 0
                     releasing.append((i, op))
             if releasing:
-                # one statement finds the rows with more to do (rare: members of a batch,
-                # parents with waiting continuations); a new statement sees every child
-                # committed before this batch locked its parent, and a child dispatched
-                # later waits for that lock, then finds its parent finished and releases
-                # itself
-                probes = {
-                    row[0]: (row[1], row[2], row[3], row[4])
+                # one statement finds the parents with waiting continuations (rare); a new
+                # statement sees every child committed before this batch locked its parent,
+                # and a child dispatched later waits for that lock, then finds its parent
+                # finished and releases itself. Those and the uncounted members of a batch
+                # (the batch statement said which) finish in the same transaction
+                waiting = {
+                    row[0]
                     for row in await pg.fetch(
-                        self._sql.finished_probes, [op.task_id for _, op in releasing]
+                        self._sql.parents_with_waiting_children,
+                        [op.task_id for _, op in releasing],
                     )
                 }
                 for i, op in releasing:
-                    probe = probes.get(op.task_id)
-                    if probe is not None:
+                    if op.task_id in waiting or (TRANSITION_MEMBER, op.task_id) in found:
                         assert op.release is not None
                         outcomes[i] = await drive_async(
-                            finish_steps(op.task_id, op.status, op.release, probe),
+                            finish_steps(op.task_id, op.status, op.release),
                             self._step_runner(pg),
                         )
             for i, qop in queued:

@@ -43,6 +43,8 @@ TRANSITION_FOUND = 1
 """Result kind: a transition's row exists."""
 QUEUED = 2
 """Result kind: a compare-and-set moved the row to Queued."""
+TRANSITION_MEMBER = 3
+"""Result kind: a transition's row counts in a batch or workflow and was not counted yet."""
 
 
 PERSIST, TRANSITION, COMPARE_AND_SET, LOGS, AUDITS, PRIOR = 1, 2, 4, 8, 16, 32
@@ -69,8 +71,8 @@ class PostgresSql:
     time, result); compare-and-sets (id, now, audit time, owner: NULL or the node that must own
     the row); logs (id, task id, time, level,
     message, exception, sequence). It returns ``(kind, id)`` rows, kind
-    :data:`TRANSITION_FOUND` or :data:`QUEUED`. Statements hold only the parts a batch
-    needs (the audit inserts only with ``AUDITS``).
+    :data:`TRANSITION_FOUND`, :data:`TRANSITION_MEMBER` or :data:`QUEUED`. Statements hold
+    only the parts a batch needs (the audit inserts only with ``AUDITS``).
     """
 
     def __init__(self, tables: TaskTables, dialect: Dialect | None = None) -> None:
@@ -89,21 +91,12 @@ class PostgresSql:
             )
         )
         self._cache: dict[int, str] = {}
-        waiting = (
-            f'FROM {self._tasks} w WHERE w."ParentTaskId" = q."Id" '
-            "AND w.\"Status\" = 'WaitingParent'"
+        self.parents_with_waiting_children = (
+            f'SELECT DISTINCT "ParentTaskId" FROM {self._tasks} '
+            'WHERE "ParentTaskId" = ANY($1::uuid[]) AND "Status" = \'WaitingParent\''
         )
-        self.finished_probes = (
-            f'SELECT q."Id", q."BatchId", q."WorkflowId", q."BatchCounted", '
-            f'(SELECT w."Id" {waiting} LIMIT 1) FROM {self._tasks} q '
-            'WHERE q."Id" = ANY($1::uuid[]) AND ((NOT q."BatchCounted" AND '
-            '(q."BatchId" IS NOT NULL OR q."WorkflowId" IS NOT NULL)) '
-            f"OR EXISTS (SELECT 1 {waiting}))"
-        )
-        """Of the rows ``$1`` just written terminal, those with more to do in the same
-        transaction (``ops.finish_steps``): uncounted members of a batch or workflow, and
-        parents with waiting continuations (a seek of the partial index of rows with a
-        parent, per row); each with its ``probe_finished`` values."""
+        """Which of the parents ``$1`` have continuations waiting for them (a seek of the
+        partial index of rows with a parent, per parent)."""
 
     def batch(self, parts: int) -> str:
         """The statement made of ``parts`` (a combination of the flags with a write part)."""
@@ -152,7 +145,8 @@ class PostgresSql:
                 '"ExecutionTimeMs" = COALESCE(t.ms, q."ExecutionTimeMs"), '
                 '"NextRunUtc" = CASE WHEN t.clear_next THEN NULL ELSE q."NextRunUtc" END, '
                 '"Result" = COALESCE(t.result, q."Result") '
-                'FROM t WHERE q."Id" = t.id RETURNING q."Id"'
+                'FROM t WHERE q."Id" = t.id RETURNING q."Id", (NOT q."BatchCounted" AND '
+                '(q."BatchId" IS NOT NULL OR q."WorkflowId" IS NOT NULL)) AS member'
                 + (", t.status, t.exc, t.audit_ts" if audited else "")
                 + (", t.prior_ts" if prior else "")
                 + ")",
@@ -174,6 +168,7 @@ class PostgresSql:
                     "WHERE u.audit_ts IS NOT NULL)"
                 )
             results.append(f'SELECT {TRANSITION_FOUND}, "Id" FROM t_upd')
+            results.append(f'SELECT {TRANSITION_MEMBER}, "Id" FROM t_upd WHERE member')
         if parts & COMPARE_AND_SET:
             ctes += [
                 a.unnest(
