@@ -369,7 +369,12 @@ class Dispatcher:
 
     async def retry(self, task_id: uuid.UUID) -> uuid.UUID:
         """Run a Failed or Cancelled task again: a new dispatch of the same payload, on the
-        same queue and audit level, whose row records ``retried_from=task_id``."""
+        same queue and audit level, whose row records ``retried_from=task_id``.
+
+        A member of a batch or a workflow runs again in place instead (the same id): its
+        batch counts it anew and the steps its failure skipped wait for it again, so the
+        workflow goes on (docs/workflows.md); ``ValueError`` when its batch was cancelled
+        or its saga failed."""
         storage = self._storage
         if storage is None:
             raise HostNotRunningError("Retrying a stored task needs a storage.")
@@ -381,6 +386,10 @@ class Dispatcher:
                 f"Task {task_id} is {row.status.value}; only Failed or Cancelled tasks can be "
                 "retried."
             )
+        batches = self._batches()
+        if batches is not None and await batches.retry_member(task_id):
+            self._wake_claim(task_id)
+            return task_id
         descriptor, task = self._registry.load_task(row.type, row.request)
         if not self._lifecycle.accepting:
             raise HostNotRunningError("The EverTask host is not running; start it first.")

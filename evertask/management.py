@@ -21,7 +21,7 @@ from .cluster import NOTICE_CANCEL, NOTICE_WORK
 from .ids import uuid7
 from .options import DEFAULT_QUEUE, RECURRING_QUEUE
 from .storage.models import QueuedTask
-from .storage.protocol import NotifyingStorage, TaskStorage
+from .storage.protocol import BatchStore, NotifyingStorage, TaskStorage
 
 __all__ = [
     "TaskStateError",
@@ -92,7 +92,8 @@ async def cancel_stored_task(storage: TaskStorage, task_id: uuid.UUID) -> Queued
 
 async def retry_stored_task(storage: TaskStorage, task_id: uuid.UUID) -> uuid.UUID:
     """Store a Failed or Cancelled task's payload again as a new, unowned Queued task (a
-    worker node claims it); return the new id.
+    worker node claims it); return the new id. A member of a batch or workflow is requeued
+    in place instead (``BatchStore.retry_member``; the same id is returned).
 
     The payload is copied as stored: a node that cannot load its type marks the new row
     Failed with the reason (as it does for any stored row).
@@ -108,6 +109,15 @@ async def retry_stored_task(storage: TaskStorage, task_id: uuid.UUID) -> uuid.UU
         raise TaskStateError(
             f"Task {task_id} is {row.status.value}; only Failed or Cancelled tasks can be retried."
         )
+    found: object = storage
+    if isinstance(found, BatchStore) and (row.batch_id or row.workflow_id):
+        try:
+            retried = await found.retry_member(task_id)
+        except ValueError as exc:
+            raise TaskStateError(str(exc)) from exc
+        if retried:  # in place: its batch or workflow goes on
+            await _notify(storage, NOTICE_WORK)
+            return task_id
     # a retry is one run: a recurring task's occurrence queue becomes the one-shot default
     queue = row.queue_name
     if row.is_recurring and queue == RECURRING_QUEUE:

@@ -22,10 +22,17 @@ from evertask.storage.models import (
     QueuedTask,
     TaskBatch,
     TaskExecutionLog,
+    member_retry_refusal,
     skip_reason,
     wants_status_audit,
 )
-from evertask_abstractions import BatchKind, ContinueWhen, QueuedTaskStatus, TaskNotFoundError
+from evertask_abstractions import (
+    BatchKind,
+    BatchStatus,
+    ContinueWhen,
+    QueuedTaskStatus,
+    TaskNotFoundError,
+)
 
 from .rows import batch_params
 
@@ -38,6 +45,7 @@ __all__ = [
     "PersistUnitOp",
     "RecoveryCounterOp",
     "RemoveOp",
+    "RetryMemberOp",
     "RunOp",
     "RunsAuditMode",
     "SaveLogsOp",
@@ -402,6 +410,79 @@ class CancelBatchOp(Op):
         for record_id in records:
             yield from release_steps(record_id, _CANCELLED, ts)
         return cancelled
+
+
+@dataclass(slots=True, frozen=True)
+class RetryMemberOp(Op):
+    """Requeue a Failed or Cancelled batch member in place (``BatchStore.retry_member``):
+    ``True``; ``False`` when the row is not a member; a ``ValueError`` with the reason
+    when it cannot be retried in place."""
+
+    task_id: uuid.UUID
+    ts: datetime
+
+    several_writes: ClassVar[bool] = True
+
+    def target_id(self) -> uuid.UUID:
+        return self.task_id
+
+    def steps(self) -> StepGen:
+        tid, ts = self.task_id, self.ts
+        found = yield Step("select_member_for_update", {"id": tid}, StepMode.ROWS)
+        if not found:
+            return False
+        status, batch_id, workflow_id, counted, level = found[0]
+        if batch_id is None and workflow_id is None:
+            return False
+        records = []
+        for record_id in (batch_id, workflow_id):
+            if record_id is not None:
+                rows = yield Step("select_batch_for_update", {"id": record_id}, StepMode.ROWS)
+                if rows:
+                    record_status, kind, saga = rows[0]
+                    records.append((str(kind), record_id, str(record_status), bool(saga)))
+        refusal = member_retry_refusal(tid, str(status), records)
+        if refusal is not None:
+            return ValueError(refusal)
+        yield Step("requeue_member", {"id": tid})
+        if (level or 0) == 0:
+            yield _status_audit(tid, ts, _QUEUED)
+        if counted:
+            for _, record_id, record_status, _ in records:
+                yield from uncount_steps(record_id, str(status), record_status, ts)
+        yield from revive_steps(tid, str(status), ts)
+        return True
+
+
+def uncount_steps(record_id: Any, member_status: str, record_status: str, ts: datetime) -> StepGen:
+    """A member that ended ``member_status`` no longer counts in a record; a finished
+    record is Running again and the continuations its end skipped wait again."""
+    params = {
+        "id": record_id,
+        "f": int(member_status == _FAILED),
+        "c": int(member_status == _CANCELLED),
+    }
+    yield Step("uncount_member", params)
+    if record_status != BatchStatus.RUNNING.value:
+        yield from revive_steps(record_id, record_status, ts)
+
+
+def revive_steps(parent_id: Any, parent_status: str, ts: datetime) -> StepGen:
+    """The continuations that ``parent_id`` ending ``parent_status`` skipped (cancelled
+    with :func:`skip_reason`) wait for it again, and those their cancellation skipped."""
+    params = {"id": parent_id, "reason": skip_reason(parent_id, parent_status)}
+    rows = yield Step("select_skipped_for_revive", params, StepMode.ROWS)
+    for child_id, batch_id, workflow_id, counted, level in rows:
+        yield Step("revive_child", {"id": child_id})
+        if (level or 0) == 0:
+            yield _status_audit(child_id, ts, QueuedTaskStatus.WAITING_PARENT.value)
+        if counted:
+            for record_id in (batch_id, workflow_id):
+                if record_id is not None:
+                    found = yield Step("select_batch_for_update", {"id": record_id}, StepMode.ROWS)
+                    if found:
+                        yield from uncount_steps(record_id, _CANCELLED, str(found[0][0]), ts)
+        yield from revive_steps(child_id, _CANCELLED, ts)
 
 
 @dataclass(slots=True, frozen=True)

@@ -450,9 +450,10 @@ class Statements:
             )
         )
         self.select_batch_status: Select[Any] = select(b.Status).where(by_id)
-        # the locking read that orders a continuation's insert with a batch's finish
+        # the locking read that orders a continuation's insert with a batch's finish (and
+        # a member's retry with it: with its kind and whether it is a saga)
         self.select_batch_for_update: Select[Any] = (
-            select(b.Status)
+            select(b.Status, b.Kind, b.Definition.is_not(None))
             .where(by_id)
             .with_for_update()
             .with_hint(bt, "WITH (UPDLOCK, ROWLOCK)", "mssql")
@@ -466,6 +467,47 @@ class Statements:
         )
         self.select_running_groups: Select[Any] = select(b.Id).where(
             b.WorkflowId == _id(), running, b.Kind == BatchKind.GROUP.value
+        )
+        # a member's retry in place: the row, its records' counts, the skipped continuations
+        self.select_member_for_update: Select[Any] = (
+            select(c.Status, c.BatchId, c.WorkflowId, c.BatchCounted, c.AuditLevel)
+            .where(c.Id == _id())
+            .with_for_update()
+            .with_hint(t, "WITH (UPDLOCK, ROWLOCK)", "mssql")
+        )
+        self.requeue_member: Update = (
+            update(t)
+            .where(c.Id == _id())
+            .values(
+                Status=QueuedTaskStatus.QUEUED.value,
+                Exception=None,
+                OwnerNode=None,
+                BatchCounted=False,
+            )
+        )
+        self.uncount_member: Update = (
+            update(bt)
+            .where(by_id)
+            .values(
+                Failed=b.Failed - bindparam("f", type_=Integer()),
+                Cancelled=b.Cancelled - bindparam("c", type_=Integer()),
+                Status=BatchStatus.RUNNING.value,
+                FinishedAtUtc=None,
+            )
+        )
+        self.select_skipped_for_revive: Select[Any] = select(
+            c.Id, c.BatchId, c.WorkflowId, c.BatchCounted, c.AuditLevel
+        ).where(
+            c.ParentTaskId == _id(),
+            c.Status == QueuedTaskStatus.CANCELLED.value,
+            c.Exception == _text("reason"),
+        )
+        self.revive_child: Update = (
+            update(t)
+            .where(c.Id == _id())
+            .values(
+                Status=QueuedTaskStatus.WAITING_PARENT.value, Exception=None, BatchCounted=False
+            )
         )
         unfinished = c.Status.not_in(
             [literal_column(f"'{s.value}'") for s in QueuedTaskStatus if s.is_terminal]

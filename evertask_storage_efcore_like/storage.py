@@ -56,6 +56,7 @@ from .ops import (
     PersistUnitOp,
     RecoveryCounterOp,
     RemoveOp,
+    RetryMemberOp,
     RunOp,
     RunsAuditMode,
     SaveLogsOp,
@@ -557,6 +558,11 @@ class SqlTaskStorage:
             else st.select_batch_members
         )
         return [to_task(r) for r in await self._rows(statement, {"id": batch_id})]
+
+    async def retry_member(self, task_id: uuid.UUID) -> bool:
+        """Requeue a Failed or Cancelled batch member in place (see the protocol)."""
+        outcome = await self._submit(RetryMemberOp(task_id, self._now()))
+        return bool(outcome)
 
     async def cancel_batch(self, batch_id: uuid.UUID) -> list[uuid.UUID] | None:
         """Cancel a record, its unfinished members and its continuations (see the protocol)."""

@@ -40,6 +40,7 @@ from .models import (
     TaskQuery,
     batch_outcome,
     is_recoverable,
+    member_retry_refusal,
     skip_reason,
     wants_runs_audit,
     wants_status_audit,
@@ -522,6 +523,63 @@ class MemoryTaskStorage:
         for record in records:
             self._release(record.id, Q.CANCELLED)
         return cancelled
+
+    async def retry_member(self, task_id: uuid.UUID) -> bool:
+        """Requeue a Failed or Cancelled member in place (see the protocol)."""
+        task = self._tasks.get(task_id)
+        if task is None or (task.batch_id is None and task.workflow_id is None):
+            return False
+        records = [
+            self._batches[r] for r in (task.batch_id, task.workflow_id) if r in self._batches
+        ]
+        refusal = member_retry_refusal(
+            task.id,
+            task.status.value,
+            [(r.kind.value, r.id, r.status.value, bool(r.definition)) for r in records],
+        )
+        if refusal is not None:
+            raise ValueError(refusal)
+        counted = task.id in self._counted
+        self._counted.discard(task.id)
+        old = task.status
+        task.status, task.exception, task.owner_node = Q.QUEUED, None, None
+        if wants_status_audit(task.audit_level, Q.QUEUED, None):
+            self._audit(task.id, self._now(), Q.QUEUED, None)
+        if counted:
+            for record in records:
+                self._uncount(record, old)
+        self._revive(task.id, old.value)
+        return True
+
+    def _uncount(self, record: TaskBatch, status: QueuedTaskStatus) -> None:
+        if status is Q.FAILED:
+            record.failed -= 1
+        else:
+            record.cancelled -= 1
+        if record.status is not BatchStatus.RUNNING:
+            finished = record.status
+            record.status, record.finished_at_utc = BatchStatus.RUNNING, None
+            self._revive(record.id, finished.value)
+
+    def _revive(self, parent_id: uuid.UUID, parent_status: str) -> None:
+        """The continuations that ``parent_id`` ending ``parent_status`` skipped wait again
+        (and those their cancellation skipped, and the records they finished)."""
+        reason = skip_reason(parent_id, parent_status)
+        for child in list(self._tasks.values()):
+            if child.parent_task_id != parent_id or child.status is not Q.CANCELLED:
+                continue
+            if child.exception != reason:
+                continue
+            child.status, child.exception = Q.WAITING_PARENT, None
+            self._waiting.setdefault(parent_id, []).append(child.id)
+            if wants_status_audit(child.audit_level, Q.WAITING_PARENT, None):
+                self._audit(child.id, self._now(), Q.WAITING_PARENT, None)
+            if child.id in self._counted:
+                self._counted.discard(child.id)
+                for record_id in (child.batch_id, child.workflow_id):
+                    if record_id in self._batches:
+                        self._uncount(self._batches[record_id], Q.CANCELLED)
+            self._revive(child.id, Q.CANCELLED.value)
 
     # -- recurring accounting --------------------------------------------------------------
     async def get_current_run_count(self, task_id: uuid.UUID) -> int:

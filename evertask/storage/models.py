@@ -24,6 +24,7 @@ __all__ = [
     "batch_outcome",
     "is_real_error",
     "is_recoverable",
+    "member_retry_refusal",
     "skip_reason",
 ]
 
@@ -168,10 +169,30 @@ def is_recoverable(task: QueuedTask, now: datetime) -> bool:
     )
 
 
-def skip_reason(parent_id: uuid.UUID, parent_status: QueuedTaskStatus | str) -> str:
+def member_retry_refusal(
+    task_id: uuid.UUID, status: str, records: list[tuple[str, uuid.UUID, str, bool]]
+) -> str | None:
+    """Why a batch member cannot be requeued in place (``None``: it can): ``status`` is
+    its status, ``records`` its batch and workflow as (kind, id, status, is a saga)."""
+    if status not in (QueuedTaskStatus.FAILED.value, QueuedTaskStatus.CANCELLED.value):
+        return f"Task {task_id} is {status}; only Failed or Cancelled tasks can be retried."
+    for kind, record_id, record_status, saga in records:
+        name = f"{kind.lower()} {record_id}"
+        if record_status == BatchStatus.CANCELLED.value:
+            return f"The {name} was cancelled; its tasks are not retried in place."
+        if saga and record_status == BatchStatus.FAILED.value:
+            return (
+                f"The {name} failed and its compensations were dispatched; a saga is not "
+                "retried in place once it has failed."
+            )
+    return None
+
+
+def skip_reason(parent_id: uuid.UUID | str, parent_status: QueuedTaskStatus | str) -> str:
     """The Exception text of a continuation cancelled because its parent ended otherwise
-    than its condition asks (or was cancelled)."""
-    return f"Skipped: parent task {parent_id} ended {parent_status}."
+    than its condition asks (or was cancelled); ``parent_id`` may be a driver's raw value
+    (the text is the same for any spelling of the id)."""
+    return f"Skipped: parent task {uuid.UUID(str(parent_id))} ended {parent_status}."
 
 
 def is_real_error(status: QueuedTaskStatus, exception: str | None) -> bool:

@@ -469,6 +469,17 @@ class BatchStore(Protocol):
         """The rows counting in a record (a workflow: its steps), in dispatch order."""
         ...
 
+    async def retry_member(self, task_id: uuid.UUID) -> bool:
+        """Requeue a Failed or Cancelled member of a batch or workflow in place, in one
+        transaction: the row becomes Queued without an owner, its records stop counting it
+        (a finished record is Running again), and the continuations its end skipped wait
+        again (transitively, with those skipped by the records it had finished). ``False``
+        when the row is not a member (retry it as a new task); ``ValueError`` (with the
+        reason) when it is a member that cannot be retried in place: not Failed or
+        Cancelled, its batch was cancelled, or its saga failed (compensations dispatched).
+        """
+        ...
+
     async def cancel_batch(self, batch_id: uuid.UUID) -> list[uuid.UUID] | None:
         """In one transaction: mark a Running record Cancelled (and a workflow's Running
         groups), write Cancelled on each of its members that has not finished (running

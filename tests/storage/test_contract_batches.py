@@ -255,3 +255,92 @@ async def test_concurrent_last_members_finish_the_batch_once(
     assert sum(released) == 1
     loaded = await batches.get_batch(batch.id)
     assert loaded is not None and (loaded.succeeded, loaded.status) == (40, BatchStatus.COMPLETED)
+
+
+async def test_retry_member_in_place_revives_what_its_failure_skipped(
+    storage: TaskStorage, clock: Clock
+) -> None:
+    """A workflow: a -> group(b1, b2) -> c. b2 fails: c is skipped, the group and the
+    workflow fail. Retrying b2 in place makes every record Running again and c waits."""
+    batches = store(storage)
+    wf = record(clock, 4, BatchKind.WORKFLOW)
+    group = record(clock, 2, BatchKind.GROUP, workflow_id=wf.id)
+    a = row(clock.now, status=Q.QUEUED, workflow_id=wf.id)
+    b1, b2 = (
+        row(
+            clock.now,
+            status=Q.WAITING_PARENT,
+            parent_task_id=a.id,
+            continue_when="Succeeded",
+            batch_id=group.id,
+            workflow_id=wf.id,
+        )
+        for _ in range(2)
+    )
+    c = row(
+        clock.now,
+        status=Q.WAITING_PARENT,
+        parent_task_id=group.id,
+        continue_when="Succeeded",
+        workflow_id=wf.id,
+    )
+    on_failure = row(
+        clock.now, status=Q.WAITING_PARENT, parent_task_id=wf.id, continue_when="Failed"
+    )
+    await batches.persist_unit([wf, group], [a, b1, b2, c, on_failure])
+    assert await finish(storage, a.id, Q.COMPLETED) == 2
+    await finish(storage, b1.id, Q.COMPLETED)
+    assert await finish(storage, b2.id, Q.FAILED) == 1  # on_failure released
+    got = await storage.get(c.id)
+    assert got is not None and got.status is Q.CANCELLED
+    w = await batches.get_batch(wf.id)
+    assert w is not None and (w.status, w.succeeded, w.failed, w.cancelled) == (
+        BatchStatus.FAILED,
+        2,
+        1,
+        1,
+    )
+
+    assert await batches.retry_member(b2.id) is True
+    got = await storage.get(b2.id)
+    assert got is not None and (got.status, got.owner_node, got.exception) == (Q.QUEUED, None, None)
+    got = await storage.get(c.id)
+    assert got is not None and (got.status, got.exception) == (Q.WAITING_PARENT, None)
+    w, g = await batches.get_batch(wf.id), await batches.get_batch(group.id)
+    assert w is not None and (w.status, w.succeeded, w.failed, w.cancelled) == (
+        BatchStatus.RUNNING,
+        2,
+        0,
+        0,
+    )
+    assert g is not None and (g.status, g.succeeded, g.failed) == (BatchStatus.RUNNING, 1, 0)
+    # the retried member completes: the workflow goes on and completes; the failure
+    # continuation, released earlier, is not released twice
+    assert await finish(storage, b2.id, Q.COMPLETED) == 1  # c
+    assert await finish(storage, c.id, Q.COMPLETED) == 0
+    w = await batches.get_batch(wf.id)
+    assert w is not None and (w.status, w.succeeded) == (BatchStatus.COMPLETED, 4)
+    # not a member: retried as a new task by the caller; a member still running: refused
+    loose = row(clock.now, status=Q.FAILED)
+    await storage.persist(loose)
+    assert await batches.retry_member(loose.id) is False
+    with pytest.raises(ValueError, match="only Failed or Cancelled"):
+        await batches.retry_member(c.id)
+
+
+async def test_retry_member_refuses_a_cancelled_batch_and_a_failed_saga(
+    storage: TaskStorage, clock: Clock
+) -> None:
+    batches = store(storage)
+    batch = record(clock, 2)
+    rows = members(clock, batch, 2)
+    await batches.persist_unit([batch], rows)
+    await batches.cancel_batch(batch.id)
+    with pytest.raises(ValueError, match="was cancelled"):
+        await batches.retry_member(rows[0].id)
+    saga = record(clock, 1, BatchKind.WORKFLOW, definition='{"compensations": {}}')
+    step = row(clock.now, status=Q.QUEUED, workflow_id=saga.id)
+    await batches.persist_unit([saga], [step])
+    await finish(storage, step.id, Q.FAILED)
+    with pytest.raises(ValueError, match="saga"):
+        await batches.retry_member(step.id)

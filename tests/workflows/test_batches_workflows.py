@@ -31,6 +31,7 @@ class Work(EverTask):
     name: str
     value: int = 0
     fail: bool = False
+    fail_once: bool = False
     gate: str | None = None
 
 
@@ -44,9 +45,15 @@ class WorkHandler(EverTaskHandler[Work]):
         self.probe.record("work", task.name)
         if task.gate is not None:
             await self.probe.gate(task.gate).wait()
-        if task.fail:
+        if task.fail or (
+            task.fail_once and self.probe.count("work") and _runs(self.probe, task) == 1
+        ):
             raise RuntimeError(f"{task.name} failed")
         return task.value
+
+
+def _runs(probe: Probe, task: Work) -> int:
+    return sum(1 for c in probe.calls if c == ("work", task.name))
 
 
 class Collect(EverTask):
@@ -330,3 +337,45 @@ async def test_bad_input_is_refused(kind: str, tmp_path: Path) -> None:
         with pytest.raises(ConfigurationError, match="at least one step"):
             Workflow().group()
         assert await host.storage.list_batches() == []
+
+
+async def test_retrying_a_failed_step_resumes_the_workflow(kind: str, tmp_path: Path) -> None:
+    host, probe = _host(kind, tmp_path)
+    d = host.dispatcher
+    async with host:
+        wf = (
+            Workflow("retry")
+            .then(Work(name="a", value=1))
+            .group(Work(name="b1", value=2), Work(name="b2", value=3, fail_once=True))
+            .then(Collect(name="after-group"))
+        )
+        wid = await d.dispatch_workflow(wf)
+        info = await _batch_done(host, wid)
+        assert (info.status, info.failed, info.cancelled) == (BatchStatus.FAILED, 1, 1)
+        members = await host.storage.batch_members(wid)
+        failed = next(m.id for m in members if m.status is Q.FAILED)
+        assert await d.retry(failed) == failed  # in place: the same task
+        info = await _batch_done(host, wid)
+        assert (info.status, info.succeeded) == (BatchStatus.COMPLETED, 4)
+        groups = await host.storage.list_batches(workflow_id=wid)
+        assert [c for c in probe.calls if c[0] == "collect"] == [
+            ("collect", "after-group", groups[0].id, [2, 3])
+        ]
+
+
+async def test_management_retry_of_a_batch_member_is_in_place(tmp_path: Path) -> None:
+    """The command line's and other processes' retry (SQLite: the host's poll finds it)."""
+    from evertask.management import TaskStateError, retry_stored_task
+
+    host, probe = _host("sqlite", tmp_path)
+    d = host.dispatcher
+    async with host:
+        batch = await d.dispatch_batch([Work(name="x", fail_once=True), Work(name="y")])
+        after = await d.dispatch(Collect(name="all"), after=batch)
+        await _batch_done(host, batch)
+        failed = next(m.id for m in await host.storage.batch_members(batch) if m.status is Q.FAILED)
+        assert await retry_stored_task(host.storage, failed) == failed
+        await wait_status(host, after, Q.COMPLETED)
+        assert ("collect", "all", batch, [0, 0]) in probe.calls
+        with pytest.raises(TaskStateError, match="only Failed or Cancelled"):
+            await retry_stored_task(host.storage, failed)
