@@ -378,21 +378,23 @@ class CancelBatchOp(Op):
 
     def steps(self) -> StepGen:
         bid, ts = self.batch_id, self.ts
-        found = yield Step("select_batch_for_update", {"id": bid}, StepMode.ROWS)
-        if not found:
-            return None
-        if not (yield Step("cancel_batch_record", {"id": bid, "ts": ts})):
-            return []
         record = yield Step("select_batch", {"id": bid}, StepMode.ROWS)
+        if not record:
+            return None
+        workflow = record[0][1] == BatchKind.WORKFLOW.value
+        members = f"select_unfinished_{'workflow' if workflow else 'batch'}_members"
+        # the members first, then the record: the order a member's terminal write locks
+        # them in (its row, then its records), so the two never wait for each other
+        unfinished = yield Step(members, {"id": bid}, StepMode.ROWS)
+        if not (yield Step("cancel_batch_record", {"id": bid, "ts": ts})):
+            return []  # it had finished
         records = [bid]
-        members = "select_unfinished_batch_members"
-        if record and record[0][1] == BatchKind.WORKFLOW.value:
-            members = "select_unfinished_workflow_members"
+        if workflow:
             for (group_id,) in (yield Step("select_running_groups", {"id": bid}, StepMode.ROWS)):
                 yield Step("cancel_batch_record", {"id": group_id, "ts": ts})
                 records.append(group_id)
         cancelled: list[uuid.UUID] = []
-        for member_id, level in (yield Step(members, {"id": bid}, StepMode.ROWS)):
+        for member_id, level in unfinished:
             params = {
                 "id": member_id,
                 "status": _CANCELLED,

@@ -344,3 +344,30 @@ async def test_retry_member_refuses_a_cancelled_batch_and_a_failed_saga(
     await finish(storage, step.id, Q.FAILED)
     with pytest.raises(ValueError, match="saga"):
         await batches.retry_member(step.id)
+
+
+async def test_cancel_racing_finishing_members_counts_each_member_once(
+    storage: TaskStorage, clock: Clock
+) -> None:
+    batches = store(storage)
+    batch = record(clock, 30)
+    rows = members(clock, batch, 30)
+    await batches.persist_unit([batch], rows)
+    results = await asyncio.gather(
+        *(finish(storage, r.id, Q.COMPLETED) for r in rows[:20]),
+        batches.cancel_batch(batch.id),
+        *(finish(storage, r.id, Q.COMPLETED) for r in rows[20:]),
+    )
+    cancelled = results[20]
+    assert isinstance(cancelled, list)
+    loaded = await batches.get_batch(batch.id)
+    assert loaded is not None
+    assert loaded.succeeded + loaded.cancelled == 30 and loaded.failed == 0
+    assert loaded.cancelled == len(cancelled)
+    assert loaded.status in (BatchStatus.CANCELLED, BatchStatus.COMPLETED)
+    for r in rows:
+        got = await storage.get(r.id)
+        assert got is not None
+        # a member cancelled before its completion write ends Completed over it (as a
+        # task's completion overwrites a cancel), but counts once, as Cancelled
+        assert got.status in (Q.CANCELLED, Q.COMPLETED)
