@@ -199,7 +199,9 @@ async def test_cancel_a_running_workflow(fresh: Monitored) -> None:
     api, host = fresh.api, fresh.host
     gate = f"wf-{uuid.uuid4()}"
     flow = await host.dispatcher.dispatch_workflow(
-        Workflow("held").then(tasks.Stage(name="first", gate=gate)).then(tasks.Stage(name="next"))
+        Workflow("held")
+        .then(tasks.Stage(name="first", gate=gate), compensate=tasks.Undo(name="first"))
+        .then(tasks.Stage(name="next"))
     )
     running = await api.json(f"/batches/{flow}")
     assert running["status"] == "Running" and running["canCancel"] is True
@@ -219,6 +221,10 @@ async def test_cancel_a_running_workflow(fresh: Monitored) -> None:
     detail = await api.json(f"/batches/{flow}")
     assert detail["status"] == "Cancelled" and detail["canCancel"] is False
     assert detail["cancelled"] == 2 and detail["pending"] == 0
+    # a cancelled saga compensates nothing: its compensating task waits for a failure
+    [compensate] = detail["continuations"]
+    assert compensate["shortType"] == "CompensateWorkflow" and compensate["status"] == "Cancelled"
+    assert detail["compensations"] == []
 
     again = await api.post(f"/batches/{flow}/cancel")
     assert again.status_code == 409 and "is Cancelled" in again.json()["message"]
