@@ -193,7 +193,8 @@ class ChargeCardHandler(EverTaskHandler[ChargeCard]):
         self._stats = stats
 
     async def handle(self, task: ChargeCard, cancellation: CancellationToken) -> str:
-        reserved = await self.parent_result(dict[str, int])  # the ReserveStock step's result
+        # the result of the step before (ReserveStock), typed
+        reserved: dict[str, int] = await self.parent_result(dict[str, int])
         if task.decline:
             raise PermissionError(f"the card was declined for order {task.order_id}")
         self.logger.info("Charged %d cents for %d items", task.amount_cents, reserved["reserved"])
