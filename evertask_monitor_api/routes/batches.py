@@ -124,8 +124,8 @@ async def batch_detail(context: Context, batch_id: uuid.UUID) -> BatchDetailDto:
             )
     return BatchDetailDto(
         **BatchDto.of(record, writable).model_dump(),
-        members=[BatchMemberDto.of(m, writable, undo.get(str(m.id))) for m in members][
-            :MAX_MEMBERS
+        members=[
+            BatchMemberDto.of(m, writable, undo.get(str(m.id))) for m in members[:MAX_MEMBERS]
         ],
         member_count=len(members),
         member_limit=MAX_MEMBERS,
