@@ -7,7 +7,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from evertask_abstractions import ContinueWhen, QueuedTaskStatus, Step, Workflow
+from evertask_monitor_api.routes import batches
 
 from . import tasks
 from .conftest import Monitored
@@ -276,3 +279,15 @@ async def test_batches_need_a_token(memory: Monitored) -> None:
         response = await client.request(method, f"/evertask-monitoring/api{path}")
         assert response.status_code == 401, (method, path)
         assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_a_large_record_returns_its_first_members_and_says_how_many(
+    memory: Monitored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batches, "MAX_MEMBERS", 2)
+    batch = await memory.host.dispatcher.dispatch_batch(
+        [tasks.Stage(name=f"m{i}", value=i) for i in range(3)]
+    )
+    detail = await _finished(memory.api, batch)
+    assert (detail["memberCount"], detail["memberLimit"], len(detail["members"])) == (3, 2, 2)
+    assert detail["total"] == 3 and detail["succeeded"] == 3
