@@ -12,6 +12,7 @@ from dependency_injector import providers
 
 from evertask_abstractions import ConfigurationError, QueueFullBehavior, TaskDispatcher
 
+from .compensation import CompensateWorkflowHandler
 from .di import HandlerFactoryBuilder
 from .engine import Engine
 from .host import EverTaskHost, HostComponent
@@ -22,7 +23,6 @@ from .queues import QueueManager
 from .registry import HandlerRegistry
 from .storage.memory import MemoryTaskStorage
 from .storage.protocol import TaskStorage
-from .workflows import CompensateWorkflowHandler
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -29,13 +29,10 @@ from evertask_abstractions import (
     AuditLevel,
     BatchKind,
     BatchStatus,
-    CancellationToken,
     ConfigurationError,
     ContinueWhen,
     EverTask,
-    EverTaskHandler,
     QueuedTaskStatus,
-    TaskDispatcher,
     TaskResultError,
     Workflow,
 )
@@ -45,12 +42,8 @@ from .registry import HandlerDescriptor, handler_type_name
 from .storage.models import QueuedTask, TaskBatch
 from .storage.protocol import BatchStore, TaskStorage
 
-if TYPE_CHECKING:
-    from .dispatcher import Dispatcher
-
 __all__ = [
     "CompensateWorkflow",
-    "CompensateWorkflowHandler",
     "Unit",
     "UnitBuilder",
     "read_parent",
@@ -320,20 +313,7 @@ class UnitBuilder:
 
 
 class CompensateWorkflow(EverTask, task_name="evertask.CompensateWorkflow"):
-    """EverTask's own task: compensate a failed saga (dispatched with the workflow)."""
+    """EverTask's own task: compensate a failed saga (dispatched with the workflow; run by
+    :class:`evertask.compensation.CompensateWorkflowHandler`)."""
 
     workflow_id: uuid.UUID
-
-
-class CompensateWorkflowHandler(EverTaskHandler[CompensateWorkflow]):
-    """Dispatches the compensations of the failed workflow's completed steps, in reverse
-    order, in one transaction and once (a second run finds them); its result is their
-    batch id (``None``: no completed step had a compensation)."""
-
-    def __init__(self, dispatcher: TaskDispatcher) -> None:
-        self._dispatcher = dispatcher
-
-    async def handle(self, task: CompensateWorkflow, cancellation: CancellationToken) -> str | None:
-        dispatcher: Dispatcher = self._dispatcher  # type: ignore[assignment]
-        batch_id = await dispatcher.compensate_workflow(task.workflow_id)
-        return None if batch_id is None else str(batch_id)

@@ -19,7 +19,7 @@ from . import ui, websocket
 from .access import AccessControlMiddleware
 from .context import MonitorContext
 from .limits import AUTH_PREFIX, BodyLimitMiddleware, relative_path, safe_text, validation_response
-from .routes import auth, config, dashboard, nodes, queues, ratelimits, statistics, tasks
+from .routes import auth, batches, config, dashboard, nodes, queues, ratelimits, statistics, tasks
 from .routes.config import package_version
 from .routes.deps import CONTEXT_KEY
 
@@ -74,7 +74,7 @@ def build_app(context: MonitorContext, **fastapi_options: Any) -> FastAPI:
     )
     setattr(app.state, CONTEXT_KEY, context)
     api = APIRouter(prefix="/api")
-    for module in (auth, config, tasks, dashboard, queues, nodes, ratelimits, statistics):
+    for module in (auth, config, tasks, batches, dashboard, queues, nodes, ratelimits, statistics):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(websocket.router)

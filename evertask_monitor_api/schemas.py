@@ -11,18 +11,26 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from evertask import management
 from evertask.storage.models import (
     NodeInfo,
     QueuedTask,
     RunsAudit,
     SortField,
     StatusAudit,
+    TaskBatch,
     TaskExecutionLog,
 )
 from evertask.throttling import ParkedTask
-from evertask_abstractions import QueuedTaskStatus, RateLimitPolicy
+from evertask_abstractions import BatchKind, BatchStatus, QueuedTaskStatus, RateLimitPolicy
 
 __all__ = [
+    "BatchActionResponse",
+    "BatchDetailDto",
+    "BatchDto",
+    "BatchMemberDto",
+    "BatchRecordDto",
+    "BatchesPageResponse",
     "ConfigResponse",
     "CountsResponse",
     "ExecutionLogDto",
@@ -59,6 +67,9 @@ __all__ = [
     "TimeBucketDto",
     "TokenValidationResponse",
     "ValidateRequest",
+    "WorkflowStageDto",
+    "decode_result",
+    "exception_summary",
     "short_type_name",
 ]
 
@@ -297,9 +308,16 @@ class TaskDetailDto(TaskListItem):
     result: Any = None
     """The JSON result its handler returned (decoded), once Completed; ``None``: none."""
     parent_task_id: uuid.UUID | None = None
-    """A continuation's parent task (docs/workflows.md)."""
+    """A continuation's parent: a task, or a batch record (docs/workflows.md)."""
+    parent_kind: str | None = None
+    """What the parent is: ``Task``, or a record's kind (``Batch``, ``Workflow``, ``Group``,
+    ``Compensation``); ``None`` without a parent."""
     continue_when: str | None = None
     """A continuation's condition: Succeeded, Failed or Finished."""
+    batch_id: uuid.UUID | None = None
+    """The batch, workflow group or compensation record the task counts in."""
+    workflow_id: uuid.UUID | None = None
+    """The workflow the task is a step of."""
 
     @classmethod
     def build(
@@ -311,6 +329,7 @@ class TaskDetailDto(TaskListItem):
         can_cancel: bool,
         can_retry: bool,
         throttled_until: datetime | None = None,
+        parent_kind: str | None = None,
     ) -> TaskDetailDto:
         """From a row, its audits and what the caller may do with it."""
         return cls(
@@ -326,10 +345,36 @@ class TaskDetailDto(TaskListItem):
             can_cancel=can_cancel,
             can_retry=can_retry,
             throttled_until=throttled_until,
-            result=None if row.result is None else json.loads(row.result),
+            result=decode_result(row.result),
             parent_task_id=row.parent_task_id,
+            parent_kind=parent_kind,
             continue_when=row.continue_when,
+            batch_id=row.batch_id,
+            workflow_id=row.workflow_id,
         )
+
+
+def decode_result(text: str | None) -> Any:
+    """A stored result as JSON (``None``: none; text that is not JSON comes back as text)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+EXCEPTION_SUMMARY_CHARS = 300
+
+
+def exception_summary(text: str | None) -> str | None:
+    """The first line of a stored exception (``"module.Type: message"``), shortened."""
+    if not text:
+        return None
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    if len(line) > EXCEPTION_SUMMARY_CHARS:
+        line = line[: EXCEPTION_SUMMARY_CHARS - 1] + "…"
+    return line
 
 
 class ExecutionLogDto(Dto):
@@ -645,6 +690,153 @@ class RateLimitsDto(Dto):
     keys: list[ParkedKeyDto] = []
     handlers: list[ThrottledHandlerDto] = []
     adaptive: AdaptiveThrottlingDto = AdaptiveThrottlingDto(enabled=False)
+
+
+# -- batches and workflows ---------------------------------------------------------------
+class BatchDto(Dto):
+    """A batch, a workflow, one of a workflow's groups or its compensations, with the
+    progress of its members (``pending`` = not finished yet)."""
+
+    id: uuid.UUID
+    kind: BatchKind
+    name: str | None = None
+    status: BatchStatus
+    total: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    pending: int
+    created_at_utc: datetime
+    finished_at_utc: datetime | None = None
+    workflow_id: uuid.UUID | None = None
+    """The workflow a group or a compensation record belongs to."""
+    can_cancel: bool
+    """Running, and the monitor may manage (not read-only)."""
+
+    @classmethod
+    def of(cls, batch: TaskBatch, writable: bool) -> BatchDto:
+        """From a storage record."""
+        return cls(**_batch_fields(batch, writable))
+
+
+def _batch_fields(batch: TaskBatch, writable: bool) -> dict[str, Any]:
+    return {
+        "id": batch.id,
+        "kind": batch.kind,
+        "name": batch.name,
+        "status": batch.status,
+        "total": batch.total,
+        "succeeded": batch.succeeded,
+        "failed": batch.failed,
+        "cancelled": batch.cancelled,
+        "pending": max(batch.total - batch.succeeded - batch.failed - batch.cancelled, 0),
+        "created_at_utc": batch.created_at_utc,
+        "finished_at_utc": batch.finished_at_utc,
+        "workflow_id": batch.workflow_id,
+        "can_cancel": writable and batch.status is BatchStatus.RUNNING,
+    }
+
+
+class BatchesPageResponse(Dto):
+    """One page of records, newest first; ``hasMore``: a next page exists."""
+
+    items: list[BatchDto]
+    page: int
+    page_size: int
+    has_more: bool
+
+
+class BatchMemberDto(Dto):
+    """A task of a batch or a workflow (or a continuation waiting for one)."""
+
+    id: uuid.UUID
+    type: str
+    short_type: str
+    status: QueuedTaskStatus
+    queue_name: str
+    created_at_utc: datetime
+    last_execution_utc: datetime | None = None
+    execution_time_ms: float
+    result: Any = None
+    """The JSON result its handler returned (decoded), once Completed; ``None``: none."""
+    exception_summary: str | None = None
+    """The first line of its exception (the task's page has all of it)."""
+    parent_task_id: uuid.UUID | None = None
+    continue_when: str | None = None
+    batch_id: uuid.UUID | None = None
+    workflow_id: uuid.UUID | None = None
+    retried_from: uuid.UUID | None = None
+    compensation: str | None = None
+    """A saga step's compensating task type (short name), else ``None``."""
+    can_cancel: bool
+    can_retry: bool
+
+    @classmethod
+    def of(cls, row: QueuedTask, writable: bool, compensation: str | None = None) -> BatchMemberDto:
+        """From a storage row; ``writable``: the monitor may manage."""
+        return cls(
+            id=row.id,
+            type=row.type,
+            short_type=short_type_name(row.type),
+            status=row.status,
+            queue_name=row.queue_name,
+            created_at_utc=row.created_at_utc,
+            last_execution_utc=row.last_execution_utc,
+            execution_time_ms=row.execution_time_ms,
+            result=decode_result(row.result),
+            exception_summary=exception_summary(row.exception),
+            parent_task_id=row.parent_task_id,
+            continue_when=row.continue_when,
+            batch_id=row.batch_id,
+            workflow_id=row.workflow_id,
+            retried_from=row.retried_from,
+            compensation=compensation,
+            can_cancel=writable and management.can_cancel(row),
+            can_retry=writable and management.can_retry(row),
+        )
+
+
+class BatchRecordDto(BatchDto):
+    """A record with its members (a workflow's compensations)."""
+
+    members: list[BatchMemberDto]
+
+
+class WorkflowStageDto(Dto):
+    """One stage of a workflow: one step, or a group of parallel steps (``group``: its
+    record). ``taskIds`` lists every step of the stage in dispatch order."""
+
+    index: int
+    group: BatchDto | None = None
+    task_ids: list[uuid.UUID]
+
+
+class BatchDetailDto(BatchDto):
+    """A record with its members and what hangs on it.
+
+    ``members``: the rows counting in it in dispatch order (a workflow's steps), at most
+    ``memberLimit`` of ``memberCount``; ``stages``: a workflow's stages in order (empty
+    for other kinds); ``compensations``: a failed saga's compensation records with their
+    members; ``continuations``: the tasks dispatched after this record (waiting for it,
+    released or skipped), oldest first, at most ``continuationLimit``.
+    """
+
+    members: list[BatchMemberDto]
+    member_count: int
+    member_limit: int
+    stages: list[WorkflowStageDto]
+    compensations: list[BatchRecordDto]
+    continuations: list[BatchMemberDto]
+    continuation_limit: int
+
+
+class BatchActionResponse(Dto):
+    """A record's state after a management action."""
+
+    batch_id: uuid.UUID
+    kind: BatchKind
+    status: BatchStatus
+    message: str
 
 
 # -- cluster -----------------------------------------------------------------------------

@@ -523,6 +523,13 @@ class Statements:
                 .with_for_update()
                 .with_hint(t, "WITH (UPDLOCK, ROWLOCK)", "mssql"),
             )
+        # the continuations of a task or a record, in any status (the ParentTaskId index)
+        self.select_continuations: Select[Any] = (
+            select(*columns)
+            .where(c.ParentTaskId == _id())
+            .order_by(c.CreatedAtUtc, c.Id)
+            .limit(bindparam("take", type_=Integer()))
+        )
         self.select_batch_members: Select[Any]
         self.select_workflow_members: Select[Any]
         self.select_unfinished_batch_members: Select[Any]

@@ -564,6 +564,13 @@ class SqlTaskStorage:
         outcome = await self._submit(RetryMemberOp(task_id, self._now()))
         return bool(outcome)
 
+    async def continuations(self, parent_id: uuid.UUID, *, limit: int = 100) -> list[QueuedTask]:
+        """The continuations of a task or a record in any status, oldest first."""
+        rows = await self._rows(
+            self.statements.select_continuations, {"id": parent_id, "take": max(limit, 0)}
+        )
+        return [to_task(r) for r in rows]
+
     async def cancel_batch(self, batch_id: uuid.UUID) -> list[uuid.UUID] | None:
         """Cancel a record, its unfinished members and its continuations (see the protocol)."""
         cancelled: list[uuid.UUID] | None = await self._submit(CancelBatchOp(batch_id, self._now()))

@@ -28,7 +28,18 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
     "--disable-background-networking",
 ]
-PAGES = ["login", "overview", "tasks", "task-detail", "queues", "rate-limits", "live", "statistics"]
+PAGES = [
+    "login",
+    "overview",
+    "tasks",
+    "task-detail",
+    "workflows",
+    "workflow-detail",
+    "queues",
+    "rate-limits",
+    "live",
+    "statistics",
+]
 
 
 async def _workload(host: Any) -> None:
@@ -102,6 +113,31 @@ async def _history(host: Any) -> None:
             )
 
 
+async def _orders(host: Any) -> str:
+    """Order sagas (the sample's POST /order): three shipped, one declined and compensated,
+    plus a batch of thumbnails; returns the declined order's workflow id."""
+    from samples.fastapi_app import tasks
+    from samples.fastapi_app.app import order_workflow
+
+    d = host.dispatcher
+    ids = [await d.dispatch_workflow(order_workflow(1040 + i)) for i in range(3)]
+    declined = await d.dispatch_workflow(order_workflow(1043, decline=True))
+    thumbs = await d.dispatch_batch(
+        [tasks.ResizeImage(name=f"thumb-{i}.png", size=5_000) for i in range(8)], name="thumbnails"
+    )
+    storage = host.storage
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        records = [await d.get_batch(i) for i in (*ids, declined, thumbs)]
+        compensations = await storage.list_batches(kinds=["Compensation"], workflow_id=declined)
+        if all(r.finished for r in records) and any(
+            c.status.value != "Running" for c in compensations
+        ):
+            return str(declined)
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the orders did not finish within 30 s")
+
+
 async def _first_failed(host: Any) -> str:
     from evertask.storage.models import TaskQuery
     from evertask_abstractions import QueuedTaskStatus
@@ -154,6 +190,7 @@ async def run(out_dir: Path, only: frozenset[str] = frozenset(PAGES)) -> list[Pa
         await _workload(host)
         await _history(host)
         await _throttled(host)
+        declined = await _orders(host)
         failed = await _first_failed(host)
         base = f"http://127.0.0.1:{port}{monitoring.url_path}"
         creds = monitoring.credentials
@@ -185,6 +222,13 @@ async def run(out_dir: Path, only: frozenset[str] = frozenset(PAGES)) -> list[Pa
                 await page.goto(f"{base}/tasks/{failed}")
                 await page.wait_for_selector("[data-testid=task-exception]")
                 await shot("task-detail")
+            await page.click("a.nav-link:has-text('Workflows')")
+            await page.wait_for_selector("[data-testid=batch-row]")
+            await shot("workflows")
+            await page.goto(f"{base}/workflows/{declined}")
+            await page.wait_for_selector("[data-testid=compensation-status]")
+            await page.locator("[data-testid=member-result] summary").first.click()
+            await shot("workflow-detail")
             await page.click("a.nav-link:has-text('Queues')")
             await page.wait_for_selector("[data-testid=queue-reports]")
             await page.wait_for_selector("svg[aria-label='Tasks per queue']")

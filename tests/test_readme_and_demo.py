@@ -242,6 +242,8 @@ def test_demo_answers_http_and_executes_its_tasks(tmp_path: Path) -> None:
         assert stats["welcome"] >= 2  # the startup email and ours
         report = _request(base + "/report?name=adhoc", "POST")["task_id"]
         _poll(lambda: _request(f"{base}/tasks/{report}")["status"] == "Completed")
+        assert _request(base + "/order?order_id=7", "POST")["workflow_id"]
+        _poll(lambda: _request(base + "/stats").get("shipped", 0) >= 2)  # both parcels
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -133,6 +133,7 @@ class MemoryTaskStorage:
         # workflows: WaitingParent children by parent (task or batch), batch records, the
         # rows counting in each record, and the rows already counted
         self._waiting: dict[uuid.UUID, list[uuid.UUID]] = {}
+        self._children: dict[uuid.UUID, list[uuid.UUID]] = {}  # every continuation by parent
         self._batches: dict[uuid.UUID, TaskBatch] = {}
         self._members: dict[uuid.UUID, list[uuid.UUID]] = {}
         self._counted: set[uuid.UUID] = set()
@@ -283,8 +284,10 @@ class MemoryTaskStorage:
         self._tasks[row.id] = row
         if row.task_key is not None:
             self._keys[row.task_key] = row.id
-        if row.status is Q.WAITING_PARENT and row.parent_task_id is not None:
-            self._waiting.setdefault(row.parent_task_id, []).append(row.id)
+        if row.parent_task_id is not None:
+            self._children.setdefault(row.parent_task_id, []).append(row.id)
+            if row.status is Q.WAITING_PARENT:
+                self._waiting.setdefault(row.parent_task_id, []).append(row.id)
         if row.batch_id is not None or row.workflow_id is not None:
             for record_id in (row.batch_id, row.workflow_id):
                 if record_id is not None:
@@ -332,6 +335,12 @@ class MemoryTaskStorage:
             return
         if task.task_key is not None and self._keys.get(task.task_key) == task_id:
             del self._keys[task.task_key]
+        parent = task.parent_task_id
+        siblings = None if parent is None else self._children.get(parent)
+        if parent is not None and siblings is not None and task_id in siblings:
+            siblings.remove(task_id)
+            if not siblings:
+                del self._children[parent]
         self._status_audits.pop(task_id, None)
         self._runs_audits.pop(task_id, None)
         self._logs.pop(task_id, None)
@@ -491,6 +500,12 @@ class MemoryTaskStorage:
         rows = [self._tasks[i] for i in self._members.get(batch_id, ()) if i in self._tasks]
         rows.sort(key=lambda t: (t.created_at_utc, t.id.int))
         return [t.copy() for t in rows]
+
+    async def continuations(self, parent_id: uuid.UUID, *, limit: int = 100) -> list[QueuedTask]:
+        """The continuations of a task or a record in any status, oldest first."""
+        rows = [self._tasks[i] for i in self._children.get(parent_id, ()) if i in self._tasks]
+        rows.sort(key=lambda t: (t.created_at_utc, t.id.int))
+        return [t.copy() for t in rows[: max(limit, 0)]]
 
     async def cancel_batch(self, batch_id: uuid.UUID) -> list[uuid.UUID] | None:
         """Cancel a Running record, its unfinished members and its waiting continuations;

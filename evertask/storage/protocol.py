@@ -480,6 +480,12 @@ class BatchStore(Protocol):
         """
         ...
 
+    async def continuations(self, parent_id: uuid.UUID, *, limit: int = 100) -> list[QueuedTask]:
+        """The rows dispatched to continue ``parent_id`` (a task or a record: their
+        ``parent_task_id``), in any status (waiting, released, skipped), oldest first, at
+        most ``limit`` (for the monitoring API)."""
+        ...
+
     async def cancel_batch(self, batch_id: uuid.UUID) -> list[uuid.UUID] | None:
         """In one transaction: mark a Running record Cancelled (and a workflow's Running
         groups), write Cancelled on each of its members that has not finished (running

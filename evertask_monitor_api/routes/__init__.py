@@ -1,5 +1,15 @@
 """REST routes of the monitoring API, one module per area."""
 
-from . import auth, config, dashboard, nodes, queues, ratelimits, statistics, tasks
+from . import auth, batches, config, dashboard, nodes, queues, ratelimits, statistics, tasks
 
-__all__ = ["auth", "config", "dashboard", "nodes", "queues", "ratelimits", "statistics", "tasks"]
+__all__ = [
+    "auth",
+    "batches",
+    "config",
+    "dashboard",
+    "nodes",
+    "queues",
+    "ratelimits",
+    "statistics",
+    "tasks",
+]

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from evertask.management import can_cancel, can_retry
 from evertask.storage.models import QueuedTask, TaskQuery
+from evertask.storage.protocol import BatchStore
 from evertask_abstractions import EverTaskError, HostNotRunningError, QueuedTaskStatus
 
 from ..queries import total_pages
@@ -127,7 +128,20 @@ async def task_detail(context: Context, task_id: uuid.UUID) -> TaskDetailDto:
         writable and can_cancel(row),
         writable and can_retry(row),
         _throttled_until(context, row),
+        await _parent_kind(context, row),
     )
+
+
+async def _parent_kind(context: Context, row: QueuedTask) -> str | None:
+    """``Task``, or the kind of the batch record a continuation waits for."""
+    if row.parent_task_id is None:
+        return None
+    storage: object = context.storage
+    if isinstance(storage, BatchStore):
+        record = await storage.get_batch(row.parent_task_id)
+        if record is not None:
+            return record.kind.value
+    return "Task"
 
 
 _WAITING = frozenset({S.WAITING_QUEUE, S.QUEUED, S.PENDING, S.IN_PROGRESS})

@@ -15,7 +15,7 @@ from dependency_injector import containers, providers
 from fastapi import FastAPI, HTTPException
 
 from evertask import EverTaskHost, EverTaskServiceBuilder, add_evertask
-from evertask_abstractions import TaskDispatcher
+from evertask_abstractions import TaskDispatcher, Workflow
 from evertask_monitor_api import monitoring_of
 
 from . import tasks
@@ -58,6 +58,23 @@ def create_builder(container: Container) -> EverTaskServiceBuilder:
             .set_channel_capacity(100)
             .set_default_timeout(timedelta(minutes=1))
         ),
+    )
+
+
+def order_workflow(order_id: int, *, decline: bool = False) -> Workflow:
+    """An order as a saga: reserve the stock, charge the card, ship two parcels in
+    parallel; a declined card fails the order and releases the stock (its compensation)."""
+    return (
+        Workflow(f"order-{order_id}")
+        .then(
+            tasks.ReserveStock(order_id=order_id, items=2),
+            compensate=tasks.ReleaseStock(order_id=order_id),
+        )
+        .then(tasks.ChargeCard(order_id=order_id, amount_cents=4_200, decline=decline))
+        .group(
+            tasks.ShipParcel(order_id=order_id, warehouse="north"),
+            tasks.ShipParcel(order_id=order_id, warehouse="south"),
+        )
     )
 
 
@@ -127,6 +144,7 @@ def create_app() -> FastAPI:
                 "POST /resize?name=cat.png",
                 "POST /flaky",
                 "POST /invoices?tenant=acme&count=5",
+                "POST /order?order_id=42&decline=false",
                 "GET /tasks/{id}",
                 "GET /stats",
             ],
@@ -163,6 +181,13 @@ def create_app() -> FastAPI:
             for _ in range(max(1, min(count, 100)))
         ]
         return {"task_ids": [str(t) for t in ids]}
+
+    @app.post("/order")
+    async def order(order_id: int = 1, decline: bool = False) -> dict[str, str]:
+        """An order saga (decline=true fails it and releases the stock): see the Workflows
+        page."""
+        wid = await host.dispatcher.dispatch_workflow(order_workflow(order_id, decline=decline))
+        return {"workflow_id": str(wid)}
 
     @app.post("/tasks/{task_id}/cancel")
     async def cancel(task_id: uuid.UUID) -> dict[str, str]:

@@ -137,3 +137,89 @@ class SyncInvoicesHandler(EverTaskHandler[SyncInvoices]):
     async def handle(self, task: SyncInvoices, cancellation: CancellationToken) -> None:
         self.logger.info("Synced the invoices of %s", task.tenant_id)
         self._stats.count("invoices")
+
+
+# -- an order saga (POST /order; dashboard: the Workflows page) ------------------------------
+class ReserveStock(EverTask, task_name="samples.reserve-stock"):
+    """An order's first step: hold its items (undone by ReleaseStock if the order fails)."""
+
+    order_id: int
+    items: int = 1
+
+
+class ReserveStockHandler(EverTaskHandler[ReserveStock]):
+    result_type = dict[str, int]
+
+    def __init__(self, stats: Stats) -> None:
+        super().__init__()
+        self._stats = stats
+
+    async def handle(self, task: ReserveStock, cancellation: CancellationToken) -> dict[str, int]:
+        self.logger.info("Reserved %d items for order %d", task.items, task.order_id)
+        self._stats.count("reserved")
+        return {"order_id": task.order_id, "reserved": task.items}
+
+
+class ReleaseStock(EverTask, task_name="samples.release-stock"):
+    """The compensation of ReserveStock: runs when a later step of the order failed."""
+
+    order_id: int
+
+
+class ReleaseStockHandler(EverTaskHandler[ReleaseStock]):
+    def __init__(self, stats: Stats) -> None:
+        super().__init__()
+        self._stats = stats
+
+    async def handle(self, task: ReleaseStock, cancellation: CancellationToken) -> str:
+        self.logger.info("Released the items of order %d", task.order_id)
+        self._stats.count("released")
+        return f"released order {task.order_id}"
+
+
+class ChargeCard(EverTask, task_name="samples.charge-card"):
+    """Charge the order (after the stock is reserved); ``decline`` makes the bank refuse."""
+
+    order_id: int
+    amount_cents: int
+    decline: bool = False
+
+
+class ChargeCardHandler(EverTaskHandler[ChargeCard]):
+    result_type = str
+
+    def __init__(self, stats: Stats) -> None:
+        super().__init__()
+        self._stats = stats
+
+    async def handle(self, task: ChargeCard, cancellation: CancellationToken) -> str:
+        # the result of the step before (ReserveStock), typed
+        reserved: dict[str, int] = await self.parent_result(dict[str, int])
+        if task.decline:
+            raise PermissionError(f"the card was declined for order {task.order_id}")
+        self.logger.info("Charged %d cents for %d items", task.amount_cents, reserved["reserved"])
+        self._stats.count("charged")
+        return f"ch_{task.order_id:06d}"
+
+
+class ShipParcel(EverTask, task_name="samples.ship-parcel"):
+    """Ship one parcel of the order from a warehouse (the parcels go out in parallel)."""
+
+    order_id: int
+    warehouse: str
+
+
+class ShipParcelHandler(EverTaskHandler[ShipParcel]):
+    result_type = dict[str, str]
+
+    def __init__(self, stats: Stats) -> None:
+        super().__init__()
+        self._stats = stats
+
+    async def handle(self, task: ShipParcel, cancellation: CancellationToken) -> dict[str, str]:
+        self.logger.info("Shipped order %d from %s", task.order_id, task.warehouse)
+        self._stats.count("shipped")
+        return {
+            "warehouse": task.warehouse,
+            "tracking": f"{task.warehouse[:2].upper()}{task.order_id:06d}",
+        }

@@ -41,6 +41,8 @@ HANDLERS = (
     tasks.ReportHandler,
     tasks.TickHandler,
     tasks.HoldHandler,
+    tasks.StageHandler,
+    tasks.UndoHandler,
 )
 
 

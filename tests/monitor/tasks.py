@@ -101,3 +101,33 @@ class SingleHandler(EverTaskHandler[Single]):
 
 THROTTLED = (LimitedHandler, SingleHandler)
 """Handlers of the rate-limits page (not in every test host: its empty state needs none)."""
+
+
+class Stage(EverTask):
+    """A workflow step: returns ``{"name", "value"}``; fails when asked; with a gate, waits
+    for it first (the gate's event is created in the host's loop)."""
+
+    name: str
+    value: int = 0
+    fail: bool = False
+    gate: str | None = None
+
+
+class StageHandler(EverTaskHandler[Stage]):
+    async def handle(self, task: Stage, cancellation: CancellationToken) -> dict[str, object]:
+        if task.gate is not None:
+            await gate(task.gate).wait()
+        if task.fail:
+            raise RuntimeError(f"{task.name} failed")
+        return {"name": task.name, "value": task.value}
+
+
+class Undo(EverTask):
+    """A saga step's compensation."""
+
+    name: str
+
+
+class UndoHandler(EverTaskHandler[Undo]):
+    async def handle(self, task: Undo, cancellation: CancellationToken) -> str:
+        return f"undid {task.name}"

@@ -16,7 +16,7 @@ import pytest
 
 from evertask import EverTaskHost, MemoryTaskStorage
 from evertask.adaptive import ResourceSample
-from evertask_abstractions import AuditLevel, QueuedTaskStatus
+from evertask_abstractions import AuditLevel, QueuedTaskStatus, Workflow
 from evertask_monitor_api import MonitoringOptions, create_standalone_app
 
 from . import tasks
@@ -647,3 +647,165 @@ def test_the_standalone_monitor_says_rate_limits_need_a_running_host(browser: An
             expect(tab.get_by_test_id("ratelimits-summary")).to_have_count(0)
         finally:
             context.close()
+
+
+# -- workflows ------------------------------------------------------------------------------
+WF_GATE = "wf-browser-first"
+
+
+async def _workflows(host: EverTaskHost) -> dict[str, uuid.UUID]:
+    """A failed saga (compensated), a workflow held at its first step, a finished batch."""
+    d = host.dispatcher
+    saga = await d.dispatch_workflow(
+        Workflow("order-7")
+        .then(tasks.Stage(name="reserve", value=1), compensate=tasks.Undo(name="reserve"))
+        .group(tasks.Stage(name="ship-a", value=2), tasks.Stage(name="ship-b", value=3))
+        .then(tasks.Stage(name="charge", fail=True))
+        .then(tasks.Stage(name="notify"))
+    )
+    held = await d.dispatch_workflow(
+        Workflow("held")
+        .then(tasks.Stage(name="first", gate=WF_GATE))
+        .then(tasks.Stage(name="second"))
+    )
+    batch = await d.dispatch_batch([tasks.Stage(name=f"b{i}", value=i) for i in range(3)])
+    storage: Any = host.storage
+
+    async def settled() -> bool:
+        records = await d.get_batch(saga), await d.get_batch(batch)
+        compensations = await storage.list_batches(kinds=["Compensation"], workflow_id=saga)
+        return (
+            all(r.finished for r in records)
+            and bool(compensations)
+            and all(c.status.value == "Completed" for c in compensations)
+        )
+
+    await wait_for(settled, 10)
+    first = (await storage.batch_members(held))[0].id
+    await wait_status(host, first, S.IN_PROGRESS)
+    return {"saga": saga, "held": held, "batch": batch, "first": first}
+
+
+def test_the_workflows_page_shows_a_saga_and_cancels_a_running_workflow(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("workflows")
+    live = ThreadedServer(lambda: build_host("sqlite", directory), _workflows).start()
+    try:
+        host = live.host
+        ids: dict[str, uuid.UUID] = live.seeded
+        context, tab = _logged_in(browser, live.url)
+        try:
+            tab.click("a.nav-link:has-text('Workflows')")
+            rows = tab.get_by_test_id("batch-row")
+            expect(rows).to_have_count(3)
+            shown = [rows.nth(i).get_attribute("data-batch-id") for i in range(3)]
+            assert shown == [str(ids["batch"]), str(ids["held"]), str(ids["saga"])]  # newest first
+            saga = tab.locator(f"[data-testid=batch-row][data-batch-id='{ids['saga']}']")
+            expect(saga.get_by_test_id("batch-status")).to_have_text("Failed")
+            expect(saga.get_by_test_id("progress-text")).to_have_text(
+                "5 of 5 finished · 1 failed · 1 cancelled"
+            )
+            batch = tab.locator(f"[data-testid=batch-row][data-batch-id='{ids['batch']}']")
+            expect(batch.get_by_test_id("batch-status")).to_have_text("Completed")
+            expect(batch.get_by_test_id("batch-kind")).to_have_text("Batch")
+            tab.get_by_role("group", name="Kind").get_by_role("button", name="Batches").click()
+            expect(rows).to_have_count(1)
+            tab.get_by_role("group", name="Kind").get_by_role("button", name="All").click()
+            expect(rows).to_have_count(3)
+
+            # the saga: its stages, results, the failed step, the compensations
+            saga.get_by_test_id("batch-link").click()
+            tab.wait_for_url(re.compile(rf"/workflows/{ids['saga']}$"))
+            expect(tab.locator("h1")).to_contain_text("order-7")
+            expect(tab.locator("h1").get_by_test_id("batch-status")).to_have_text("Failed")
+            expect(tab.get_by_test_id("cancel-batch")).to_be_disabled()
+            stages = tab.get_by_test_id("stage")
+            expect(stages).to_have_count(4)
+            expect(stages.nth(1).get_by_test_id("member-row")).to_have_count(2)
+            expect(stages.nth(1).get_by_test_id("stage-status")).to_have_text("Completed")
+            result = stages.nth(0).get_by_test_id("member-result")
+            expect(result.locator("pre")).not_to_be_visible()  # collapsed
+            result.locator("summary").click()
+            expect(result.locator("pre")).to_contain_text('"value": 1')
+            failed = stages.nth(2).get_by_test_id("member-row")
+            expect(failed.get_by_test_id("status")).to_have_text("Failed")
+            expect(failed.get_by_test_id("member-error")).to_have_text(
+                "RuntimeError: charge failed"
+            )
+            expect(stages.nth(3).get_by_test_id("status")).to_have_text("Cancelled")
+            expect(tab.get_by_test_id("compensation-status")).to_have_text("Completed")
+            expect(tab.get_by_test_id("compensation-steps")).to_contain_text("undid reserve")
+            continuation = tab.get_by_test_id("continuation-row")
+            expect(continuation).to_have_count(1)
+            expect(continuation.get_by_test_id("continue-when")).to_have_text("on failure")
+            expect(tab.get_by_test_id("stages-note")).to_contain_text(
+                "new task outside this workflow"
+            )
+
+            # a failed step's page, where it can be retried, links back to its workflow
+            failed.get_by_test_id("retry-step").click()
+            tab.wait_for_url(re.compile(r"/tasks/[0-9a-f-]{36}$"))
+            expect(tab.get_by_test_id("retry-task")).to_be_enabled()
+            expect(tab.get_by_test_id("field-runs-after")).to_contain_text("group")
+            tab.get_by_test_id("field-workflow").locator("a").click()
+            tab.wait_for_url(re.compile(rf"/workflows/{ids['saga']}$"))
+
+            # the held workflow: cancel it, after a confirmation
+            tab.goto(f"{live.url}{BASE}/workflows/{ids['held']}")
+            expect(tab.locator("h1").get_by_test_id("batch-status")).to_have_text("Running")
+            expect(tab.get_by_test_id("batch-pending")).to_have_text("2")
+            tab.get_by_test_id("cancel-batch").click()
+            expect(tab.get_by_test_id("cancel-confirmation")).to_contain_text(
+                "Cancel the 2 unfinished tasks of this workflow?"
+            )
+            tab.get_by_test_id("keep-running").click()
+            expect(tab.get_by_test_id("cancel-confirmation")).to_have_count(0)
+            assert live.call(lambda: host.dispatcher.get_batch(ids["held"])).status.value == (
+                "Running"
+            )
+            tab.get_by_test_id("cancel-batch").click()
+            tab.get_by_test_id("confirm-cancel").click()
+            expect(tab.get_by_test_id("notice")).to_contain_text("was cancelled")
+            expect(tab.locator("h1").get_by_test_id("batch-status")).to_have_text("Cancelled")
+            expect(tab.get_by_test_id("cancel-batch")).to_be_disabled()
+            expect(tab.get_by_test_id("batch-cancelled")).to_have_text("2")
+            live.call(lambda: wait_status(host, ids["first"], S.CANCELLED))
+            tab.click("a.nav-link:has-text('Workflows')")
+            held = tab.locator(f"[data-testid=batch-row][data-batch-id='{ids['held']}']")
+            expect(held.get_by_test_id("batch-status")).to_have_text("Cancelled")
+        finally:
+            context.close()
+    finally:
+        live.stop()
+
+
+def test_a_read_only_monitor_hides_the_cancel_button_of_a_workflow(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("workflows-ro")
+
+    async def held(host: EverTaskHost) -> uuid.UUID:
+        return await host.dispatcher.dispatch_workflow(
+            Workflow("held").then(tasks.Stage(name="first", gate="wf-browser-ro"))
+        )
+
+    live = ThreadedServer(
+        lambda: build_host("memory", directory, lambda o: o.set_read_only()), held
+    ).start()
+    try:
+        context, tab = _logged_in(browser, live.url)
+        try:
+            tab.goto(f"{live.url}{BASE}/workflows/{live.seeded}")
+            expect(tab.locator("h1").get_by_test_id("batch-status")).to_have_text("Running")
+            expect(tab.get_by_test_id("stage")).to_have_count(1)
+            expect(tab.get_by_test_id("cancel-batch")).to_have_count(0)
+        finally:
+            context.close()
+
+        async def release() -> None:
+            tasks.gate("wf-browser-ro").set()
+
+        live.call(release)
+    finally:
+        live.stop()

@@ -18,6 +18,7 @@ from schemathesis.checks import (  # noqa: E402
 )
 
 from evertask import EverTaskHost  # noqa: E402
+from evertask_abstractions import Workflow  # noqa: E402
 
 from . import tasks  # noqa: E402
 from .harness import (  # noqa: E402
@@ -44,8 +45,24 @@ def _throttled(options: Any) -> None:
 
 
 async def _seed(host: EverTaskHost) -> None:
-    """The seeded rows, plus rate-limited tasks parked on two keys (``/ratelimits``)."""
+    """The seeded rows, plus rate-limited tasks parked on two keys (``/ratelimits``), a
+    finished batch and a failed saga with its compensations (``/batches``)."""
     await seed(host)
+    d = host.dispatcher
+    batch = await d.dispatch_batch([tasks.Stage(name="a", value=1), tasks.Stage(name="b")])
+    await d.dispatch(tasks.Stage(name="after"), after=batch)
+    saga = await d.dispatch_workflow(
+        Workflow("fuzzed")
+        .then(tasks.Stage(name="one"), compensate=tasks.Undo(name="one"))
+        .group(tasks.Stage(name="two"), tasks.Stage(name="three"))
+        .then(tasks.Stage(name="four", fail=True))
+    )
+
+    async def settled() -> bool:
+        records = await d.get_batch(batch), await d.get_batch(saga)
+        return all(r.finished for r in records)
+
+    await wait_for(settled)
     for tenant in ("acme", "acme", "acme", "globex", "globex"):
         await host.dispatcher.dispatch(tasks.Limited(tenant=tenant))
     await wait_for(lambda: host.rate_limiter.parked_task_count == 3)
@@ -99,4 +116,4 @@ def test_api_matches_its_schema(live_server: ThreadedServer, token: str) -> None
 
         check()
         tested.append(operation.label)
-    assert len(tested) >= 21, tested
+    assert len(tested) >= 24, tested

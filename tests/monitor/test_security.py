@@ -36,7 +36,11 @@ ANONYMOUS = {("post", "/api/auth/login"), ("get", "/api/config")}
 def operations(schema: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """Every (method, concrete path) of the API, path parameters filled in."""
     for path, item in schema["paths"].items():
-        concrete = path.replace("{task_id}", str(uuid.uuid4())).replace("{name}", "default")
+        concrete = (
+            path.replace("{task_id}", str(uuid.uuid4()))
+            .replace("{batch_id}", str(uuid.uuid4()))
+            .replace("{name}", "default")
+        )
         for method in item:
             yield method, concrete
 

@@ -16,9 +16,10 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from evertask_abstractions import ConfigurationError
+from evertask_abstractions import ConfigurationError, QueuedTaskStatus
 from evertask_monitor_api import MonitoringOptions, create_standalone_app, storage_from_url
 
+from . import tasks
 from .harness import (
     API,
     BASE,
@@ -30,6 +31,7 @@ from .harness import (
     require_backend,
     seed,
     serve,
+    wait_status,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,6 +105,37 @@ async def test_standalone_serves_the_api_read_only(kind: str, tmp_path: Path) ->
         ) as socket:
             hello = json.loads(await socket.recv())
             assert hello["type"] == "hello" and hello["liveEvents"] is False
+
+
+async def test_standalone_shows_batches_and_refuses_to_cancel_them(tmp_path: Path) -> None:
+    require_backend("sqlite")
+    built = build_host("sqlite", tmp_path, options=lambda o: o.set_shutdown_grace_period(0.1))
+    await built.host.start()
+    try:
+        gate = "standalone-held"
+        batch = await built.host.dispatcher.dispatch_batch(
+            [tasks.Stage(name="done", value=7), tasks.Stage(name="held", gate=gate)], name="b"
+        )
+        done = (await built.host.storage.batch_members(batch))[0]  # type: ignore[union-attr]
+        await wait_status(built.host, done.id, QueuedTaskStatus.COMPLETED)
+    finally:
+        await built.host.stop()  # the held member stays unfinished: the batch is Running
+    path = built.host.storage.path  # type: ignore[union-attr]
+    options = MonitoringOptions().set_credentials(USERNAME, PASSWORD)
+    app = create_standalone_app(storage_from_url(f"sqlite:///{path}"), options)
+    async with serve(app, lifespan=True) as base, httpx.AsyncClient(base_url=base) as client:
+        login = await client.post(
+            f"{API}/auth/login", json={"username": USERNAME, "password": PASSWORD}
+        )
+        headers = {"Authorization": f"Bearer {login.json()['token']}"}
+        listed = (await client.get(f"{API}/batches", headers=headers)).json()
+        assert [b["id"] for b in listed["items"]] == [str(batch)]
+        detail = (await client.get(f"{API}/batches/{batch}", headers=headers)).json()
+        assert (detail["status"], detail["succeeded"], detail["pending"]) == ("Running", 1, 1)
+        assert detail["canCancel"] is False
+        assert detail["members"][0]["result"] == {"name": "done", "value": 7}
+        refused = await client.post(f"{API}/batches/{batch}/cancel", headers=headers)
+        assert refused.status_code == 409 and "read-only" in refused.json()["message"]
 
 
 def test_storage_urls_are_checked() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,12 @@ from evertask.testing import EverTaskTestHost, Outcome
 pytest.importorskip("fastapi")
 
 from samples.fastapi_app import tasks
-from samples.fastapi_app.app import Container, create_builder, register_startup_tasks
+from samples.fastapi_app.app import (
+    Container,
+    create_builder,
+    order_workflow,
+    register_startup_tasks,
+)
 from samples.fastapi_app.services import EmailService
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -79,3 +85,27 @@ async def test_invoice_syncs_of_a_tenant_are_rate_limited(host: EverTaskTestHost
     await host.assert_status(other, QueuedTaskStatus.COMPLETED)
     await host.advance(timedelta(seconds=30))  # 2 a minute: the next slot
     await host.assert_status(ids[2], QueuedTaskStatus.COMPLETED)
+
+
+async def test_an_order_saga_ships_or_releases_the_stock(host: EverTaskTestHost) -> None:
+    shipped = await host.dispatcher.dispatch_workflow(order_workflow(42))
+    declined = await host.dispatcher.dispatch_workflow(order_workflow(43, decline=True))
+
+    async def finished() -> bool:
+        await host.advance(timedelta(seconds=1))  # (the declined charge's retries)
+        records = [await host.dispatcher.get_batch(w) for w in (shipped, declined)]
+        counts = host.container.stats().counts
+        return all(r.finished for r in records) and counts.get("released") == 1
+
+    # (a workflow's later steps are released to the host's claim, which run_until_idle
+    # does not wait for: poll)
+    for _ in range(500):
+        if await finished():
+            break
+        await asyncio.sleep(0.01)
+    assert (await host.dispatcher.get_batch(shipped)).status.value == "Completed"
+    assert (await host.dispatcher.get_batch(declined)).status.value == "Failed"
+    counts = host.container.stats().counts
+    assert counts == {"reserved": 2, "charged": 1, "shipped": 2, "released": 1}
+    [charge] = [e for e in host.executions_of(tasks.ChargeCard) if e.succeeded]
+    assert await host.dispatcher.get_result(charge.task_id) == "ch_000042"

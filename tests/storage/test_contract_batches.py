@@ -371,3 +371,41 @@ async def test_cancel_racing_finishing_members_counts_each_member_once(
         # a member cancelled before its completion write ends Completed over it (as a
         # task's completion overwrites a cancel), but counts once, as Cancelled
         assert got.status in (Q.CANCELLED, Q.COMPLETED)
+
+
+async def test_continuations_of_a_record_or_a_task_in_any_status(
+    storage: TaskStorage, clock: Clock
+) -> None:
+    """What the monitoring API lists under a batch: the rows waiting for it, released by
+    it or skipped, oldest first and at most ``limit``; a task's continuations likewise."""
+    batches = store(storage)
+    batch = record(clock, 1)
+    [member] = members(clock, batch, 1)
+    await batches.persist_unit([batch], [member])
+    assert await batches.continuations(batch.id) == []
+    children = []
+    for when in (W.SUCCEEDED, W.FAILED, W.FINISHED):
+        clock.advance(seconds=1)
+        c = row(clock.now, status=Q.WAITING_PARENT, parent_task_id=batch.id, continue_when=when)
+        await storage.persist_continuation(c)
+        children.append(c)
+    clock.advance(seconds=1)
+    after_member = row(
+        clock.now, status=Q.WAITING_PARENT, parent_task_id=member.id, continue_when="Succeeded"
+    )
+    await storage.persist_continuation(after_member)
+    found = await batches.continuations(batch.id)
+    assert [c.id for c in found] == [c.id for c in children]
+    assert all(c.status is Q.WAITING_PARENT and c.parent_task_id == batch.id for c in found)
+    assert [c.id for c in await batches.continuations(batch.id, limit=2)] == [
+        c.id for c in children[:2]
+    ]
+    await finish(storage, member.id, Q.COMPLETED)
+    found = await batches.continuations(batch.id)
+    statuses = [c.status for c in found]
+    assert statuses == [Q.QUEUED, Q.CANCELLED, Q.QUEUED]  # released or skipped: still listed
+    assert found[1].exception is not None and found[1].exception.startswith("Skipped")
+    assert [c.id for c in await batches.continuations(member.id)] == [after_member.id]
+    assert await batches.continuations(uuid.uuid4()) == []
+    await storage.remove(children[0].id)
+    assert [c.id for c in await batches.continuations(batch.id)] == [c.id for c in children[1:]]

@@ -369,6 +369,10 @@ def test_batch_statements_compile_for_sql_server() -> None:
     unfinished = tsql("select_unfinished_workflow_members")
     assert "[Status] NOT IN ('Cancelled', 'Completed', 'Failed')" in unfinished
     assert tsql("insert_batch").startswith("INSERT INTO [EverTask].[TaskBatches]")
+    # the monitoring API's continuations of a record: a bound row limit, no LIMIT
+    children = tsql("select_continuations")
+    assert "mssql_rn <= :take" in children and "LIMIT" not in children
+    assert "WHERE [EverTask].[QueuedTasks].[ParentTaskId] = :id" in children
 
 
 def test_batch_migration_renders_as_tsql(capsys: pytest.CaptureFixture[str]) -> None:

@@ -97,6 +97,97 @@ export interface TaskDetail extends TaskListItem {
   canRetry: boolean;
   /** The serving host's reserved rate-limit slot while the task is parked (or waits to retry). */
   throttledUntil?: string | null;
+  /** The JSON result its handler returned (decoded), once Completed; null: none. */
+  result?: unknown;
+  /** A continuation's parent: a task, or a batch record (see `parentKind`). */
+  parentTaskId?: string | null;
+  /** "Task", or the parent record's kind ("Batch", "Workflow", "Group", "Compensation"). */
+  parentKind?: string | null;
+  /** A continuation's condition: Succeeded, Failed or Finished. */
+  continueWhen?: string | null;
+  /** The batch, workflow group or compensation record the task counts in. */
+  batchId?: string | null;
+  /** The workflow the task is a step of. */
+  workflowId?: string | null;
+}
+
+export type BatchKind = "Batch" | "Group" | "Workflow" | "Compensation";
+export type BatchStatus = "Running" | "Completed" | "Failed" | "Cancelled";
+
+/** A batch, a workflow, one of its groups or its compensations, with its members' progress. */
+export interface Batch {
+  id: string;
+  kind: BatchKind;
+  name: string | null;
+  status: BatchStatus;
+  total: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  /** Members not finished yet. */
+  pending: number;
+  createdAtUtc: string;
+  finishedAtUtc: string | null;
+  /** The workflow a group or a compensation record belongs to. */
+  workflowId: string | null;
+  /** Running, and the monitor may manage it. */
+  canCancel: boolean;
+}
+
+/** `GET /batches`: newest first; `hasMore` says a next page exists. */
+export interface BatchesPage {
+  items: Batch[];
+  page: number;
+  pageSize: number;
+  hasMore: boolean;
+}
+
+/** A task of a batch or a workflow, or a continuation dispatched after one. */
+export interface BatchMember {
+  id: string;
+  type: string;
+  shortType: string;
+  status: Status;
+  queueName: string;
+  createdAtUtc: string;
+  lastExecutionUtc: string | null;
+  executionTimeMs: number;
+  /** Its handler's JSON result (decoded), once Completed; null: none. */
+  result: unknown;
+  /** The first line of its exception. */
+  exceptionSummary: string | null;
+  parentTaskId: string | null;
+  continueWhen: string | null;
+  batchId: string | null;
+  workflowId: string | null;
+  retriedFrom: string | null;
+  /** A saga step's compensating task (short type name). */
+  compensation: string | null;
+  canCancel: boolean;
+  canRetry: boolean;
+}
+
+/** One stage of a workflow: a step, or a group of parallel steps with its record. */
+export interface WorkflowStage {
+  index: number;
+  group: Batch | null;
+  taskIds: string[];
+}
+
+export interface BatchRecord extends Batch {
+  members: BatchMember[];
+}
+
+/** `GET /batches/{id}`: members (at most `memberLimit` of `memberCount`), a workflow's
+ * stages and compensations, the continuations dispatched after the record. */
+export interface BatchDetail extends Batch {
+  members: BatchMember[];
+  memberCount: number;
+  memberLimit: number;
+  stages: WorkflowStage[];
+  compensations: BatchRecord[];
+  continuations: BatchMember[];
+  continuationLimit: number;
 }
 
 export interface ExecutionLog {

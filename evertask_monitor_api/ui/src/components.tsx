@@ -9,6 +9,7 @@ import { useLive, useSession } from "./state";
 const NAV = [
   { to: "/", label: "Overview", end: true },
   { to: "/tasks", label: "Tasks" },
+  { to: "/workflows", label: "Workflows" },
   { to: "/queues", label: "Queues" },
   { to: "/rate-limits", label: "Rate limits" },
   { to: "/nodes", label: "Nodes" },

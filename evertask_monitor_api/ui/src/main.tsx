@@ -13,6 +13,7 @@ import { RateLimitsPage } from "./pages/RateLimits";
 import { StatisticsPage } from "./pages/Statistics";
 import { TaskDetailPage } from "./pages/TaskDetail";
 import { TasksPage } from "./pages/Tasks";
+import { WorkflowDetailPage, WorkflowsPage } from "./pages/Workflows";
 import { LiveProvider, SessionProvider, useSession } from "./state";
 import "./styles.css";
 
@@ -31,6 +32,8 @@ function Routed() {
           <Route index element={<OverviewPage />} />
           <Route path="tasks" element={<TasksPage />} />
           <Route path="tasks/:id" element={<TaskDetailPage />} />
+          <Route path="workflows" element={<WorkflowsPage />} />
+          <Route path="workflows/:id" element={<WorkflowDetailPage />} />
           <Route path="queues" element={<QueuesPage />} />
           <Route path="rate-limits" element={<RateLimitsPage />} />
           <Route path="nodes" element={<NodesPage />} />

@@ -6,6 +6,7 @@ import type { ExecutionLogs, TaskDetail } from "../api";
 import { Badge, Card, ErrorBox, Page, Pager, StatusBadge } from "../components";
 import { formatDate, formatDuration, formatRelative, levelTone, prettyJson, runDuration, shortId } from "../format";
 import { useApi, useSession } from "../state";
+import { continueWhenText, idTail, resultJson, resultPreview } from "../workflows";
 
 const LEVELS = ["", "Trace", "Debug", "Information", "Warning", "Error", "Critical"];
 const LOG_PAGE = 100;
@@ -198,6 +199,30 @@ export function TaskDetailPage() {
                     <Link to={`/tasks/${t.retriedFrom}`}>{t.retriedFrom}</Link>
                   </Field>
                 )}
+                {t.workflowId && (
+                  <Field label="Workflow">
+                    <Link to={`/workflows/${t.workflowId}`}>
+                      <code>{t.workflowId}</code>
+                    </Link>
+                  </Field>
+                )}
+                {t.batchId && (
+                  <Field label="Batch">
+                    <Link to={`/workflows/${t.batchId}`}>
+                      <code>{t.batchId}</code>
+                    </Link>
+                    {t.workflowId && <span className="muted"> (a parallel group or the compensations)</span>}
+                  </Field>
+                )}
+                {t.parentTaskId && (
+                  <Field label="Runs after">
+                    <Link to={`${!t.parentKind || t.parentKind === "Task" ? "/tasks" : "/workflows"}/${t.parentTaskId}`}>
+                      {t.parentKind && t.parentKind !== "Task" ? `${t.parentKind.toLowerCase()} ` : "task "}
+                      <code>{idTail(t.parentTaskId)}</code>
+                    </Link>{" "}
+                    <span className="muted">{continueWhenText(t.continueWhen ?? null)}</span>
+                  </Field>
+                )}
                 {t.isRecurring && (
                   <>
                     <Field label="Schedule">
@@ -217,6 +242,14 @@ export function TaskDetailPage() {
               <pre className="json" data-testid="task-payload">
                 {prettyJson(t.request)}
               </pre>
+              {t.result !== null && t.result !== undefined && (
+                <details className="result result-block" data-testid="task-result">
+                  <summary>
+                    Result <code>{resultPreview(t.result)}</code>
+                  </summary>
+                  <pre className="json">{resultJson(t.result)}</pre>
+                </details>
+              )}
             </Card>
           </div>
           {t.exception && (
