@@ -740,7 +740,7 @@ def test_the_workflows_page_shows_a_saga_and_cancels_a_running_workflow(
             expect(continuation).to_have_count(1)
             expect(continuation.get_by_test_id("continue-when")).to_have_text("on failure")
             expect(tab.get_by_test_id("stages-note")).to_contain_text(
-                "new task outside this workflow"
+                "runs it again in place"
             )
 
             # a failed step's page, where it can be retried, links back to its workflow

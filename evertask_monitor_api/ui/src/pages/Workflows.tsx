@@ -152,7 +152,7 @@ export function MemberTable({
                 <Link
                   to={`/tasks/${m.id}`}
                   data-testid="retry-step"
-                  title="Open the task's page to retry it: it runs again as a new task"
+                  title="Open the task's page to retry it: it runs again in place and the workflow goes on"
                 >
                   Retry…
                 </Link>
@@ -263,8 +263,8 @@ export function BatchDetailView({ data }: { data: BatchDetail }) {
           <p className="muted small" data-testid="stages-note">
             A stage starts once every step of the stage before it has completed; a failed or cancelled step cancels the
             later stages{saga ? ", and the compensations of the completed steps run in reverse order" : ""}. Retrying a
-            failed step (on its task's page) runs it again as a new task outside this workflow: the later stages it
-            skipped stay cancelled.
+            failed step (on its task's page) runs it again in place: the later stages it skipped wait for it again
+            {saga ? " (not once a saga has failed: its compensations have run)" : ""}.
           </p>
           {data.stages.map((stage) => (
             <Stage key={stage.index} stage={stage} byId={byId} saga={saga} />
