@@ -2,7 +2,8 @@
 clock moves (the testing kit's ``run_until_idle``).
 
 A host is *busy* while it holds work it will go on with by itself: runs queued or executing
-(the in-flight ids), and timer hand-overs in progress (background admissions). An execution
+(the in-flight ids), timer hand-overs in progress (background admissions), and rows
+released here (continuations, batch members) until this node's claim has taken them. An execution
 waiting for a retry on the host's clock is *waiting for the clock*, not busy, and so are
 runs waiting in a paused queue. A host whose work is all waiting for the clock (or for
 nothing) is *idle*: only moving the clock, or a new dispatch, gives it something to do.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 
 from evertask_abstractions import RetryWait
@@ -25,6 +27,11 @@ from .inflight import InFlight
 from .queues import QueueManager
 
 __all__ = ["HostActivity"]
+
+
+def _never() -> bool:
+    return False
+
 
 _RECHECK = 0.05
 """Seconds between two checks of a waiter that was not woken (a safety net: every part
@@ -45,6 +52,9 @@ class HostActivity:
         self._parked: set[asyncio.Task[object] | None] = set()
         self._parked_count = 0
         self._waiters: list[asyncio.Future[None]] = []
+        self.claim_pending: Callable[[], bool] = _never
+        """Whether rows released here wait for this node's claim (set by the engine: the
+        cluster membership's ``claim_pending``); they count as busy."""
         self.retry_waits_on_clock = False
         """Make the wait before a retry a timer of the host's clock (a manual clock then
         moves through retry delays), instead of a real sleep. The testing kit sets it."""
@@ -54,7 +64,12 @@ class HostActivity:
     def busy(self) -> int:
         """Units of work the host goes on with by itself (0: idle)."""
         held = sum(len(q) for q in self._queues.queues.values() if q.paused)
-        return max(0, len(self._inflight) - self._parked_count - held) + self._background.pending
+        claims = 1 if self.claim_pending() else 0
+        return (
+            max(0, len(self._inflight) - self._parked_count - held)
+            + self._background.pending
+            + claims
+        )
 
     @property
     def idle(self) -> bool:
@@ -82,6 +97,8 @@ class HostActivity:
         pending = self._background.pending
         if pending:
             lines.append(f"{pending} due run(s) being handed to their queue")
+        if self.claim_pending():
+            lines.append("released rows (continuations, batch members) waiting for the claim")
         return lines
 
     # -- waiting ---------------------------------------------------------------------------

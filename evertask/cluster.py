@@ -112,6 +112,9 @@ class Membership:
         self._wake = asyncio.Event()
         self._sweep = False
         self._backlog = False  # the last poll left rows behind for want of room
+        self._released = 0  # releases here whose claim has not ended (see claim_pending)
+        self.on_claimed: Callable[[], None] | None = None
+        """Called when a claim that releases here asked for has ended (the host's activity)."""
         self._dead: set[uuid.UUID] = set()  # dead nodes already reported
         self._cancels_due = False
         self._recovered = asyncio.Event()
@@ -374,9 +377,16 @@ class Membership:
         finished): a worker node claims them at once, as the queues make room; a
         dispatch-only node tells the workers, where the storage can."""
         if self.node.runs_workers:
+            self._released += 1
             self._on_notice(NOTICE_WORK)
         else:
             self.announce(NOTICE_WORK)
+
+    @property
+    def claim_pending(self) -> bool:
+        """Rows were released here (continuations, batch members) and this node's claim,
+        which takes them, has not run since: the host is not idle yet (while it may claim)."""
+        return self._released > 0 and self.claiming and not self._held
 
     def announce(self, notice: str) -> None:
         """Tell the other nodes at once, where the storage can (in the background; a
@@ -407,6 +417,19 @@ class Membership:
         assert self._adopt is not None
         total = 0
         self._backlog = False
+        released = self._released
+        try:
+            total = await self._claim_pages(due_only)
+        finally:
+            if not self._backlog:  # (else the next poll, as soon as there is room)
+                self._released -= released
+            if released and self.on_claimed is not None:
+                self.on_claimed()
+        return total
+
+    async def _claim_pages(self, due_only: bool) -> int:
+        assert self._adopt is not None
+        total = 0
         while self._lifecycle.running:
             take = self._room() if due_only else TAKEOVER_PAGE_SIZE
             if take <= 0:

@@ -197,7 +197,10 @@ class Engine:
         # workflows: the continuations a terminal write releases are unowned Queued rows,
         # claimed as the cluster claims any such row; handlers read their parent's result
         if self.membership is not None:
-            released = self.membership.rows_released
+            membership = self.membership
+            self.activity.claim_pending = lambda: membership.claim_pending
+            membership.on_claimed = self.activity.changed
+            released = membership.rows_released
             self.executor.on_released = lambda _parent_id: released()
             self.dispatcher.on_released = lambda _parent_id: released()
         if storage is not None:

@@ -739,9 +739,7 @@ def test_the_workflows_page_shows_a_saga_and_cancels_a_running_workflow(
             continuation = tab.get_by_test_id("continuation-row")
             expect(continuation).to_have_count(1)
             expect(continuation.get_by_test_id("continue-when")).to_have_text("on failure")
-            expect(tab.get_by_test_id("stages-note")).to_contain_text(
-                "runs it again in place"
-            )
+            expect(tab.get_by_test_id("stages-note")).to_contain_text("runs it again in place")
 
             # a failed step's page, where it can be retried, links back to its workflow
             failed.get_by_test_id("retry-step").click()

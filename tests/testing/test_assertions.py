@@ -151,3 +151,14 @@ async def test_batches_workflows_and_continuations_are_recorded_with_their_kind(
     }
     await host.run_until_idle()
     assert sorted(to for to, _ in host.container.mailer().sent) == sorted(kinds)
+
+
+async def test_run_until_idle_waits_for_every_stage_of_a_workflow(host: EverTaskTestHost) -> None:
+    from evertask_abstractions import Workflow
+
+    flow = Workflow()
+    for stage in range(6):
+        flow.group(*(app.SendEmail(to=f"s{stage}-{i}@x") for i in range(3)))
+    await host.dispatcher.dispatch_workflow(flow)
+    await host.run_until_idle()
+    assert len(host.container.mailer().sent) == 18
