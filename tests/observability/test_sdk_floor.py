@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -77,3 +78,21 @@ def test_every_configuration_with_a_floor_has_its_floor_measured() -> None:
     for floor in ob.FLOORS.values():
         rates = ob.MEASURED[floor](50)
         assert rates.cpu > 0 and rates.wall > 0
+
+
+def test_the_heap_floor_keeps_an_engine_runs_rows_alive_while_it_measures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    seen: list[int] = []
+    real = ob.Floor.execute
+
+    def execute(self: ob.Floor, message_id: str, stored: str) -> None:
+        if not seen:  # the heap, while the floor loop runs
+            seen.append(sum(1 for o in gc.get_objects() if type(o).__name__ == "QueuedTask"))
+        real(self, message_id, stored)
+
+    monkeypatch.setattr(ob.Floor, "execute", execute)
+    rates = ob.MEASURED[ob.HEAP_FLOOR](40)
+    assert rates.cpu > 0 and seen and seen[0] >= 40
