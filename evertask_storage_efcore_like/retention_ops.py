@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .ops import Op, Step, StepGen, StepMode
+from .rows import as_datetime, as_uuid
 
 __all__ = [
     "AuditBatchOp",
@@ -22,20 +23,6 @@ __all__ = [
     "as_datetime",
     "as_uuid",
 ]
-
-
-def as_datetime(value: Any) -> datetime:
-    """A datetime as a driver returned it (SQLite: ISO text; some: naive UTC), aware."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
-    return value.astimezone(UTC)  # type: ignore[no-any-return]
-
-
-def as_uuid(value: Any) -> uuid.UUID:
-    """A UUID as a driver returned it (text or native)."""
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from evertask.storage.models import (
@@ -18,6 +19,8 @@ from evertask.storage.models import (
 from evertask_abstractions import AuditLevel, BatchKind, BatchStatus, QueuedTaskStatus
 
 __all__ = [
+    "as_datetime",
+    "as_uuid",
     "batch_params",
     "node_queues",
     "to_batch",
@@ -32,20 +35,45 @@ _STATUS = {s.value: s for s in QueuedTaskStatus}
 _LEVEL = {int(a): a for a in AuditLevel}
 
 
+def as_datetime(value: Any) -> datetime:
+    """A datetime as a driver returned it (SQLite: ISO text; some: naive UTC), aware."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is UTC:  # (as SQLAlchemy reads it)
+        return value  # type: ignore[no-any-return]
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+    return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def as_uuid(value: Any) -> uuid.UUID:
+    """A UUID as a driver returned it (text or native)."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else as_datetime(value)
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    return None if value is None else as_uuid(value)
+
+
 def to_task(r: Sequence[Any]) -> QueuedTask:
-    """A ``QueuedTasks`` row selected in ``TASK_COLUMNS`` order."""
+    """A ``QueuedTasks`` row selected in ``TASK_COLUMNS`` order, as SQLAlchemy reads it or
+    as a batch executor's driver returned it (SQLite's UUIDs and times are text)."""
     level = r[7]
     return QueuedTask(
-        id=r[0],
+        id=as_uuid(r[0]),
         type=r[1],
         request=r[2],
         handler=r[3],
         status=_STATUS[r[4]],
-        created_at_utc=r[5],
+        created_at_utc=as_datetime(r[5]),
         queue_name=r[6] or "default",
         audit_level=AuditLevel.FULL if level is None else _LEVEL[level],
-        scheduled_execution_utc=r[8],
-        last_execution_utc=r[9],
+        scheduled_execution_utc=_time(r[8]),
+        last_execution_utc=_time(r[9]),
         execution_time_ms=r[10],
         exception=r[11],
         is_recurring=bool(r[12]),
@@ -53,18 +81,18 @@ def to_task(r: Sequence[Any]) -> QueuedTask:
         recurring_info=r[14],
         current_run_count=r[15],
         max_runs=r[16],
-        run_until=r[17],
-        next_run_utc=r[18],
+        run_until=_time(r[17]),
+        next_run_utc=_time(r[18]),
         task_key=r[19],
         recovery_dispatch_failure_count=r[20] or 0,
         trace_context=r[21],
-        retried_from=r[22],
-        owner_node=r[23],
+        retried_from=_uuid(r[22]),
+        owner_node=_uuid(r[23]),
         result=r[24],
-        parent_task_id=r[25],
+        parent_task_id=_uuid(r[25]),
         continue_when=r[26],
-        batch_id=r[27],
-        workflow_id=r[28],
+        batch_id=_uuid(r[27]),
+        workflow_id=_uuid(r[28]),
     )
 
 
