@@ -129,6 +129,14 @@ class Membership:
         """Every registered node, as read at the last heartbeat."""
 
     @property
+    def takes_work(self) -> bool:
+        """Whether this node takes new work now: it runs workers, is running, and neither
+        adaptive throttling nor a late lease holds it."""
+        return (
+            self.node.runs_workers and self._lifecycle.running and self.claiming and not self._held
+        )
+
+    @property
     def alone(self) -> bool:
         """Whether no other node was registered at the last heartbeat."""
         return all(n.id == self.node.id for n in self.nodes)
@@ -337,7 +345,7 @@ class Membership:
                     self._cancels_due = False
                     last_cancel_check = time.monotonic()
                     await self.check_cancels()
-                if not self._held and self.claiming:
+                if self.takes_work:
                     await self.claim(due_only=True)
                 else:
                     self._backlog = False  # (no 5 ms polls for room while held)
@@ -387,6 +395,23 @@ class Membership:
         """Rows were released here (continuations, batch members) and this node's claim,
         which takes them, has not run since: the host is not idle yet (while it may claim)."""
         return self._released > 0 and self.claiming and not self._held
+
+    def continuation_owner(self) -> uuid.UUID | None:
+        """The node a terminal status write of this host hands the continuations it
+        releases to: this one while it takes work and its queues have room (what its
+        claim asks), else ``None`` (no owner: any node's claim takes them)."""
+        return self.node.id if self.takes_work and self._room() > 0 else None
+
+    async def adopt_released(self, rows: list[QueuedTask]) -> None:
+        """A terminal status write of this host released ``rows`` (continuations that
+        became Queued): those it handed to this node are adopted as the rows a claim takes
+        (each waits for room in its queue); the others are left to the claims."""
+        mine = [row for row in rows if row.owner_node == self.node.id]
+        if len(mine) < len(rows):  # (no owner, or this node rejoined since under a new id)
+            self.rows_released()
+        if mine:
+            assert self._adopt is not None
+            await self._adopt(mine)
 
     def announce(self, notice: str) -> None:
         """Tell the other nodes at once, where the storage can (in the background; a

@@ -194,15 +194,18 @@ class Engine:
             recurring=self.recurring,
             membership=self.membership,
         )
-        # workflows: the continuations a terminal write releases are unowned Queued rows,
-        # claimed as the cluster claims any such row; handlers read their parent's result
+        # workflows: a terminal write hands the continuations it releases to this node
+        # while it takes work, which adopts them as the rows its claim takes (others are
+        # unowned rows, claimed as any such row); handlers read their parent's result
         if self.membership is not None:
             membership = self.membership
             self.activity.claim_pending = lambda: membership.claim_pending
             membership.on_claimed = self.activity.changed
-            released = membership.rows_released
-            self.executor.on_released = lambda _parent_id: released()
-            self.dispatcher.on_released = lambda _parent_id: released()
+            self.executor.continuation_owner = membership.continuation_owner
+            self.executor.on_released = lambda rows: self.background.spawn(
+                membership.adopt_released(rows)
+            )
+            self.dispatcher.on_released = lambda _parent_id: membership.rows_released()
         if storage is not None:
             self.executor.parent_results = functools.partial(read_parent, storage)
 

@@ -37,6 +37,7 @@ from .options import EverTaskOptions
 from .queues import QueueManager, WorkerQueue
 from .registry import HandlerDescriptor
 from .run import TaskRun
+from .storage.models import QueuedTask
 from .storage.protocol import PipelinedStorage, TaskStorage
 from .storage.retrying import write_retrying
 from .throttling import Admission, RateLimitGate
@@ -153,8 +154,12 @@ class WorkerExecutor:
         self._observers = observers
         self._recurring = recurring
         self.log_capture = log_capture
-        self.on_released: Callable[[uuid.UUID], None] | None = None
-        """Called with a parent's id when its terminal write released continuations."""
+        self.continuation_owner: Callable[[], uuid.UUID | None] = lambda: None
+        """The node a terminal write hands the continuations it releases to (set by the
+        engine; ``None``: no owner)."""
+        self.on_released: Callable[[list[QueuedTask]], None] | None = None
+        """Called with the continuations a terminal write released (those that became
+        Queued)."""
         self.parent_results: Callable[[uuid.UUID, Any, bool], Awaitable[Any]] | None = None
         """Reads a parent's typed result (``EverTaskHandler.parent_result``)."""
         self._plans: dict[tuple[HandlerDescriptor, str], Plan] = {}
@@ -594,7 +599,7 @@ class WorkerExecutor:
         result: str | None = None,
     ) -> None:
         storage = self._storage if run.persisted else None
-        released: Any = 0  # continuations the terminal write released
+        released: Any = None  # continuations the terminal write released
         tid = run.id
         level = run.audit_level
         hooks = run.descriptor.hooks
@@ -610,14 +615,14 @@ class WorkerExecutor:
                 await write_retrying(storage.save_execution_logs, tid, logs)
             if outcome is _Outcome.COMPLETED:
                 if storage is not None and not recurring:
-                    if result is None:  # (the storages of older tests take no result)
-                        released = await write_retrying(
-                            storage.set_completed, tid, elapsed_ms, level
-                        )
-                    else:
-                        released = await write_retrying(
-                            storage.set_completed, tid, elapsed_ms, level, result
-                        )
+                    released = await write_retrying(
+                        storage.set_completed,
+                        tid,
+                        elapsed_ms,
+                        level,
+                        result,
+                        owner=self.continuation_owner(),
+                    )
                 if handler is not None and "on_completed" in hooks:
                     await self._hook(run, "on_completed", handler.on_completed(tid))
                 if self._events.has_subscribers:
@@ -633,7 +638,13 @@ class WorkerExecutor:
                 text = format_exception(error, previous)
                 if storage is not None:
                     released = await write_retrying(
-                        storage.set_status, tid, QueuedTaskStatus.FAILED, text, level, elapsed_ms
+                        storage.set_status,
+                        tid,
+                        QueuedTaskStatus.FAILED,
+                        text,
+                        level,
+                        elapsed_ms,
+                        owner=self.continuation_owner(),
                     )
                 timed_out = isinstance(error, TaskTimeoutError)
                 message = (
@@ -685,7 +696,7 @@ class WorkerExecutor:
             if handler is not None and "dispose" in hooks:
                 await self._hook(run, "dispose", handler.dispose())
             if released and self.on_released is not None:
-                self.on_released(tid)
+                self.on_released(released)
         if recurring and outcome in (_Outcome.COMPLETED, _Outcome.FAILED):
             await self._recurring.after_run(run, outcome is _Outcome.COMPLETED, elapsed_ms)
 

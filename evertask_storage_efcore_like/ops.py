@@ -34,7 +34,7 @@ from evertask_abstractions import (
     TaskNotFoundError,
 )
 
-from .rows import batch_params
+from .rows import batch_params, to_task
 
 __all__ = [
     "CancelBatchOp",
@@ -168,12 +168,18 @@ _RUNS: dict[str, tuple[str, str]] = {
 
 
 def release_steps(
-    parent_id: uuid.UUID, status: str, ts: datetime, *, checked: bool = False
+    parent_id: uuid.UUID,
+    status: str,
+    ts: datetime,
+    *,
+    checked: bool = False,
+    owner: uuid.UUID | None = None,
 ) -> StepGen:
     """Release the WaitingParent children of a task or batch that has just become
-    ``status`` (terminal): their audit rows, the release itself; the cancelled ones are
-    finished in turn (:func:`finish_steps`). ``checked``: a child is known to wait.
-    Returns how many rows became Queued."""
+    ``status`` (terminal): their audit rows, the release itself, which hands them to
+    ``owner`` (a node; ``None``: no owner); the cancelled ones are finished in turn
+    (:func:`finish_steps`). ``checked``: a child is known to wait. Returns the rows that
+    became Queued (each parent's oldest first)."""
     run_a, run_b = _RUNS[status]
     params = {
         "id": parent_id,
@@ -181,52 +187,64 @@ def release_steps(
         "run_b": run_b,
         "reason": skip_reason(parent_id, status),
         "ts": ts,
+        "owner": owner,
     }
     if (
         not checked
         and (yield Step("has_waiting_children", {"id": parent_id}, StepMode.SCALAR)) is None
     ):
-        return 0
+        return []
     yield Step("insert_release_audits", params)
     n = yield Step("release_children", params)
     if not n:
-        return 0
-    released = 0
+        return []
+    released: list[QueuedTask] = []
     if run_a:
-        count = yield Step("count_released", {"id": parent_id}, StepMode.SCALAR)
-        released = int(count or 0)
-    if n > released:  # the cancelled ones count in their batches and cancel their children
+        if owner is None:
+            rows = yield Step("select_released_children", {"id": parent_id}, StepMode.ROWS)
+        else:
+            rows = yield Step(
+                "select_handed_children", {"id": parent_id, "owner": owner}, StepMode.ROWS
+            )
+        released = [to_task(row) for row in rows]
+    if n > len(released):  # the cancelled ones count in their batches and cancel their children
         skipped = yield Step(
             "select_skipped_children", {"id": parent_id, "reason": params["reason"]}, StepMode.ROWS
         )
         for (child_id,) in skipped:
-            released += yield from finish_steps(child_id, _CANCELLED, ts)
+            released += yield from finish_steps(child_id, _CANCELLED, ts, owner=owner)
     return released
 
 
-def finish_steps(task_id: uuid.UUID, status: str, ts: datetime) -> StepGen:
+def finish_steps(
+    task_id: uuid.UUID, status: str, ts: datetime, *, owner: uuid.UUID | None = None
+) -> StepGen:
     """What follows a row's terminal write in the same transaction: the first one counts
     the row in its batch and workflow (finishing them when it is their last member), and
-    its waiting continuations are released. Returns how many rows became Queued."""
+    its waiting continuations are released, handed to ``owner``. Returns the rows that
+    became Queued."""
     found = yield Step("probe_finished", {"id": task_id}, StepMode.ROWS)
     if not found:
-        return 0
+        return []
     batch_id, workflow_id, counted, child = found[0]
-    released = 0
+    released: list[QueuedTask] = []
     member = (batch_id is not None or workflow_id is not None) and not counted
     if member and (yield Step("mark_counted", {"id": task_id})):
         for record_id in (batch_id, workflow_id):
             if record_id is not None:
-                released += yield from count_steps(record_id, status, ts)
+                released += yield from count_steps(record_id, status, ts, owner=owner)
     if child is not None:
-        released += yield from release_steps(task_id, status, ts, checked=True)
+        released += yield from release_steps(task_id, status, ts, checked=True, owner=owner)
     return released
 
 
-def count_steps(record_id: uuid.UUID, status: str, ts: datetime) -> StepGen:
+def count_steps(
+    record_id: uuid.UUID, status: str, ts: datetime, *, owner: uuid.UUID | None = None
+) -> StepGen:
     """Count a member that finished with ``status`` in a batch record; the member that
     completes the count finishes the record (once: a compare-and-set on Running) and
-    releases the continuations waiting for it. Returns how many rows became Queued."""
+    releases the continuations waiting for it, handed to ``owner``. Returns the rows that
+    became Queued."""
     yield Step(
         "count_member",
         {
@@ -237,9 +255,9 @@ def count_steps(record_id: uuid.UUID, status: str, ts: datetime) -> StepGen:
         },
     )
     if not (yield Step("finish_batch", {"id": record_id, "ts": ts})):
-        return 0
+        return []
     outcome = yield Step("select_batch_status", {"id": record_id}, StepMode.SCALAR)
-    released: int = yield from release_steps(record_id, str(outcome), ts)
+    released: list[QueuedTask] = yield from release_steps(record_id, str(outcome), ts, owner=owner)
     return released
 
 
@@ -509,6 +527,8 @@ class TransitionOp(Op):
     release: datetime | None = None
     """Set (the time of the children's audit rows) on a terminal status: the children
     waiting for this row are released in the same transaction (see :func:`release_steps`)."""
+    owner: uuid.UUID | None = None
+    """The node the release hands the children to (``None``: no owner)."""
 
     def target_id(self) -> uuid.UUID:
         return self.task_id
@@ -537,7 +557,9 @@ class TransitionOp(Op):
         if self.audit_ts is not None:
             yield _status_audit(self.task_id, self.audit_ts, self.status, self.exception)
         if self.release is not None and self.status in _TERMINAL:
-            released: int = yield from finish_steps(self.task_id, self.status, self.release)
+            released: list[QueuedTask] = yield from finish_steps(
+                self.task_id, self.status, self.release, owner=self.owner
+            )
             return released
         return None
 

@@ -253,7 +253,8 @@ class Statements:
         )
         # -- continuations (docs/workflows.md) --------------------------------------------
         # a finished parent's waiting children: :run_a / :run_b are the conditions that
-        # run (ContinueWhen names; '' matches none); the others are cancelled with :reason
+        # run (ContinueWhen names; '' matches none); the others are cancelled with :reason;
+        # all of them get the :owner the release hands them to (NULL: none)
         children = and_(c.ParentTaskId == _id(), c.Status == QueuedTaskStatus.WAITING_PARENT.value)
         runs = or_(c.ContinueWhen == _text("run_a"), c.ContinueWhen == _text("run_b"))
         released_status = case(
@@ -277,17 +278,18 @@ class Statements:
             .values(
                 Status=released_status,
                 Exception=case((runs, null()), else_=_text("reason")),
-                OwnerNode=None,
+                OwnerNode=_id("owner"),
             )
         )
-        self.count_released: Select[Any] = (
-            select(func.count())
-            .select_from(t)
+        # the children a release handed to :owner (the unowned ones: select_released_children)
+        self.select_handed_children: Select[Any] = (
+            select(*[c[name] for name in TASK_COLUMNS])
             .where(
                 c.ParentTaskId == _id(),
                 c.Status == QueuedTaskStatus.QUEUED.value,
-                c.OwnerNode.is_(None),
+                c.OwnerNode == _id("owner"),
             )
+            .order_by(c.CreatedAtUtc, c.Id)
         )
         self.select_skipped_children: Select[Any] = select(c.Id).where(
             c.ParentTaskId == _id(),

@@ -396,6 +396,7 @@ class SqlTaskStorage:
         clear_next: bool = False,
         must_exist: bool = False,
         result: str | None = None,
+        owner: uuid.UUID | None = None,
     ) -> asyncio.Future[Any]:
         now = self._now()
         audit = wants_status_audit(level, status, exception)
@@ -413,6 +414,7 @@ class SqlTaskStorage:
                 prior,
                 result,
                 now if status.is_terminal else None,
+                owner,
             )
         )
         if prior is not None:  # carried until a write of the task commits it (retries too)
@@ -463,20 +465,21 @@ class SqlTaskStorage:
         execution_time_ms: float,
         audit_level: AuditLevel,
         result: str | None = None,
-    ) -> int:
+        *,
+        owner: uuid.UUID | None = None,
+    ) -> list[QueuedTask]:
         """Mark Completed with its duration and result; release its continuations in the
-        same transaction (how many became Queued)."""
-        return int(
-            await self._transition(
-                task_id,
-                QueuedTaskStatus.COMPLETED,
-                None,
-                audit_level,
-                execution_time_ms,
-                result=result,
-            )
-            or 0
+        same transaction, handed to ``owner`` (the ones that became Queued)."""
+        released = await self._transition(
+            task_id,
+            QueuedTaskStatus.COMPLETED,
+            None,
+            audit_level,
+            execution_time_ms,
+            result=result,
+            owner=owner,
         )
+        return released or []
 
     async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> int:
         """Mark Cancelled; its waiting continuations are cancelled with it."""
@@ -496,12 +499,15 @@ class SqlTaskStorage:
         exception: str | None,
         audit_level: AuditLevel,
         execution_time_ms: float | None = None,
-    ) -> int:
-        """Generic transition; a terminal status releases the continuations."""
+        *,
+        owner: uuid.UUID | None = None,
+    ) -> list[QueuedTask]:
+        """Generic transition; a terminal status releases the continuations, handed to
+        ``owner`` (the ones that became Queued)."""
         released = await self._transition(
-            task_id, status, exception, audit_level, execution_time_ms
+            task_id, status, exception, audit_level, execution_time_ms, owner=owner
         )
-        return released if isinstance(released, int) else 0
+        return released or []
 
     # -- continuations ---------------------------------------------------------------------
     async def persist_continuation(self, task: QueuedTask) -> QueuedTaskStatus:

@@ -212,7 +212,7 @@ class PostgresExecutor:
                     if op.must_exist:
                         outcomes[i] = KeyError(f"Task {op.task_id} does not exist.")
                 elif op.releases:
-                    outcomes[i] = 0
+                    outcomes[i] = []
                     releasing.append((i, op))
             if releasing:
                 # one statement finds the parents with waiting continuations (rare); a new
@@ -231,7 +231,7 @@ class PostgresExecutor:
                     if op.task_id in waiting or (TRANSITION_MEMBER, op.task_id) in found:
                         assert op.release is not None
                         outcomes[i] = await drive_async(
-                            finish_steps(op.task_id, op.status, op.release),
+                            finish_steps(op.task_id, op.status, op.release, owner=op.owner),
                             self._step_runner(pg),
                         )
             for i, qop in queued:

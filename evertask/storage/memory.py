@@ -186,49 +186,58 @@ class MemoryTaskStorage:
             self._audit(task_id, now, status, exception)
         return task
 
-    def _release(self, parent_id: uuid.UUID, status: QueuedTaskStatus | str) -> int:
+    def _release(
+        self, parent_id: uuid.UUID, status: QueuedTaskStatus | str, owner: uuid.UUID | None = None
+    ) -> list[QueuedTask]:
         """Release the WaitingParent children of a task or batch that has just finished
-        with ``status`` (terminal): matching ones become Queued without an owner, the
-        others Cancelled with the reason (and finished, see :meth:`_finished`). Returns how
-        many became Queued."""
-        released = 0
+        with ``status`` (terminal), handing them to ``owner`` (``None``: no owner): matching
+        ones become Queued, the others Cancelled with the reason (and finished, see
+        :meth:`_finished`). Returns the rows that became Queued (this parent's oldest
+        first)."""
+        queued: list[QueuedTask] = []
+        later: list[QueuedTask] = []  # (made Queued by the cancelled ones' batches)
         parent_status = Q(str(status))
         for child_id in self._waiting.pop(parent_id, ()):
             child = self._tasks.get(child_id)
             if child is None or child.status is not Q.WAITING_PARENT:
                 continue
+            child.owner_node = owner
             if _condition(child).matches(parent_status):
-                child.status, child.exception, child.owner_node = Q.QUEUED, None, None
-                released += 1
+                child.status, child.exception = Q.QUEUED, None
+                queued.append(child)
             else:
                 child.status = Q.CANCELLED
                 child.exception = skip_reason(parent_id, parent_status)
             if wants_status_audit(child.audit_level, child.status, child.exception):
                 self._audit(child.id, self._now(), child.status, child.exception)
             if child.status is Q.CANCELLED:  # counts in its batch; cancels its own children
-                released += self._finished(child)
-        return released
+                later += self._finished(child, owner)
+        queued.sort(key=lambda t: (t.created_at_utc, t.id.int))
+        return queued + later
 
-    def _finished(self, task: QueuedTask) -> int:
+    def _finished(self, task: QueuedTask, owner: uuid.UUID | None = None) -> list[QueuedTask]:
         """A row has just been written with ``task.status``: if terminal, count it once in
-        its batch and workflow and release its continuations (see the protocol)."""
+        its batch and workflow and release its continuations, handed to ``owner`` (see
+        the protocol). Returns the rows that became Queued."""
         status = task.status
         if not status.is_terminal:
-            return 0
-        released = 0
+            return []
+        released: list[QueuedTask] = []
         if (task.batch_id or task.workflow_id) and task.id not in self._counted:
             self._counted.add(task.id)
             for record_id in (task.batch_id, task.workflow_id):
                 if record_id is not None:
-                    released += self._count_member(record_id, status)
+                    released += self._count_member(record_id, status, owner)
         if task.id in self._waiting:
-            released += self._release(task.id, status)
+            released += self._release(task.id, status, owner)
         return released
 
-    def _count_member(self, record_id: uuid.UUID, status: QueuedTaskStatus) -> int:
+    def _count_member(
+        self, record_id: uuid.UUID, status: QueuedTaskStatus, owner: uuid.UUID | None
+    ) -> list[QueuedTask]:
         batch = self._batches.get(record_id)
         if batch is None:
-            return 0
+            return []
         if status is Q.COMPLETED:
             batch.succeeded += 1
         elif status is Q.FAILED:
@@ -237,9 +246,9 @@ class MemoryTaskStorage:
             batch.cancelled += 1
         outcome = batch_outcome(batch) if batch.status is BatchStatus.RUNNING else None
         if outcome is None:
-            return 0
+            return []
         batch.status, batch.finished_at_utc = outcome, self._now()
-        return self._release(record_id, outcome.value)
+        return self._release(record_id, outcome.value, owner)
 
     def _count_run(
         self,
@@ -392,18 +401,21 @@ class MemoryTaskStorage:
         execution_time_ms: float,
         audit_level: AuditLevel,
         result: str | None = None,
-    ) -> int:
-        """Mark Completed with its duration and result; release its continuations."""
+        *,
+        owner: uuid.UUID | None = None,
+    ) -> list[QueuedTask]:
+        """Mark Completed with its duration and result; release its continuations, handed
+        to ``owner``."""
         task = self._transition(task_id, Q.COMPLETED, None, audit_level, execution_time_ms)
         if task is None:
-            return 0
+            return []
         task.result = result
-        return self._finished(task)
+        return [t.copy() for t in self._finished(task, owner)]
 
     async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> int:
         """Mark Cancelled; its waiting continuations are cancelled."""
         task = self._transition(task_id, Q.CANCELLED, None, audit_level)
-        return 0 if task is None else self._finished(task)
+        return 0 if task is None else len(self._finished(task))
 
     async def set_cancelled_by_service(
         self, task_id: uuid.UUID, exception: str | None, audit_level: AuditLevel
@@ -418,10 +430,13 @@ class MemoryTaskStorage:
         exception: str | None,
         audit_level: AuditLevel,
         execution_time_ms: float | None = None,
-    ) -> int:
-        """Generic transition; a terminal status releases the continuations."""
+        *,
+        owner: uuid.UUID | None = None,
+    ) -> list[QueuedTask]:
+        """Generic transition; a terminal status releases the continuations, handed to
+        ``owner``."""
         task = self._transition(task_id, status, exception, audit_level, execution_time_ms)
-        return 0 if task is None else self._finished(task)
+        return [] if task is None else [t.copy() for t in self._finished(task, owner)]
 
     # -- continuations ---------------------------------------------------------------------
     async def persist_continuation(self, task: QueuedTask) -> QueuedTaskStatus:

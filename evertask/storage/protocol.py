@@ -26,17 +26,23 @@ Contract notes:
   parent a terminal status (Completed, Failed, Cancelled: ``set_completed``,
   ``set_status``, ``set_cancelled_by_user``, ``set_recurring_task_poisoned``) releases its
   WaitingParent children in the same transaction: those whose condition matches become
-  Queued without an owner (any worker node may claim them), the others Cancelled with the
-  reason. Those writes return how many children became Queued. ``persist_continuation``
-  serializes with that release on the parent's row, so a child is released exactly once.
+  Queued, the others Cancelled with the reason. The release hands them to the ``owner``
+  that ``set_completed`` and ``set_status`` take (the writing node, when it takes work
+  now: it adopts them as it adopts the rows it claims) or, without one, leaves them
+  without an owner (any worker node may claim them). ``set_completed`` and ``set_status``
+  return the rows that became Queued, read in that transaction (each parent's oldest
+  first: the owner runs them without another read); a node that dies before running them
+  leaves rows of a dead node, which the claims take. ``persist_continuation`` serializes
+  with that release on the parent's row, so a child is released exactly once.
 - Batches (:class:`BatchStore`, docs/workflows.md): a row with ``batch_id`` or
   ``workflow_id`` counts in those records' progress. The first terminal write of such a
   row adds it to their counters in the same transaction (once: a second terminal write of
   the row counts nothing), and the write that makes a record's counters reach its total
   gives the record its outcome (a compare-and-set on its Running status, so it happens
   once whichever node writes) and releases the continuations waiting for the record
-  (``parent_task_id`` is the batch id) as a task's terminal write releases its own.
-  Continuations cancelled by a release count as Cancelled members.
+  (``parent_task_id`` is the batch id) as a task's terminal write releases its own (handed
+  to the same ``owner``, returned with the others). Continuations cancelled by a release
+  count as Cancelled members.
 """
 
 from __future__ import annotations
@@ -154,9 +160,12 @@ class TaskStorage(Protocol):
         execution_time_ms: float,
         audit_level: AuditLevel,
         result: str | None = None,
-    ) -> int:
+        *,
+        owner: uuid.UUID | None = None,
+    ) -> list[QueuedTask]:
         """Mark a one-shot Completed with its duration and its JSON ``result`` (``None``:
-        none), and release its continuations; return how many became Queued."""
+        none), and release its continuations in the same transaction, handed to ``owner``
+        (``None``: no owner); return the rows that became Queued (see the notes above)."""
         ...
 
     async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> int:
@@ -176,9 +185,13 @@ class TaskStorage(Protocol):
         exception: str | None,
         audit_level: AuditLevel,
         execution_time_ms: float | None = None,
-    ) -> int:
+        *,
+        owner: uuid.UUID | None = None,
+    ) -> list[QueuedTask]:
         """Generic transition; ``exception=None`` clears the stored exception. A terminal
-        status releases the row's continuations; return how many became Queued."""
+        status releases the row's continuations in the same transaction, handed to
+        ``owner`` (``None``: no owner); return the rows that became Queued (see the notes
+        above)."""
         ...
 
     # -- continuations ---------------------------------------------------------------------

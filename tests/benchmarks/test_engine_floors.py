@@ -31,9 +31,11 @@ class Recording(MemoryTaskStorage):
         self.calls.append(("set_in_progress", audit_level))
         await super().set_in_progress(task_id, audit_level)
 
-    async def set_completed(self, task_id: uuid.UUID, ms: float, audit_level: Any) -> None:
+    async def set_completed(
+        self, task_id: uuid.UUID, ms: float, audit_level: Any, *args: Any, **kw: Any
+    ) -> Any:
         self.calls.append(("set_completed", audit_level))
-        await super().set_completed(task_id, ms, audit_level)
+        return await super().set_completed(task_id, ms, audit_level, *args, **kw)
 
     async def histories(self) -> list[list[tuple[Any, Any]]]:
         """Each row's status history (status, exception), rows in id order."""

@@ -6,10 +6,12 @@ MODE ``drain``: start a host on the same storage and run until ``drained`` (sign
 the parent creating ``stop``), executing whatever was pending.
 MODE ``slow``: dispatch slow tasks and wait; stopped gracefully by SIGTERM.
 MODE ``parent``: dispatch a parent task and its continuation; the process SIGKILLs itself
-right after the commit of the parent's Completed write (which released the continuation),
-before anything could run it. ``drain`` then runs the continuation.
+right after the commit of the parent's Completed write (which released the continuation
+and handed it to this node), before anything could run it, and writes to ``released`` this
+node's id and the owners of the released rows. ``drain`` then runs the continuation.
 MODE ``fan_in``: the same with a batch of 50 and a continuation on the batch: the kill
-follows the commit of the member's write that finished the batch.
+follows the commit of the member's write that finished the batch (and handed the
+continuation to this node).
 Handlers append to ``executed.log`` (one line per execution, flushed).
 """
 
@@ -211,7 +213,8 @@ async def parent(directory: str, backend: str) -> None:
         async def completed_then_killed(task_id, *args, **kwargs):  # type: ignore[no-untyped-def]
             released = await complete(task_id, *args, **kwargs)  # committed
             if task_id == parent_id:
-                Path(directory, "released").write_text(str(released))
+                owners = " ".join(str(r.owner_node) for r in released)
+                Path(directory, "released").write_text(f"{host.node_id} {owners}")
                 os.kill(os.getpid(), signal.SIGKILL)
             return released
 
@@ -233,7 +236,8 @@ async def fan_in(directory: str, backend: str) -> None:
         async def completed_then_killed(task_id, *args, **kwargs):  # type: ignore[no-untyped-def]
             released = await complete(task_id, *args, **kwargs)  # committed
             if released:
-                Path(directory, "released").write_text(str(released))
+                owners = " ".join(str(r.owner_node) for r in released)
+                Path(directory, "released").write_text(f"{host.node_id} {owners}")
                 os.kill(os.getpid(), signal.SIGKILL)
             return released
 

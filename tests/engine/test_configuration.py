@@ -271,11 +271,11 @@ async def test_failing_status_writes_are_retried_never_marking_failed() -> None:
     class Flaky(MemoryTaskStorage):
         failures = 2
 
-        async def set_completed(self, task_id, execution_time_ms, audit_level):  # type: ignore[no-untyped-def]
+        async def set_completed(self, task_id, *args, **kw):  # type: ignore[no-untyped-def]
             if self.failures:
                 self.failures -= 1
                 raise ConnectionError("db went away")
-            await super().set_completed(task_id, execution_time_ms, audit_level)
+            return await super().set_completed(task_id, *args, **kw)
 
     storage = Flaky()
     host, _ = build_host(ALL, storage=False, builder=lambda b: b.use_storage(storage))

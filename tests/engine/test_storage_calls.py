@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from evertask import ManualClock, MemoryTaskStorage
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
@@ -26,11 +27,9 @@ async def test_the_engine_calls_overridden_storage_methods() -> None:
             calls.append(("in_progress", task_id))
             await super().set_in_progress(task_id, audit_level)
 
-        async def set_completed(
-            self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
-        ) -> None:
+        async def set_completed(self, task_id: uuid.UUID, *args: Any, **kw: Any) -> Any:
             calls.append(("completed", task_id))
-            await super().set_completed(task_id, execution_time_ms, audit_level)
+            return await super().set_completed(task_id, *args, **kw)
 
     host, _ = build_host([PingHandler], storage=False, builder=lambda b: b.use_storage(Counted()))
     async with host:

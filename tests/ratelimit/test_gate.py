@@ -60,15 +60,13 @@ class Recording(MemoryTaskStorage):
         self.writes.append(("in_progress", task_id))
         await super().set_in_progress(task_id, audit_level)
 
-    async def set_completed(
-        self, task_id: uuid.UUID, execution_time_ms: float, audit_level: AuditLevel
-    ) -> None:
+    async def set_completed(self, task_id: uuid.UUID, *args: Any, **kw: Any) -> Any:
         self.writes.append(("completed", task_id))
-        await super().set_completed(task_id, execution_time_ms, audit_level)
+        return await super().set_completed(task_id, *args, **kw)
 
-    async def set_status(self, task_id: uuid.UUID, status: S, *args: Any, **kw: Any) -> None:
+    async def set_status(self, task_id: uuid.UUID, status: S, *args: Any, **kw: Any) -> Any:
         self.writes.append((f"status:{status.value}", task_id))
-        await super().set_status(task_id, status, *args, **kw)
+        return await super().set_status(task_id, status, *args, **kw)
 
     async def update_task(self, task: Any, *, revive: bool = False) -> None:
         self.writes.append(("update", task.id))

@@ -50,10 +50,11 @@ def store(storage: TaskStorage) -> BatchStore:
 
 
 async def finish(storage: TaskStorage, task_id: uuid.UUID, status: QueuedTaskStatus) -> int:
+    """The terminal write of a member; how many rows it made Queued."""
     if status is Q.COMPLETED:
-        return await storage.set_completed(task_id, 1.0, A.FULL, "7")
+        return len(await storage.set_completed(task_id, 1.0, A.FULL, "7"))
     if status is Q.FAILED:
-        return await storage.set_status(task_id, Q.FAILED, "boom", A.FULL, 1.0)
+        return len(await storage.set_status(task_id, Q.FAILED, "boom", A.FULL, 1.0))
     return await storage.set_cancelled_by_user(task_id, A.FULL)
 
 
@@ -238,6 +239,29 @@ async def test_cancel_batch(storage: TaskStorage, clock: Clock) -> None:
     assert loaded is not None and loaded.cancelled == 3
     assert await batches.cancel_batch(batch.id) == []
     assert await batches.cancel_batch(uuid.uuid4()) is None
+
+
+async def test_the_last_members_write_hands_the_batchs_continuations_to_its_owner(
+    storage: TaskStorage, clock: Clock
+) -> None:
+    """The write that finishes a batch releases its continuations as a task's terminal
+    write does: handed to that write's owner, and returned as stored."""
+    batches = store(storage)
+    batch = record(clock, 2)
+    rows = members(clock, batch, 2)
+    await batches.persist_unit([batch], rows)
+    after = [
+        row(clock.now, status=Q.WAITING_PARENT, parent_task_id=batch.id, continue_when=when)
+        for when in ("Succeeded", "Failed", "Finished")
+    ]
+    for c in after:
+        await storage.persist_continuation(c)
+    owner = uuid.uuid4()
+    assert await storage.set_completed(rows[0].id, 1.0, A.FULL, owner=owner) == []
+    released = await storage.set_completed(rows[1].id, 1.0, A.FULL, owner=owner)
+    runs = sorted((after[0], after[2]), key=lambda c: c.id)  # (created at the same time)
+    assert released == [await storage.get(c.id) for c in runs]  # every column, as stored
+    assert all((r.status, r.owner_node) == (Q.QUEUED, owner) for r in released)
 
 
 async def test_concurrent_last_members_finish_the_batch_once(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 
-from evertask.storage import TaskStorage
+from evertask.storage import NodeInfo, TaskStorage
 from evertask.storage.models import QueuedTask
 from evertask_abstractions import AuditLevel, ContinueWhen, QueuedTaskStatus, TaskNotFoundError
 
@@ -25,6 +26,19 @@ def child(clock: Clock, parent: uuid.UUID, when: ContinueWhen) -> QueuedTask:
     return task
 
 
+def node(clock: Clock, name: str, lease: timedelta = timedelta(seconds=30)) -> NodeInfo:
+    return NodeInfo(
+        id=uuid.uuid4(),
+        host_name=name,
+        pid=4242,
+        started_at_utc=clock.now,
+        last_heartbeat_utc=clock.now,
+        lease_expires_utc=clock.now + lease,
+        queues=("default",),
+        runs_workers=True,
+    )
+
+
 async def status(storage: TaskStorage, task_id: uuid.UUID) -> QueuedTaskStatus:
     loaded = await storage.get(task_id)
     assert loaded is not None
@@ -34,7 +48,7 @@ async def status(storage: TaskStorage, task_id: uuid.UUID) -> QueuedTaskStatus:
 async def test_result_round_trip_with_completed(storage: TaskStorage, clock: Clock) -> None:
     task = row(clock.now, status=Q.IN_PROGRESS)
     await storage.persist(task)
-    assert await storage.set_completed(task.id, 3.0, A.FULL, '{"total": 42}') == 0
+    assert await storage.set_completed(task.id, 3.0, A.FULL, '{"total": 42}') == []
     loaded = await storage.get(task.id)
     assert loaded is not None
     assert (loaded.status, loaded.result) == (Q.COMPLETED, '{"total": 42}')
@@ -59,13 +73,14 @@ async def test_terminal_write_releases_matching_children(
     assert await storage.retrieve_pending(None, None, 100) == [] or all(
         r.id == parent.id for r in await storage.retrieve_pending(None, None, 100)
     )  # a waiting child is never recovered
+    released: list[QueuedTask] = []
     if outcome is Q.COMPLETED:
         released = await storage.set_completed(parent.id, 1.0, A.FULL, "1")
     elif outcome is Q.FAILED:
         released = await storage.set_status(parent.id, Q.FAILED, "boom", A.FULL, 1.0)
     else:
-        released = await storage.set_cancelled_by_user(parent.id, A.FULL)
-    assert released == len(runs)
+        assert await storage.set_cancelled_by_user(parent.id, A.FULL) == 0
+    assert {r.id for r in released} == {children[w].id for w in runs}
     for when, c in children.items():
         loaded = await storage.get(c.id)
         assert loaded is not None
@@ -78,7 +93,56 @@ async def test_terminal_write_releases_matching_children(
     assert {r.id for r in found} == {children[w].id for w in runs}
     assert all(r.parent_task_id == parent.id for r in found)
     # released once: a second terminal write releases nothing more
-    assert await storage.set_status(parent.id, Q.FAILED, "again", A.FULL) == 0
+    assert await storage.set_status(parent.id, Q.FAILED, "again", A.FULL) == []
+
+
+@pytest.mark.parametrize("outcome", [Q.COMPLETED, Q.FAILED])
+async def test_release_hands_the_children_to_the_owner(
+    storage: TaskStorage, clock: Clock, outcome: QueuedTaskStatus
+) -> None:
+    """With an owner (the writing node), the children that run become its rows in the same
+    transaction, which returns them as stored, oldest first; the others are cancelled."""
+    owner = uuid.uuid4()
+    parent = row(clock.now, status=Q.IN_PROGRESS)
+    await storage.persist(parent)
+    children = []
+    for when in (W.FINISHED, W.SUCCEEDED, W.FAILED, W.FINISHED):
+        clock.advance(seconds=1)
+        children.append(child(clock, parent.id, when))
+        await storage.persist_continuation(children[-1])
+    if outcome is Q.COMPLETED:
+        released = await storage.set_completed(parent.id, 1.0, A.FULL, "1", owner=owner)
+    else:
+        released = await storage.set_status(parent.id, Q.FAILED, "boom", A.FULL, 1.0, owner=owner)
+    runs = [c for c in children if ContinueWhen(c.continue_when).matches(outcome)]
+    assert [r.id for r in released] == [c.id for c in runs]
+    assert released == [await storage.get(c.id) for c in runs]  # every column, as stored
+    assert all((r.status, r.owner_node) == (Q.QUEUED, owner) for r in released)
+    assert await storage.released_children(parent.id) == []  # none left unowned
+    for c in children:
+        if c not in runs:
+            assert await status(storage, c.id) is Q.CANCELLED
+
+
+async def test_children_handed_to_a_node_are_claimable_once_it_is_dead(
+    storage: TaskStorage, clock: Clock
+) -> None:
+    """The writer of the release owns its children: no live node takes them, and once its
+    lease has run out they are orphans like any of a dead node's rows."""
+    writer, other = node(clock, "writer"), node(clock, "other", lease=timedelta(hours=1))
+    await storage.register_node(writer)
+    await storage.register_node(other)
+    parent = row(clock.now, status=Q.IN_PROGRESS)
+    await storage.persist(parent)
+    c = child(clock, parent.id, W.SUCCEEDED)
+    await storage.persist_continuation(c)
+    released = await storage.set_completed(parent.id, 1.0, A.FULL, owner=writer.id)
+    assert [r.id for r in released] == [c.id]
+    assert await storage.claim_orphans(other.id, clock.now, 10) == []
+    assert not await storage.claim_task(c.id, other.id, clock.now)
+    clock.advance(minutes=1)  # the writer died: its lease ran out
+    claimed = await storage.claim_orphans(other.id, clock.now, 10)
+    assert [(r.id, r.owner_node) for r in claimed] == [(c.id, other.id)]
 
 
 async def test_parent_already_finished_releases_at_dispatch(
@@ -111,13 +175,13 @@ async def test_chain_of_three(storage: TaskStorage, clock: Clock) -> None:
     third = child(clock, second.id, W.FINISHED)
     await storage.persist_continuation(second)
     await storage.persist_continuation(third)
-    assert await storage.set_completed(first.id, 1.0, A.FULL, '"a"') == 1
+    assert len(await storage.set_completed(first.id, 1.0, A.FULL, '"a"')) == 1
     assert (await status(storage, second.id), await status(storage, third.id)) == (
         Q.QUEUED,
         Q.WAITING_PARENT,
     )
     await storage.set_in_progress(second.id, A.FULL)
-    assert await storage.set_status(second.id, Q.FAILED, "x", A.FULL, 1.0) == 1
+    assert len(await storage.set_status(second.id, Q.FAILED, "x", A.FULL, 1.0)) == 1
     assert await status(storage, third.id) is Q.QUEUED
 
 
@@ -127,7 +191,7 @@ async def test_cancelled_child_is_not_released(storage: TaskStorage, clock: Cloc
     c = child(clock, parent.id, W.SUCCEEDED)
     await storage.persist_continuation(c)
     await storage.set_cancelled_by_user(c.id, A.FULL)
-    assert await storage.set_completed(parent.id, 1.0, A.FULL) == 0
+    assert await storage.set_completed(parent.id, 1.0, A.FULL) == []
     assert await status(storage, c.id) is Q.CANCELLED
 
 

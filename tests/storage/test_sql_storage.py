@@ -269,7 +269,7 @@ async def test_sqlite_public_api_fallback(tmp_path: Path, clock: Clock) -> None:
             storage.set_completed(first.id, 1.0, AuditLevel.FULL),
             return_exceptions=True,
         )
-        assert results[0] is None and results[2] == 0  # no continuation released
+        assert results[0] is None and results[2] == []  # no continuation released
         assert type(results[1]).__name__ == "TaskKeyConflictError"
         assert await storage.increment_recovery_failure(second.id) == 1
         loaded = await storage.get(first.id)
