@@ -6,8 +6,9 @@
   step is held at its first line, so each hand-over goes through the WaitingParent release
   of the parent's Completed write. Each handler records ``time.perf_counter()`` at its
   first and at its last line; a step's overhead is the start of step k+1 minus the end of
-  step k (the parent's Completed write, the release in the same transaction, the claim of
-  the released row and its adoption, the child's start). ``chain_step_overhead_ms_p50``
+  step k (the parent's Completed write, the release in the same transaction, which hands
+  the child to this node and returns its row, the child's adoption with its Queued
+  compare-and-set, the child's start). ``chain_step_overhead_ms_p50``
   and ``_p99`` over the N-1 hand-overs. Bar: ``chain_step_overhead_ms_p50 <= 2``.
 - Batch dispatch: ``dispatch_batch`` of 10,000 no-op tasks (1,000 with ``--quick``) on
   SQLite storage (a temporary file, audit Full, a running host): ``batch_10k_dispatch_s``
