@@ -98,6 +98,12 @@ class Membership:
         self._clock = clock
         self._lifecycle = lifecycle
         self._queues = queues
+        # how many runs each queue should hold: a few per lane, so that a node does not
+        # hoard what other nodes could run
+        self._wanted = [
+            (queue, min(queue.capacity, _RUNS_PER_LANE * queue.parallelism))
+            for queue in queues.queues.values()
+        ]
         self._inflight = inflight
         self._lease = options.lease_duration
         self._heartbeat = options.effective_heartbeat_interval
@@ -396,18 +402,23 @@ class Membership:
         which takes them, has not run since: the host is not idle yet (while it may claim)."""
         return self._released > 0 and self.claiming and not self._held
 
-    def continuation_owner(self) -> uuid.UUID | None:
-        """The node a terminal status write of this host hands the continuations it
-        releases to: this one while it takes work and its queues have room (what its
-        claim asks), else ``None`` (no owner: any node's claim takes them)."""
-        return self.node.id if self.takes_work and self._room() > 0 else None
+    def hand_over(self) -> tuple[uuid.UUID | None, int]:
+        """Whom a terminal status write of this host hands the continuations it releases
+        to, and at most how many: this node, as many as its claim would take now (it takes
+        work, and its queues have room), else nobody (``None``: any node's claim takes
+        them)."""
+        room = self._room() if self.takes_work else 0
+        return (self.node.id if room else None), room
 
     async def adopt_released(self, rows: list[QueuedTask]) -> None:
         """A terminal status write of this host released ``rows`` (continuations that
         became Queued): those it handed to this node are adopted as the rows a claim takes
-        (each waits for room in its queue); the others are left to the claims."""
+        (each waits for its slot); the others are left to the claims."""
         mine = [row for row in rows if row.owner_node == self.node.id]
-        if len(mine) < len(rows):  # (no owner, or this node rejoined since under a new id)
+        if len(mine) < len(rows):
+            # more than this node had room for, or it took no work (or it rejoined under a
+            # new id since): unowned rows, which the other nodes may take too
+            self.announce(NOTICE_WORK)
             self.rows_released()
         if mine:
             assert self._adopt is not None
@@ -519,10 +530,8 @@ class Membership:
         return found
 
     def _room(self) -> int:
-        """How many more runs the queues should hold (a page at most): a few per lane, so
-        that a node does not hoard what other nodes could run."""
+        """How many more runs the queues should hold (a page at most; see ``_wanted``)."""
         room = 0
-        for queue in self._queues.queues.values():
-            wanted = min(queue.capacity, _RUNS_PER_LANE * queue.parallelism)
+        for queue, wanted in self._wanted:
             room += max(0, wanted - queue.active - len(queue))
         return min(PAGE_SIZE, room)

@@ -201,7 +201,7 @@ class Engine:
             membership = self.membership
             self.activity.claim_pending = lambda: membership.claim_pending
             membership.on_claimed = self.activity.changed
-            self.executor.continuation_owner = membership.continuation_owner
+            self.executor.hand_over = membership.hand_over
             self.executor.on_released = lambda rows: self.background.spawn(
                 membership.adopt_released(rows)
             )

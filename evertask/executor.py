@@ -154,9 +154,9 @@ class WorkerExecutor:
         self._observers = observers
         self._recurring = recurring
         self.log_capture = log_capture
-        self.continuation_owner: Callable[[], uuid.UUID | None] = lambda: None
-        """The node a terminal write hands the continuations it releases to (set by the
-        engine; ``None``: no owner)."""
+        self.hand_over: Callable[[], tuple[uuid.UUID | None, int]] = lambda: (None, 0)
+        """The node a terminal write hands the continuations it releases to, and at most
+        how many (set by the engine; ``None``: no owner)."""
         self.on_released: Callable[[list[QueuedTask]], None] | None = None
         """Called with the continuations a terminal write released (those that became
         Queued)."""
@@ -615,13 +615,15 @@ class WorkerExecutor:
                 await write_retrying(storage.save_execution_logs, tid, logs)
             if outcome is _Outcome.COMPLETED:
                 if storage is not None and not recurring:
+                    owner, room = self.hand_over()
                     released = await write_retrying(
                         storage.set_completed,
                         tid,
                         elapsed_ms,
                         level,
                         result,
-                        owner=self.continuation_owner(),
+                        owner=owner,
+                        room=room,
                     )
                 if handler is not None and "on_completed" in hooks:
                     await self._hook(run, "on_completed", handler.on_completed(tid))
@@ -637,6 +639,7 @@ class WorkerExecutor:
                 assert error is not None
                 text = format_exception(error, previous)
                 if storage is not None:
+                    owner, room = self.hand_over()
                     released = await write_retrying(
                         storage.set_status,
                         tid,
@@ -644,7 +647,8 @@ class WorkerExecutor:
                         text,
                         level,
                         elapsed_ms,
-                        owner=self.continuation_owner(),
+                        owner=owner,
+                        room=room,
                     )
                 timed_out = isinstance(error, TaskTimeoutError)
                 message = (

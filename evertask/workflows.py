@@ -4,10 +4,10 @@ A handler's returned value is serialized with pydantic (its ``result_type``, els
 value's own type) and stored with the Completed write. A continuation is a row persisted
 WaitingParent; the parent's terminal write releases it in the same transaction (see the
 storage protocol), which hands the released rows to the node that writes it while that
-node takes work (see ``Membership.continuation_owner``): it adopts them as it adopts the
-rows its cluster claim takes, each waiting for room in its queue. Otherwise they are
-unowned Queued rows, which any node's claim takes; and when the owner dies first, they are
-a dead node's rows, which the live nodes' claims or the next start's recovery take.
+node takes work, as many as its claim would take (see ``Membership.hand_over``): it adopts
+them as it adopts the rows its cluster claim takes. The others are unowned Queued rows,
+which any node's claim takes; and when the owner dies first, its rows are a dead node's
+rows, which the live nodes' claims or the next start's recovery take.
 
 Batches and workflows are units: their records (``TaskBatch``) and rows are inserted in
 one transaction, built here by :class:`UnitBuilder`. A saga's compensations are kept in

@@ -528,7 +528,9 @@ class TransitionOp(Op):
     """Set (the time of the children's audit rows) on a terminal status: the children
     waiting for this row are released in the same transaction (see :func:`release_steps`)."""
     owner: uuid.UUID | None = None
-    """The node the release hands the children to (``None``: no owner)."""
+    """The node the release hands the children to (``None``: no owner) ..."""
+    room: int | None = None
+    """... at most this many of them (``None``: all); the others stay without an owner."""
 
     def target_id(self) -> uuid.UUID:
         return self.task_id
@@ -537,6 +539,23 @@ class TransitionOp(Op):
     def releases(self) -> bool:
         """Whether this transition releases continuations (a terminal status)."""
         return self.release is not None and self.status in _TERMINAL
+
+    def finish(self) -> StepGen:
+        """What follows this terminal write in its transaction (:func:`finish_steps`):
+        the rows that became Queued are handed to ``owner``, the first ``room`` of them;
+        the others are given back (no owner). Returns them all."""
+        assert self.release is not None
+        released: list[QueuedTask] = yield from finish_steps(
+            self.task_id, self.status, self.release, owner=self.owner
+        )
+        if self.owner is not None and self.room is not None and len(released) > self.room:
+            surplus = released[self.room :]
+            yield Step(
+                "disown_row", [{"id": r.id, "owner": self.owner} for r in surplus], StepMode.MANY
+            )
+            for row in surplus:
+                row.owner_node = None
+        return released
 
     def steps(self) -> StepGen:
         n = yield Step(
@@ -556,10 +575,8 @@ class TransitionOp(Op):
             yield _status_audit(self.task_id, self.prior_audit_ts, _IN_PROGRESS)
         if self.audit_ts is not None:
             yield _status_audit(self.task_id, self.audit_ts, self.status, self.exception)
-        if self.release is not None and self.status in _TERMINAL:
-            released: list[QueuedTask] = yield from finish_steps(
-                self.task_id, self.status, self.release, owner=self.owner
-            )
+        if self.releases:
+            released: list[QueuedTask] = yield from self.finish()
             return released
         return None
 

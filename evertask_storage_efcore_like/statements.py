@@ -291,6 +291,10 @@ class Statements:
             )
             .order_by(c.CreatedAtUtc, c.Id)
         )
+        # a handed child given back: more were released than the node has room for
+        self.disown_row: Update = (
+            update(t).where(by_id, c.OwnerNode == _id("owner")).values(OwnerNode=null())
+        )
         self.select_skipped_children: Select[Any] = select(c.Id).where(
             c.ParentTaskId == _id(),
             c.Status == QueuedTaskStatus.CANCELLED.value,

@@ -397,6 +397,7 @@ class SqlTaskStorage:
         must_exist: bool = False,
         result: str | None = None,
         owner: uuid.UUID | None = None,
+        room: int | None = None,
     ) -> asyncio.Future[Any]:
         now = self._now()
         audit = wants_status_audit(level, status, exception)
@@ -415,6 +416,7 @@ class SqlTaskStorage:
                 result,
                 now if status.is_terminal else None,
                 owner,
+                room,
             )
         )
         if prior is not None:  # carried until a write of the task commits it (retries too)
@@ -467,9 +469,11 @@ class SqlTaskStorage:
         result: str | None = None,
         *,
         owner: uuid.UUID | None = None,
+        room: int | None = None,
     ) -> list[QueuedTask]:
         """Mark Completed with its duration and result; release its continuations in the
-        same transaction, handed to ``owner`` (the ones that became Queued)."""
+        same transaction, ``room`` of them handed to ``owner`` (the ones that became
+        Queued)."""
         released = await self._transition(
             task_id,
             QueuedTaskStatus.COMPLETED,
@@ -478,6 +482,7 @@ class SqlTaskStorage:
             execution_time_ms,
             result=result,
             owner=owner,
+            room=room,
         )
         return released or []
 
@@ -501,11 +506,12 @@ class SqlTaskStorage:
         execution_time_ms: float | None = None,
         *,
         owner: uuid.UUID | None = None,
+        room: int | None = None,
     ) -> list[QueuedTask]:
-        """Generic transition; a terminal status releases the continuations, handed to
-        ``owner`` (the ones that became Queued)."""
+        """Generic transition; a terminal status releases the continuations, ``room`` of
+        them handed to ``owner`` (the ones that became Queued)."""
         released = await self._transition(
-            task_id, status, exception, audit_level, execution_time_ms, owner=owner
+            task_id, status, exception, audit_level, execution_time_ms, owner=owner, room=room
         )
         return released or []
 

@@ -28,7 +28,6 @@ from evertask_storage_efcore_like.ops import (
     TryQueuedOp,
     UpdateTaskOp,
     drive_async,
-    finish_steps,
 )
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_efcore_like.statements import Statements
@@ -229,11 +228,7 @@ class PostgresExecutor:
                 }
                 for i, op in releasing:
                     if op.task_id in waiting or (TRANSITION_MEMBER, op.task_id) in found:
-                        assert op.release is not None
-                        outcomes[i] = await drive_async(
-                            finish_steps(op.task_id, op.status, op.release, owner=op.owner),
-                            self._step_runner(pg),
-                        )
+                        outcomes[i] = await drive_async(op.finish(), self._step_runner(pg))
             for i, qop in queued:
                 outcomes[i] = (QUEUED, qop.task_id) in found
         for i in others:

@@ -403,14 +403,15 @@ class MemoryTaskStorage:
         result: str | None = None,
         *,
         owner: uuid.UUID | None = None,
+        room: int | None = None,
     ) -> list[QueuedTask]:
-        """Mark Completed with its duration and result; release its continuations, handed
-        to ``owner``."""
+        """Mark Completed with its duration and result; release its continuations,
+        ``room`` of them handed to ``owner``."""
         task = self._transition(task_id, Q.COMPLETED, None, audit_level, execution_time_ms)
         if task is None:
             return []
         task.result = result
-        return [t.copy() for t in self._finished(task, owner)]
+        return _handed(self._finished(task, owner), room)
 
     async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> int:
         """Mark Cancelled; its waiting continuations are cancelled."""
@@ -432,11 +433,12 @@ class MemoryTaskStorage:
         execution_time_ms: float | None = None,
         *,
         owner: uuid.UUID | None = None,
+        room: int | None = None,
     ) -> list[QueuedTask]:
-        """Generic transition; a terminal status releases the continuations, handed to
-        ``owner``."""
+        """Generic transition; a terminal status releases the continuations, ``room`` of
+        them handed to ``owner``."""
         task = self._transition(task_id, status, exception, audit_level, execution_time_ms)
-        return [] if task is None else [t.copy() for t in self._finished(task, owner)]
+        return [] if task is None else _handed(self._finished(task, owner), room)
 
     # -- continuations ---------------------------------------------------------------------
     async def persist_continuation(self, task: QueuedTask) -> QueuedTaskStatus:
@@ -869,6 +871,16 @@ class MemoryTaskStorage:
 
 def _condition(child: QueuedTask) -> ContinueWhen:
     return ContinueWhen(child.continue_when or ContinueWhen.SUCCEEDED.value)
+
+
+def _handed(released: list[QueuedTask], room: int | None) -> list[QueuedTask]:
+    """Copies of the rows a release made Queued, after giving back (no owner) those beyond
+    the first ``room`` (``None``: keep all)."""
+    if not released:
+        return []
+    for row in released[room:] if room is not None else ():
+        row.owner_node = None
+    return [row.copy() for row in released]
 
 
 def _matches(task: QueuedTask, q: TaskQuery) -> bool:

@@ -26,23 +26,25 @@ Contract notes:
   parent a terminal status (Completed, Failed, Cancelled: ``set_completed``,
   ``set_status``, ``set_cancelled_by_user``, ``set_recurring_task_poisoned``) releases its
   WaitingParent children in the same transaction: those whose condition matches become
-  Queued, the others Cancelled with the reason. The release hands them to the ``owner``
-  that ``set_completed`` and ``set_status`` take (the writing node, when it takes work
-  now: it adopts them as it adopts the rows it claims) or, without one, leaves them
-  without an owner (any worker node may claim them). ``set_completed`` and ``set_status``
-  return the rows that became Queued, read in that transaction (each parent's oldest
-  first: the owner runs them without another read); a node that dies before running them
-  leaves rows of a dead node, which the claims take. ``persist_continuation`` serializes
-  with that release on the parent's row, so a child is released exactly once.
+  Queued, the others Cancelled with the reason. ``set_completed`` and ``set_status`` take
+  an ``owner`` (the writing node, when it takes work now) and its ``room`` (how many rows
+  its queues should take, as its claims would): the release hands the first ``room`` of
+  the rows that became Queued to that node, which adopts them as it adopts the rows it
+  claims; the others, and all of them without an owner, have none (any worker node may
+  claim them). Those two writes return every row that became Queued, as stored by that
+  transaction (each parent's oldest first: the owner runs its rows without another read);
+  a node that dies before running its rows leaves rows of a dead node, which the claims
+  take. ``persist_continuation`` serializes with that release on the parent's row, so a
+  child is released exactly once.
 - Batches (:class:`BatchStore`, docs/workflows.md): a row with ``batch_id`` or
   ``workflow_id`` counts in those records' progress. The first terminal write of such a
   row adds it to their counters in the same transaction (once: a second terminal write of
   the row counts nothing), and the write that makes a record's counters reach its total
   gives the record its outcome (a compare-and-set on its Running status, so it happens
   once whichever node writes) and releases the continuations waiting for the record
-  (``parent_task_id`` is the batch id) as a task's terminal write releases its own (handed
-  to the same ``owner``, returned with the others). Continuations cancelled by a release
-  count as Cancelled members.
+  (``parent_task_id`` is the batch id) as a task's terminal write releases its own (with
+  the same ``owner`` and ``room``, returned with the others). Continuations cancelled by a
+  release count as Cancelled members.
 """
 
 from __future__ import annotations
@@ -162,10 +164,12 @@ class TaskStorage(Protocol):
         result: str | None = None,
         *,
         owner: uuid.UUID | None = None,
+        room: int | None = None,
     ) -> list[QueuedTask]:
         """Mark a one-shot Completed with its duration and its JSON ``result`` (``None``:
-        none), and release its continuations in the same transaction, handed to ``owner``
-        (``None``: no owner); return the rows that became Queued (see the notes above)."""
+        none), and release its continuations in the same transaction, the first ``room``
+        of them (``None``: all) handed to ``owner`` (``None``: no owner); return the rows
+        that became Queued (see the notes above)."""
         ...
 
     async def set_cancelled_by_user(self, task_id: uuid.UUID, audit_level: AuditLevel) -> int:
@@ -187,11 +191,12 @@ class TaskStorage(Protocol):
         execution_time_ms: float | None = None,
         *,
         owner: uuid.UUID | None = None,
+        room: int | None = None,
     ) -> list[QueuedTask]:
         """Generic transition; ``exception=None`` clears the stored exception. A terminal
-        status releases the row's continuations in the same transaction, handed to
-        ``owner`` (``None``: no owner); return the rows that became Queued (see the notes
-        above)."""
+        status releases the row's continuations in the same transaction, the first
+        ``room`` of them (``None``: all) handed to ``owner`` (``None``: no owner); return
+        the rows that became Queued (see the notes above)."""
         ...
 
     # -- continuations ---------------------------------------------------------------------

@@ -124,6 +124,29 @@ async def test_release_hands_the_children_to_the_owner(
             assert await status(storage, c.id) is Q.CANCELLED
 
 
+async def test_release_hands_no_more_than_the_owners_room(
+    storage: TaskStorage, clock: Clock
+) -> None:
+    """With ``room``, the first children that run go to the owner; the others are given
+    back in the same transaction: unowned, as any node's claim takes them."""
+    owner = uuid.uuid4()
+    parent = row(clock.now, status=Q.IN_PROGRESS)
+    await storage.persist(parent)
+    children = []
+    for _ in range(3):
+        clock.advance(seconds=1)
+        children.append(child(clock, parent.id, W.SUCCEEDED))
+        await storage.persist_continuation(children[-1])
+    released = await storage.set_completed(parent.id, 1.0, A.FULL, owner=owner, room=2)
+    assert [(r.id, r.owner_node) for r in released] == [
+        (children[0].id, owner),
+        (children[1].id, owner),
+        (children[2].id, None),
+    ]
+    assert released == [await storage.get(c.id) for c in children]  # as stored
+    assert [r.id for r in await storage.released_children(parent.id)] == [children[2].id]
+
+
 async def test_children_handed_to_a_node_are_claimable_once_it_is_dead(
     storage: TaskStorage, clock: Clock
 ) -> None:

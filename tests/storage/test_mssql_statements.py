@@ -343,7 +343,12 @@ def test_workflow_statements_compile_for_sql_server() -> None:
     release = str(named["release_children"].compile(dialect=_dialect()))
     assert release.startswith("UPDATE [EverTask].[QueuedTasks]")
     assert "[ParentTaskId] = :id" in release and "CASE WHEN" in release
-    for name in ("insert_release_audits", "select_handed_children", "select_skipped_children"):
+    for name in (
+        "insert_release_audits",
+        "select_handed_children",
+        "disown_row",
+        "select_skipped_children",
+    ):
         assert "[EverTask].[QueuedTasks]" in str(named[name].compile(dialect=_dialect())), name
     status = str(named["update_status"].compile(dialect=_dialect()))
     assert "[Result]=coalesce(:result, [EverTask].[QueuedTasks].[Result])" in status

@@ -152,7 +152,7 @@ async def test_a_node_without_room_leaves_the_continuation_to_its_claim() -> Non
         await host.wait_recovered(5)
         claimed = _record_claims(host)
         membership = host.engine.membership
-        assert membership.continuation_owner() == host.node_id
+        assert membership.hand_over() == (host.node_id, 2)  # (two queues of one slot)
         for name in ("parent", "series"):
             probe.gate(name)
         series = await host.dispatcher.dispatch(
@@ -161,7 +161,7 @@ async def test_a_node_without_room_leaves_the_continuation_to_its_claim() -> Non
         parent = await host.dispatcher.dispatch(Step(name="parent"))
         child = await host.dispatcher.dispatch(Step(name="child"), after=parent)
         await probe.wait_for(lambda: probe.count("start") == 2)
-        assert membership.continuation_owner() is None  # no room
+        assert membership.hand_over() == (None, 0)  # no room
         probe.gate("parent").set()
         await wait_status(host, parent, Q.COMPLETED)
         await wait_status(host, child, Q.COMPLETED)
@@ -171,20 +171,46 @@ async def test_a_node_without_room_leaves_the_continuation_to_its_claim() -> Non
         await host.dispatcher.cancel(series)
 
 
+async def test_a_node_takes_no_more_released_continuations_than_it_has_room_for() -> None:
+    """Three continuations of one parent, on a node with room for one more run (its
+    recurring queue's slot, the parent holding the other): the release hands it one; the
+    other two are unowned rows, which its claim takes as room comes."""
+    host, c = build_host(
+        [StepHandler], lambda o: o.set_channel_options(1).set_max_degree_of_parallelism(1)
+    )
+    probe: Probe = c.probe()
+    async with host:
+        await host.wait_recovered(5)
+        claimed = _record_claims(host)
+        probe.gate("parent")
+        parent = await host.dispatcher.dispatch(Step(name="parent"))
+        children = [
+            await host.dispatcher.dispatch(Step(name=f"child{n}"), after=parent) for n in range(3)
+        ]
+        await probe.wait_for(lambda: ("start", "parent") in probe.calls)
+        assert host.engine.membership.hand_over() == (host.node_id, 1)
+        probe.gate("parent").set()
+        for child in children:
+            await wait_status(host, child, Q.COMPLETED)
+        assert sorted(claimed) == sorted(children[1:])  # the first was handed over
+        assert [await _owner(host, child) for child in children] == [host.node_id] * 3
+
+
 async def test_the_owner_is_this_node_only_while_it_takes_work() -> None:
     host, _ = build_host([StepHandler])
     async with host:
         await host.wait_recovered(5)
         membership = host.engine.membership
-        assert membership.continuation_owner() == host.node_id
+        owner, room = membership.hand_over()
+        assert owner == host.node_id and room > 0
         membership.claiming = False  # (adaptive throttling's pause)
-        assert membership.continuation_owner() is None
+        assert membership.hand_over() == (None, 0)
         membership.claiming = True
         membership._hold()  # (a late lease)
-        assert membership.continuation_owner() is None
+        assert membership.hand_over() == (None, 0)
         membership._release_hold()
-        assert membership.continuation_owner() == host.node_id
-    assert membership.continuation_owner() is None  # stopped
+        assert membership.hand_over() == (host.node_id, room)
+    assert membership.hand_over() == (None, 0)  # stopped
     dispatch_only, _ = build_host([StepHandler], lambda o: o.set_run_workers(False))
     async with dispatch_only:
-        assert dispatch_only.engine.membership.continuation_owner() is None
+        assert dispatch_only.engine.membership.hand_over() == (None, 0)
