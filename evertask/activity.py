@@ -2,8 +2,9 @@
 clock moves (the testing kit's ``run_until_idle``).
 
 A host is *busy* while it holds work it will go on with by itself: runs queued or executing
-(the in-flight ids), timer hand-overs in progress (background admissions), and rows
-released here (continuations, batch members) until this node's claim has taken them. An execution
+(the in-flight ids), hand-overs in progress (background admissions of timer-fired runs and
+of the continuations a release handed to this node), and unowned rows released here
+(continuations, batch members) until this node's claim has taken them. An execution
 waiting for a retry on the host's clock is *waiting for the clock*, not busy, and so are
 runs waiting in a paused queue. A host whose work is all waiting for the clock (or for
 nothing) is *idle*: only moving the clock, or a new dispatch, gives it something to do.
