@@ -199,16 +199,11 @@ def test_graceful_stop_mid_run_then_restart_reruns_interrupted_tasks(
             drain.kill()
 
 
-@pytest.mark.parametrize("backend", _backends())
-def test_sigkill_after_parent_completion_runs_continuation_once(
-    tmp_path: Path, backend: str
-) -> None:
-    """The parent's Completed write releases its continuation in the same transaction and
-    hands it to the writing node; the process is SIGKILLed right after that commit, before
-    the continuation could run. The next host takes it from the dead node and runs it
-    exactly once, with the parent's result."""
+def _killed_after_release(tmp_path: Path, backend: str, mode: str) -> tuple[str, str]:
+    """Run ``mode`` until it SIGKILLs itself right after the commit that released one
+    continuation (owned by the node that died); return the ids it wrote."""
     _prepare(tmp_path, backend)
-    proc = _spawn("parent", tmp_path, backend)
+    proc = _spawn(mode, tmp_path, backend)
     try:
         assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stdout.read() if proc.stdout else ""
     finally:
@@ -217,26 +212,43 @@ def test_sigkill_after_parent_completion_runs_continuation_once(
     parent_id, child_id = (tmp_path / "ids").read_text().split()
     writer, *owners = (tmp_path / "released").read_text().split()
     assert owners == [writer]  # one continuation released, owned by the node that died
+    return parent_id, child_id
+
+
+def _drain_until(tmp_path: Path, backend: str, prefix: str) -> list[str]:
+    """Restart on the same storage until a line starting with ``prefix`` was executed, let
+    the host settle (nothing runs it a second time) and stop; return the executed lines."""
     executed = tmp_path / "executed.log"
-    assert _lines(executed) == ["parent 7"]  # the continuation did not run before the kill
     drain = _spawn("drain", tmp_path, backend)
     try:
         _wait_file(tmp_path / "drain-started", drain)
         deadline = time.monotonic() + 30
-        while not any(line.startswith("child") for line in _lines(executed)):
+        while not any(line.startswith(prefix) for line in _lines(executed)):
             assert drain.poll() is None, drain.stdout.read() if drain.stdout else ""
             assert time.monotonic() < deadline, "the continuation did not run after restart"
             time.sleep(0.02)
-        # let the restarted host settle: nothing runs the continuation a second time
         (tmp_path / "stop").write_text("1")
         drain.wait(timeout=30)
     finally:
         if drain.poll() is None:
             drain.kill()
-    lines = _lines(executed)
+    return _lines(executed)
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_sigkill_after_parent_completion_runs_continuation_once(
+    tmp_path: Path, backend: str
+) -> None:
+    """The parent's Completed write releases its continuation in the same transaction and
+    hands it to the writing node; the process is SIGKILLed right after that commit, before
+    the continuation could run. The next host takes it from the dead node and runs it
+    exactly once, with the parent's result."""
+    parent_id, _ = _killed_after_release(tmp_path, backend, "parent")
+    # the continuation did not run before the kill
+    assert _lines(tmp_path / "executed.log") == ["parent 7"]
+    lines = _drain_until(tmp_path, backend, "child")
     assert lines.count(f"child c1 {parent_id} 70") == 1, lines
     assert lines.count("parent 7") == 1, lines
-    assert child_id
 
 
 @pytest.mark.parametrize("backend", _backends())
@@ -247,32 +259,10 @@ def test_sigkill_after_a_batch_finished_runs_its_continuation_once(
     on it in the same transaction, handed to the writing node; the process is SIGKILLed
     right after that commit. The next host takes it from the dead node and runs it exactly
     once, with the 50 members' results."""
-    _prepare(tmp_path, backend)
-    proc = _spawn("fan_in", tmp_path, backend)
-    try:
-        assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stdout.read() if proc.stdout else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    batch_id, child_id = (tmp_path / "ids").read_text().split()
-    writer, *owners = (tmp_path / "released").read_text().split()
-    assert owners == [writer]  # one continuation released, owned by the node that died
-    executed = tmp_path / "executed.log"
-    assert sorted(_lines(executed)) == sorted(f"parent {n}" for n in range(50))
-    drain = _spawn("drain", tmp_path, backend)
-    try:
-        _wait_file(tmp_path / "drain-started", drain)
-        deadline = time.monotonic() + 30
-        while not any(line.startswith("gather") for line in _lines(executed)):
-            assert drain.poll() is None, drain.stdout.read() if drain.stdout else ""
-            assert time.monotonic() < deadline, "the continuation did not run after restart"
-            time.sleep(0.02)
-        (tmp_path / "stop").write_text("1")
-        drain.wait(timeout=30)
-    finally:
-        if drain.poll() is None:
-            drain.kill()
-    lines = _lines(executed)
+    batch_id, _ = _killed_after_release(tmp_path, backend, "fan_in")
+    executed = _lines(tmp_path / "executed.log")
+    assert sorted(executed) == sorted(f"parent {n}" for n in range(50))
+    lines = _drain_until(tmp_path, backend, "gather")
     # 50 results, n * 10 each: sum(range(50)) * 10
     assert lines.count(f"gather g1 {batch_id} 50 12250") == 1, lines
-    assert len(lines) == 51 and child_id
+    assert len(lines) == 51
