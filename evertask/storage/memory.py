@@ -12,7 +12,7 @@ import dataclasses
 import heapq
 import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
 
@@ -687,15 +687,15 @@ class MemoryTaskStorage:
             saved = logs.entries if isinstance(logs, ExecutionLogs) else list(logs)
             self._logs[task_id] = (*self._logs.get(task_id, ()), saved)
 
-    def _filtered_logs(self, task_id: uuid.UUID, level: str | None) -> list[TaskExecutionLog]:
-        logs = [
-            log
-            for saved in self._logs.get(task_id, ())
-            for log in (ExecutionLogs(task_id, saved) if isinstance(saved, tuple) else saved)
-        ]
-        if level is None:
-            return logs
-        return [log for log in logs if log.level.lower() == level.lower()]
+    def _filtered_logs(self, task_id: uuid.UUID, level: str | None) -> Iterator[TaskExecutionLog]:
+        """A task's logs in order (of ``level``), each row built when it is reached."""
+        wanted = None if level is None else level.lower()
+        for saved in self._logs.get(task_id, ()):
+            logs = ExecutionLogs(task_id, saved) if isinstance(saved, tuple) else saved
+            if wanted is None:
+                yield from logs
+            else:
+                yield from (log for log in logs if log.level.lower() == wanted)
 
     async def get_execution_logs(
         self,
@@ -706,11 +706,13 @@ class MemoryTaskStorage:
     ) -> list[TaskExecutionLog]:
         """Captured logs in order, optionally paged and filtered by level."""
         logs = self._filtered_logs(task_id, level)
-        return logs[skip : None if take is None else skip + take]
+        return list(itertools.islice(logs, skip, None if take is None else skip + take))
 
     async def count_execution_logs(self, task_id: uuid.UUID, level: str | None = None) -> int:
         """Number of captured logs."""
-        return len(self._filtered_logs(task_id, level))
+        if level is None:
+            return sum(len(saved) for saved in self._logs.get(task_id, ()))
+        return sum(1 for _ in self._filtered_logs(task_id, level))
 
     async def get_status_audits(self, task_id: uuid.UUID) -> list[StatusAudit]:
         """Status history, oldest first."""
