@@ -1,4 +1,4 @@
-"""``python -m benchmarks SUITE [--quick] [--rows N] [--json FILE]``."""
+"""``python -m benchmarks SUITE [--quick] [--rows N] [--only PART] [--json FILE]``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rows", type=int, metavar="N", help="the data size, for suites that have one (history)"
     )
+    parser.add_argument(
+        "--only",
+        metavar="PART",
+        help="one part of a suite, for suites that have parts (observability: otel, logcapture)",
+    )
     args = parser.parse_args(argv)
     try:
         module = importlib.import_module(SUITES[args.suite])
@@ -46,6 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.rows < 1:
             parser.error("--rows must be at least 1")
         options["rows"] = args.rows
+    if args.only is not None:
+        parts = getattr(module, "PARTS", {})
+        if args.only not in parts:
+            parser.error(
+                f"the {args.suite!r} suite has no part {args.only!r}"
+                + (f" (parts: {', '.join(parts)})" if parts else "")
+            )
+        options["only"] = args.only
     module.run(**options)
     return 0
 

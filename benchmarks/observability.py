@@ -35,6 +35,9 @@ one run, interleaved, each measurement in a fresh interpreter, in these configur
 EverTask itself (and the engine's heap, which makes the SDK's garbage costlier to collect)
 adds to the calls no implementation can avoid.
 
+``--only otel`` or ``--only logcapture`` measures "off" and that part only (its
+configurations and floors, same runs and medians).
+
 Throughput is tasks per CPU second of the benchmark process (every thread, the garbage
 collector and the SDK's export thread included): on a shared machine it is far steadier
 than wall time, which is reported next to it (``*_wall_tasks_per_s``). The ratios and the
@@ -352,27 +355,32 @@ def _child(name: str, n: int) -> None:
     print(json.dumps(list(MEASURED[name](n))))
 
 
-def run(quick: bool = False, json_path: str | None = None) -> Results:
-    """Run the suite and print it."""
+PARTS: dict[str, list[str]] = {
+    "otel": [name for name in MEASURED if name.startswith(("otel", "sdk_floor"))],
+    "logcapture": ["logcapture", "logcapture_persisted"],
+}
+"""What ``--only`` runs besides "off"."""
+
+
+def run(quick: bool = False, json_path: str | None = None, only: str | None = None) -> Results:
+    """Run the suite and print it; ``only``: "off" and one part of it (see ``PARTS``)."""
+    if only is not None and only not in PARTS:
+        raise ValueError(f"no part {only!r} in the observability suite: {', '.join(PARTS)}")
     n = 20_000 if quick else 30_000
     reps = 1 if quick else 5
-    samples: dict[str, list[Rates]] = {name: [] for name in MEASURED}
+    names = list(MEASURED) if only is None else ["off", *PARTS[only]]
+    samples: dict[str, list[Rates]] = {name: [] for name in names}
     for _ in range(reps):  # interleaved, so a noisy neighbour hits every configuration
-        for name in MEASURED:
+        for name in names:
             samples[name].append(measure(name, n))
-    floors_us = {
-        floor: 1e6 / median([r.cpu for r in samples.pop(floor)]) for floor in FLOORS.values()
-    }
-    heap_floor_us = 1e6 / median([r.cpu for r in samples.pop(HEAP_FLOOR)])
+    otel = "otel" in samples
+    floors = [*FLOORS.values(), HEAP_FLOOR] if otel else []
+    floors_us = {floor: 1e6 / median([r.cpu for r in samples.pop(floor)]) for floor in floors}
     rate = {name: median([r.cpu for r in values]) for name, values in samples.items()}
     wall = {name: median([r.wall for r in values]) for name, values in samples.items()}
     off = rate["off"]
-    floor_us, off_us = floors_us[FLOOR], 1e6 / off
+    off_us = 1e6 / off
     results: Results = {"tasks": float(n)}
-    for config, floor in FLOORS.items():
-        results[f"{floor}_us_per_task"] = round(floors_us[floor], 2)
-        best = off_us / (off_us + floors_us[floor])  # the highest ratio this SDK allows
-        results[f"{config}_best_possible_ratio"] = round(best, 4)
     for name, value in rate.items():
         results[f"{name}_tasks_per_s"] = round(value, 1)
         results[f"{name}_wall_tasks_per_s"] = round(wall[name], 1)
@@ -380,17 +388,23 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
         if name != "off":
             results[f"{name}_ratio_to_off"] = round(rate[name] / off, 4)
             results[f"{name}_overhead_us_per_task"] = round((1 / rate[name] - 1 / off) * 1e6, 2)
-    for config, floor in FLOORS.items():
-        # EverTask's own cost: the configuration's added cost minus its floor
-        above = results[f"{config}_overhead_us_per_task"] - floors_us[floor]
-        results[f"{config}_above_floor_us_per_task"] = round(above, 2)
-    # the same floor with the engine's heap alive: what the collector costs any
-    # instrumentation on this SDK and this storage, and EverTask's cost beyond it
-    results[f"{HEAP_FLOOR}_us_per_task"] = round(heap_floor_us, 2)
-    results["otel_above_heap_floor_us_per_task"] = round(
-        results["otel_overhead_us_per_task"] - heap_floor_us, 2
-    )
-    results["otel_best_possible_ratio_on_engine_heap"] = round(off_us / (off_us + heap_floor_us), 4)
+    if otel:
+        for config, floor in FLOORS.items():
+            results[f"{floor}_us_per_task"] = round(floors_us[floor], 2)
+            best = off_us / (off_us + floors_us[floor])  # the highest ratio this SDK allows
+            results[f"{config}_best_possible_ratio"] = round(best, 4)
+            # EverTask's own cost: the configuration's added cost minus its floor
+            above = results[f"{config}_overhead_us_per_task"] - floors_us[floor]
+            results[f"{config}_above_floor_us_per_task"] = round(above, 2)
+        # the same floor with the engine's heap alive: what the collector costs any
+        # instrumentation on this SDK and this storage, and EverTask's cost beyond it
+        heap_floor_us = floors_us[HEAP_FLOOR]
+        results[f"{HEAP_FLOOR}_us_per_task"] = round(heap_floor_us, 2)
+        results["otel_above_heap_floor_us_per_task"] = round(
+            results["otel_overhead_us_per_task"] - heap_floor_us, 2
+        )
+        best_on_heap = off_us / (off_us + heap_floor_us)
+        results["otel_best_possible_ratio_on_engine_heap"] = round(best_on_heap, 4)
 
     def row(label: str, name: str, bar: str = "") -> tuple[str, str]:
         return (
@@ -411,33 +425,41 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
     rows = [
         ("tasks (no-op, memory storage, audit Full)", f"{n:,} x {reps} run(s), median"),
         ("off tasks per CPU second (wall)", f"{off:,.0f} ({wall['off']:,.0f})"),
-        row("OpenTelemetry SDK, all sampled", "otel", "  (bar: >= 65%)"),
-        (
-            "  SDK floor: the same calls, no engine",
-            f"{floor_us:.1f} us/task  (otel's added cost minus the floor: "
-            f"{results['otel_above_floor_us_per_task']:+.1f} us/task, bar: <= 10)",
-        ),
-        (
-            "  best possible ratio on this SDK",
-            f"{results['otel_best_possible_ratio']:.1%}  (off / (off + floor))",
-        ),
-        (
-            "  SDK floor with an engine run's heap alive",
-            f"{heap_floor_us:.1f} us/task, best ratio "
-            f"{results['otel_best_possible_ratio_on_engine_heap']:.1%}  (otel's added cost "
-            f"minus it: {results['otel_above_heap_floor_us_per_task']:+.1f} us/task)",
-        ),
-        row("  tracing only", "otel_tracing_only"),
-        row("  metrics only", "otel_metrics_only", "  (bar: >= 70%)"),
-        floor_row("otel_metrics_only"),
-        row("  10% of traces sampled", "otel_sampled_10pct", "  (bar: >= 50%)"),
-        floor_row("otel_sampled_10pct"),
-        row("  add_opentelemetry() with no SDK (turns itself off)", "otel_api_only"),
-        row("log capture, 1 line/task, persistence off", "logcapture", "  (bar: >= 85%)"),
-        row("log capture, 1 line/task, persisted", "logcapture_persisted", "  (bar: >= 75%)"),
     ]
+    if otel:
+        rows += [
+            row("OpenTelemetry SDK, all sampled", "otel", "  (bar: >= 65%)"),
+            (
+                "  SDK floor: the same calls, no engine",
+                f"{floors_us[FLOOR]:.1f} us/task  (otel's added cost minus the floor: "
+                f"{results['otel_above_floor_us_per_task']:+.1f} us/task, bar: <= 10)",
+            ),
+            (
+                "  best possible ratio on this SDK",
+                f"{results['otel_best_possible_ratio']:.1%}  (off / (off + floor))",
+            ),
+            (
+                "  SDK floor with an engine run's heap alive",
+                f"{floors_us[HEAP_FLOOR]:.1f} us/task, best ratio "
+                f"{results['otel_best_possible_ratio_on_engine_heap']:.1%}  (otel's added cost "
+                f"minus it: {results['otel_above_heap_floor_us_per_task']:+.1f} us/task)",
+            ),
+            row("  tracing only", "otel_tracing_only"),
+            row("  metrics only", "otel_metrics_only", "  (bar: >= 70%)"),
+            floor_row("otel_metrics_only"),
+            row("  10% of traces sampled", "otel_sampled_10pct", "  (bar: >= 50%)"),
+            floor_row("otel_sampled_10pct"),
+            row("  add_opentelemetry() with no SDK (turns itself off)", "otel_api_only"),
+        ]
+    if "logcapture" in rate:
+        rows += [
+            row("log capture, 1 line/task, persistence off", "logcapture", "  (bar: >= 85%)"),
+            row("log capture, 1 line/task, persisted", "logcapture_persisted", "  (bar: >= 75%)"),
+        ]
     report(
-        "python -m benchmarks observability" + (" --quick" if quick else ""),
+        "python -m benchmarks observability"
+        + (" --quick" if quick else "")
+        + (f" --only {only}" if only else ""),
         rows,
         results,
         json_path,

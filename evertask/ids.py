@@ -7,7 +7,7 @@ import os
 import time
 import uuid
 
-__all__ = ["uuid7"]
+__all__ = ["uuid7", "uuid7_int"]
 
 _VERSION_VARIANT = (0x7 << 76) | (0b10 << 62)
 # The 76 bits below the 48-bit time hold, in one per-process counter: rand_a (12 random
@@ -26,10 +26,16 @@ def uuid7() -> uuid.UUID:
     """A new UUIDv7: 48-bit Unix milliseconds, then a per-process counter (RFC 9562
     §6.2, method 1, with random starts). Ids made one after another increase strictly and
     their time part does not go back when the wall clock does. Unique, not secret."""
+    return uuid.UUID(int=uuid7_int())
+
+
+def uuid7_int() -> int:
+    """A new UUIDv7 (see :func:`uuid7`) as its 128-bit integer, for ids kept before they
+    are needed as ``uuid.UUID`` objects (``uuid.UUID(int=...)`` makes one)."""
     global _prefix
     count = next(_counter)
     ms = time.time_ns() // 1_000_000
     prefix = _prefix
     if ms > prefix >> 80:
         prefix = _prefix = (ms << 80) | _VERSION_VARIANT
-    return uuid.UUID(int=prefix | count)
+    return prefix | count

@@ -3,10 +3,11 @@
 Every handler's ``self.logger`` forwards to the application's logging (a logger named
 after the handler class). With the persistent logger enabled, the records of one
 execution at or above ``minimum_level`` are also kept, whatever the application's logging
-levels, and returned by :meth:`CaptureSession.finish` as :class:`TaskExecutionLog` rows:
-at most ``max_logs_per_task`` of them, then one truncation marker. With
-``capture_library_logs`` the records any stdlib logger creates inside the execution's
-context (its asyncio task, or a thread started with a copy of it) are kept as well.
+levels, and returned by :meth:`CaptureSession.finish` as :class:`ExecutionLogs` (a sequence
+of ``TaskExecutionLog`` rows built when read): at most ``max_logs_per_task`` of them, then
+one truncation marker. With ``capture_library_logs`` the records any stdlib logger creates
+inside the execution's context (its asyncio task, or a thread started with a copy of it)
+are kept as well.
 
 With the persistent logger off :func:`make_log_capture` returns ``None`` and the engine
 does nothing per run: the handler's default adapter is built only if the handler logs.
@@ -22,13 +23,12 @@ import traceback
 import uuid
 from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any
 
-from .ids import uuid7
+from .ids import uuid7_int
 from .options import EverTaskOptions
 from .run import TaskRun
-from .storage.models import TaskExecutionLog
+from .storage.models import ExecutionLogs, LogEntry
 
 __all__ = [
     "CaptureSession",
@@ -42,8 +42,6 @@ _SESSION: ContextVar[CaptureSession | None] = ContextVar("evertask_log_session",
 _forwarding = threading.local()  # set while an adapter forwards a record it already kept
 _factory_lock = threading.Lock()
 _factory_installed = False
-
-Entry = tuple[float, int, str, str | None]  # created, level, message, exception text
 
 
 def level_name(level: int) -> str:
@@ -111,7 +109,7 @@ class CaptureSession:
         self.minimum = minimum
         self.limit = limit
         self.library = library
-        self.entries: list[Entry] = []
+        self.entries: list[LogEntry] = []
         self.dropped = 0
         self.closed = False
 
@@ -123,9 +121,10 @@ class CaptureSession:
         if limit is not None and len(self.entries) >= limit:
             self.dropped += 1
             return
-        self.entries.append((created, level, message, exception))
+        name = _STANDARD_LEVEL_NAMES.get(level) or _level_name(level)
+        self.entries.append((uuid7_int(), created, name, message, exception))
 
-    def finish(self) -> list[TaskExecutionLog] | None:
+    def finish(self) -> ExecutionLogs | None:
         """Stop capturing; the kept records (``None`` when there are none or when called
         again)."""
         if self.closed:
@@ -137,30 +136,15 @@ class CaptureSession:
         if self.dropped:
             entries.append(
                 (
+                    uuid7_int(),
                     time.time(),
-                    logging.WARNING,
+                    level_name(logging.WARNING),
                     f"[EverTask] {self.dropped} log entries truncated: "
                     f"max_logs_per_task ({self.limit}) reached",
                     None,
                 )
             )
-        if not entries:
-            return None
-        tid = self.task_id
-        from_ts = datetime.fromtimestamp
-        names = _STANDARD_LEVEL_NAMES
-        return [
-            TaskExecutionLog(
-                id=uuid7(),
-                task_id=tid,
-                timestamp_utc=from_ts(created, UTC),
-                level=names.get(level) or _level_name(level),
-                message=message,
-                sequence_number=seq,
-                exception_details=exception,
-            )
-            for seq, (created, level, message, exception) in enumerate(entries)
-        ]
+        return ExecutionLogs(self.task_id, entries) if entries else None
 
 
 class TaskLoggerAdapter(logging.LoggerAdapter[logging.Logger]):

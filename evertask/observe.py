@@ -13,6 +13,7 @@ truthiness test. Observers must be fast and must not raise (errors are logged an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from enum import Enum
 from typing import Any, Protocol
@@ -74,8 +75,8 @@ class TaskObserver(Protocol):
 class CaptureSession(Protocol):
     """The log records of one execution (see evertask.logcapture)."""
 
-    def finish(self) -> list[Any] | None:
-        """Stop capturing; return the records to persist."""
+    def finish(self) -> Sequence[Any] | None:
+        """Stop capturing; return the records to persist (``TaskExecutionLog`` rows)."""
         ...
 
 

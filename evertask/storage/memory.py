@@ -1,6 +1,6 @@
 """In-memory storage: the reference implementation of :class:`~.protocol.TaskStorage`.
 
-Rows are :class:`QueuedTask` objects in a dict by id; audits and logs are lists per task.
+Rows are :class:`QueuedTask` objects in a dict by id; audits and logs are kept per task.
 Rows are copied on the way in and out, so no caller can change stored state. Every method
 runs without awaiting, hence atomically with respect to the event loop: no lock is needed.
 Nothing survives the process; use it for development, tests and volatile work.
@@ -12,7 +12,7 @@ import dataclasses
 import heapq
 import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
 
@@ -29,6 +29,8 @@ from evertask_abstractions import (
 from ..clock import utc_now
 from .models import (
     STAMPED_STATUSES,
+    ExecutionLogs,
+    LogEntry,
     NodeInfo,
     QueuedTask,
     RunsAudit,
@@ -108,6 +110,9 @@ def _in_utc(row: QueuedTask) -> QueuedTask:
 
 
 _AuditEntry = tuple[int, datetime, QueuedTaskStatus, str | None]
+# one save of captured logs: the engine's records as the plain tuples of its ExecutionLogs
+# (rows built when read, as for the status audits), or rows saved as rows (a list)
+_SavedLogs = tuple[LogEntry, ...] | list[TaskExecutionLog]
 
 
 class MemoryTaskStorage:
@@ -126,7 +131,8 @@ class MemoryTaskStorage:
         # quarter of its time, and most audits are never read
         self._status_audits: dict[uuid.UUID, list[_AuditEntry]] = {}
         self._runs_audits: dict[uuid.UUID, list[RunsAudit]] = {}
-        self._logs: dict[uuid.UUID, list[TaskExecutionLog]] = {}
+        # captured logs: per task, what each save brought (see _SavedLogs)
+        self._logs: dict[uuid.UUID, tuple[_SavedLogs, ...]] = {}
         self._paused: set[str] = set()
         self._nodes: dict[uuid.UUID, NodeInfo] = {}
         self._audit_ids = itertools.count(1)  # audit ids, shared by both audit tables
@@ -678,13 +684,18 @@ class MemoryTaskStorage:
     ) -> None:
         """Append captured logs (ignored when the task is gone)."""
         if logs and task_id in self._tasks:
-            self._logs.setdefault(task_id, []).extend(logs)
+            saved = logs.entries if isinstance(logs, ExecutionLogs) else list(logs)
+            self._logs[task_id] = (*self._logs.get(task_id, ()), saved)
 
-    def _filtered_logs(self, task_id: uuid.UUID, level: str | None) -> list[TaskExecutionLog]:
-        logs = self._logs.get(task_id, [])
-        if level is None:
-            return logs
-        return [log for log in logs if log.level.lower() == level.lower()]
+    def _filtered_logs(self, task_id: uuid.UUID, level: str | None) -> Iterator[TaskExecutionLog]:
+        """A task's logs in order (of ``level``), each row built when it is reached."""
+        wanted = None if level is None else level.lower()
+        for saved in self._logs.get(task_id, ()):
+            logs = ExecutionLogs(task_id, saved) if isinstance(saved, tuple) else saved
+            if wanted is None:
+                yield from logs
+            else:
+                yield from (log for log in logs if log.level.lower() == wanted)
 
     async def get_execution_logs(
         self,
@@ -695,11 +706,13 @@ class MemoryTaskStorage:
     ) -> list[TaskExecutionLog]:
         """Captured logs in order, optionally paged and filtered by level."""
         logs = self._filtered_logs(task_id, level)
-        return logs[skip : None if take is None else skip + take]
+        return list(itertools.islice(logs, skip, None if take is None else skip + take))
 
     async def count_execution_logs(self, task_id: uuid.UUID, level: str | None = None) -> int:
         """Number of captured logs."""
-        return len(self._filtered_logs(task_id, level))
+        if level is None:
+            return sum(len(saved) for saved in self._logs.get(task_id, ()))
+        return sum(1 for _ in self._filtered_logs(task_id, level))
 
     async def get_status_audits(self, task_id: uuid.UUID) -> list[StatusAudit]:
         """Status history, oldest first."""

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
+from typing import overload
 
 from evertask_abstractions import AuditLevel, BatchInfo, BatchKind, BatchStatus, QueuedTaskStatus
 
 __all__ = [
     "RECOVERABLE_STATUSES",
     "STAMPED_STATUSES",
+    "ExecutionLogs",
+    "LogEntry",
     "NodeInfo",
     "QueuedTask",
     "RunsAudit",
@@ -24,6 +28,7 @@ __all__ = [
     "batch_outcome",
     "is_real_error",
     "is_recoverable",
+    "log_row",
     "member_retry_refusal",
     "skip_reason",
 ]
@@ -263,6 +268,63 @@ class TaskExecutionLog:
     message: str
     sequence_number: int
     exception_details: str | None = None
+
+
+LogEntry = tuple[int, float, str, str, str | None]
+"""One captured record as a plain tuple: id (a UUIDv7 as its integer), Unix time, level
+name, message, exception text."""
+
+
+def log_row(task_id: uuid.UUID, sequence_number: int, entry: LogEntry) -> TaskExecutionLog:
+    """The :class:`TaskExecutionLog` of a captured record of task ``task_id``."""
+    log_id, created, level, message, exception = entry
+    return TaskExecutionLog(
+        id=uuid.UUID(int=log_id),
+        task_id=task_id,
+        timestamp_utc=datetime.fromtimestamp(created, UTC),
+        level=level,
+        message=message,
+        sequence_number=sequence_number,
+        exception_details=exception,
+    )
+
+
+class ExecutionLogs(Sequence[TaskExecutionLog]):
+    """The captured logs of one execution, as the engine passes them to
+    ``save_execution_logs`` and attaches them to its events: an immutable sequence of
+    :class:`TaskExecutionLog` rows kept as plain tuples (``entries``, see
+    :data:`LogEntry`; a record's sequence number is its position), each row built when it
+    is read. Every read builds equal rows (the ids were drawn when the records were
+    captured), so a storage may keep ``entries`` and build the rows later, as the memory
+    storage does.
+    """
+
+    __slots__ = ("entries", "task_id")
+
+    def __init__(self, task_id: uuid.UUID, entries: Iterable[LogEntry]) -> None:
+        self.task_id = task_id
+        self.entries = tuple(entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @overload
+    def __getitem__(self, index: int) -> TaskExecutionLog: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskExecutionLog]: ...
+    def __getitem__(self, index: int | slice) -> TaskExecutionLog | list[TaskExecutionLog]:
+        entries = self.entries
+        if isinstance(index, slice):
+            return [log_row(self.task_id, i, entries[i]) for i in range(len(entries))[index]]
+        entry = entries[index]  # (IndexError out of range)
+        return log_row(self.task_id, index % len(entries), entry)
+
+    def __iter__(self) -> Iterator[TaskExecutionLog]:
+        task_id = self.task_id
+        return (log_row(task_id, seq, entry) for seq, entry in enumerate(self.entries))
+
+    def __repr__(self) -> str:
+        return f"ExecutionLogs({self.task_id}, {len(self.entries)} records)"
 
 
 class SortField(str, Enum):

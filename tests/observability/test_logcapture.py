@@ -11,7 +11,7 @@ import pytest
 
 from evertask import EverTaskOptions
 from evertask.logcapture import PersistentLogCapture
-from evertask.storage.models import TaskExecutionLog
+from evertask.storage.models import ExecutionLogs, TaskExecutionLog
 from evertask_abstractions import CancellationToken, EverTask, EverTaskHandler, QueuedTaskStatus
 from tests.helpers import build_host, wait_status
 from tests.observability.tasks import (
@@ -172,6 +172,56 @@ async def test_the_capture_stops_with_the_execution() -> None:
     logging.getLogger("tests.observability.somelib").warning("after finish")
     assert logs is not None and [log.message for log in logs] == ["during"]
     assert len(session.entries) == 1
+
+
+async def test_the_kept_records_become_rows_when_read() -> None:
+    host, _ = build_host(ALL, persistent(set_minimum_level=logging.DEBUG))
+    capture = host.log_capture
+    assert isinstance(capture, PersistentLogCapture)
+    handler = ChattyHandler(None)  # type: ignore[arg-type]
+    run: Any = type("Run", (), {"id": uuid.uuid4()})()
+    session = capture.begin(run, handler)
+    handler.logger.debug("first %s", "line")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        handler.logger.error("second", exc_info=True)
+    handler.logger.log(25, "between Information and Warning")
+    logs = session.finish()
+    assert isinstance(logs, ExecutionLogs) and len(logs) == 3
+    rows = list(logs)
+    assert rows == list(logs) == logs[:] == [logs[0], logs[1], logs[-1]]  # equal on every read
+    with pytest.raises(IndexError):
+        logs[3]
+    assert [(r.sequence_number, r.level, r.message) for r in rows] == [
+        (0, "Debug", "first line"),
+        (1, "Error", "second"),
+        (2, "Information", "between Information and Warning"),
+    ]
+    assert all(r.task_id == run.id and r.id.version == 7 for r in rows)
+    assert rows[0].id < rows[1].id < rows[2].id
+    assert rows[0].timestamp_utc <= rows[1].timestamp_utc and rows[0].timestamp_utc.tzinfo
+    assert rows[1].exception_details is not None and "ValueError: boom" in rows[1].exception_details
+    assert rows[0].exception_details is None
+
+
+async def test_records_kept_by_several_threads_get_distinct_sequence_numbers() -> None:
+    host, _ = build_host(ALL, persistent(set_max_logs_per_task=None))
+    capture = host.log_capture
+    assert isinstance(capture, PersistentLogCapture)
+    handler = ChattyHandler(None)  # type: ignore[arg-type]
+    run: Any = type("Run", (), {"id": uuid.uuid4()})()
+    session = capture.begin(run, handler)
+
+    def chatter(thread: int) -> None:
+        for i in range(300):
+            handler.logger.info("thread %d line %d", thread, i)
+
+    await asyncio.gather(*(asyncio.to_thread(chatter, t) for t in range(4)))
+    logs = session.finish()
+    assert logs is not None and len(logs) == 1200
+    assert [log.sequence_number for log in logs] == list(range(1200))
+    assert len({log.id for log in logs}) == 1200
 
 
 class MakesRecords(EverTask):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from evertask.ids import uuid7
+from evertask.ids import uuid7, uuid7_int
 from evertask.storage import TaskExecutionLog, TaskStorage
+from evertask.storage.models import ExecutionLogs
 
 from .conftest import Clock
 from .helpers import row
@@ -40,6 +41,42 @@ async def test_logs_come_back_in_capture_order(storage: TaskStorage, clock: Cloc
     task_id, logs = await _seed(storage, clock)
     assert await storage.get_execution_logs(task_id) == logs
     assert await storage.count_execution_logs(task_id) == len(logs)
+
+
+async def test_captured_logs_come_back_as_their_rows(storage: TaskStorage, clock: Clock) -> None:
+    """What the engine saves: ExecutionLogs, plain tuples whose rows are built when read
+    (the memory storage keeps the tuples), before and after rows saved as rows."""
+    task = row(clock.now)
+    await storage.persist(task)
+    start = clock.now.timestamp()
+    captured = ExecutionLogs(
+        task.id,
+        [
+            (uuid7_int(), start + 1.25, "Information", "captured 0", None),
+            (uuid7_int(), start + 1.5, "Error", "captured 1", "Traceback ..."),
+        ],
+    )
+    rows = list(captured)
+    assert rows == list(captured) == [captured[0], captured[-1]] == captured[:]
+    assert [r.sequence_number for r in rows] == [0, 1] and captured[-1:] == rows[1:]
+    plain = [
+        TaskExecutionLog(
+            id=uuid7(),
+            task_id=task.id,
+            timestamp_utc=clock.now + timedelta(seconds=run * 2),
+            level="Warning",
+            message=f"plain {run}",
+            sequence_number=0,
+        )
+        for run in range(2)
+    ]
+    await storage.save_execution_logs(task.id, plain[:1])
+    await storage.save_execution_logs(task.id, captured)
+    await storage.save_execution_logs(task.id, plain[1:])
+    assert await storage.get_execution_logs(task.id) == [plain[0], *rows, plain[1]]
+    assert await storage.get_execution_logs(task.id, 2, 1) == rows[1:]
+    assert await storage.get_execution_logs(task.id, level="error") == rows[1:]
+    assert await storage.count_execution_logs(task.id) == 4
 
 
 async def test_log_paging(storage: TaskStorage, clock: Clock) -> None:
