@@ -39,6 +39,8 @@ class DeregisterNodeOp(Op):
     node_id: uuid.UUID
     now: datetime
 
+    heavy = True  # it grows with the node's pending rows: SQLite runs it on the writer's thread
+
     def steps(self) -> StepGen:
         released = yield Step("release_node_rows", {"id": self.node_id, "now": self.now})
         yield Step("delete_node", {"id": self.node_id})
