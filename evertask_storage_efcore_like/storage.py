@@ -926,16 +926,19 @@ class SqlTaskStorage:
                 return 0
             begun = time.monotonic()
             try:
-                n = int(await self._transact(FoldCountsOp(FOLD_BATCH, self._locked_fold)))
+                n = int(await self._transact(FoldCountsOp(self._fold_batch, self._locked_fold)))
             except sa_exc.IntegrityError:
                 races += 1  # another host created the same counter row first
                 if races > 5:
                     raise
                 continue
             folded += n
-            if n < FOLD_BATCH:
+            if n < self._fold_batch:
                 return folded
             await asyncio.sleep(time.monotonic() - begun)
+
+    _fold_batch = FOLD_BATCH
+    """Most deltas one fold transaction takes."""
 
     @property
     def _locked_fold(self) -> bool:

@@ -215,6 +215,7 @@ class SqliteTaskStorage(SqlTaskStorage):
             _log.warning("Refreshing the SQLite statistics of %s failed: %s", self.path, error)
 
     _retention_batch_seconds = 0.005  # task writes wait for a batch: keep it short
+    _fold_batch = 100  # the same: 500 deltas held the writer 2.5 ms (8 ms at worst)
 
     async def _transact(self, op: Op) -> Any:
         """Through the writer: SQLite has one write lock per file, so maintenance and the
