@@ -3,8 +3,7 @@
 The hot write paths of the SQLite and PostgreSQL executors talk to the DB-API driver
 directly (sqlite3 in aiosqlite's thread, asyncpg). Compiling each statement once, with
 SQLAlchemy's own bind processors for the values, keeps the statements dialect-neutral
-Core and the per-call cost at one tuple build. A statement with an ``IN`` list (an
-expanding bind) is rendered again for each call's list lengths.
+Core and the per-call cost at one tuple build.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ _MISSING = object()
 class Precompiled:
     """One statement as positional SQL for a dialect (qmark or numeric-dollar style)."""
 
-    __slots__ = ("_expanding", "_plan", "names", "sql")
+    __slots__ = ("_plan", "names", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
@@ -43,8 +42,6 @@ class Precompiled:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             plan.append((name, default, processor))
         self._plan = tuple(plan)
-        expanding = any(compiled.binds[name].expanding for name in self.names)
-        self._expanding = compiled if expanding else None
 
     def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """The positional arguments for ``params`` (names as in the Core statement)."""
@@ -55,22 +52,6 @@ class Precompiled:
                 raise KeyError(f"Missing bind parameter {name!r} for: {self.sql}")
             out.append(value if processor is None or value is None else processor(value))
         return tuple(out)
-
-    def bind(self, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
-        """The SQL and its positional arguments for one execution with ``params``: the
-        compiled SQL and :meth:`args`, or, where an ``IN`` list takes its values, the SQL
-        rendered for their number."""
-        compiled = self._expanding
-        if compiled is None:
-            return self.sql, self.args(params)
-        state = compiled.construct_expanded_state(params)
-        processors = {name: processor for name, _, processor in self._plan}
-        processors.update(state.processors)  # the processors of the list's items
-        out: list[Any] = []
-        for name in state.positiontup or ():
-            value, processor = state.parameters[name], processors.get(name)
-            out.append(value if processor is None or value is None else processor(value))
-        return state.statement, tuple(out)
 
 
 class PrecompiledCache:

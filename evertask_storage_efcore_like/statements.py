@@ -43,14 +43,7 @@ from .retention_statements import retention_statements
 from .schema import OWNER_INDEX, TaskTables, recovery_index_predicate
 from .types import GuidType, UtcDateTime
 
-__all__ = [
-    "BATCH_COLUMNS",
-    "NODE_COLUMNS",
-    "RUN_COUNTER_MAX",
-    "TASK_COLUMNS",
-    "Statements",
-    "claim_candidates_name",
-]
+__all__ = ["BATCH_COLUMNS", "NODE_COLUMNS", "RUN_COUNTER_MAX", "TASK_COLUMNS", "Statements"]
 
 RUN_COUNTER_MAX = 2**31 - 1
 """The run counter saturates here instead of overflowing a 32-bit column."""
@@ -151,11 +144,6 @@ def _ms(name: str = "ms") -> BindParameter[Any]:
 
 def _ids(name: str) -> BindParameter[Any]:
     return bindparam(name, type_=GuidType(), expanding=True)
-
-
-def claim_candidates_name(dead: bool, due: bool) -> str:
-    """The name of ``claim_orphans``' candidate select: with dead owners, with a due time."""
-    return ("claim_orphaned" if dead else "claim_unowned") + ("_due" if due else "")
 
 
 class Statements:
@@ -709,7 +697,9 @@ class Statements:
 
     def claim_candidates(self, dead: bool, due: bool) -> Select[Any]:
         """The candidate select of ``claim_orphans``: with dead owners, with a due time."""
-        return getattr(self, claim_candidates_name(dead, due))  # type: ignore[no-any-return]
+        if dead:
+            return self.claim_orphaned_due if due else self.claim_orphaned
+        return self.claim_unowned_due if due else self.claim_unowned
 
     def recoverable(self, now: ColumnElement[Any]) -> ColumnElement[bool]:
         """EverTask's recoverable predicate (``is_recoverable``) as a SQL condition."""

@@ -2,9 +2,8 @@
 
 Writes go through the group-commit writer (:mod:`.writer`) on one dedicated
 connection; reads use a separate pool. The rare writes of cluster mode (node leases,
-claims of rows) and maintenance run in short transactions of their own (SQLite: through
-the writer too). The dialect-specific packages subclass this and replace only the
-engines and the batch executor.
+claims of rows) run in short transactions of their own. The dialect-specific packages
+subclass this and replace only the engines and the batch executor.
 """
 
 from __future__ import annotations
@@ -44,7 +43,6 @@ from evertask.storage.models import (
 from evertask_abstractions import AuditLevel, BatchKind, ConfigurationError, QueuedTaskStatus
 
 from . import monitoring
-from .cluster_ops import ClaimOrphansOp, ClusterStatementOp, DeregisterNodeOp
 from .counts import FOLD_BATCH, CountFilter, FoldCountsOp, counts_statement, floor_hour
 from .errors import StorageClosedError, StorageConnectionError, StorageSchemaError
 from .executor import CoreExecutor, run_core_batch
@@ -738,20 +736,14 @@ class SqlTaskStorage:
             await connection.exec_driver_sql("COMMIT")
 
     async def _cluster_write(self, statement: Executable, params: Mapping[str, Any]) -> int:
-        """Run one write of the cluster in its own transaction on the cluster's connection
-        (a maintenance lease: its insert may fail on the key); return its row count."""
+        """Run one write of the cluster in its own transaction; return its row count."""
         async with self._claim_transaction() as connection:
             return int((await connection.execute(statement, dict(params))).rowcount)
 
-    async def _cluster_statement(self, statement: str, params: dict[str, Any]) -> int:
-        """Run one statement of the cluster (by its name) as :meth:`_transact` does;
-        return its row count."""
-        return int(await self._transact(ClusterStatementOp(statement, params)))
-
     async def register_node(self, node: NodeInfo) -> None:
         """Insert the node's row."""
-        await self._cluster_statement(
-            "insert_node",
+        await self._cluster_write(
+            self.statements.insert_node,
             {
                 "id": node.id,
                 "host": node.host_name,
@@ -766,14 +758,20 @@ class SqlTaskStorage:
 
     async def renew_lease(self, node_id: uuid.UUID, now: datetime, expires: datetime) -> bool:
         """Extend the node's lease if it is still valid at ``now``."""
-        n = await self._cluster_statement(
-            "renew_lease", {"id": node_id, "now": now, "expires": expires}
+        n = await self._cluster_write(
+            self.statements.renew_lease, {"id": node_id, "now": now, "expires": expires}
         )
         return n == 1
 
     async def deregister_node(self, node_id: uuid.UUID) -> int:
         """Release the node's recoverable rows and delete its row, in one transaction."""
-        return int(await self._transact(DeregisterNodeOp(node_id, self._now())))
+        st = self.statements
+        async with self._claim_transaction() as connection:
+            released = await connection.execute(
+                st.release_node_rows, {"id": node_id, "now": self._now()}
+            )
+            await connection.execute(st.delete_node, {"id": node_id})
+            return int(released.rowcount)
 
     async def list_nodes(self) -> list[NodeInfo]:
         """Every node, oldest first."""
@@ -786,8 +784,9 @@ class SqlTaskStorage:
         Together with :meth:`deregister_node` this keeps every owner of a recoverable row
         registered, which :meth:`claim_orphans` relies on (see there).
         """
-        return await self._cluster_statement(
-            "delete_dead_nodes", {"expired_before": expired_before, "now": self._now()}
+        return await self._cluster_write(
+            self.statements.delete_dead_nodes,
+            {"expired_before": expired_before, "now": self._now()},
         )
 
     async def claim_orphans(
@@ -801,21 +800,36 @@ class SqlTaskStorage:
 
         One transaction: the dead nodes, the candidate rows (unowned, or owned by a dead
         node; locked, skipping rows a concurrent claimer holds), the claim (re-checking
-        that no live node owns them); then the rows claimed are read. The candidates are
-        sought through ``IX_QueuedTasks_OwnerNode_Status``, so finished history is not
-        scanned; a row whose owner is not registered at all is therefore not an orphan
-        here (a scan would be needed to find it). Nodes are only deleted owning no
-        recoverable row (:meth:`deregister_node` releases them first,
-        :meth:`remove_dead_nodes` keeps such nodes), so the owner of a recoverable row is
-        registered unless a finished row is revived after its dead owner was removed;
-        :meth:`claim_task` takes such a row.
+        that no live node owns them), the claimed rows. The candidates are sought through
+        ``IX_QueuedTasks_OwnerNode_Status``, so finished history is not scanned; a row
+        whose owner is not registered at all is therefore not an orphan here (a scan
+        would be needed to find it). Nodes are only deleted owning no recoverable row
+        (:meth:`deregister_node` releases them first, :meth:`remove_dead_nodes` keeps
+        such nodes), so the owner of a recoverable row is registered unless a finished
+        row is revived after its dead owner was removed; :meth:`claim_task` takes such a
+        row.
         """
         if take <= 0:
             return []
-        ids = await self._transact(ClaimOrphansOp(node_id, now, take, due_before))
-        if not ids:
-            return []
-        rows = await self._rows(self.statements.select_claimed, {"ids": ids, "node": node_id})
+        st = self.statements
+        async with self._claim_transaction() as connection:
+            dead = [
+                dead_id
+                for (dead_id,) in (await connection.execute(st.select_dead_nodes, {"now": now}))
+                if dead_id != node_id
+            ]
+            params: dict[str, Any] = {"now": now, "take": take}
+            if dead:
+                params["dead"] = dead
+            if due_before is not None:
+                params["due"] = due_before
+            candidates = st.claim_candidates(bool(dead), due_before is not None)
+            ids = [task_id for (task_id,) in await connection.execute(candidates, params)]
+            if not ids:
+                return []
+            claim = {"ids": ids, "node": node_id, "now": now}
+            await connection.execute(st.claim_rows, claim)
+            rows = (await connection.execute(st.select_claimed, claim)).all()
         return [to_task(r) for r in rows]
 
     async def cancelled_among(self, task_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
@@ -827,8 +841,8 @@ class SqlTaskStorage:
 
     async def claim_task(self, task_id: uuid.UUID, node_id: uuid.UUID, now: datetime) -> bool:
         """Own one row unless a live node owns it and may run it (one atomic UPDATE)."""
-        n = await self._cluster_statement(
-            "claim_task", {"id": task_id, "node": node_id, "now": now}
+        n = await self._cluster_write(
+            self.statements.claim_task, {"id": task_id, "node": node_id, "now": now}
         )
         return n == 1
 
@@ -1013,28 +1027,24 @@ class SqlTaskStorage:
                 return 0
             begun = time.monotonic()
             try:
-                n = int(await self._transact(FoldCountsOp(self._fold_batch, self._locked_fold)))
+                n = int(await self._maintain(FoldCountsOp(FOLD_BATCH, self._locked_fold)))
             except sa_exc.IntegrityError:
                 races += 1  # another host created the same counter row first
                 if races > 5:
                     raise
                 continue
             folded += n
-            if n < self._fold_batch:
+            if n < FOLD_BATCH:
                 return folded
             await asyncio.sleep(time.monotonic() - begun)
-
-    _fold_batch = FOLD_BATCH
-    """Most deltas one fold transaction takes."""
 
     @property
     def _locked_fold(self) -> bool:
         return self.tables.dialect in ("mysql", "mariadb")
 
-    async def _transact(self, op: Op) -> Any:
-        """Run an operation of maintenance (a retention batch, a fold) or of the cluster (a
-        node row, a claim) in a short transaction of its own, outside the group-commit
-        writer (SQLite: through it, see there)."""
+    async def _maintain(self, op: Op) -> Any:
+        """Run a maintenance operation (a retention batch, a fold) in a short transaction
+        of its own, outside the group-commit writer (SQLite: through it, see there)."""
         async with self._claim_transaction() as connection:
             outcomes = await connection.run_sync(
                 lambda sync: run_core_batch(sync, self.statements, [op])
@@ -1110,7 +1120,7 @@ class SqlTaskStorage:
             result = await apply_retention(
                 policy,
                 self._now() if now is None else now,
-                self._transact,
+                self._maintain,
                 over_limit,
                 keep_going=keep_going,
                 batch_seconds=self._retention_batch_seconds,

@@ -155,7 +155,7 @@ class SqliteExecutor:
             if step.mode is StepMode.MANY:
                 cx.executemany(prepared.sql, [prepared.args(p) for p in step.params])
                 return None
-            cursor = cx.execute(*prepared.bind(step.params))
+            cursor = cx.execute(prepared.sql, prepared.args(step.params))
             if step.mode is StepMode.SCALAR:
                 row = cursor.fetchone()
                 return None if row is None else row[0]
@@ -201,7 +201,7 @@ class SqliteExecutor:
             if step.mode is StepMode.MANY:
                 await driver.executemany(prepared.sql, [prepared.args(p) for p in step.params])
                 return None
-            cursor = await driver.execute(*prepared.bind(step.params))
+            cursor = await driver.execute(prepared.sql, prepared.args(step.params))
             if step.mode is StepMode.SCALAR:
                 row = await cursor.fetchone()
                 return None if row is None else row[0]

@@ -215,16 +215,10 @@ class SqliteTaskStorage(SqlTaskStorage):
             _log.warning("Refreshing the SQLite statistics of %s failed: %s", self.path, error)
 
     _retention_batch_seconds = 0.005  # task writes wait for a batch: keep it short
-    _fold_batch = 100  # the same: 500 deltas held the writer 2.5 ms (8 ms at worst)
 
-    async def _transact(self, op: Op) -> Any:
-        """Through the writer: SQLite has one write lock per file, so maintenance and the
-        cluster's heartbeat and claims wait their turn there instead of contending for the
-        lock on a connection of their own. (There they held it across several round trips
-        through the event loop, and the writer, finding it taken, waited on SQLite's busy
-        handler, which sleeps 1, 2, 5, 10 ms and more between tries, with every task
-        write of the process queued behind it.) Maintenance and claims run on the
-        writer's thread, never the loop's."""
+    async def _maintain(self, op: Op) -> Any:
+        """Through the writer: SQLite has one writer, so maintenance waits its turn there
+        instead of contending for the lock (on the writer's thread, never the loop's)."""
         return await self._submit(op)
 
     async def _after_cleanup(self, result: RetentionResult) -> None:

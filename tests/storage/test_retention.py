@@ -289,14 +289,14 @@ async def test_every_walk_reads_each_key_once(sql_storage: SqlTaskStorage, clock
         await sql_storage.set_status(task.id, Q.FAILED, "x", A.FULL)
     clock.advance(days=10)
     seen: list[Any] = []
-    run = sql_storage._transact
+    run = sql_storage._maintain
 
     async def recording(op: Any) -> Any:
         outcome = await run(op)
         seen.append((op, outcome))
         return outcome
 
-    sql_storage._transact = recording  # type: ignore[method-assign]
+    sql_storage._maintain = recording  # type: ignore[method-assign]
     policy = RetentionPolicy(
         status_audit_retention_days=5,
         error_audit_retention_days=8,

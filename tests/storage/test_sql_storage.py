@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
-from evertask.storage import NodeInfo, TaskStorage
+from evertask.storage import TaskStorage
 from evertask_abstractions import AuditLevel, ConfigurationError, QueuedTaskStatus
 from evertask_storage_efcore_like import (
     SqlTaskStorage,
@@ -236,50 +235,6 @@ async def test_sqlite_waits_for_a_lock_held_elsewhere_off_the_loop(
         assert (await storage.count_by_status()) == {Q.WAITING_QUEUE: 2}
     finally:
         other.close()
-        await storage.close()
-
-
-async def test_sqlite_cluster_writes_share_the_writer(tmp_path: Path, clock: Clock) -> None:
-    """SQLite has one write lock per file: the heartbeat and the claims are committed by
-    the storage's writer with the task writes, so a task write never finds the lock
-    taken by the process itself (and never waits for it on the thread)."""
-    storage = SqliteTaskStorage(tmp_path / "cluster.db", now=clock)
-    storage.count_fold_interval = 3600.0  # no fold batch (run on the thread) meanwhile
-    await storage.open()
-    try:
-        writer, executor = storage.writer, storage._executors[0]
-        assert writer is not None and isinstance(executor, SqliteExecutor)
-        lease = timedelta(seconds=30)
-        me = NodeInfo(
-            id=uuid.uuid4(),
-            host_name="host-a",
-            pid=1,
-            started_at_utc=clock.now,
-            last_heartbeat_utc=clock.now,
-            lease_expires_utc=clock.now + lease,
-            queues=("default",),
-            runs_workers=True,
-        )
-        await storage.register_node(me)
-        orphan = row(clock.now, status=Q.QUEUED)
-        await storage.persist(orphan)
-        before = writer.operations
-        renewals = [storage.renew_lease(me.id, clock.now, clock.now + lease) for _ in range(5)]
-        persists = [storage.persist(row(clock.now, owner_node=me.id)) for _ in range(40)]
-        results = await asyncio.gather(
-            *renewals, *persists, storage.claim_task(orphan.id, me.id, clock.now)
-        )
-        assert results[:5] == [True] * 5 and results[-1] is True
-        assert writer.operations - before == 46
-        assert executor.thread_batches == 0  # every batch found the lock free
-
-        storage_row = await storage.get(orphan.id)
-        assert storage_row is not None and storage_row.owner_node == me.id
-        assert await storage.deregister_node(me.id) == 41  # its rows are orphans again
-        claimed = await storage.claim_orphans(uuid.uuid4(), clock.now, 100)
-        assert len(claimed) == 41 and orphan.id in {t.id for t in claimed}
-        assert writer.operations - before == 48
-    finally:
         await storage.close()
 
 
