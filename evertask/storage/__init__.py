@@ -4,6 +4,7 @@ from .memory import MemoryTaskStorage
 from .models import (
     RECOVERABLE_STATUSES,
     STAMPED_STATUSES,
+    ExecutionLogs,
     NodeInfo,
     QueuedTask,
     RunsAudit,
@@ -24,6 +25,7 @@ __all__ = [
     "RECOVERABLE_STATUSES",
     "STAMPED_STATUSES",
     "BatchStore",
+    "ExecutionLogs",
     "MemoryTaskStorage",
     "NodeInfo",
     "PipelinedStorage",

@@ -270,7 +270,9 @@ class TaskStorage(Protocol):
     async def save_execution_logs(
         self, task_id: uuid.UUID, logs: Sequence[TaskExecutionLog]
     ) -> None:
-        """Insert the captured log records of one execution (no-op when empty)."""
+        """Insert the captured log records of one execution (no-op when empty). The engine
+        passes an :class:`~evertask.storage.ExecutionLogs`: a sequence whose rows
+        are built as they are read (each read builds equal rows)."""
         ...
 
     async def get_execution_logs(
