@@ -10,6 +10,7 @@ __all__ = [
     "StorageClosedError",
     "StorageConnectionError",
     "StorageSchemaError",
+    "is_lock_conflict",
     "map_integrity_error",
 ]
 
@@ -46,3 +47,23 @@ def map_integrity_error(op: Op, error: BaseException) -> BaseException:
     if task_id is not None and any(marker in text for marker in _DUPLICATE_ID_MARKERS):
         return ValueError(f"A task with id {task_id} already exists.")
     return error
+
+
+# MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout; SQL Server: 1205 deadlock victim
+_CONFLICT_CODES = frozenset({1205, 1213})
+# PostgreSQL and SQL Server (ODBC): 40P01 deadlock, 40001 serialization failure
+_CONFLICT_STATES = frozenset({"40P01", "40001"})
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """Whether ``error`` is a deadlock, a lock wait timeout or a serialization failure:
+    the database rolled the transaction back, and running it again is safe."""
+    source = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's error
+    state = getattr(source, "sqlstate", None) or getattr(source, "pgcode", None)
+    if state in _CONFLICT_STATES:
+        return True
+    args: tuple[object, ...] = getattr(source, "args", ())
+    first = args[0] if args else None
+    if isinstance(first, int):
+        return first in _CONFLICT_CODES  # pymysql / aiomysql: (code, message)
+    return isinstance(first, str) and first in _CONFLICT_STATES  # pyodbc: (state, message)

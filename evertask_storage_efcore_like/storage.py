@@ -44,7 +44,12 @@ from evertask_abstractions import AuditLevel, BatchKind, ConfigurationError, Que
 
 from . import monitoring
 from .counts import FOLD_BATCH, CountFilter, FoldCountsOp, counts_statement, floor_hour
-from .errors import StorageClosedError, StorageConnectionError, StorageSchemaError
+from .errors import (
+    StorageClosedError,
+    StorageConnectionError,
+    StorageSchemaError,
+    is_lock_conflict,
+)
 from .executor import CoreExecutor, run_core_batch
 from .migrate import apply_migrations, current_revision, head_revision
 from .ops import (
@@ -1017,9 +1022,10 @@ class SqlTaskStorage:
 
         The storage does this by itself every ``count_fold_interval`` seconds; counts are
         exact before a fold too (they add the pending deltas). Several hosts may fold at
-        once: each takes other deltas, and one that loses a race to create a counter row
-        rolls back and tries again. Like retention, it works in short transactions and
-        rests as long as each took, so task writes keep most of the database's time.
+        once: each takes other deltas, and one that loses a race to create a counter row,
+        or that the database picks as a deadlock's victim, rolls back and tries again.
+        Like retention, it works in short transactions and rests as long as each took, so
+        task writes keep most of the database's time.
         """
         folded, races = 0, 0
         while True:
@@ -1028,8 +1034,12 @@ class SqlTaskStorage:
             begun = time.monotonic()
             try:
                 n = int(await self._maintain(FoldCountsOp(FOLD_BATCH, self._locked_fold)))
-            except sa_exc.IntegrityError:
-                races += 1  # another host created the same counter row first
+            except sa_exc.DBAPIError as error:
+                # another host created the same counter row first, or the database chose
+                # this fold as a deadlock's victim: it rolled back, so run it again
+                if not isinstance(error, sa_exc.IntegrityError) and not is_lock_conflict(error):
+                    raise
+                races += 1
                 if races > 5:
                     raise
                 continue

@@ -24,10 +24,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .errors import StorageClosedError
+from .errors import StorageClosedError, is_lock_conflict
 from .ops import Op
 
 __all__ = ["BatchExecutor", "GroupCommitWriter"]
+
+CONFLICT_RETRIES = 3
+"""Times a write the database rolled back as a deadlock's victim runs again."""
 
 log = logging.getLogger("evertask.storage.writer")
 
@@ -211,7 +214,7 @@ class GroupCommitWriter:
                     future.set_exception(StorageClosedError("The storage writer was cancelled."))
             raise
         except Exception as error:
-            if len(ops) == 1:
+            if len(ops) == 1 and not is_lock_conflict(error):
                 outcomes = [executor.map_error(ops[0], error)]
             else:
                 log.debug(
@@ -228,9 +231,17 @@ class GroupCommitWriter:
 
     @staticmethod
     async def _execute_alone(executor: BatchExecutor, op: Op) -> Any:
-        try:
-            return (await executor.execute([op]))[0]
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            return executor.map_error(op, error)
+        """One operation in a transaction of its own; a deadlock's victim (rolled back
+        whole by the database) runs again up to :data:`CONFLICT_RETRIES` times."""
+        attempt = 0
+        while True:
+            try:
+                return (await executor.execute([op]))[0]
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if attempt < CONFLICT_RETRIES and is_lock_conflict(error):
+                    attempt += 1
+                    log.debug("A write lost a deadlock (%r); running it again.", error)
+                    continue
+                return executor.map_error(op, error)

@@ -211,3 +211,30 @@ async def test_postgres_vacuums_the_folded_deltas(
             break
         await asyncio.sleep(0.1)
     assert vacuums >= 1 and dead == 0
+
+
+async def test_a_fold_chosen_as_a_deadlocks_victim_runs_again(
+    sql_storage: SqlTaskStorage, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database rolls a deadlock's victim back whole; the fold then takes the same
+    deltas again, and no count is lost or doubled."""
+    import pymysql
+    from sqlalchemy import exc as sa_exc
+
+    tasks = [row(clock.now, status=Q.QUEUED) for _ in range(5)]
+    await asyncio.gather(*(sql_storage.persist(t) for t in tasks))
+    await asyncio.gather(*(sql_storage.set_completed(t.id, 1.0, A.FULL) for t in tasks))
+    real, losses = sql_storage._maintain, []
+
+    async def losing_once(op: object) -> object:
+        if not losses:
+            losses.append(op)
+            deadlock = pymysql.err.OperationalError(1213, "Deadlock found")
+            raise sa_exc.OperationalError("DELETE ...", {}, deadlock)
+        return await real(op)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sql_storage, "_maintain", losing_once)
+    assert await sql_storage.fold_counts() == 5
+    assert len(losses) == 1
+    await _check(sql_storage)
+    assert await sql_storage.count_by_status() == {Q.COMPLETED: 5}
