@@ -7,7 +7,7 @@ import asyncio
 import collections
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from typing import Protocol
 
@@ -65,9 +65,13 @@ class InFlight:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def ids(self) -> list[uuid.UUID]:
-        """The ids queued or running here now."""
-        return [uuid.UUID(int=i) for i in self._ids]
+    def id_chunks(self, size: int) -> Iterator[list[uuid.UUID]]:
+        """The ids queued or running here now (a snapshot), ``size`` at a time: each chunk
+        is built as it is taken, so a caller awaiting between chunks never holds the loop
+        for all of them."""
+        snapshot = list(self._ids)
+        for start in range(0, len(snapshot), size):
+            yield [uuid.UUID(int=i) for i in snapshot[start : start + size]]
 
     def add(self, task_id: uuid.UUID) -> None:
         """A run of ``task_id`` was handed to a queue."""

@@ -261,6 +261,16 @@ def _hour_of(value: Any) -> datetime:
     return floor_hour(value.astimezone(UTC))
 
 
+def _hour_key(value: Any) -> Any:
+    """A key equal for the creation times of one hour, cheaper than :func:`_hour_of` (which
+    runs once per distinct key): the text's hour prefix, a UTC or naive time's hour."""
+    if isinstance(value, str):
+        return value[:13]
+    if value.tzinfo is None or value.tzinfo is UTC:
+        return value.replace(minute=0, second=0, microsecond=0)
+    return _hour_of(value)
+
+
 @dataclass(slots=True)
 class FoldCountsOp(Op):
     """Fold up to ``take`` deltas into ``TaskCounts``; returns how many were folded."""
@@ -280,10 +290,14 @@ class FoldCountsOp(Op):
             rows = yield Step("claim_count_deltas", params, StepMode.ROWS)
         if not rows:
             return 0
-        sums: dict[tuple[datetime, str, bool, str], int] = {}
+        by_key: dict[tuple[Any, str, Any, str], int] = {}  # hundreds of rows, a few keys
         for _id, created, queue, recurring, status, delta in rows:
-            key = (_hour_of(created), queue, bool(recurring), status)
-            sums[key] = sums.get(key, 0) + int(delta)
+            key = (_hour_key(created), queue, recurring, status)
+            by_key[key] = by_key.get(key, 0) + delta
+        sums: dict[tuple[datetime, str, bool, str], int] = {}
+        for (hour, queue, recurring, status), n in by_key.items():
+            key = (_hour_of(hour), queue, bool(recurring), status)
+            sums[key] = sums.get(key, 0) + int(n)
         for (hour, queue, recurring, status), n in sorted(sums.items()):  # one lock order
             if n == 0:
                 continue
