@@ -29,7 +29,13 @@ one run, interleaved, each measurement in a fresh interpreter, in these configur
 - sdk floor on the engine's heap: the floor loop run while the rows of an engine run of
   the same size are kept alive (the in-memory storage's rows and audit trail): the garbage
   collector then walks what it walks under the engine, so this is the least the same
-  calls cost any instrumentation on this storage (``otel_above_heap_floor_us_per_task``).
+  calls cost any instrumentation on this storage (``otel_above_heap_floor_us_per_task``);
+- sdk floor in the engine (and sampled 10%): the whole no-op workload with the floor's calls
+  made from the engine's observer hooks by a bare observer (:class:`FloorObserver`) instead
+  of EverTask's instrumentation: its added cost over "off" is what the same SDK calls cost
+  inside this engine (the collector walking the engine's young and old objects, the SDK's
+  code run between the engine's), and ``<config>_above_engine_floor_us_per_task`` is what
+  EverTask's instrumentation adds to that.
 
 ``<config>_above_floor_us_per_task`` is a configuration's added cost minus its floor: what
 EverTask itself (and the engine's heap, which makes the SDK's garbage costlier to collect)
@@ -69,6 +75,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 from evertask import EverTaskOptions, EverTaskServiceBuilder, __version__, add_evertask
 from evertask.ids import uuid7
 from evertask.registry import HandlerRegistry
+from evertask.run import TaskRun
 from evertask.telemetry import TaskMetrics, add_opentelemetry
 from evertask.telemetry.names import (
     ATTR_DISPATCH_KIND,
@@ -291,6 +298,39 @@ _PRODUCER, _CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
 _ROOT = Context()
 
 
+class FloorObserver:
+    """A bare task observer making the floor's calls from the engine's hooks, in place of
+    EverTask's instrumentation: at dispatch the PRODUCER span, its context kept with the run
+    (stored with its row, as the instrumentation stores it); at execution the CONSUMER span
+    and the two histograms. No scopes, no routes: what any instrumentation hooked into this
+    engine pays for the same SDK calls (the collector walking the engine's heap and young
+    objects, the SDK's code run between the engine's)."""
+
+    def __init__(self, floor: Floor) -> None:
+        self.floor = floor
+
+    def dispatching(self, run: TaskRun, kind: str) -> None:
+        run.trace_context = self.floor.dispatch(str(run.id))
+
+    def executing(self, run: TaskRun, queue_wait_s: float | None) -> None:
+        self.floor.execute(str(run.id), run.trace_context or "")
+
+
+def sdk_floor_in_engine(n: int, sample: float = 1.0) -> Rates:
+    """The no-op workload with the floor's calls made by a :class:`FloorObserver`."""
+    otel = Otel(n, sample)
+    observer = FloorObserver(Floor(otel))
+
+    def setup(builder: EverTaskServiceBuilder) -> None:
+        builder.on_build(lambda host: host.add_observer(observer))
+
+    rate = asyncio.run(throughput(n, NoopHandler, noop, setup=setup, after=otel.collect))
+    exported = otel.close()
+    if sample >= 1 and exported != 2 * n:
+        print(f"warning: {exported} spans exported, expected {2 * n}", file=sys.stderr)
+    return rate
+
+
 def sdk_floor(n: int, sample: float = 1.0, tracing: bool = True, on_heap: bool = False) -> Rates:
     """The SDK's own work for n no-op tasks: a tight loop, no engine. ``on_heap``: with
     the heap an engine run of n tasks leaves (its storage's rows kept alive), so that the
@@ -330,7 +370,15 @@ MEASURED: dict[str, Callable[[int], Rates]] = {
     "sdk_floor_metrics_only": lambda n: sdk_floor(n, tracing=False),
     "sdk_floor_sampled_10pct": lambda n: sdk_floor(n, sample=0.1),
     HEAP_FLOOR: lambda n: sdk_floor(n, on_heap=True),
+    "sdk_floor_in_engine": sdk_floor_in_engine,
+    "sdk_floor_in_engine_sampled_10pct": lambda n: sdk_floor_in_engine(n, sample=0.1),
 }
+ENGINE_FLOORS: dict[str, str] = {
+    "otel": "sdk_floor_in_engine",
+    "otel_sampled_10pct": "sdk_floor_in_engine_sampled_10pct",
+}
+"""The floor's calls made from the engine's hooks by a bare observer (whole engine runs:
+their added cost over "off" is the floor through the engine)."""
 
 
 def measure(name: str, n: int) -> Rates:
@@ -405,6 +453,13 @@ def run(quick: bool = False, json_path: str | None = None, only: str | None = No
         )
         best_on_heap = off_us / (off_us + heap_floor_us)
         results["otel_best_possible_ratio_on_engine_heap"] = round(best_on_heap, 4)
+        # the floor's calls made from the engine's hooks: what they cost inside the engine,
+        # and what EverTask's instrumentation adds to them there
+        for config, floor in ENGINE_FLOORS.items():
+            above = (
+                results[f"{config}_overhead_us_per_task"] - results[f"{floor}_overhead_us_per_task"]
+            )
+            results[f"{config}_above_engine_floor_us_per_task"] = round(above, 2)
 
     def row(label: str, name: str, bar: str = "") -> tuple[str, str]:
         return (
@@ -444,11 +499,23 @@ def run(quick: bool = False, json_path: str | None = None, only: str | None = No
                 f"{results['otel_best_possible_ratio_on_engine_heap']:.1%}  (otel's added cost "
                 f"minus it: {results['otel_above_heap_floor_us_per_task']:+.1f} us/task)",
             ),
+            row("  SDK floor's calls made from the engine's hooks", "sdk_floor_in_engine"),
+            (
+                "    otel's added cost minus it",
+                f"{results['otel_above_engine_floor_us_per_task']:+.1f} us/task",
+            ),
             row("  tracing only", "otel_tracing_only"),
             row("  metrics only", "otel_metrics_only", "  (bar: >= 70%)"),
             floor_row("otel_metrics_only"),
             row("  10% of traces sampled", "otel_sampled_10pct", "  (bar: >= 50%)"),
             floor_row("otel_sampled_10pct"),
+            row(
+                "    its floor's calls from the engine's hooks", "sdk_floor_in_engine_sampled_10pct"
+            ),
+            (
+                "    10% sampled's added cost minus it",
+                f"{results['otel_sampled_10pct_above_engine_floor_us_per_task']:+.1f} us/task",
+            ),
             row("  add_opentelemetry() with no SDK (turns itself off)", "otel_api_only"),
         ]
     if "logcapture" in rate:

@@ -96,3 +96,36 @@ def test_the_heap_floor_keeps_an_engine_runs_rows_alive_while_it_measures(
     monkeypatch.setattr(ob.Floor, "execute", execute)
     rates = ob.MEASURED[ob.HEAP_FLOOR](40)
     assert rates.cpu > 0 and seen and seen[0] >= 40
+
+
+async def test_the_floor_in_the_engine_makes_the_spans_and_histograms_of_the_instrumentation() -> (
+    None
+):
+    engine, floor = ob.Otel(3), ob.Otel(3)
+    engine_spans, floor_spans = recorded(engine), recorded(floor)
+    await ob.throughput(3, NoopHandler, ob.noop, setup=engine.setup())
+    observer = ob.FloorObserver(ob.Floor(floor))
+    await ob.throughput(
+        3, NoopHandler, ob.noop, setup=lambda b: b.on_build(lambda h: h.add_observer(observer))
+    )
+    expected = sorted(map(shape, engine_spans.get_finished_spans()), key=repr)
+    assert sorted(map(shape, floor_spans.get_finished_spans()), key=repr) == expected
+    # each CONSUMER span continues its PRODUCER span, through the context kept with the run
+    spans = floor_spans.get_finished_spans()
+    producers = {s.context.span_id: s for s in spans if s.kind.name == "PRODUCER"}
+    consumers = [s for s in spans if s.kind.name == "CONSUMER"]
+    assert len(consumers) == 3
+    for consumer in consumers:
+        assert consumer.parent is not None
+        assert producers[consumer.parent.span_id].context.trace_id == consumer.context.trace_id
+    assert histograms(floor) == histograms(engine)
+    assert engine.close() == floor.close() == 6
+
+
+def test_every_engine_floor_is_measured() -> None:
+    assert set(ob.ENGINE_FLOORS) <= set(ob.CONFIGS)
+    assert set(ob.ENGINE_FLOORS.values()) <= set(ob.MEASURED)
+    assert set(ob.ENGINE_FLOORS.values()) <= set(ob.PARTS["otel"])
+    for floor in ob.ENGINE_FLOORS.values():
+        rates = ob.MEASURED[floor](50)  # warns on stderr if a span did not reach the exporter
+        assert rates.cpu > 0 and rates.wall > 0
