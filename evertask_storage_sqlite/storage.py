@@ -227,7 +227,6 @@ class SqliteTaskStorage(SqlTaskStorage):
             _log.warning("Refreshing the SQLite statistics of %s failed: %s", self.path, error)
 
     _retention_batch_seconds = 0.005  # task writes wait for a batch: keep it short
-    _fold_batch = 100  # the same: a fold of 500 deltas held the writer about 5 ms
 
     async def _maintain(self, op: Op) -> Any:
         """Through the writer: SQLite has one writer, so maintenance waits its turn there
