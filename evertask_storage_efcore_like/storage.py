@@ -716,11 +716,6 @@ class SqlTaskStorage:
         """The engine of the cluster's transactions (default: the AUTOCOMMIT reader pool)."""
         return self._reader_engine()
 
-    def _cluster_connection(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
-        """A connection of :meth:`_cluster_engine` for the cluster's statements (SQLite:
-        also this process's turn to write, see there)."""
-        return self._cluster_engine().connect()
-
     @contextlib.asynccontextmanager
     async def _claim_transaction(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a short transaction of its own, outside the group-commit writer.
@@ -730,7 +725,7 @@ class SqlTaskStorage:
         the transaction starts with ``BEGIN IMMEDIATE``: claimers take turns, waiting up
         to the busy timeout.
         """
-        async with self._cluster_connection() as connection:
+        async with self._cluster_engine().connect() as connection:
             if connection.dialect.name != "sqlite":
                 committed = await connection.execution_options(isolation_level="READ COMMITTED")
                 async with committed.begin():
@@ -859,7 +854,7 @@ class SqlTaskStorage:
     # -- cluster-wide throttling (RateLimitStore, ConcurrencySlotStore) --------------------
     async def read_rate_bucket(self, scope: str) -> int | None:
         """The TAT (microseconds since the epoch) of a rate-limit bucket, or ``None``."""
-        async with self._cluster_connection() as connection:
+        async with self._cluster_engine().connect() as connection:
             result = await connection.execute(self.statements.select_rate_bucket, {"scope": scope})
             tat = result.scalar()
         return None if tat is None else int(tat)
@@ -872,7 +867,7 @@ class SqlTaskStorage:
         One autocommitted statement (one round trip)."""
         st = self.statements
         params = {"scope": scope, "tat": tat, "now": now, "old": expected}
-        async with self._cluster_connection() as connection:
+        async with self._cluster_engine().connect() as connection:
             if expected is not None:
                 result = await connection.execute(st.swap_rate_bucket, params)
                 return int(result.rowcount) == 1
@@ -887,7 +882,7 @@ class SqlTaskStorage:
     async def sweep_rate_buckets(self, idle_before: int) -> int:
         """Delete the buckets whose TAT is before ``idle_before`` (full again, so equal to
         absent); safe to run on several nodes at once."""
-        async with self._cluster_connection() as connection:
+        async with self._cluster_engine().connect() as connection:
             result = await connection.execute(
                 self.statements.sweep_rate_buckets, {"before": idle_before}
             )
@@ -904,7 +899,7 @@ class SqlTaskStorage:
         """
         st = self.statements
         params: dict[str, Any] = {"scope": scope, "limit": limit, "now": now, "node": node_id}
-        async with self._cluster_connection() as connection:
+        async with self._cluster_engine().connect() as connection:
             rows = (await connection.execute(st.select_concurrency_slots, params)).all()
             seen = {int(slot) for slot, _ in rows}
             free = [int(slot) for slot, is_free in rows if is_free]
@@ -927,7 +922,7 @@ class SqlTaskStorage:
 
     async def release_concurrency_slot(self, scope: str, slot: int, node_id: uuid.UUID) -> None:
         """Give a slot back (no-op unless ``node_id`` holds it)."""
-        async with self._cluster_connection() as connection:
+        async with self._cluster_engine().connect() as connection:
             await connection.execute(
                 self.statements.release_concurrency_slot,
                 {"scope": scope, "slot": slot, "node": node_id},
@@ -935,7 +930,7 @@ class SqlTaskStorage:
 
     async def release_node_slots(self, node_id: uuid.UUID) -> int:
         """Give back every slot ``node_id`` holds (at a stop); return how many."""
-        async with self._cluster_connection() as connection:
+        async with self._cluster_engine().connect() as connection:
             result = await connection.execute(self.statements.release_node_slots, {"node": node_id})
             return int(result.rowcount)
 
@@ -1038,7 +1033,7 @@ class SqlTaskStorage:
                 return 0
             begun = time.monotonic()
             try:
-                n = int(await self._maintain(FoldCountsOp(self._fold_batch, self._locked_fold)))
+                n = int(await self._maintain(FoldCountsOp(FOLD_BATCH, self._locked_fold)))
             except sa_exc.DBAPIError as error:
                 # another host created the same counter row first, or the database chose
                 # this fold as a deadlock's victim: it rolled back, so run it again
@@ -1049,12 +1044,9 @@ class SqlTaskStorage:
                     raise
                 continue
             folded += n
-            if n < self._fold_batch:
+            if n < FOLD_BATCH:
                 return folded
             await asyncio.sleep(time.monotonic() - begun)
-
-    _fold_batch = FOLD_BATCH
-    """Most deltas one fold transaction takes."""
 
     @property
     def _locked_fold(self) -> bool:

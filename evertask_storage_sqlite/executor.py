@@ -16,11 +16,6 @@ aiosqlite runs each call on the connection's own thread, and a thread round trip
 
 With ``synchronous="FULL"`` every commit syncs, so every batch runs on the thread.
 
-Within the process, the writer and the storage's cluster connection take turns
-(``turn``, an asyncio lock) instead of meeting each other's lock in SQLite, whose busy
-handler sleeps 1, 2, 5, 10 ms... between attempts: a batch waits for a claim to commit and
-starts at once (only other processes' locks are waited for in SQLite).
-
 Either way a batch is ``BEGIN IMMEDIATE``, every operation's steps as precompiled SQL,
 ``COMMIT``. A constraint violation undoes only its statement in SQLite, so a task-key
 conflict fails only its own operation and the rest of the batch commits.
@@ -33,8 +28,6 @@ public API (one hop per statement).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,12 +59,8 @@ class SqliteExecutor:
         inline_max_ops: int,
         checkpoint_every: int = 500,
         checkpointer: Callable[[], None] | None = None,
-        turn: asyncio.Lock | None = None,
     ) -> None:
         self._engine = engine
-        self._turn: contextlib.AbstractAsyncContextManager[Any] = (
-            turn if turn is not None else contextlib.nullcontext()
-        )
         self._sql = PrecompiledCache(statements, engine.dialect)
         self._busy_timeout_ms = busy_timeout_ms
         self._inline_max_ops = inline_max_ops
@@ -107,13 +96,8 @@ class SqliteExecutor:
         return self._driver
 
     async def execute(self, ops: Sequence[Op]) -> list[Any]:
-        """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` for the whole batch (in this process's
-        turn to write; taking a free turn does not suspend)."""
+        """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` for the whole batch."""
         driver = await self._ensure()
-        async with self._turn:
-            return await self._execute(driver, ops)
-
-    async def _execute(self, driver: Any, ops: Sequence[Op]) -> list[Any]:
         if not self._direct:
             return await self._run_batch_async(driver, ops)
         cx: sqlite3.Connection = driver._conn

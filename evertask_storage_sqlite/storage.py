@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from evertask.clock import utc_now
 from evertask_abstractions import ConfigurationError
@@ -103,10 +102,6 @@ class SqliteTaskStorage(SqlTaskStorage):
             raise ConfigurationError("inline_max_ops must not be negative (0 disables).")
         self.inline_max_ops = inline_max_ops
         self._cluster: AsyncEngine | None = None
-        # this process's turn to write: the writer's batches and the cluster connection's
-        # writes take it, so neither meets the other's lock in SQLite (whose busy handler
-        # sleeps 1, 2, 5, 10 ms... between attempts); other processes still meet the lock
-        self._write_turn = asyncio.Lock()
         self._checkpointing: asyncio.Task[None] | None = None
         self.path = Path(text).expanduser().resolve()
         self.synchronous = mode
@@ -192,13 +187,6 @@ class SqliteTaskStorage(SqlTaskStorage):
             self._cluster = engine
         return self._cluster
 
-    @contextlib.asynccontextmanager
-    async def _cluster_connection(self) -> AsyncIterator[AsyncConnection]:
-        """The cluster connection, during this process's turn to write (taken once the
-        connection is free: a checkpoint on it never holds up the writer)."""
-        async with self._cluster_engine().connect() as connection, self._write_turn:
-            yield connection
-
     async def close(self) -> None:
         """Commit pending writes, then release every connection."""
         checkpointing, self._checkpointing = self._checkpointing, None
@@ -220,7 +208,7 @@ class SqliteTaskStorage(SqlTaskStorage):
 
     async def _optimize(self) -> None:
         try:
-            async with self._cluster_connection() as connection:  # it may write statistics
+            async with self._cluster_engine().connect() as connection:
                 for pragma in OPTIMIZE_PRAGMAS:
                     await connection.exec_driver_sql(pragma)
         except Exception as error:  # statistics are an optimisation: never fail for them
@@ -256,7 +244,6 @@ class SqliteTaskStorage(SqlTaskStorage):
             busy_timeout_ms=int(self.busy_timeout * 1000),
             inline_max_ops=self._inline_max_ops,
             checkpointer=self._checkpoint_soon,
-            turn=self._write_turn,
         )
 
     def _checkpoint_soon(self) -> None:

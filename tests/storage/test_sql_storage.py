@@ -238,42 +238,6 @@ async def test_sqlite_waits_for_a_lock_held_elsewhere_off_the_loop(
         await storage.close()
 
 
-async def test_sqlite_writer_and_cluster_connection_take_turns(
-    tmp_path: Path, clock: Clock
-) -> None:
-    """In one process the writer waits for the cluster connection's transaction to end
-    (and the other way round) instead of meeting its lock in SQLite, whose busy handler
-    would sleep between attempts: the batch commits on the loop right after the claim."""
-    storage = SqliteTaskStorage(tmp_path / "turns.db", now=clock)
-    await storage.open()
-    try:
-        await storage.persist(row(clock.now))
-        executor = storage._executors[0]
-        assert isinstance(executor, SqliteExecutor)
-        inline, threaded = executor.inline_batches, executor.thread_batches
-        async with storage._claim_transaction():  # holds SQLite's write lock
-            pending = asyncio.ensure_future(storage.persist(row(clock.now)))
-            for _ in range(5):  # the loop turns; the batch waits for its turn
-                await asyncio.sleep(0)
-            assert not pending.done()
-        await asyncio.wait_for(pending, 5)
-        assert (executor.inline_batches, executor.thread_batches) == (inline + 1, threaded)
-
-        claimed = asyncio.Event()
-
-        async def claim() -> None:
-            async with storage._claim_transaction():
-                claimed.set()
-
-        writes = [storage.persist(row(clock.now)) for _ in range(3)]
-        await asyncio.gather(claim(), *writes)
-        assert claimed.is_set()
-        assert executor.thread_batches == threaded  # no batch ever met the claim's lock
-        assert (await storage.count_by_status()) == {Q.WAITING_QUEUE: 5}
-    finally:
-        await storage.close()
-
-
 async def test_sqlite_lock_timeout_reaches_the_caller(tmp_path: Path, clock: Clock) -> None:
     storage = SqliteTaskStorage(tmp_path / "busy.db", now=clock, busy_timeout=0.05)
     await storage.open()
