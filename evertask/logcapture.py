@@ -121,8 +121,7 @@ class CaptureSession:
         if limit is not None and len(self.entries) >= limit:
             self.dropped += 1
             return
-        name = _STANDARD_LEVEL_NAMES.get(level) or _level_name(level)
-        self.entries.append((uuid7_int(), created, name, message, exception))
+        self.entries.append((uuid7_int(), created, level_name(level), message, exception))
 
     def finish(self) -> ExecutionLogs | None:
         """Stop capturing; the kept records (``None`` when there are none or when called

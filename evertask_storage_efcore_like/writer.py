@@ -30,7 +30,8 @@ from .ops import Op
 __all__ = ["BatchExecutor", "GroupCommitWriter"]
 
 CONFLICT_RETRIES = 3
-"""Times a write the database rolled back as a deadlock's victim runs again."""
+"""Times a write the database rolled back as a deadlock's victim runs again in a
+transaction of its own (after the batch it failed in, which may have held it alone)."""
 
 log = logging.getLogger("evertask.storage.writer")
 

@@ -132,7 +132,7 @@ class MemoryTaskStorage:
         self._status_audits: dict[uuid.UUID, list[_AuditEntry]] = {}
         self._runs_audits: dict[uuid.UUID, list[RunsAudit]] = {}
         # captured logs: per task, what each save brought (see _SavedLogs)
-        self._logs: dict[uuid.UUID, tuple[_SavedLogs, ...]] = {}
+        self._logs: dict[uuid.UUID, list[_SavedLogs]] = {}
         self._paused: set[str] = set()
         self._nodes: dict[uuid.UUID, NodeInfo] = {}
         self._audit_ids = itertools.count(1)  # audit ids, shared by both audit tables
@@ -685,7 +685,7 @@ class MemoryTaskStorage:
         """Append captured logs (ignored when the task is gone)."""
         if logs and task_id in self._tasks:
             saved = logs.entries if isinstance(logs, ExecutionLogs) else list(logs)
-            self._logs[task_id] = (*self._logs.get(task_id, ()), saved)
+            self._logs.setdefault(task_id, []).append(saved)
 
     def _filtered_logs(self, task_id: uuid.UUID, level: str | None) -> Iterator[TaskExecutionLog]:
         """A task's logs in order (of ``level``), each row built when it is reached."""

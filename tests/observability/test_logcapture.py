@@ -39,6 +39,17 @@ def persistent(**settings: Any) -> Any:
     return configure
 
 
+def capture_session(**settings: Any) -> tuple[Any, ChattyHandler, Any]:
+    """A capture session of a persistent logger with ``settings``, begun for a handler
+    outside any host run: (session, handler, run)."""
+    host, _ = build_host(ALL, persistent(**settings))
+    capture = host.log_capture
+    assert isinstance(capture, PersistentLogCapture)
+    handler = ChattyHandler(None)  # type: ignore[arg-type]
+    run: Any = type("Run", (), {"id": uuid.uuid4()})()
+    return capture.begin(run, handler), handler, run
+
+
 async def test_no_capture_object_when_the_persistent_logger_is_off() -> None:
     host, _ = build_host(ALL)
     assert host.log_capture is None
@@ -160,12 +171,7 @@ async def test_logs_are_persisted_when_the_run_fails_or_times_out() -> None:
 
 
 async def test_the_capture_stops_with_the_execution() -> None:
-    host, _ = build_host(ALL, persistent(set_capture_library_logs=True))
-    capture = host.log_capture
-    assert isinstance(capture, PersistentLogCapture)
-    handler = ChattyHandler(None)  # type: ignore[arg-type]
-    run: Any = type("Run", (), {"id": uuid.uuid4()})()
-    session = capture.begin(run, handler)
+    session, handler, run = capture_session(set_capture_library_logs=True)
     handler.logger.info("during")
     logs = session.finish()
     handler.logger.info("after finish")  # still forwarded to logging, no longer kept
@@ -175,12 +181,7 @@ async def test_the_capture_stops_with_the_execution() -> None:
 
 
 async def test_the_kept_records_become_rows_when_read() -> None:
-    host, _ = build_host(ALL, persistent(set_minimum_level=logging.DEBUG))
-    capture = host.log_capture
-    assert isinstance(capture, PersistentLogCapture)
-    handler = ChattyHandler(None)  # type: ignore[arg-type]
-    run: Any = type("Run", (), {"id": uuid.uuid4()})()
-    session = capture.begin(run, handler)
+    session, handler, run = capture_session(set_minimum_level=logging.DEBUG)
     handler.logger.debug("first %s", "line")
     try:
         raise ValueError("boom")
@@ -206,12 +207,7 @@ async def test_the_kept_records_become_rows_when_read() -> None:
 
 
 async def test_records_kept_by_several_threads_get_distinct_sequence_numbers() -> None:
-    host, _ = build_host(ALL, persistent(set_max_logs_per_task=None))
-    capture = host.log_capture
-    assert isinstance(capture, PersistentLogCapture)
-    handler = ChattyHandler(None)  # type: ignore[arg-type]
-    run: Any = type("Run", (), {"id": uuid.uuid4()})()
-    session = capture.begin(run, handler)
+    session, handler, run = capture_session(set_max_logs_per_task=None)
 
     def chatter(thread: int) -> None:
         for i in range(300):

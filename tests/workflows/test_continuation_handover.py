@@ -67,6 +67,14 @@ def _record_claims(host: Any) -> list[uuid.UUID]:
     return claimed
 
 
+def _one_slot_host() -> tuple[Any, Probe]:
+    """A host whose queues each hold one run at a time, and its probe."""
+    host, c = build_host(
+        [StepHandler], lambda o: o.set_channel_options(1).set_max_degree_of_parallelism(1)
+    )
+    return host, c.probe()
+
+
 def _fast_heartbeats(o: Any) -> Any:
     """(a node alone on a storage without notices claims at its heartbeats)"""
     return o.set_lease_duration(timedelta(seconds=3)).set_heartbeat_interval(timedelta(seconds=0.1))
@@ -144,10 +152,7 @@ async def test_a_node_without_room_leaves_the_continuation_to_its_claim() -> Non
     """One slot per queue, each held by a running task (the parent's among them): the
     release gives the continuation no owner, and the node's claim takes it once the
     parent's slot is free."""
-    host, c = build_host(
-        [StepHandler], lambda o: o.set_channel_options(1).set_max_degree_of_parallelism(1)
-    )
-    probe: Probe = c.probe()
+    host, probe = _one_slot_host()
     async with host:
         await host.wait_recovered(5)
         claimed = _record_claims(host)
@@ -175,10 +180,7 @@ async def test_a_node_takes_no_more_released_continuations_than_it_has_room_for(
     """Three continuations of one parent, on a node with room for one more run (its
     recurring queue's slot, the parent holding the other): the release hands it one; the
     other two are unowned rows, which its claim takes as room comes."""
-    host, c = build_host(
-        [StepHandler], lambda o: o.set_channel_options(1).set_max_degree_of_parallelism(1)
-    )
-    probe: Probe = c.probe()
+    host, probe = _one_slot_host()
     async with host:
         await host.wait_recovered(5)
         claimed = _record_claims(host)
