@@ -3,6 +3,9 @@
 - throughput: 20,000 no-op tasks dispatched by 1,000 concurrent producers and executed,
   timed until every row is ``Completed`` and committed, at audit levels None and Full;
   ``max_degree_of_parallelism(128)`` (no-op tasks are I/O-bound: each waits for commits).
+- the SQL floor (SQLite, :mod:`.sql_floor`): after each SQLite run, the same number of
+  tasks' statements with their arguments ready, on one ``sqlite3`` connection, in
+  transactions of the run's mean size: the database's own cost, in the same run.
 - recovery: 100,000 pending rows (delayed by an hour, so nothing executes) in a SQLite
   file; the time of the startup recovery pass that reads, loads and schedules all of them.
 """
@@ -14,6 +17,7 @@ import os
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +26,7 @@ from evertask_abstractions import AuditLevel
 
 from .common import Results, report
 from .engine import Container, Noop, NoopHandler
+from .sql_floor import sql_floor
 
 PG_URL = os.environ.get("EVERTASK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PARALLELISM = 128
@@ -49,8 +54,22 @@ async def _drop_schema(schema: str) -> None:
         await conn.close()
 
 
-async def throughput(backend: str, audit: AuditLevel, n: int) -> float:
-    """Tasks per second from the first dispatch until the last row is Completed."""
+@dataclass(frozen=True)
+class Run:
+    """One throughput run: its rate, its batches and where its CPU time went."""
+
+    tasks_per_s: float
+    writes_per_batch: float
+    cpu_us_per_task: float
+    """The whole process (every thread) per task."""
+    loop_cpu_us_per_task: float
+    """The event loop's thread per task; the rest ran on the driver's threads (aiosqlite
+    runs a connection's statements on a thread of its own, asyncpg has none)."""
+
+
+async def throughput(backend: str, audit: AuditLevel, n: int) -> Run:
+    """Tasks per second from the first dispatch until the last row is Completed, the mean
+    number of writes per committed batch and the CPU time per task."""
     container = Container()
     builder = _builder(container, audit)
     directory = tempfile.mkdtemp(prefix="evertask-bench-")
@@ -72,6 +91,7 @@ async def throughput(backend: str, audit: AuditLevel, n: int) -> float:
                     await dispatch(Noop(n=i))
 
             start = time.perf_counter()
+            cpu, loop_cpu = time.process_time(), time.thread_time()
             await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
             await recorder.done.wait()
             storage = host.storage
@@ -82,10 +102,13 @@ async def throughput(backend: str, audit: AuditLevel, n: int) -> float:
                     break
                 await asyncio.sleep(0.002)
             elapsed = time.perf_counter() - start
+            cpu, loop_cpu = time.process_time() - cpu, time.thread_time() - loop_cpu
+            writer = getattr(storage, "writer", None)
+            per_batch = writer.operations / max(1, writer.batches) if writer else 0.0
     finally:
         if backend == "postgres":
             await _drop_schema(schema)
-    return n / elapsed
+    return Run(n / elapsed, per_batch, cpu / n * 1e6, loop_cpu / n * 1e6)
 
 
 async def recovery(rows: int) -> float:
@@ -136,6 +159,23 @@ def _waiting() -> Any:
     return QueuedTaskStatus.WAITING_QUEUE
 
 
+def _floor_text(results: Results, prefix: str) -> str:
+    return (
+        f"{results[prefix + '_sql_floor_tasks_per_s']:,.0f} tasks/s, "
+        f"{results[prefix + '_ratio_to_sql_floor']:.1%} "
+        f"({results[prefix + '_writes_per_batch']:.0f} writes per batch)"
+    )
+
+
+def _cpu_text(results: Results, prefix: str) -> str:
+    text = (
+        f"{results[prefix + '_cpu_us_per_task']:,.0f} us, "
+        f"{results[prefix + '_loop_cpu_us_per_task']:,.0f} us"
+    )
+    floor = results.get(prefix + "_sql_floor_us_per_task")
+    return text if floor is None else f"{text}, {floor:,.0f} us"
+
+
 def run(quick: bool = False, json_path: str | None = None) -> Results:
     """Run the suite and print it."""
     n = 5_000 if quick else 20_000
@@ -147,8 +187,17 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
     }
     for backend in ("sqlite", "postgres"):
         for audit in (AuditLevel.NONE, AuditLevel.FULL):
-            key = f"{backend}_{audit.name.lower()}_tasks_per_s"
-            results[key] = round(asyncio.run(throughput(backend, audit, n)), 1)
+            prefix = f"{backend}_{audit.name.lower()}"
+            one = asyncio.run(throughput(backend, audit, n))
+            results[f"{prefix}_tasks_per_s"] = round(one.tasks_per_s, 1)
+            results[f"{prefix}_writes_per_batch"] = round(one.writes_per_batch, 1)
+            results[f"{prefix}_cpu_us_per_task"] = round(one.cpu_us_per_task, 1)
+            results[f"{prefix}_loop_cpu_us_per_task"] = round(one.loop_cpu_us_per_task, 1)
+            if backend == "sqlite":
+                floor = sql_floor(audit, n, one.writes_per_batch)
+                results[f"{prefix}_sql_floor_tasks_per_s"] = round(floor, 1)
+                results[f"{prefix}_sql_floor_us_per_task"] = round(1e6 / floor, 1)
+                results[f"{prefix}_ratio_to_sql_floor"] = round(one.tasks_per_s / floor, 3)
     seconds = asyncio.run(recovery(rows))
     results["sqlite_recovery_100k_s" if rows == 100_000 else "sqlite_recovery_s"] = round(
         seconds, 3
@@ -160,14 +209,26 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
             f"{results['sqlite_none_tasks_per_s']:,.0f} tasks/s",
         ),
         (
+            "  its SQL floor, EverTask's share of it",
+            _floor_text(results, "sqlite_none"),
+        ),
+        ("  CPU per task: all, event loop, SQL floor", _cpu_text(results, "sqlite_none")),
+        (
             "SQLite, audit Full (bar >= 2,000/s)",
             f"{results['sqlite_full_tasks_per_s']:,.0f} tasks/s",
         ),
         (
+            "  its SQL floor, EverTask's share of it",
+            _floor_text(results, "sqlite_full"),
+        ),
+        ("  CPU per task: all, event loop, SQL floor", _cpu_text(results, "sqlite_full")),
+        (
             "PostgreSQL, audit None (bar >= 5,000/s)",
             f"{results['postgres_none_tasks_per_s']:,.0f} tasks/s",
         ),
+        ("  CPU per task: all, event loop", _cpu_text(results, "postgres_none")),
         ("PostgreSQL, audit Full", f"{results['postgres_full_tasks_per_s']:,.0f} tasks/s"),
+        ("  CPU per task: all, event loop", _cpu_text(results, "postgres_full")),
         (f"SQLite recovery of {rows:,} pending rows (bar < 10 s)", f"{seconds:.2f} s"),
         (
             "EverTask .NET published (same workloads)",

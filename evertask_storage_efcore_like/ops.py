@@ -12,7 +12,7 @@ instance, database errors propagate.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -59,6 +59,7 @@ __all__ = [
     "drive_async",
     "finish_steps",
     "task_params",
+    "waves",
 ]
 
 _COMPLETED = QueuedTaskStatus.COMPLETED.value
@@ -807,3 +808,26 @@ class PauseQueueOp(Op):
         yield Step("delete_paused_queue", {"queue": self.queue_name})
         if self.paused:
             yield Step("insert_paused_queue", {"queue": self.queue_name, "ts": self.ts})
+
+
+def waves(ops: Sequence[Op]) -> Iterator[list[int]]:
+    """Indexes of ``ops`` cut where an id or key repeats; removes and updates stand alone."""
+    wave: list[int] = []
+    ids: set[Any] = set()
+    keys: set[str] = set()
+    for i, op in enumerate(ops):
+        alone = isinstance(op, RemoveOp | UpdateTaskOp)
+        task_id, key = op.target_id(), op.target_key()
+        if wave and (alone or task_id in ids or (key is not None and key in keys)):
+            yield wave
+            wave, ids, keys = [], set(), set()
+        wave.append(i)
+        if task_id is not None:
+            ids.add(task_id)
+        if key is not None:
+            keys.add(key)
+        if alone:
+            yield wave
+            wave, ids, keys = [], set(), set()
+    if wave:
+        yield wave

@@ -10,7 +10,7 @@ otherwise BEGIN ... COMMIT wraps it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -20,14 +20,13 @@ from evertask_storage_efcore_like.errors import map_integrity_error
 from evertask_storage_efcore_like.ops import (
     Op,
     PersistOp,
-    RemoveOp,
     SaveLogsOp,
     Step,
     StepMode,
     TransitionOp,
     TryQueuedOp,
-    UpdateTaskOp,
     drive_async,
+    waves,
 )
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_efcore_like.statements import Statements
@@ -57,29 +56,6 @@ def _column(values: list[Any]) -> list[Any] | None:
     if values and values[0] is None and values[-1] is None and values.count(None) == len(values):
         return None
     return values
-
-
-def waves(ops: Sequence[Op]) -> Iterator[list[int]]:
-    """Indexes of ``ops`` cut where an id or key repeats; removes and updates stand alone."""
-    wave: list[int] = []
-    ids: set[Any] = set()
-    keys: set[str] = set()
-    for i, op in enumerate(ops):
-        alone = isinstance(op, RemoveOp | UpdateTaskOp)
-        task_id, key = op.target_id(), op.target_key()
-        if wave and (alone or task_id in ids or (key is not None and key in keys)):
-            yield wave
-            wave, ids, keys = [], set(), set()
-        wave.append(i)
-        if task_id is not None:
-            ids.add(task_id)
-        if key is not None:
-            keys.add(key)
-        if alone:
-            yield wave
-            wave, ids, keys = [], set(), set()
-    if wave:
-        yield wave
 
 
 def _rowcount(status: str) -> int:

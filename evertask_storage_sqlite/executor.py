@@ -17,8 +17,9 @@ aiosqlite runs each call on the connection's own thread, and a thread round trip
 With ``synchronous="FULL"`` every commit syncs, so every batch runs on the thread.
 
 Either way a batch is ``BEGIN IMMEDIATE``, every operation's steps as precompiled SQL,
-``COMMIT``. A constraint violation undoes only its statement in SQLite, so a task-key
-conflict fails only its own operation and the rest of the batch commits.
+``COMMIT``; the same step of many operations runs as one statement (:mod:`.grouped`,
+a declared fast path). A constraint violation undoes only its statement in SQLite, so a
+task-key conflict fails only its own operation and the rest of the batch commits.
 
 The thread path calls ``aiosqlite.Connection._execute`` (the method behind all of
 aiosqlite's calls) to run the whole batch in one hop, and both paths use its sqlite3
@@ -36,9 +37,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from evertask.storage.protocol import fast_paths_enabled
 from evertask_storage_efcore_like.errors import map_integrity_error
-from evertask_storage_efcore_like.ops import Op, Step, StepMode, drive, drive_async
+from evertask_storage_efcore_like.ops import Op, Step, StepMode, drive_async, waves
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_efcore_like.statements import Statements
+
+from .grouped import MIN_GROUP, GroupedSteps, drive_alone
 
 __all__ = ["SqliteExecutor"]
 
@@ -62,6 +65,7 @@ class SqliteExecutor:
     ) -> None:
         self._engine = engine
         self._sql = PrecompiledCache(statements, engine.dialect)
+        self._grouped = GroupedSteps(self._sql)
         self._busy_timeout_ms = busy_timeout_ms
         self._inline_max_ops = inline_max_ops
         self._checkpoint_every = checkpoint_every
@@ -176,14 +180,13 @@ class SqliteExecutor:
             if wait:
                 cx.execute("PRAGMA busy_timeout = 0")
         try:
-            outcomes: list[Any] = []
-            for op in ops:
-                try:
-                    outcomes.append(drive(op.steps(), run))
-                except sqlite3.IntegrityError as error:  # only that statement was undone
-                    if op.several_writes:
-                        raise  # (the batch is rolled back and retried op by op)
-                    outcomes.append(map_integrity_error(op, error))
+            outcomes: list[Any] = [None] * len(ops)
+            if len(ops) < MIN_GROUP or any(op.heavy for op in ops):  # (maintenance: in order)
+                for i, op in enumerate(ops):
+                    outcomes[i] = drive_alone(op, run)
+            else:
+                for wave in waves(ops):
+                    self._grouped.run_wave(cx, ops, wave, outcomes, run)
             cx.commit()
         except BaseException:
             cx.rollback()

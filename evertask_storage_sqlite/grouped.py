@@ -1,0 +1,265 @@
+"""SQLite's set-based fast path: the same step of many operations as one statement.
+
+A batch of the group-commit writer holds the writes of many tasks: for each, its row's
+insert, or its status update, audit rows and the probe for what its end releases. Run
+one by one, each is a statement, and each statement hands the GIL to the event loop
+and takes it back (sqlite3 releases it around every step): when the loop is busy that
+handoff costs more CPU than the statement (storage suite, docs/benchmarks.md). So the
+executor runs the operations of a *wave* (no task id or key twice, maintenance alone:
+:func:`~evertask_storage_efcore_like.ops.waves`) side by side: each round takes every
+operation's next step, and the steps named in :data:`GROUPED` run as one statement per
+name (a multi-row ``INSERT``, an ``UPDATE ... FROM (VALUES ...) RETURNING``, a probe by
+``IN``); an operation whose next step is anything else finishes afterwards, one by one
+in batch order, as :func:`~evertask_storage_efcore_like.ops.drive` would run it.
+
+The operations of a batch were submitted concurrently by different callers, so any
+serial order of them is a valid outcome; the grouped steps touch only the operation's
+own row (by id, distinct within a wave), append audit rows or read, so running them
+first is the serial order "each grouped prefix, then the rest". A declared fast path:
+with ``EVERTASK_FAST_PATHS=0`` the executor runs each operation alone, and the tests
+compare both.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sqlite3
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+from evertask_storage_efcore_like.errors import map_integrity_error
+from evertask_storage_efcore_like.ops import Op, Step, drive
+from evertask_storage_efcore_like.precompiled import PrecompiledCache
+
+__all__ = ["GROUPED", "MIN_GROUP", "GroupedSteps", "drive_alone"]
+
+GROUPED = frozenset({"insert_task", "insert_status_audit", "update_status", "probe_finished"})
+"""The steps run as one statement for a whole wave."""
+
+_CHUNKS = (64, 32, 16, 8, 4, 2, 1)
+"""Rows per grouped statement: a few fixed sizes, so sqlite3's statement cache keeps
+every text prepared (at most 64 rows of 29 columns, far below SQLite's 32,766 variables)."""
+
+MIN_GROUP = 4
+"""Fewer steps of a name than this run one by one: a grouped statement of one to three
+rows costs more than as many plain ones (it materializes its values, and SQLite
+buffers what ``RETURNING`` returns)."""
+
+_PLACEHOLDER = re.compile(r"\?")
+
+Runner = Callable[[Step], Any]
+
+
+def _chunks(count: int) -> list[tuple[int, int]]:
+    """``(start, size)`` pieces of ``count`` rows, each size one of :data:`_CHUNKS`."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for size in _CHUNKS:
+        while count - start >= size:
+            out.append((start, size))
+            start += size
+    return out
+
+
+class GroupedSteps:
+    """The grouped forms of the :data:`GROUPED` statements, and the rounds that use them."""
+
+    def __init__(self, sql: PrecompiledCache) -> None:
+        self._sql = sql
+        self._texts: dict[tuple[str, int], str] = {}
+        update = sql["update_status"].sql
+        probe = sql["probe_finished"].sql
+        self._insert_heads = {
+            name: self._insert_head(sql[name].sql)
+            for name in ("insert_task", "insert_status_audit")
+        }
+        # UPDATE "QueuedTasks" SET <a>=<..?..>, ... WHERE "QueuedTasks"."Id" = ?
+        head, where = update.split(" WHERE ")
+        if where != '"QueuedTasks"."Id" = ?' or not head.startswith('UPDATE "QueuedTasks" SET '):
+            raise ValueError(f"update_status has an unexpected shape: {update}")
+        columns = head.count("?") + 1
+        numbered = iter(range(1, columns))
+        self._update = (
+            _PLACEHOLDER.sub(lambda _: f"v.column{next(numbered)}", head),
+            columns,
+        )
+        # SELECT <cols> FROM ... WHERE "QueuedTasks"."Id" = ? LIMIT ? OFFSET ?
+        select, rest = probe.split(" \nFROM ", 1)
+        source, where = rest.split(" \nWHERE ")
+        if not select.startswith("SELECT ") or where != '"QueuedTasks"."Id" = ?\n LIMIT ? OFFSET ?':
+            raise ValueError(f"probe_finished has an unexpected shape: {probe}")
+        self._probe = (
+            f'SELECT "QueuedTasks"."Id", {select[7:]} FROM {source} WHERE "QueuedTasks"."Id" IN '
+        )
+
+    @staticmethod
+    def _insert_head(text: str) -> tuple[str, str]:
+        head, values = text.split(" VALUES ")
+        if not (values.startswith("(") and values.endswith(")")):
+            raise ValueError(f"an insert of unexpected shape: {text}")
+        return head, values
+
+    # -- one wave --------------------------------------------------------------------------
+    def run_wave(
+        self,
+        cx: sqlite3.Connection,
+        ops: Sequence[Op],
+        wave: Sequence[int],
+        outcomes: list[Any],
+        run: Runner,
+    ) -> None:
+        """Run the operations ``wave`` of ``ops``; ``run`` executes a step on its own."""
+        if len(wave) < MIN_GROUP:  # no step can have enough company: each one alone
+            for i in wave:
+                outcomes[i] = drive_alone(ops[i], run)
+            return
+        pending: dict[int, tuple[Generator[Step, Any, Any], Step]] = {}
+        rest: dict[int, tuple[Generator[Step, Any, Any], Step]] = {}
+        for i in wave:
+            self._advance(ops, i, ops[i].steps(), None, pending, outcomes, first=True)
+        while pending:
+            groups: dict[str, list[int]] = {}
+            for i, (_, step) in list(pending.items()):
+                if step.name in GROUPED:
+                    groups.setdefault(step.name, []).append(i)
+                else:
+                    rest[i] = pending.pop(i)
+            results: dict[int, Any] = {}
+            for name, members in groups.items():
+                steps = [pending[i][1] for i in members]
+                results.update(zip(members, self._group(cx, name, steps, run), strict=True))
+            for i in list(pending):
+                gen, _ = pending.pop(i)
+                result = results[i]
+                if isinstance(result, sqlite3.IntegrityError):  # only that statement was undone
+                    gen.close()
+                    if ops[i].several_writes:
+                        raise result  # (the batch is rolled back and retried op by op)
+                    outcomes[i] = map_integrity_error(ops[i], result)
+                    continue
+                self._advance(ops, i, gen, result, pending, outcomes)
+        for i in sorted(rest):
+            gen, step = rest[i]
+            outcomes[i] = _or_error(ops[i], functools.partial(_finish, gen, step, run))
+
+    @staticmethod
+    def _advance(
+        ops: Sequence[Op],
+        i: int,
+        gen: Generator[Step, Any, Any],
+        result: Any,
+        pending: dict[int, tuple[Generator[Step, Any, Any], Step]],
+        outcomes: list[Any],
+        *,
+        first: bool = False,
+    ) -> None:
+        try:
+            step = next(gen) if first else gen.send(result)
+        except StopIteration as stop:
+            outcomes[i] = stop.value
+        else:
+            pending[i] = (gen, step)
+
+    # -- the grouped statements ------------------------------------------------------------
+    def _group(
+        self, cx: sqlite3.Connection, name: str, steps: list[Step], run: Runner
+    ) -> list[Any]:
+        if len(steps) < MIN_GROUP:  # a grouped statement costs more for so few rows
+            return [_outcome(run, step) for step in steps]
+        prepared = self._sql[name]
+        args = [prepared.args(step.params) for step in steps]
+        if name == "update_status":
+            return self._updates(cx, args)
+        if name == "probe_finished":
+            return self._probes(cx, args)
+        return self._inserts(cx, name, args)
+
+    def _text(self, name: str, rows: int, build: Callable[[int], str]) -> str:
+        """The grouped text of ``name`` for ``rows`` rows, built once."""
+        text = self._texts.get((name, rows))
+        if text is None:
+            text = self._texts[(name, rows)] = build(rows)
+        return text
+
+    def _inserts(self, cx: sqlite3.Connection, name: str, args: list[tuple[Any, ...]]) -> list[Any]:
+        head, values = self._insert_heads[name]
+        out: list[Any] = [1] * len(args)
+        for start, size in _chunks(len(args)):
+            text = self._text(name, size, lambda n: f"{head} VALUES {', '.join([values] * n)}")
+            part = args[start : start + size]
+            try:
+                cx.execute(text, [value for row in part for value in row])
+            except sqlite3.IntegrityError:  # the statement was undone: find whose row it was
+                single = self._text(name, 1, lambda n: f"{head} VALUES {values}")
+                for k, row in enumerate(part):
+                    try:
+                        cx.execute(single, row)
+                    except sqlite3.IntegrityError as error:
+                        out[start + k] = error
+        return out
+
+    def _updates(self, cx: sqlite3.Connection, args: list[tuple[Any, ...]]) -> list[Any]:
+        head, columns = self._update
+        row = f"({', '.join('?' * columns)})"
+        matched: set[Any] = set()
+        for start, size in _chunks(len(args)):
+            text = self._text(
+                "update_status",
+                size,
+                lambda n: (
+                    f"{head} FROM (VALUES {', '.join([row] * n)}) AS v "
+                    f'WHERE "QueuedTasks"."Id" = v.column{columns} RETURNING "Id"'
+                ),
+            )
+            part = args[start : start + size]
+            matched.update(r[0] for r in cx.execute(text, [v for a in part for v in a]))
+        return [1 if a[-1] in matched else 0 for a in args]
+
+    def _probes(self, cx: sqlite3.Connection, args: list[tuple[Any, ...]]) -> list[Any]:
+        found: dict[Any, list[tuple[Any, ...]]] = {}
+        waiting = args[0][0]  # (the waiting status, the id, LIMIT 1, OFFSET 0)
+        for start, size in _chunks(len(args)):
+            text = self._text(
+                "probe_finished", size, lambda n: f"{self._probe}({', '.join('?' * n)})"
+            )
+            ids = [a[1] for a in args[start : start + size]]
+            for row in cx.execute(text, [waiting, *ids]):
+                found.setdefault(row[0], [tuple(row[1:])])  # the first row, as LIMIT 1 gives
+        return [found.get(a[1], []) for a in args]
+
+
+def drive_alone(op: Op, run: Runner) -> Any:
+    """``op``'s steps one by one, as :func:`~evertask_storage_efcore_like.ops.drive` runs
+    them; its outcome."""
+    return _or_error(op, functools.partial(drive, op.steps(), run))
+
+
+def _or_error(op: Op, call: Callable[[], Any]) -> Any:
+    """``call()``, or the protocol's error for a constraint violation of ``op`` (only that
+    statement was undone); raised instead if ``op`` may have written before it."""
+    try:
+        return call()
+    except sqlite3.IntegrityError as error:
+        if op.several_writes:
+            raise  # (the batch is rolled back and retried op by op)
+        return map_integrity_error(op, error)
+
+
+def _outcome(run: Runner, step: Step) -> Any:
+    """``run(step)``, or the constraint error it raised (only that statement was undone)."""
+    try:
+        return run(step)
+    except sqlite3.IntegrityError as error:
+        return error
+
+
+def _finish(gen: Generator[Step, Any, Any], step: Step, run: Runner) -> Any:
+    """Drive ``gen`` on from ``step`` (already yielded) with ``run``; its outcome."""
+    try:
+        while True:
+            step = gen.send(run(step))
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        gen.close()

@@ -1,0 +1,157 @@
+"""SQLite's grouped statements (a declared fast path) against the canonical path.
+
+The same concurrent writes, landing in one batch, run once with the fast path (the same
+step of many operations as one statement) and once with ``EVERTASK_FAST_PATHS=0`` (each
+operation's statements one by one): every caller gets the same outcome and the database
+ends the same, row for row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evertask.ids import uuid7
+from evertask.storage import TaskExecutionLog
+from evertask.storage.models import BatchStatus, TaskBatch
+from evertask.storage.protocol import FAST_PATHS_ENV
+from evertask_abstractions import AuditLevel, BatchKind, QueuedTaskStatus
+from evertask_storage_sqlite import SqliteTaskStorage
+from evertask_storage_sqlite.grouped import GroupedSteps, _chunks
+
+from .helpers import row
+
+Q = QueuedTaskStatus
+A = AuditLevel
+_NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+
+def _ids(n: int) -> list[uuid.UUID]:
+    return [uuid7() for _ in range(n)]
+
+
+async def _scenario(path: Path, ids: dict[str, Any]) -> list[Any]:
+    storage = SqliteTaskStorage(path, now=lambda: _NOW)
+    await storage.open()
+    try:
+        batch = TaskBatch(
+            id=ids["batch"], kind=BatchKind.BATCH, status=BatchStatus.RUNNING,
+            created_at_utc=_NOW, total=3,
+        )  # fmt: skip
+        members = [row(_NOW, status=Q.QUEUED, task_id=i, batch_id=batch.id) for i in ids["members"]]
+        await storage.persist_unit([batch], members)
+        parents = [row(_NOW, status=Q.QUEUED, task_id=i) for i in ids["parents"]]
+        for parent in parents:
+            await storage.persist(parent)
+        for parent, child in zip(parents, ids["children"], strict=True):
+            waiting = row(
+                _NOW, status=Q.WAITING_PARENT, task_id=child, parent_task_id=parent.id,
+                continue_when="Succeeded",
+            )  # fmt: skip
+            await storage.persist_continuation(waiting)
+        await storage.persist(row(_NOW, task_id=ids["keyed"], task_key="taken"))
+        running = [row(_NOW, status=Q.QUEUED, task_id=i) for i in ids["running"]]
+        for r in running:
+            await storage.persist(r)
+        log = TaskExecutionLog(
+            id=ids["log"], task_id=running[0].id, timestamp_utc=_NOW, level="Information",
+            message="hello", sequence_number=0,
+        )  # fmt: skip
+        # one batch: everything below is submitted before the writer runs
+        calls = [
+            *(
+                storage.persist(
+                    row(
+                        _NOW,
+                        task_id=i,
+                        task_key="dup" if k in (3, 7) else None,
+                        audit_level=A.NONE if k % 2 else A.FULL,
+                    )
+                )
+                for k, i in enumerate(ids["new"])
+            ),
+            storage.persist(row(_NOW, task_id=ids["clash"], task_key="taken")),
+            *(storage.set_completed(m.id, 1.5, A.FULL, f'"{k}"') for k, m in enumerate(members)),
+            storage.set_completed(parents[0].id, 2.0, A.FULL, owner=ids["node"], room=4),
+            storage.set_status(parents[1].id, Q.FAILED, "boom", A.FULL, 3.0),
+            storage.set_completed(ids["missing"], 1.0, A.FULL),
+            storage.set_status(ids["missing"], Q.FAILED, "gone", A.FULL, 1.0),
+            *(storage.set_in_progress(r.id, A.FULL) for r in running),
+            storage.save_execution_logs(running[0].id, [log]),
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        return [_comparable(r) for r in results]
+    finally:
+        await storage.close()
+
+
+def _comparable(result: Any) -> Any:
+    if isinstance(result, BaseException):
+        return type(result).__name__
+    if isinstance(result, list):
+        return sorted((str(r.id), r.status.value, str(r.owner_node)) for r in result)
+    return result
+
+
+def _dump(path: Path) -> dict[str, list[Any]]:
+    """Every table's rows, autoincrement ids left out (their order is the batch's)."""
+    out: dict[str, list[Any]] = {}
+    with sqlite3.connect(path) as cx:
+        tables = [
+            name
+            for (name,) in cx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not name.startswith(("sqlite_", "alembic"))
+        ]
+        for table in tables:
+            columns = [c[1] for c in cx.execute(f'PRAGMA table_info("{table}")')]
+            keep = [c for c in columns if not (c == "Id" and table in _AUTOINCREMENT)]
+            listed = ", ".join(f'"{c}"' for c in keep)
+            out[table] = sorted(cx.execute(f'SELECT {listed} FROM "{table}"').fetchall(), key=repr)
+    return out
+
+
+_AUTOINCREMENT = {"StatusAudit", "RunsAudit", "TaskCountDeltas"}
+
+
+def test_grouped_statements_match_the_canonical_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids: dict[str, Any] = {
+        "batch": uuid7(), "members": _ids(3), "parents": _ids(2), "children": _ids(2),
+        "keyed": uuid7(), "running": _ids(4), "log": uuid7(), "new": _ids(70),
+        "clash": uuid7(), "missing": uuid7(), "node": uuid.uuid4(),
+    }  # fmt: skip
+    sizes: list[int] = []
+    group = GroupedSteps._group
+
+    def counting(self: GroupedSteps, cx: Any, name: str, steps: list[Any], run: Any) -> list[Any]:
+        sizes.append(len(steps))
+        return group(self, cx, name, steps, run)
+
+    monkeypatch.setattr(GroupedSteps, "_group", counting)
+    fast = asyncio.run(_scenario(tmp_path / "fast.db", ids))
+    assert max(sizes) >= 32  # the new rows' inserts ran as grouped statements
+    monkeypatch.setenv(FAST_PATHS_ENV, "0")
+    sizes.clear()
+    canonical = asyncio.run(_scenario(tmp_path / "canonical.db", ids))
+    assert not sizes
+    assert fast == canonical
+    # the outcomes are what the contract says, not only alike
+    assert fast.count("TaskKeyConflictError") == 2  # the second "dup" and "taken"
+    parent_done = len(ids["new"]) + 1 + len(ids["members"])  # its call's place in the list
+    assert fast[parent_done] == [(str(ids["children"][0]), "Queued", str(ids["node"]))]
+    assert _dump(tmp_path / "fast.db") == _dump(tmp_path / "canonical.db")
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 64, 65, 127, 200])
+def test_chunks_cover_every_row_once(count: int) -> None:
+    pieces = _chunks(count)
+    covered = [i for start, size in pieces for i in range(start, start + size)]
+    assert covered == list(range(count))
+    assert all(size in (64, 32, 16, 8, 4, 2, 1) for _, size in pieces)
