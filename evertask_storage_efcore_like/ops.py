@@ -98,10 +98,11 @@ def _status_audit(
     )
 
 
-def drive(gen: StepGen, run: Callable[[Step], Any]) -> Any:
-    """Run an operation's steps with a synchronous step runner; return its outcome."""
+def drive(gen: StepGen, run: Callable[[Step], Any], first: Step | None = None) -> Any:
+    """Run an operation's steps with a synchronous step runner; return its outcome.
+    ``first``: the step ``gen`` has already yielded, to run on from."""
     try:
-        step = next(gen)
+        step = next(gen) if first is None else first
         while True:
             step = gen.send(run(step))
     except StopIteration as stop:

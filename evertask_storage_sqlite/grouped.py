@@ -141,7 +141,7 @@ class GroupedSteps:
                 self._advance(ops, i, gen, result, pending, outcomes)
         for i in sorted(rest):
             gen, step = rest[i]
-            outcomes[i] = _or_error(ops[i], functools.partial(_finish, gen, step, run))
+            outcomes[i] = _or_error(ops[i], functools.partial(drive, gen, run, step))
 
     @staticmethod
     def _advance(
@@ -252,14 +252,3 @@ def _outcome(run: Runner, step: Step) -> Any:
         return run(step)
     except sqlite3.IntegrityError as error:
         return error
-
-
-def _finish(gen: Generator[Step, Any, Any], step: Step, run: Runner) -> Any:
-    """Drive ``gen`` on from ``step`` (already yielded) with ``run``; its outcome."""
-    try:
-        while True:
-            step = gen.send(run(step))
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        gen.close()
