@@ -41,7 +41,7 @@ from evertask_storage_efcore_like.ops import Op, Step, StepMode, drive_async, wa
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_efcore_like.statements import Statements
 
-from .grouped import MIN_GROUP, GroupedSteps, drive_alone
+from .grouped import MIN_GROUP, SINCE, GroupedSteps, drive_alone
 
 __all__ = ["SqliteExecutor"]
 
@@ -65,7 +65,7 @@ class SqliteExecutor:
     ) -> None:
         self._engine = engine
         self._sql = PrecompiledCache(statements, engine.dialect)
-        self._grouped = GroupedSteps(self._sql)
+        self._grouped = GroupedSteps(self._sql) if sqlite3.sqlite_version_info >= SINCE else None
         self._busy_timeout_ms = busy_timeout_ms
         self._inline_max_ops = inline_max_ops
         self._checkpoint_every = checkpoint_every
@@ -181,12 +181,13 @@ class SqliteExecutor:
                 cx.execute("PRAGMA busy_timeout = 0")
         try:
             outcomes: list[Any] = [None] * len(ops)
-            if len(ops) < MIN_GROUP or any(op.heavy for op in ops):  # (maintenance: in order)
-                for i, op in enumerate(ops):
+            grouped = self._grouped
+            if grouped is None or len(ops) < MIN_GROUP or any(op.heavy for op in ops):
+                for i, op in enumerate(ops):  # (maintenance, heavy, runs alone and in order)
                     outcomes[i] = drive_alone(op, run)
             else:
                 for wave in waves(ops):
-                    self._grouped.run_wave(cx, ops, wave, outcomes, run)
+                    grouped.run_wave(cx, ops, wave, outcomes, run)
             cx.commit()
         except BaseException:
             cx.rollback()

@@ -32,7 +32,7 @@ from evertask_storage_efcore_like.errors import map_integrity_error
 from evertask_storage_efcore_like.ops import Op, Step, drive
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 
-__all__ = ["GROUPED", "MIN_GROUP", "GroupedSteps", "drive_alone"]
+__all__ = ["GROUPED", "MIN_GROUP", "SINCE", "GroupedSteps", "drive_alone"]
 
 GROUPED = frozenset({"insert_task", "insert_status_audit", "update_status", "probe_finished"})
 """The steps run as one statement for a whole wave."""
@@ -40,6 +40,10 @@ GROUPED = frozenset({"insert_task", "insert_status_audit", "update_status", "pro
 _CHUNKS = (64, 32, 16, 8, 4, 2, 1)
 """Rows per grouped statement: a few fixed sizes, so sqlite3's statement cache keeps
 every text prepared (at most 64 rows of 29 columns, far below SQLite's 32,766 variables)."""
+
+SINCE = (3, 35, 0)
+"""The SQLite library the grouped update needs (``UPDATE ... FROM``: 3.33, ``RETURNING``:
+3.35); with an older one every write runs alone."""
 
 MIN_GROUP = 4
 """Fewer steps of a name than this run one by one: a grouped statement of one to three

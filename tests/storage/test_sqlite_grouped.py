@@ -135,6 +135,7 @@ def test_grouped_statements_match_the_canonical_path(
         return group(self, cx, name, steps, run)
 
     monkeypatch.setattr(GroupedSteps, "_group", counting)
+    monkeypatch.delenv(FAST_PATHS_ENV, raising=False)
     fast = asyncio.run(_scenario(tmp_path / "fast.db", ids))
     assert max(sizes) >= 32  # the new rows' inserts ran as grouped statements
     monkeypatch.setenv(FAST_PATHS_ENV, "0")
@@ -147,6 +148,23 @@ def test_grouped_statements_match_the_canonical_path(
     parent_done = len(ids["new"]) + 1 + len(ids["members"])  # its call's place in the list
     assert fast[parent_done] == [(str(ids["children"][0]), "Queued", str(ids["node"]))]
     assert _dump(tmp_path / "fast.db") == _dump(tmp_path / "canonical.db")
+
+
+def test_an_older_sqlite_runs_every_write_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids: dict[str, Any] = {
+        "batch": uuid7(), "members": _ids(3), "parents": _ids(2), "children": _ids(2),
+        "keyed": uuid7(), "running": _ids(4), "log": uuid7(), "new": _ids(10),
+        "clash": uuid7(), "missing": uuid7(), "node": uuid.uuid4(),
+    }  # fmt: skip
+    monkeypatch.delenv(FAST_PATHS_ENV, raising=False)
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))  # no RETURNING yet
+    grouped: list[int] = []
+    monkeypatch.setattr(GroupedSteps, "run_wave", lambda *a: grouped.append(1))
+    outcomes = asyncio.run(_scenario(tmp_path / "old.db", ids))
+    assert not grouped
+    assert outcomes.count("TaskKeyConflictError") == 2
 
 
 @pytest.mark.parametrize("count", [0, 1, 5, 64, 65, 127, 200])
