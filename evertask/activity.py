@@ -119,7 +119,8 @@ class HostActivity:
             self._waiters.append(waiter)
             self._listen(True)
             try:
-                await asyncio.wait_for(waiter, _RECHECK)
+                async with asyncio.timeout(_RECHECK):  # (wait_for may swallow a cancel)
+                    await waiter
             except TimeoutError:
                 pass
             finally:

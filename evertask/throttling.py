@@ -259,7 +259,8 @@ class RateLimitGate:
         fut = asyncio.get_running_loop().create_future()
         self._room.append(fut)
         try:
-            await asyncio.wait_for(fut, ROOM_WAIT)
+            async with asyncio.timeout(ROOM_WAIT):  # (wait_for may swallow a cancel)
+                await fut
         except TimeoutError:
             log.warning(
                 "%d tasks are parked for their rate-limit slot (max_parked_tasks); parking "

@@ -77,9 +77,10 @@ def test_sigkill_of_a_worker_moves_its_tasks_to_the_survivors(cluster: Cluster) 
         cluster.start(
             name,
             parallelism=2,
-            # w1's tasks take longer: it still holds most of its 150 when it is killed, even
-            # on a loaded machine where this test process sees its progress late
-            work_ms=100 if name == "w1" else 20,
+            # w1's tasks take longer (150 of them, 2 at a time: 22 s): it still holds most of
+            # its 150 when it is killed, even on a loaded machine where starting the three
+            # nodes and dispatching took several seconds (survivors run them at 20 ms)
+            work_ms=300 if name == "w1" else 20,
             dispatch=[i * 150, 150],
             delay_every=5,
             delay_s=3,
