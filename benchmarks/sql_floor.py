@@ -31,14 +31,14 @@ from sqlalchemy.dialects.sqlite.aiosqlite import dialect as aiosqlite_dialect
 from evertask.ids import uuid7
 from evertask.storage.models import wants_status_audit
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
-from evertask_storage_efcore_like.ops import Op, PersistOp, Step, StepMode, TransitionOp, waves
+from evertask_storage_efcore_like.ops import Op, PersistOp, Step, StepMode, TransitionOp
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_sqlite import SqliteTaskStorage
 from evertask_storage_sqlite.grouped import GroupedSteps
 
 from .engine import Noop, storage_row
 
-__all__ = ["Statement", "completed_op", "persist_op", "record", "sql_floor"]
+__all__ = ["Recording", "Statement", "completed_op", "persist_op", "record", "sql_floor"]
 
 Statement = tuple[str, tuple[Any, ...]]
 """One execution: the SQL text and its positional arguments."""
@@ -64,16 +64,19 @@ def completed_op(task_id: uuid.UUID, level: AuditLevel, now: datetime, owner: uu
     )
 
 
-class _Recording:
-    """A sqlite3 connection that notes each statement it executes."""
+class Recording:
+    """A sqlite3 connection that notes in ``seen`` each statement it executes."""
 
-    def __init__(self, cx: sqlite3.Connection) -> None:
+    def __init__(self, cx: sqlite3.Connection, seen: list[Statement] | None = None) -> None:
         self._cx = cx
-        self.seen: list[Statement] = []
+        self.seen: list[Statement] = [] if seen is None else seen
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         self.seen.append((sql, tuple(args)))
         return self._cx.execute(sql, args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cx, name)
 
 
 def record(path: str, transactions: Sequence[Sequence[Op]], sql: PrecompiledCache) -> list[Any]:
@@ -81,7 +84,7 @@ def record(path: str, transactions: Sequence[Sequence[Op]], sql: PrecompiledCach
     SQLite executor runs a batch; the statements of each, as executed."""
     grouped = GroupedSteps(sql)
     cx = sqlite3.connect(path, isolation_level=None)
-    recording = _Recording(cx)
+    recording = Recording(cx)
 
     def run(step: Step) -> Any:
         prepared = sql[step.name]
@@ -97,8 +100,7 @@ def record(path: str, transactions: Sequence[Sequence[Op]], sql: PrecompiledCach
             recording.seen = []
             outcomes: list[Any] = [None] * len(ops)
             cx.execute("BEGIN IMMEDIATE")
-            for wave in waves(ops):
-                grouped.run_wave(recording, ops, wave, outcomes, run)  # type: ignore[arg-type]
+            grouped.run_batch(recording, ops, outcomes, run)  # type: ignore[arg-type]
             cx.execute("COMMIT")
             out.append(recording.seen)
     finally:

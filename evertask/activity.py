@@ -119,7 +119,7 @@ class HostActivity:
             self._waiters.append(waiter)
             self._listen(True)
             try:
-                async with asyncio.timeout(_RECHECK):  # (wait_for may swallow a cancel)
+                async with asyncio.timeout(_RECHECK):
                     await waiter
             except TimeoutError:
                 pass

@@ -364,8 +364,6 @@ class Membership:
     async def _nap(self, timeout: float | None) -> None:
         """Sleep until ``timeout`` or a nudge (a heartbeat, a notification)."""
         if not self._wake.is_set():
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when
-            # the task is cancelled just as the wait ends, and this loop would never stop
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()

@@ -197,7 +197,8 @@ class EventBus:
             remaining = deadline - loop.time()
             if remaining > 0 and not task.done():
                 try:
-                    await asyncio.wait_for(sub.queue.join(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await sub.queue.join()
                 except TimeoutError:
                     log.warning(
                         "An event subscriber did not take its last %d event(s) in time; "

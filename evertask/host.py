@@ -256,7 +256,8 @@ class EverTaskHost:
         """Wait until the startup recovery pass has finished."""
         if self._recovery is None:
             return self.recovery_report
-        await asyncio.wait_for(asyncio.shield(self._recovery), timeout)
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(self._recovery)
         return self.recovery_report
 
     async def stop(self, grace_period: timedelta | float | None = None) -> None:

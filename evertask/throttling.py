@@ -259,7 +259,7 @@ class RateLimitGate:
         fut = asyncio.get_running_loop().create_future()
         self._room.append(fut)
         try:
-            async with asyncio.timeout(ROOM_WAIT):  # (wait_for may swallow a cancel)
+            async with asyncio.timeout(ROOM_WAIT):
                 await fut
         except TimeoutError:
             log.warning(

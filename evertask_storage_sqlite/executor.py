@@ -37,11 +37,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from evertask.storage.protocol import fast_paths_enabled
 from evertask_storage_efcore_like.errors import map_integrity_error
-from evertask_storage_efcore_like.ops import Op, Step, StepMode, drive_async, waves
+from evertask_storage_efcore_like.ops import Op, Step, StepMode, drive_async
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_efcore_like.statements import Statements
 
-from .grouped import MIN_GROUP, SINCE, GroupedSteps, drive_alone
+from .grouped import SINCE, GroupedSteps, run_alone
 
 __all__ = ["SqliteExecutor"]
 
@@ -181,13 +181,10 @@ class SqliteExecutor:
                 cx.execute("PRAGMA busy_timeout = 0")
         try:
             outcomes: list[Any] = [None] * len(ops)
-            grouped = self._grouped
-            if grouped is None or len(ops) < MIN_GROUP or any(op.heavy for op in ops):
-                for i, op in enumerate(ops):  # (maintenance, heavy, runs alone and in order)
-                    outcomes[i] = drive_alone(op, run)
+            if self._grouped is None:
+                run_alone(ops, range(len(ops)), outcomes, run)
             else:
-                for wave in waves(ops):
-                    grouped.run_wave(cx, ops, wave, outcomes, run)
+                self._grouped.run_batch(cx, ops, outcomes, run)
             cx.commit()
         except BaseException:
             cx.rollback()

@@ -5,8 +5,9 @@ insert, or its status update, audit rows and the probe for what its end releases
 one by one, each is a statement, and each statement hands the GIL to the event loop
 and takes it back (sqlite3 releases it around every step): when the loop is busy that
 handoff costs more CPU than the statement (storage suite, docs/benchmarks.md). So the
-executor runs the operations of a *wave* (no task id or key twice, maintenance alone:
-:func:`~evertask_storage_efcore_like.ops.waves`) side by side: each round takes every
+executor runs the operations of a *wave* (no task id or key twice:
+:func:`~evertask_storage_efcore_like.ops.waves`; a batch holding maintenance, or too small
+to group, runs one by one) side by side: each round takes every
 operation's next step, and the steps named in :data:`GROUPED` run as one statement per
 name (a multi-row ``INSERT``, an ``UPDATE ... FROM (VALUES ...) RETURNING``, a probe by
 ``IN``); an operation whose next step is anything else finishes afterwards, one by one
@@ -15,7 +16,9 @@ in batch order, as :func:`~evertask_storage_efcore_like.ops.drive` would run it.
 The operations of a batch were submitted concurrently by different callers, so any
 serial order of them is a valid outcome; the grouped steps touch only the operation's
 own row (by id, distinct within a wave), append audit rows or read, so running them
-first is the serial order "each grouped prefix, then the rest". A declared fast path:
+first is the serial order "each grouped prefix, then the rest". Other processes on the
+same file see none of it: the batch is still one ``BEGIN IMMEDIATE`` transaction, which
+SQLite serialises with theirs. A declared fast path:
 with ``EVERTASK_FAST_PATHS=0`` the executor runs each operation alone, and the tests
 compare both.
 """
@@ -25,14 +28,14 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
 from evertask_storage_efcore_like.errors import map_integrity_error
-from evertask_storage_efcore_like.ops import Op, Step, drive
+from evertask_storage_efcore_like.ops import Op, Step, drive, waves
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 
-__all__ = ["GROUPED", "MIN_GROUP", "SINCE", "GroupedSteps", "drive_alone"]
+__all__ = ["GROUPED", "MIN_GROUP", "SINCE", "GroupedSteps", "run_alone"]
 
 GROUPED = frozenset({"insert_task", "insert_status_audit", "update_status", "probe_finished"})
 """The steps run as one statement for a whole wave."""
@@ -91,7 +94,11 @@ class GroupedSteps:
         # SELECT <cols> FROM ... WHERE "QueuedTasks"."Id" = ? LIMIT ? OFFSET ?
         select, rest = probe.split(" \nFROM ", 1)
         source, where = rest.split(" \nWHERE ")
-        if not select.startswith("SELECT ") or where != '"QueuedTasks"."Id" = ?\n LIMIT ? OFFSET ?':
+        if (
+            not select.startswith("SELECT ")
+            or source.count("?") != 1  # the waiting status: the probe's first argument
+            or where != '"QueuedTasks"."Id" = ?\n LIMIT ? OFFSET ?'
+        ):
             raise ValueError(f"probe_finished has an unexpected shape: {probe}")
         self._probe = (
             f'SELECT "QueuedTasks"."Id", {select[7:]} FROM {source} WHERE "QueuedTasks"."Id" IN '
@@ -104,8 +111,20 @@ class GroupedSteps:
             raise ValueError(f"an insert of unexpected shape: {text}")
         return head, values
 
-    # -- one wave --------------------------------------------------------------------------
-    def run_wave(
+    # -- a batch, wave by wave ----------------------------------------------------------------
+    def run_batch(
+        self, cx: sqlite3.Connection, ops: Sequence[Op], outcomes: list[Any], run: Runner
+    ) -> None:
+        """Run the batch ``ops``, each outcome into ``outcomes``; ``run`` executes a step on
+        its own. Maintenance (never reordered) and batches too small to group run one by
+        one."""
+        if len(ops) < MIN_GROUP or any(op.heavy for op in ops):
+            run_alone(ops, range(len(ops)), outcomes, run)
+            return
+        for wave in waves(ops):
+            self._run_wave(cx, ops, wave, outcomes, run)
+
+    def _run_wave(
         self,
         cx: sqlite3.Connection,
         ops: Sequence[Op],
@@ -113,15 +132,13 @@ class GroupedSteps:
         outcomes: list[Any],
         run: Runner,
     ) -> None:
-        """Run the operations ``wave`` of ``ops``; ``run`` executes a step on its own."""
-        if len(wave) < MIN_GROUP:  # no step can have enough company: each one alone
-            for i in wave:
-                outcomes[i] = drive_alone(ops[i], run)
+        if len(wave) < MIN_GROUP:  # no step can have enough company
+            run_alone(ops, wave, outcomes, run)
             return
         pending: dict[int, tuple[Generator[Step, Any, Any], Step]] = {}
         rest: dict[int, tuple[Generator[Step, Any, Any], Step]] = {}
         for i in wave:
-            self._advance(ops, i, ops[i].steps(), None, pending, outcomes, first=True)
+            self._advance(i, ops[i].steps(), None, pending, outcomes)
         while pending:
             groups: dict[str, list[int]] = {}
             for i, (_, step) in list(pending.items()):
@@ -136,30 +153,26 @@ class GroupedSteps:
             for i in list(pending):
                 gen, _ = pending.pop(i)
                 result = results[i]
-                if isinstance(result, sqlite3.IntegrityError):  # only that statement was undone
+                if isinstance(result, sqlite3.IntegrityError):
                     gen.close()
-                    if ops[i].several_writes:
-                        raise result  # (the batch is rolled back and retried op by op)
-                    outcomes[i] = map_integrity_error(ops[i], result)
+                    outcomes[i] = _failure(ops[i], result)
                     continue
-                self._advance(ops, i, gen, result, pending, outcomes)
+                self._advance(i, gen, result, pending, outcomes)
         for i in sorted(rest):
             gen, step = rest[i]
             outcomes[i] = _or_error(ops[i], functools.partial(drive, gen, run, step))
 
     @staticmethod
     def _advance(
-        ops: Sequence[Op],
         i: int,
         gen: Generator[Step, Any, Any],
         result: Any,
         pending: dict[int, tuple[Generator[Step, Any, Any], Step]],
         outcomes: list[Any],
-        *,
-        first: bool = False,
     ) -> None:
+        """Send ``result`` to ``gen`` (``None`` starts it): its next step, or its outcome."""
         try:
-            step = next(gen) if first else gen.send(result)
+            step = gen.send(result)
         except StopIteration as stop:
             outcomes[i] = stop.value
         else:
@@ -233,21 +246,28 @@ class GroupedSteps:
         return [found.get(a[1], []) for a in args]
 
 
-def drive_alone(op: Op, run: Runner) -> Any:
-    """``op``'s steps one by one, as :func:`~evertask_storage_efcore_like.ops.drive` runs
-    them; its outcome."""
-    return _or_error(op, functools.partial(drive, op.steps(), run))
+def run_alone(ops: Sequence[Op], which: Iterable[int], outcomes: list[Any], run: Runner) -> None:
+    """The operations ``which`` of ``ops`` one by one, each as
+    :func:`~evertask_storage_efcore_like.ops.drive` runs it."""
+    for i in which:
+        outcomes[i] = _or_error(ops[i], functools.partial(drive, ops[i].steps(), run))
 
 
 def _or_error(op: Op, call: Callable[[], Any]) -> Any:
-    """``call()``, or the protocol's error for a constraint violation of ``op`` (only that
-    statement was undone); raised instead if ``op`` may have written before it."""
+    """``call()``, or :func:`_failure` of the constraint violation it raised."""
     try:
         return call()
     except sqlite3.IntegrityError as error:
-        if op.several_writes:
-            raise  # (the batch is rolled back and retried op by op)
-        return map_integrity_error(op, error)
+        return _failure(op, error)
+
+
+def _failure(op: Op, error: sqlite3.IntegrityError) -> BaseException:
+    """The outcome of ``op`` when a statement of it broke a constraint (SQLite undid only
+    that statement); raised instead if ``op`` may have written before it (the batch is
+    then rolled back and the writer retries each operation alone)."""
+    if op.several_writes:
+        raise error
+    return map_integrity_error(op, error)
 
 
 def _outcome(run: Runner, step: Step) -> Any:

@@ -373,3 +373,17 @@ def test_package_inits_declare_all_and_every_name_exists() -> None:
         if duplicates:
             problems.append(f"{rel}: __all__ lists these names twice: {duplicates}")
     assert not problems, "\n".join(problems)
+
+
+def test_library_code_bounds_waits_with_asyncio_timeout_not_wait_for() -> None:
+    """On Python 3.11 ``asyncio.wait_for`` returns normally when its task is cancelled just
+    as the awaited thing finishes: the cancellation is lost (a host's poll loop napped on
+    and ``stop()`` hung). ``async with asyncio.timeout(...)`` keeps it."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for package in TOP_PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "wait_for(" in line and "asyncio" in line
+    ]
+    assert offenders == []

@@ -255,7 +255,8 @@ class ProcessPool:
         self._counts["crashed"] += 1
         if worker.reaped is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(worker.reaped), 5.0)
+                async with asyncio.timeout(5.0):
+                    await asyncio.shield(worker.reaped)
         code = worker.exitcode
         if code is None:
             how = "closed its connection"

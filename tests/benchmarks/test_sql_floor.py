@@ -25,28 +25,13 @@ from evertask_storage_sqlite.executor import SqliteExecutor
 _NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
 
-class _Recording:
-    """A sqlite3 connection that notes each statement it executes."""
-
-    def __init__(self, cx: Any, seen: list[sf.Statement]) -> None:
-        self._cx = cx
-        self._seen = seen
-
-    def execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
-        self._seen.append((sql, tuple(args)))
-        return self._cx.execute(sql, args)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cx, name)
-
-
 @pytest.fixture
 def executed(monkeypatch: pytest.MonkeyPatch) -> list[sf.Statement]:
     seen: list[sf.Statement] = []
     run_batch = SqliteExecutor._run_batch
 
     def recording(self: SqliteExecutor, cx: Any, *args: Any) -> Any:
-        return run_batch(self, _Recording(cx, seen), *args)  # type: ignore[arg-type]
+        return run_batch(self, sf.Recording(cx, seen), *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(SqliteExecutor, "_run_batch", recording)
     return seen

@@ -36,6 +36,15 @@ def _ids(n: int) -> list[uuid.UUID]:
     return [uuid7() for _ in range(n)]
 
 
+def _scenario_ids(new: int) -> dict[str, Any]:
+    """The ids of :func:`_scenario`'s rows, ``new`` of them inserted in its batch."""
+    return {
+        "batch": uuid7(), "members": _ids(3), "parents": _ids(2), "children": _ids(2),
+        "keyed": uuid7(), "running": _ids(4), "log": uuid7(), "new": _ids(new),
+        "clash": uuid7(), "missing": uuid7(), "node": uuid.uuid4(),
+    }  # fmt: skip
+
+
 async def _scenario(path: Path, ids: dict[str, Any]) -> list[Any]:
     storage = SqliteTaskStorage(path, now=lambda: _NOW)
     await storage.open()
@@ -122,11 +131,7 @@ _AUTOINCREMENT = {"StatusAudit", "RunsAudit", "TaskCountDeltas"}
 def test_grouped_statements_match_the_canonical_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids: dict[str, Any] = {
-        "batch": uuid7(), "members": _ids(3), "parents": _ids(2), "children": _ids(2),
-        "keyed": uuid7(), "running": _ids(4), "log": uuid7(), "new": _ids(70),
-        "clash": uuid7(), "missing": uuid7(), "node": uuid.uuid4(),
-    }  # fmt: skip
+    ids = _scenario_ids(new=70)
     sizes: list[int] = []
     group = GroupedSteps._group
 
@@ -153,15 +158,11 @@ def test_grouped_statements_match_the_canonical_path(
 def test_an_older_sqlite_runs_every_write_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids: dict[str, Any] = {
-        "batch": uuid7(), "members": _ids(3), "parents": _ids(2), "children": _ids(2),
-        "keyed": uuid7(), "running": _ids(4), "log": uuid7(), "new": _ids(10),
-        "clash": uuid7(), "missing": uuid7(), "node": uuid.uuid4(),
-    }  # fmt: skip
+    ids = _scenario_ids(new=10)
     monkeypatch.delenv(FAST_PATHS_ENV, raising=False)
     monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))  # no RETURNING yet
     grouped: list[int] = []
-    monkeypatch.setattr(GroupedSteps, "run_wave", lambda *a: grouped.append(1))
+    monkeypatch.setattr(GroupedSteps, "run_batch", lambda *a: grouped.append(1))
     outcomes = asyncio.run(_scenario(tmp_path / "old.db", ids))
     assert not grouped
     assert outcomes.count("TaskKeyConflictError") == 2
