@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import Results, percentile, report
+from .history import fold_counts
 
 __all__ = ["run"]
 
@@ -164,7 +165,10 @@ async def _load_postgres(
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     detail_ids: list[uuid.UUID] = []
     try:
-        columns = [c.name for c in tables.tasks.columns]
+        # the columns the generated rows fill: the others (added by later migrations) take
+        # their defaults, as in the SQLite loader's inserts
+        filled = next(_rows(1, now)).keys()
+        columns = [c.name for c in tables.tasks.columns if c.name in filled]
         audit_columns = ["QueuedTaskId", "UpdatedAtUtc", "NewStatus", "Exception"]
         log_columns = [c.name for c in tables.logs.columns]
         rows = _rows(count, now)
@@ -212,6 +216,15 @@ async def _drop_schema(url: str, schema: str) -> None:
 
 
 # -- measurement -----------------------------------------------------------------------------
+async def ready(storage: Any) -> float:
+    """Fold the count deltas the bulk load left (its inserts fire the count triggers), as
+    a running host folds them every second; the seconds that took. Measuring before would
+    time the counts over a million pending deltas, a state no running host is in."""
+    start = time.perf_counter()
+    await fold_counts(storage)
+    return time.perf_counter() - start
+
+
 async def _time(call: Callable[[], Awaitable[Any]], samples: int) -> list[float]:
     for _ in range(3):
         await call()
@@ -277,10 +290,11 @@ async def _sqlite(count: int, samples: int, now: datetime) -> Results:
         storage = SqliteTaskStorage(path, auto_apply_migrations=False)
         await storage.open()
         try:
+            fold_s = await ready(storage)
             results = await _measure(storage, detail_ids, samples)
         finally:
             await storage.close()
-    return {"load_s": round(load_s, 1), **results}
+    return {"load_s": round(load_s, 1), "fold_s": round(fold_s, 1), **results}
 
 
 async def _postgres(count: int, samples: int, now: datetime) -> Results | str:
@@ -303,12 +317,13 @@ async def _postgres(count: int, samples: int, now: datetime) -> Results | str:
         storage = PostgresTaskStorage(url, schema=schema, auto_apply_migrations=False)
         await storage.open()
         try:
+            fold_s = await ready(storage)
             results = await _measure(storage, detail_ids, samples)
         finally:
             await storage.close()
     finally:
         await _drop_schema(url, schema)
-    return {"load_s": round(load_s, 1), **results}
+    return {"load_s": round(load_s, 1), "fold_s": round(fold_s, 1), **results}
 
 
 def run(quick: bool = False, json_path: str | None = None) -> Results:
@@ -330,6 +345,7 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
         if f"{db}_list_p95_ms" not in results:
             continue
         rows.append((f"{db} bulk load", f"{results[f'{db}_load_s']:.1f} s"))
+        rows.append((f"{db} fold of its count deltas", f"{results[f'{db}_fold_s']:.1f} s"))
         for case in ("list", "list_completed", "list_unfiltered", "detail", "overview"):
             p50, p95 = results[f"{db}_{case}_p50_ms"], results[f"{db}_{case}_p95_ms"]
             bar = bars.get(case)
