@@ -83,7 +83,10 @@ class PostgresTaskStorage(SqlTaskStorage):
         options: dict[str, Any] = {
             "connect_args": {
                 "timeout": connect_timeout,
-                "server_settings": {"application_name": "evertask"},
+                # jit off: every statement of the storage is short and index-driven, and a
+                # stale row estimate (the count deltas' table churns) made PostgreSQL spend
+                # 177 ms compiling a 20 ms count (docs/storage.md, "Query plans")
+                "server_settings": {"application_name": "evertask", "jit": "off"},
             },
             "pool_pre_ping": True,
         }

@@ -226,3 +226,51 @@ async def test_a_storage_closed_during_its_first_look_says_nothing(
 )
 def test_when_a_table_is_stale(reltuples: float, relpages: int, pages: int, expected: bool) -> None:
     assert stale(TableState("QueuedTasks", reltuples, relpages, pages)) is expected
+
+
+async def test_a_count_is_not_jit_compiled_when_the_deltas_statistics_are_stale(
+    fresh_schema: str,
+) -> None:
+    """Deltas analyzed in bulk and then folded away leave statistics that count hundreds of
+    thousands of rows in an empty table. A default session then JIT-compiles the count
+    (177 ms for a 20 ms statement at a million tasks); the storage's sessions run with
+    ``jit`` off, reader and writer alike."""
+    import json
+
+    from sqlalchemy.dialects import postgresql
+
+    from evertask_storage_efcore_like.counts import CountFilter, counts_statement
+
+    storage = PostgresTaskStorage(PG_URL, schema=fresh_schema)
+    await storage.open()
+    try:
+        deltas = f'"{fresh_schema}"."TaskCountDeltas"'
+        await _sql(
+            f'INSERT INTO {deltas} ("CreatedAtUtc", "QueueName", "IsRecurring", "Status", '
+            "\"Delta\") SELECT now(), 'default', false, 'Completed', 1 "
+            "FROM generate_series(1, 400000)"
+        )
+        await _sql(f"ANALYZE {deltas}")
+        await _sql(f"DELETE FROM {deltas}")
+        statement = counts_statement(storage.tables, CountFilter())
+        assert statement is not None
+        sql = "EXPLAIN (FORMAT JSON) " + str(
+            statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+        )
+        (jit_available,) = (await _sql("SELECT pg_jit_available()"))[0]
+        if jit_available:  # the stale estimate is what makes a default session compile
+            (plan,) = (await _sql(sql))[0]
+            assert "JIT" in json.loads(plan)[0], "the estimate no longer calls for JIT"
+        async with storage._reader_engine().connect() as connection:
+            plan = (await connection.exec_driver_sql(sql)).scalar()
+            setting = (await connection.exec_driver_sql("SHOW jit")).scalar()
+        assert setting == "off"
+        assert "JIT" not in (json.loads(plan) if isinstance(plan, str) else plan)[0]
+        await asyncio.gather(*(storage.persist(row(START)) for _ in storage._executors))
+        for executor in storage._executors:  # (each connects at its first batch)
+            pg: Any = executor._pg  # type: ignore[attr-defined]
+            if pg is not None:
+                assert await pg.fetchval("SHOW jit") == "off"
+        assert any(e._pg is not None for e in storage._executors)  # type: ignore[attr-defined]
+    finally:
+        await storage.close()
