@@ -27,6 +27,10 @@ _log = logging.getLogger("evertask.storage")
 DELTAS_VACUUM_EVERY = 50_000
 """Folded count deltas after which their table is vacuumed."""
 
+VACUUM_LOCK_WAIT_MS = 2_000
+"""How long that vacuum waits for another session's hold on the table before the next
+fold tries again."""
+
 _PLAIN = ("postgresql", "postgres", "postgresql+asyncpg")
 
 
@@ -149,14 +153,22 @@ class PostgresTaskStorage(SqlTaskStorage):
         folded = await super().fold_counts()
         self._folded_since_vacuum += folded
         if self._folded_since_vacuum >= DELTAS_VACUUM_EVERY:
-            self._folded_since_vacuum = 0
             deltas = f"{self.sql.quote(self.schema)}." if self.schema else ""
             deltas += self.sql.quote(self.tables.count_deltas.name)
             try:
                 async with self._reader_engine().connect() as connection:  # (autocommit)
-                    await connection.exec_driver_sql(f"VACUUM (SKIP_LOCKED) {deltas}")
-            except Exception as error:  # e.g. not the table's owner: autovacuum's job then
+                    # wait a little for another session's VACUUM or ANALYZE of the table
+                    # (SKIP_LOCKED would skip it without an error, and the dead deltas
+                    # would stay until 50,000 more were folded)
+                    await connection.exec_driver_sql(f"SET lock_timeout = {VACUUM_LOCK_WAIT_MS}")
+                    try:
+                        await connection.exec_driver_sql(f"VACUUM {deltas}")
+                    finally:
+                        await connection.exec_driver_sql("RESET lock_timeout")
+            except Exception as error:  # the lock still taken: the next fold tries again
                 _log.info("Vacuuming %s failed: %s", deltas, str(error).splitlines()[0])
+            else:  # (a role that does not own the table gets a warning: autovacuum's job)
+                self._folded_since_vacuum = 0
         return folded
 
     async def open(self) -> None:

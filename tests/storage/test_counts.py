@@ -220,6 +220,52 @@ async def test_postgres_vacuums_the_folded_deltas(
         assert (await sql_storage._rows(older))[0][0] > 0, f"{dead} dead deltas, no snapshot"
 
 
+async def test_postgres_vacuums_the_deltas_once_another_sessions_lock_is_gone(
+    sql_storage: SqlTaskStorage, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vacuum that finds the table held (another session's ANALYZE or VACUUM) is not
+    counted as done: the next fold vacuums, instead of leaving the dead deltas to the next
+    50,000 (with a million of them a count read 8,000 pages: 220 ms)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    from evertask_storage_postgres import PostgresTaskStorage
+    from evertask_storage_postgres import storage as pg_storage
+
+    from .conftest import PG_URL
+
+    if not isinstance(sql_storage, PostgresTaskStorage):
+        pytest.skip("PostgreSQL's own upkeep")
+    monkeypatch.setattr(pg_storage, "DELTAS_VACUUM_EVERY", 20)
+    monkeypatch.setattr(pg_storage, "VACUUM_LOCK_WAIT_MS", 200)
+    name = sql_storage.tables.count_deltas.name
+    table = f'"{sql_storage.schema}"."{name}"' if sql_storage.schema else f'"{name}"'
+    query = text(
+        "SELECT vacuum_count FROM pg_stat_user_tables "
+        "WHERE schemaname = :schema AND relname = :name"
+    )
+    params = {"schema": sql_storage.schema or "public", "name": name}
+
+    async def vacuums() -> int:
+        return int((await sql_storage._rows(query, params))[0][0])
+
+    before = await vacuums()
+    tasks = [row(clock.now, status=Q.QUEUED) for _ in range(25)]
+    await asyncio.gather(*(sql_storage.persist(t) for t in tasks))
+    await asyncio.gather(*(sql_storage.set_completed(t.id, 1.0, A.FULL) for t in tasks))
+    holder = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        async with holder.transaction():  # what an ANALYZE of the table holds
+            await holder.execute(f"LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE")
+            assert await sql_storage.fold_counts() == 25
+    finally:
+        await holder.close()
+    assert await sql_storage.fold_counts() == 0  # nothing new to fold: it vacuums now
+    deadline = asyncio.get_running_loop().time() + 10
+    while await vacuums() == before and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)  # the statistics collector reports with a delay
+    assert await vacuums() == before + 1
+
+
 async def test_a_fold_chosen_as_a_deadlocks_victim_runs_again(
     sql_storage: SqlTaskStorage, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
