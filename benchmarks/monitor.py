@@ -165,10 +165,6 @@ async def _load_postgres(
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     detail_ids: list[uuid.UUID] = []
     try:
-        # the columns the generated rows fill: the others (added by later migrations) take
-        # their defaults, as in the SQLite loader's inserts
-        filled = next(_rows(1, now)).keys()
-        columns = [c.name for c in tables.tasks.columns if c.name in filled]
         audit_columns = ["QueuedTaskId", "UpdatedAtUtc", "NewStatus", "Exception"]
         log_columns = [c.name for c in tables.logs.columns]
         rows = _rows(count, now)
@@ -176,6 +172,9 @@ async def _load_postgres(
             chunk = [row for _, row in zip(range(CHUNK), rows, strict=False)]
             if not chunk:
                 break
+            # the columns the rows fill: the others (added by later migrations) take their
+            # defaults, as in the SQLite loader's inserts
+            columns = [c.name for c in tables.tasks.columns if c.name in chunk[0]]
             await conn.copy_records_to_table(
                 "QueuedTasks",
                 records=[tuple(r[c] for c in columns) for r in chunk],

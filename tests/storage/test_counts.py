@@ -7,18 +7,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects import sqlite
 
 from evertask.storage import TaskQuery
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
 from evertask_storage_efcore_like import RetentionPolicy, SqlTaskStorage
+from evertask_storage_efcore_like.counts import CountFilter, counts_statement
+from evertask_storage_efcore_like.schema import STATUS_INDEX
 from evertask_storage_sqlite import SqliteTaskStorage
 
-from .conftest import Clock, StorageFactory
+from .conftest import PG_URL, Clock, StorageFactory
 from .helpers import count_mismatches, recurring, row
 
 Q = QueuedTaskStatus
@@ -184,6 +188,24 @@ async def test_counts_stay_exact_under_concurrent_writers_and_folders(
         await other.close()
 
 
+async def _complete(storage: SqlTaskStorage, clock: Clock, n: int) -> None:
+    """``n`` tasks persisted and completed: ``n`` count deltas to fold."""
+    tasks = [row(clock.now, status=Q.QUEUED) for _ in range(n)]
+    await asyncio.gather(*(storage.persist(t) for t in tasks))
+    await asyncio.gather(*(storage.set_completed(t.id, 1.0, A.FULL) for t in tasks))
+
+
+async def _deltas_upkeep(storage: SqlTaskStorage) -> tuple[int, int]:
+    """PostgreSQL's ``(n_dead_tup, vacuum_count)`` of the deltas table."""
+    query = text(
+        "SELECT n_dead_tup, vacuum_count FROM pg_stat_user_tables "
+        "WHERE schemaname = :schema AND relname = :name"
+    )
+    params = {"schema": storage.schema or "public", "name": storage.tables.count_deltas.name}
+    (dead, vacuums), *_ = await storage._rows(query, params)
+    return int(dead), int(vacuums)
+
+
 async def test_postgres_vacuums_the_folded_deltas(
     sql_storage: SqlTaskStorage, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,19 +217,11 @@ async def test_postgres_vacuums_the_folded_deltas(
     if not isinstance(sql_storage, PostgresTaskStorage):
         pytest.skip("PostgreSQL's own upkeep")
     monkeypatch.setattr(pg_storage, "DELTAS_VACUUM_EVERY", 50)
-    tasks = [row(clock.now, status=Q.QUEUED) for _ in range(60)]
-    await asyncio.gather(*(sql_storage.persist(t) for t in tasks))
-    await asyncio.gather(*(sql_storage.set_completed(t.id, 1.0, A.FULL) for t in tasks))
+    await _complete(sql_storage, clock, 60)
     assert await sql_storage.fold_counts() == 60
-    deltas = sql_storage.tables.count_deltas
-    query = text(
-        "SELECT n_dead_tup, vacuum_count FROM pg_stat_user_tables "
-        "WHERE schemaname = :schema AND relname = :name"
-    )
-    params = {"schema": sql_storage.schema or "public", "name": deltas.name}
     deadline = asyncio.get_running_loop().time() + 10
     while True:  # the statistics collector reports with a delay
-        (dead, vacuums), *_ = await sql_storage._rows(query, params)
+        dead, vacuums = await _deltas_upkeep(sql_storage)
         if (vacuums >= 1 and dead == 0) or asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.1)
@@ -231,28 +245,19 @@ async def test_postgres_vacuums_the_deltas_once_another_sessions_lock_is_gone(
     from evertask_storage_postgres import PostgresTaskStorage
     from evertask_storage_postgres import storage as pg_storage
 
-    from .conftest import PG_URL
-
     if not isinstance(sql_storage, PostgresTaskStorage):
         pytest.skip("PostgreSQL's own upkeep")
     monkeypatch.setattr(pg_storage, "DELTAS_VACUUM_EVERY", 20)
     monkeypatch.setattr(pg_storage, "VACUUM_LOCK_WAIT_MS", 200)
     name = sql_storage.tables.count_deltas.name
     table = f'"{sql_storage.schema}"."{name}"' if sql_storage.schema else f'"{name}"'
-    query = text(
-        "SELECT vacuum_count FROM pg_stat_user_tables "
-        "WHERE schemaname = :schema AND relname = :name"
-    )
-    params = {"schema": sql_storage.schema or "public", "name": name}
 
     async def vacuums() -> int:
-        return int((await sql_storage._rows(query, params))[0][0])
+        return (await _deltas_upkeep(sql_storage))[1]
 
     before = await vacuums()
-    tasks = [row(clock.now, status=Q.QUEUED) for _ in range(25)]
-    await asyncio.gather(*(sql_storage.persist(t) for t in tasks))
-    await asyncio.gather(*(sql_storage.set_completed(t.id, 1.0, A.FULL) for t in tasks))
-    holder = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg", "postgresql"))
+    await _complete(sql_storage, clock, 25)
+    holder = await asyncpg.connect(PG_URL)
     try:
         async with holder.transaction():  # what an ANALYZE of the table holds
             await holder.execute(f"LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE")
@@ -299,13 +304,6 @@ async def test_sqlite_counts_the_live_rows_by_index_once_analyzed(
     """ANALYZE gives the status index one equal share per status, so SQLite's planner
     would scan the whole table for the live statuses; the statement tells it they are
     rare, and the count seeks them (a million rows: 170 ms scanning, under 80 seeking)."""
-    import sqlite3
-
-    from sqlalchemy.dialects import sqlite
-
-    from evertask_storage_efcore_like.counts import CountFilter, counts_statement
-    from evertask_storage_efcore_like.schema import STATUS_INDEX
-
     path = tmp_path / "analyzed.db"
     storage = SqliteTaskStorage(path, now=clock)
     await storage.open()

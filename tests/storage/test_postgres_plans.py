@@ -266,7 +266,7 @@ async def test_a_count_is_not_jit_compiled_when_the_deltas_statistics_are_stale(
             setting = (await connection.exec_driver_sql("SHOW jit")).scalar()
         assert setting == "off"
         assert "JIT" not in (json.loads(plan) if isinstance(plan, str) else plan)[0]
-        await asyncio.gather(*(storage.persist(row(START)) for _ in storage._executors))
+        await storage.persist(row(START))
         for executor in storage._executors:  # (each connects at its first batch)
             pg: Any = executor._pg  # type: ignore[attr-defined]
             if pg is not None:
