@@ -531,8 +531,12 @@ class Membership:
         return found
 
     def _room(self) -> int:
-        """How many more runs the queues should hold (a page at most; see ``_wanted``)."""
+        """How many more runs the queues should hold (a page at most; see ``_wanted``).
+
+        The queues are counted together: a claim takes the oldest rows whatever their
+        queue, so the free lanes of one queue (often "recurring", empty) must not let the
+        node take more for another that already holds more than its share."""
         room = 0
         for queue, wanted in self._wanted:
-            room += max(0, wanted - queue.active - len(queue))
-        return min(PAGE_SIZE, room)
+            room += wanted - queue.active - len(queue)
+        return max(0, min(PAGE_SIZE, room))

@@ -181,6 +181,46 @@ async def test_a_dispatch_only_host_runs_nothing_and_the_workers_run_its_tasks()
     assert web_box.probe().calls == []
 
 
+async def test_a_burst_of_unowned_rows_is_shared_among_the_workers() -> None:
+    # a worker holds at most 8 runs per lane, its queues together (here 2 lanes in
+    # "default" and 2 in "recurring": 32), started or waiting; the rest of a burst stays
+    # unowned for the other workers, even while one of its queues ("recurring") is empty
+    storage = MemoryTaskStorage()
+    web, _ = node(storage, lambda o: o.set_run_workers(False))
+    a, a_box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
+    b, b_box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
+    a_probe, b_probe = a_box.probe(), b_box.probe()
+    membership = a.engine.membership
+    claim = membership.claim
+    polls = 0
+
+    async def counted(*, due_only: bool) -> int:
+        nonlocal polls
+        polls += 1
+        return await claim(due_only=due_only)
+
+    membership.claim = counted
+
+    def held_by(host: Any) -> int:
+        return sum(1 for t in storage._tasks.values() if t.owner_node == host.engine.node.id)
+
+    async with web, a, b:
+        for host in (a, b):
+            await host.wait_recovered(5)
+        for _ in range(200):
+            await web.dispatcher.dispatch(Blocker(name="burst"))
+        for probe in (a_probe, b_probe):
+            await probe.wait_for(lambda p=probe: p.count("start") == 2)
+        seen = polls
+        try:
+            await wait_until(lambda: polls >= seen + 20)  # rows wait: a polls every 5 ms
+            assert 0 < held_by(a) <= 32 and 0 < held_by(b) <= 32
+        finally:
+            a_probe.gate("burst").set()
+            b_probe.gate("burst").set()
+        await wait_until(lambda: a_probe.count("end") + b_probe.count("end") == 200)
+
+
 async def test_a_recurring_key_registered_by_two_hosts_runs_once_per_occurrence() -> None:
     storage = MemoryTaskStorage()
     a, a_box = node(storage)
