@@ -450,39 +450,50 @@ class Membership:
     async def claim(self, *, due_only: bool) -> int:
         """Claim rows no live node owns, page by page, and adopt them; return how many.
 
-        ``due_only`` takes only rows due now and no more than the queues have room for;
-        when they fill up first, the poll comes back as soon as there is room.
+        ``due_only`` (a poll) takes only rows due now and no more than the queues have
+        room for; when they fill up first, the poll comes back as soon as there is room.
+        Otherwise (the startup pass, a rejoin) it first takes every row not due yet (they
+        wait on timers and hold no lane), then the due ones as a poll does: a node that
+        starts while a backlog waits takes its share, and the polls of every node the rest.
         """
         assert self._adopt is not None
         total = 0
         self._backlog = False
         released = self._released
         try:
-            total = await self._claim_pages(due_only)
+            if not due_only:
+                total = await self._claim_pages(later=True, takeover=True)
+            total += await self._claim_pages(later=False, takeover=not due_only)
         finally:
             if not self._backlog:  # (else the next poll, as soon as there is room)
                 self._released -= released
+            elif not due_only:
+                self._released += 1  # (the host is busy until the polls took the rest)
             if released and self.on_claimed is not None:
                 self.on_claimed()
         return total
 
-    async def _claim_pages(self, due_only: bool) -> int:
+    async def _claim_pages(self, *, later: bool, takeover: bool) -> int:
+        """Claim the rows scheduled after now (``later``), or those due now as the queues
+        have room for them; ``takeover``: the startup pass or a rejoin."""
         assert self._adopt is not None
         total = 0
         while self._lifecycle.running:
-            take = self._room() if due_only else TAKEOVER_PAGE_SIZE
+            take = TAKEOVER_PAGE_SIZE if later else self._room()
             if take <= 0:
                 self._backlog = True
                 break
             now = self._clock.now()
             rows = await self._storage.claim_orphans(
-                self.node.id, now, take, due_before=now if due_only else None
+                self.node.id,
+                now,
+                take,
+                due_before=None if later else now,
+                scheduled_after=now if later else None,
             )
             if rows:
                 log.debug("Node %s took over %d task(s).", self.node.id, len(rows))
-                if not due_only or any(
-                    not n.is_alive(now) for n in self.nodes if n.id != self.node.id
-                ):
+                if takeover or any(not n.is_alive(now) for n in self.nodes if n.id != self.node.id):
                     # (at start, or while a dead node is listed: not the steady flow of a
                     # dispatch-only node's tasks)
                     self._publish_takeover(len(rows))

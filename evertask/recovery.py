@@ -81,8 +81,10 @@ class Recovery:
         is returned by :meth:`run`)."""
 
     async def run(self) -> RecoveryReport:
-        """The startup pass: claim every row no live node owns (the rows this host's
-        previous process left, those of dead nodes, those nobody owns) and resume them.
+        """The startup pass: claim the rows no live node owns (the rows this host's
+        previous process left, those of dead nodes, those nobody owns) and resume them:
+        every row not due yet, and of the due ones what the queues have room for (the
+        cluster's polls take the rest, here or on other nodes).
 
         A live node's rows, this host's own dispatches included, are never claimed.
         """

@@ -664,6 +664,7 @@ class Statements:
         unowned = c.OwnerNode.is_(None)
         orphaned = or_(unowned, c.OwnerNode.in_(_ids("dead")))
         due_by = or_(c.ScheduledExecutionUtc.is_(None), c.ScheduledExecutionUtc <= due)
+        later = c.ScheduledExecutionUtc > _ts("later")
 
         def candidates(*where: ColumnElement[bool]) -> Select[Any]:
             return (
@@ -679,8 +680,10 @@ class Statements:
 
         self.claim_unowned: Select[Any] = candidates(unowned)
         self.claim_unowned_due: Select[Any] = candidates(unowned, due_by)
+        self.claim_unowned_later: Select[Any] = candidates(unowned, later)
         self.claim_orphaned: Select[Any] = candidates(orphaned)
         self.claim_orphaned_due: Select[Any] = candidates(orphaned, due_by)
+        self.claim_orphaned_later: Select[Any] = candidates(orphaned, later)
         self.claim_rows: Update = (
             update(t)
             .where(
@@ -695,8 +698,11 @@ class Statements:
             .order_by(c.CreatedAtUtc, c.Id)
         )
 
-    def claim_candidates(self, dead: bool, due: bool) -> Select[Any]:
-        """The candidate select of ``claim_orphans``: with dead owners, with a due time."""
+    def claim_candidates(self, dead: bool, due: bool, later: bool = False) -> Select[Any]:
+        """The candidate select of ``claim_orphans``: with dead owners, with a due time
+        (``:due``), or only the rows scheduled after a time (``:later``)."""
+        if later:
+            return self.claim_orphaned_later if dead else self.claim_unowned_later
         if dead:
             return self.claim_orphaned_due if due else self.claim_orphaned
         return self.claim_unowned_due if due else self.claim_unowned

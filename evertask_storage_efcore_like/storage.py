@@ -800,6 +800,7 @@ class SqlTaskStorage:
         now: datetime,
         take: int,
         due_before: datetime | None = None,
+        scheduled_after: datetime | None = None,
     ) -> list[QueuedTask]:
         """Take up to ``take`` recoverable rows without a live owner, oldest first.
 
@@ -828,7 +829,11 @@ class SqlTaskStorage:
                 params["dead"] = dead
             if due_before is not None:
                 params["due"] = due_before
-            candidates = st.claim_candidates(bool(dead), due_before is not None)
+            if scheduled_after is not None:
+                params["later"] = scheduled_after
+            candidates = st.claim_candidates(
+                bool(dead), due_before is not None, scheduled_after is not None
+            )
             ids = [task_id for (task_id,) in await connection.execute(candidates, params)]
             if not ids:
                 return []

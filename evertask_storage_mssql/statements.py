@@ -4,7 +4,7 @@
   READPAST)``: a row another host is claiming right now is skipped, not waited for.
 * ``try_queued_owned`` (the same with an owner check) likewise.
 * the candidate selects of ``claim_orphans`` (``claim_unowned``, ``claim_orphaned`` and
-  their ``_due`` forms) read ``WITH (UPDLOCK, READPAST, ROWLOCK, INDEX(...))``: SQL
+  their ``_due`` and ``_later`` forms) read ``WITH (UPDLOCK, READPAST, ROWLOCK, INDEX(...))``: SQL
   Server's ``FOR UPDATE SKIP LOCKED`` (SQLAlchemy renders no ``FOR UPDATE`` for it), on
   the owner index.
 * ``count_run`` / ``complete_run`` take the row's update lock up front
@@ -44,6 +44,8 @@ class SqlServerStatements(Statements):
         self.claim_unowned_due = self._locked(self.claim_unowned_due)
         self.claim_orphaned = self._locked(self.claim_orphaned)
         self.claim_orphaned_due = self._locked(self.claim_orphaned_due)
+        self.claim_unowned_later = self._locked(self.claim_unowned_later)
+        self.claim_orphaned_later = self._locked(self.claim_orphaned_later)
         self.count_run = self.count_run.with_hint(ROW_HINT, dialect_name="mssql")
         self.complete_run = self.complete_run.with_hint(ROW_HINT, dialect_name="mssql")
         self.increment_recovery = self.increment_recovery.with_hint(ROW_HINT, dialect_name="mssql")

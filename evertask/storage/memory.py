@@ -798,9 +798,10 @@ class MemoryTaskStorage:
         now: datetime,
         take: int,
         due_before: datetime | None = None,
+        scheduled_after: datetime | None = None,
     ) -> list[QueuedTask]:
         """Take recoverable rows without a live owner, oldest first."""
-        now, due_before = _utc(now), _utc(due_before)
+        now, due_before, later = _utc(now), _utc(due_before), _utc(scheduled_after)
         found = [
             t
             for t in self._tasks.values()
@@ -810,6 +811,10 @@ class MemoryTaskStorage:
                 due_before is None
                 or t.scheduled_execution_utc is None
                 or t.scheduled_execution_utc <= due_before
+            )
+            and (
+                later is None
+                or (t.scheduled_execution_utc is not None and t.scheduled_execution_utc > later)
             )
         ]
         claimed = heapq.nsmallest(max(take, 0), found, key=lambda t: (t.created_at_utc, t.id.int))

@@ -339,12 +339,14 @@ class TaskStorage(Protocol):
         now: datetime,
         take: int,
         due_before: datetime | None = None,
+        scheduled_after: datetime | None = None,
     ) -> list[QueuedTask]:
         """Take up to ``take`` recoverable rows that have no owner or whose owner's lease
         expired at ``now`` (never ``node_id``'s own), make ``node_id`` their owner and
         return them in ``(created_at_utc, id)`` order. With ``due_before``, only rows due by
-        then (no scheduled time, or scheduled at or before it). Concurrent claimers never
-        get the same row."""
+        then (no scheduled time, or scheduled at or before it); with ``scheduled_after``,
+        only rows scheduled after it (not due yet). Concurrent claimers never get the same
+        row."""
         ...
 
     async def claim_task(self, task_id: uuid.UUID, node_id: uuid.UUID, now: datetime) -> bool:

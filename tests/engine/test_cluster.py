@@ -221,6 +221,45 @@ async def test_a_burst_of_unowned_rows_is_shared_among_the_workers() -> None:
         await wait_until(lambda: a_probe.count("end") + b_probe.count("end") == 200)
 
 
+async def test_a_worker_that_starts_while_a_backlog_waits_takes_only_its_share() -> None:
+    # its startup pass takes every row not due yet (timers hold no lane) and of the due
+    # ones what its lanes can hold (32 here), as a poll does; the other workers keep theirs
+    storage = MemoryTaskStorage()
+    web, _ = node(storage, lambda o: o.set_run_workers(False))
+    a, a_box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
+    b, b_box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
+    a_probe, b_probe = a_box.probe(), b_box.probe()
+
+    def held_by(host: Any, delayed: bool) -> int:
+        return sum(
+            1
+            for t in storage._tasks.values()
+            if t.owner_node == host.engine.node.id
+            and (t.scheduled_execution_utc is not None) == delayed
+        )
+
+    async with web, a:
+        await a.wait_recovered(5)
+        for _ in range(200):
+            await web.dispatcher.dispatch(Blocker(name="backlog"))
+        for _ in range(10):
+            await web.dispatcher.dispatch(Ping(n=1), timedelta(hours=1))
+        await a_probe.wait_for(lambda: a_probe.count("start") == 2)
+        async with b:
+            try:
+                report = await b.wait_recovered(5)
+                assert report is not None and report.scheduled == 10
+                assert 0 < report.recovered - report.scheduled <= 32
+                assert held_by(b, delayed=True) == 10 and held_by(b, delayed=False) <= 32
+                assert held_by(a, delayed=False) <= 32
+                await b_probe.wait_for(lambda: b_probe.count("start") == 2)
+            finally:
+                a_probe.gate("backlog").set()
+                b_probe.gate("backlog").set()
+            await wait_until(lambda: a_probe.count("end") + b_probe.count("end") == 200)
+    assert a_probe.count("end") > 2 and b_probe.count("end") > 2
+
+
 async def test_a_recurring_key_registered_by_two_hosts_runs_once_per_occurrence() -> None:
     storage = MemoryTaskStorage()
     a, a_box = node(storage)

@@ -190,6 +190,37 @@ async def test_claim_orphans_honours_take_and_due_before(
     assert [t.id for t in rest] == [rows[1].id]
 
 
+async def test_claim_orphans_with_scheduled_after_takes_only_rows_not_due_yet(
+    storage: TaskStorage, clock: Clock
+) -> None:
+    me, dead = node(clock), node(clock, lease=timedelta(seconds=-1))
+    for n in (me, dead):
+        await storage.register_node(n)
+    now = clock.now
+    rows = [
+        row(now - timedelta(seconds=6), status=Q.QUEUED),
+        row(now - timedelta(seconds=5), scheduled_execution_utc=now + timedelta(hours=1)),
+        row(now - timedelta(seconds=4), scheduled_execution_utc=now - timedelta(seconds=1)),
+        row(now - timedelta(seconds=3), scheduled_execution_utc=now),
+        recurring(
+            now - timedelta(seconds=2),
+            now + timedelta(minutes=1),
+            scheduled_execution_utc=now + timedelta(minutes=1),
+            owner_node=dead.id,
+        ),
+        row(now - timedelta(seconds=1), scheduled_execution_utc=now + timedelta(seconds=5)),
+    ]
+    for task in rows:
+        await storage.persist(task)
+    first = await storage.claim_orphans(me.id, now, 1, scheduled_after=now)
+    assert [t.id for t in first] == [rows[1].id]
+    later = await storage.claim_orphans(me.id, now, 10, scheduled_after=now)
+    assert [t.id for t in later] == [rows[4].id, rows[5].id]  # a dead node's series too
+    assert await storage.claim_orphans(me.id, now, 10, scheduled_after=now) == []
+    rest = await storage.claim_orphans(me.id, now, 10, due_before=now)
+    assert [t.id for t in rest] == [rows[0].id, rows[2].id, rows[3].id]
+
+
 async def test_a_node_never_claims_its_own_rows_even_when_its_lease_expired(
     storage: TaskStorage, clock: Clock
 ) -> None:

@@ -124,10 +124,11 @@ def test_partial_indexes_only_where_the_dialect_has_them() -> None:
 def test_claim_candidates_lock_rows_skipping_locked_ones(dialect: str) -> None:
     statements = Statements(build_tables(None, dialect))
     for dead in (False, True):
-        for due in (False, True):
-            sql = str(statements.claim_candidates(dead, due).compile(dialect=DIALECTS[dialect]))
+        for due, later in ((False, False), (True, False), (False, True)):
+            statement = statements.claim_candidates(dead, due, later)
+            sql = str(statement.compile(dialect=DIALECTS[dialect]))
             locks = dialect in ("postgresql", "mysql")  # SQLite serialises with BEGIN IMMEDIATE
             assert ("FOR UPDATE SKIP LOCKED" in sql) == locks, (dead, due)
-            assert ("OwnerNode" in sql and "IS NULL" in sql) and (
-                "ScheduledExecution" in sql
-            ) == due
+            assert ("OwnerNode" in sql and "IS NULL" in sql) and ("ScheduledExecution" in sql) == (
+                due or later
+            )

@@ -137,6 +137,8 @@ CLUSTER_STATEMENTS = (
     "claim_unowned_due",
     "claim_orphaned",
     "claim_orphaned_due",
+    "claim_unowned_later",
+    "claim_orphaned_later",
     "claim_rows",
     "select_claimed",
 )
@@ -150,11 +152,12 @@ def test_cluster_statements_compile_for_sql_server_with_claim_hints() -> None:
         sql = str(named[name].compile(dialect=_dialect()))
         assert "[EverTask]." in sql and "LIMIT" not in sql and "FOR UPDATE" not in sql, name
     for dead in (False, True):
-        for due in (False, True):
-            select = statements.claim_candidates(dead, due)
+        for due, later in ((False, False), (True, False), (False, True)):
+            select = statements.claim_candidates(dead, due, later)
             sql = str(select.compile(dialect=_dialect()))
             assert f"FROM [EverTask].[QueuedTasks] {CLAIM_ROWS_HINT}" in sql, (dead, due)
             assert "mssql_rn <= :take" in sql and ("[OwnerNode] IN (" in sql) == dead
+            assert ("[ScheduledExecutionUtc] > :later" in sql) == later
     bound = statements.claim_orphaned.params(dead=ids, now=NOW, take=5)
     claim = str(bound.compile(dialect=_dialect(), compile_kwargs={"render_postcompile": True}))
     assert "[OwnerNode] IN (:dead_1, :dead_2)" in claim

@@ -284,8 +284,8 @@ async def test_sqlite_claims_seek_the_partial_claim_index(tmp_path: Path, clock:
     await storage.close()
     dialect = SQLiteDialect_pysqlite(paramstyle="qmark")
     with sqlite3.connect(tmp_path / "plan.db") as cx:
-        for due in (False, True):
-            statement = storage.statements.claim_candidates(False, due)
+        for due, later in ((False, False), (True, False), (False, True)):
+            statement = storage.statements.claim_candidates(False, due, later)
             sql = str(statement.compile(dialect=dialect))
             plan = " ".join(
                 r[3] for r in cx.execute("EXPLAIN QUERY PLAN " + sql, [None] * sql.count("?"))
