@@ -260,6 +260,24 @@ async def test_a_worker_that_starts_while_a_backlog_waits_takes_only_its_share()
     assert a_probe.count("end") > 2 and b_probe.count("end") > 2
 
 
+async def test_a_worker_that_starts_on_a_backlog_is_idle_only_once_it_ran_all_of_it() -> None:
+    # its startup pass takes a share (32 here); the host stays busy until its polls took
+    # and ran the rest (they come 5 ms apart: its queues may be empty meanwhile)
+    storage = MemoryTaskStorage()
+    web, _ = node(storage, lambda o: o.set_run_workers(False))
+    worker, box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
+    probe = box.probe()
+    async with web:
+        for _ in range(300):
+            await web.dispatcher.dispatch(Blocker(name="backlog"))
+        async with worker:
+            await worker.wait_recovered(5)
+            await probe.wait_for(lambda: probe.count("start") == 2)
+            probe.gate("backlog").set()
+            await asyncio.wait_for(worker.activity.wait_idle(), 10)
+            assert probe.count("end") == 300
+
+
 async def test_a_recurring_key_registered_by_two_hosts_runs_once_per_occurrence() -> None:
     storage = MemoryTaskStorage()
     a, a_box = node(storage)
