@@ -181,15 +181,31 @@ async def test_a_dispatch_only_host_runs_nothing_and_the_workers_run_its_tasks()
     assert web_box.probe().calls == []
 
 
-async def test_a_burst_of_unowned_rows_is_shared_among_the_workers() -> None:
-    # a worker holds at most 8 runs per lane, its queues together (here 2 lanes in
-    # "default" and 2 in "recurring": 32), started or waiting; the rest of a burst stays
-    # unowned for the other workers, even while one of its queues ("recurring") is empty
-    storage = MemoryTaskStorage()
+def _web_and_two_workers(storage: MemoryTaskStorage) -> tuple[Any, Any, Any, Probe, Probe]:
+    """A dispatch-only host and two workers of 2 lanes per queue (32 runs held at most:
+    8 per lane, "default" and "recurring" together), with the workers' probes."""
     web, _ = node(storage, lambda o: o.set_run_workers(False))
     a, a_box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
     b, b_box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
-    a_probe, b_probe = a_box.probe(), b_box.probe()
+    return web, a, b, a_box.probe(), b_box.probe()
+
+
+def _held_by(storage: MemoryTaskStorage, host: Any, delayed: bool | None = None) -> int:
+    """How many rows ``host`` owns (only the delayed ones, or only the others)."""
+    return sum(
+        1
+        for t in storage._tasks.values()
+        if t.owner_node == host.engine.node.id
+        and (delayed is None or (t.scheduled_execution_utc is not None) == delayed)
+    )
+
+
+async def test_a_burst_of_unowned_rows_is_shared_among_the_workers() -> None:
+    # a worker holds at most 8 runs per lane, its queues together, started or waiting; the
+    # rest of a burst stays unowned for the other workers, even while one of its queues
+    # ("recurring") is empty
+    storage = MemoryTaskStorage()
+    web, a, b, a_probe, b_probe = _web_and_two_workers(storage)
     membership = a.engine.membership
     claim = membership.claim
     polls = 0
@@ -201,9 +217,6 @@ async def test_a_burst_of_unowned_rows_is_shared_among_the_workers() -> None:
 
     membership.claim = counted
 
-    def held_by(host: Any) -> int:
-        return sum(1 for t in storage._tasks.values() if t.owner_node == host.engine.node.id)
-
     async with web, a, b:
         for host in (a, b):
             await host.wait_recovered(5)
@@ -214,7 +227,7 @@ async def test_a_burst_of_unowned_rows_is_shared_among_the_workers() -> None:
         seen = polls
         try:
             await wait_until(lambda: polls >= seen + 20)  # rows wait: a polls every 5 ms
-            assert 0 < held_by(a) <= 32 and 0 < held_by(b) <= 32
+            assert 0 < _held_by(storage, a) <= 32 and 0 < _held_by(storage, b) <= 32
         finally:
             a_probe.gate("burst").set()
             b_probe.gate("burst").set()
@@ -225,19 +238,7 @@ async def test_a_worker_that_starts_while_a_backlog_waits_takes_only_its_share()
     # its startup pass takes every row not due yet (timers hold no lane) and of the due
     # ones what its lanes can hold (32 here), as a poll does; the other workers keep theirs
     storage = MemoryTaskStorage()
-    web, _ = node(storage, lambda o: o.set_run_workers(False))
-    a, a_box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
-    b, b_box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
-    a_probe, b_probe = a_box.probe(), b_box.probe()
-
-    def held_by(host: Any, delayed: bool) -> int:
-        return sum(
-            1
-            for t in storage._tasks.values()
-            if t.owner_node == host.engine.node.id
-            and (t.scheduled_execution_utc is not None) == delayed
-        )
-
+    web, a, b, a_probe, b_probe = _web_and_two_workers(storage)
     async with web, a:
         await a.wait_recovered(5)
         for _ in range(200):
@@ -250,8 +251,9 @@ async def test_a_worker_that_starts_while_a_backlog_waits_takes_only_its_share()
                 report = await b.wait_recovered(5)
                 assert report is not None and report.scheduled == 10
                 assert 0 < report.recovered - report.scheduled <= 32
-                assert held_by(b, delayed=True) == 10 and held_by(b, delayed=False) <= 32
-                assert held_by(a, delayed=False) <= 32
+                assert _held_by(storage, b, delayed=True) == 10
+                assert _held_by(storage, b, delayed=False) <= 32
+                assert _held_by(storage, a, delayed=False) <= 32
                 await b_probe.wait_for(lambda: b_probe.count("start") == 2)
             finally:
                 a_probe.gate("backlog").set()
