@@ -107,6 +107,7 @@ class Membership:
             for queue in queues.queues.values()
         ]
         self._inflight = inflight
+        self._claimed: set[uuid.UUID] = set()  # rows claimed due, while in flight here
         self._lease = options.lease_duration
         self._heartbeat = options.effective_heartbeat_interval
         self._poll = options.cluster_poll_interval
@@ -425,6 +426,7 @@ class Membership:
             self.rows_released()
         if mine:
             assert self._adopt is not None
+            self._claimed.update(row.id for row in mine)
             await self._adopt(mine)
 
     def announce(self, notice: str) -> None:
@@ -497,6 +499,8 @@ class Membership:
                     # (at start, or while a dead node is listed: not the steady flow of a
                     # dispatch-only node's tasks)
                     self._publish_takeover(len(rows))
+                if not later:
+                    self._claimed.update(row.id for row in rows)
                 await self._adopt(rows)
             total += len(rows)
             if len(rows) < take:
@@ -542,12 +546,18 @@ class Membership:
         return found
 
     def _room(self) -> int:
-        """How many more runs the queues should hold (a page at most; see ``_wanted``).
+        """How many rows a claim should take now: what the queues' free places hold (see
+        ``_wanted``), a page at most, and no more than keeps the claimed rows not finished
+        here within the node's share of all its queues.
 
-        The queues are counted together: a claim takes the oldest rows whatever their
-        queue, so the free lanes of one queue (often "recurring", empty) must not let the
-        node take more for another that already holds more than its share."""
-        room = 0
+        A claim takes the oldest rows whatever their queue, so the free places of one
+        queue (often "recurring", empty) would otherwise let a node take a whole burst
+        for another; its own dispatches are not counted there (they were never anyone
+        else's), so a queue they fill does not keep its free queues from claiming."""
+        free = share = 0
         for queue, wanted in self._wanted:
-            room += wanted - queue.active - len(queue)
-        return max(0, min(PAGE_SIZE, room))
+            free += max(0, wanted - queue.active - len(queue))
+            share += wanted
+        inflight = self._inflight
+        self._claimed = {task_id for task_id in self._claimed if task_id in inflight}
+        return max(0, min(PAGE_SIZE, free, share - len(self._claimed)))

@@ -182,8 +182,8 @@ async def test_a_dispatch_only_host_runs_nothing_and_the_workers_run_its_tasks()
 
 
 def _web_and_two_workers(storage: MemoryTaskStorage) -> tuple[Any, Any, Any, Probe, Probe]:
-    """A dispatch-only host and two workers of 2 lanes per queue (32 runs held at most:
-    8 per lane, "default" and "recurring" together), with the workers' probes."""
+    """A dispatch-only host and two workers of 2 lanes per queue (32 claimed rows held at
+    most: 8 per lane, "default" and "recurring" together), with the workers' probes."""
     web, _ = node(storage, lambda o: o.set_run_workers(False))
     a, a_box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
     b, b_box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
@@ -201,9 +201,9 @@ def _held_by(storage: MemoryTaskStorage, host: Any, delayed: bool | None = None)
 
 
 async def test_a_burst_of_unowned_rows_is_shared_among_the_workers() -> None:
-    # a worker holds at most 8 runs per lane, its queues together, started or waiting; the
-    # rest of a burst stays unowned for the other workers, even while one of its queues
-    # ("recurring") is empty
+    # a worker holds at most 8 claimed rows per lane, its queues together, started or
+    # waiting; the rest of a burst stays unowned for the other workers, even while one of
+    # its queues ("recurring") is empty
     storage = MemoryTaskStorage()
     web, a, b, a_probe, b_probe = _web_and_two_workers(storage)
     membership = a.engine.membership
@@ -232,6 +232,29 @@ async def test_a_burst_of_unowned_rows_is_shared_among_the_workers() -> None:
             a_probe.gate("burst").set()
             b_probe.gate("burst").set()
         await wait_until(lambda: a_probe.count("end") + b_probe.count("end") == 200)
+
+
+async def test_a_worker_busy_with_its_own_dispatches_still_claims_for_its_free_queue() -> None:
+    # its "default" queue holds far more than its share of its own dispatches, which were
+    # never anyone else's; its "recurring" queue is free, so its polls still take a due
+    # series nobody owns (one a dispatch-only host dispatched, or a stopped node released)
+    storage = MemoryTaskStorage()
+    web, _ = node(storage, lambda o: o.set_run_workers(False))
+    worker, box = node(storage, lambda o: o.set_max_degree_of_parallelism(2))
+    probe = box.probe()
+    async with web, worker:
+        await worker.wait_recovered(5)
+        try:
+            for _ in range(100):
+                await worker.dispatcher.dispatch(Blocker(name="own"))
+            await probe.wait_for(lambda: probe.count("start") == 2)
+            await web.dispatcher.dispatch(
+                Tick(label="series"), lambda r: r.schedule().every(1).seconds().max_runs(1)
+            )
+            await probe.wait_for(lambda: probe.count("tick") == 1, timeout=5)
+        finally:
+            probe.gate("own").set()
+        await wait_until(lambda: probe.count("end") == 100)
 
 
 async def test_a_worker_that_starts_while_a_backlog_waits_takes_only_its_share() -> None:
