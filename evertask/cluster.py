@@ -106,8 +106,9 @@ class Membership:
             (queue, min(queue.capacity, _RUNS_PER_LANE * queue.parallelism))
             for queue in queues.queues.values()
         ]
+        self._share = sum(wanted for _, wanted in self._wanted)
+        """The most claimed rows this node holds in flight at a time (see ``_room``)."""
         self._inflight = inflight
-        self._claimed: set[uuid.UUID] = set()  # rows claimed due, while in flight here
         self._lease = options.lease_duration
         self._heartbeat = options.effective_heartbeat_interval
         self._poll = options.cluster_poll_interval
@@ -426,8 +427,8 @@ class Membership:
             self.rows_released()
         if mine:
             assert self._adopt is not None
-            self._claimed.update(row.id for row in mine)
             await self._adopt(mine)
+            self._inflight.mark_claimed(row.id for row in mine)
 
     def announce(self, notice: str) -> None:
         """Tell the other nodes at once, where the storage can (in the background; a
@@ -499,9 +500,9 @@ class Membership:
                     # (at start, or while a dead node is listed: not the steady flow of a
                     # dispatch-only node's tasks)
                     self._publish_takeover(len(rows))
-                if not later:
-                    self._claimed.update(row.id for row in rows)
                 await self._adopt(rows)
+                if not later:  # (the rows scheduled for later hold no lane)
+                    self._inflight.mark_claimed(row.id for row in rows)
             total += len(rows)
             if len(rows) < take:
                 break
@@ -554,10 +555,7 @@ class Membership:
         queue (often "recurring", empty) would otherwise let a node take a whole burst
         for another; its own dispatches are not counted there (they were never anyone
         else's), so a queue they fill does not keep its free queues from claiming."""
-        free = share = 0
+        free = 0
         for queue, wanted in self._wanted:
             free += max(0, wanted - queue.active - len(queue))
-            share += wanted
-        inflight = self._inflight
-        self._claimed = {task_id for task_id in self._claimed if task_id in inflight}
-        return max(0, min(PAGE_SIZE, free, share - len(self._claimed)))
+        return max(0, min(PAGE_SIZE, free, self._share - self._inflight.claimed))

@@ -7,7 +7,7 @@ import asyncio
 import collections
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from typing import Protocol
 
@@ -54,6 +54,7 @@ class InFlight:
 
     def __init__(self) -> None:
         self._ids: set[int] = set()
+        self._claimed: set[int] = set()  # the ids among them a cluster claim took
         self._follow_ups: dict[uuid.UUID, Callable[[], None]] = {}
         self.running: dict[int, RunningExecution] = {}  # by task id int; the executor writes it
         self.listener: Callable[[], None] | None = None
@@ -64,6 +65,17 @@ class InFlight:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    @property
+    def claimed(self) -> int:
+        """How many of the ids in flight here a cluster claim took (see
+        :meth:`mark_claimed`)."""
+        return len(self._claimed)
+
+    def mark_claimed(self, task_ids: Iterable[uuid.UUID]) -> None:
+        """Count these ids, those in flight here, as claimed until their runs end."""
+        ids = self._ids
+        self._claimed.update(i for i in (t.int for t in task_ids) if i in ids)
 
     def id_chunks(self, size: int) -> Iterator[list[uuid.UUID]]:
         """The ids queued or running here now (a snapshot), ``size`` at a time: each chunk
@@ -80,6 +92,7 @@ class InFlight:
     def discard(self, task_id: uuid.UUID) -> None:
         """The run of ``task_id`` ended (or will not run here)."""
         self._ids.discard(task_id.int)
+        self._claimed.discard(task_id.int)
         if self.listener is not None:
             self.listener()
 
@@ -94,6 +107,7 @@ class InFlight:
     def finished(self, task_id: uuid.UUID) -> None:
         """The run of ``task_id`` ended (its follow-up is started by :meth:`start_follow_up`)."""
         self._ids.discard(task_id.int)
+        self._claimed.discard(task_id.int)
         self.running.pop(task_id.int, None)
         if self.listener is not None:
             self.listener()
@@ -112,6 +126,7 @@ class InFlight:
     def clear(self) -> None:
         """Forget everything (the host stopped)."""
         self._ids.clear()
+        self._claimed.clear()
         self._follow_ups.clear()
         self.running.clear()
         if self.listener is not None:

@@ -1,4 +1,4 @@
-"""The ids a node holds, as the cluster's cancel check reads them."""
+"""The ids a node holds, as the cluster's cancel check and its claims read them."""
 
 from __future__ import annotations
 
@@ -29,3 +29,21 @@ def test_id_chunks_are_a_snapshot_taken_when_the_first_chunk_is_asked() -> None:
     rest = [i for c in chunks for i in c]
     assert sorted([*taken, *rest]) == sorted([first, second])
     assert list(InFlight().id_chunks(10)) == []
+
+
+def test_claimed_counts_the_marked_ids_in_flight_until_their_runs_end() -> None:
+    inflight = InFlight()
+    a, b, c, outside = (uuid.uuid4() for _ in range(4))
+    for task_id in (a, b, c):
+        inflight.add(task_id)
+    inflight.mark_claimed([a, b, outside])  # (an id not in flight here is not counted)
+    assert inflight.claimed == 2
+    inflight.finished(a)
+    inflight.discard(c)  # not a claimed one
+    assert inflight.claimed == 1
+    inflight.discard(b)
+    assert inflight.claimed == 0
+    inflight.add(c)
+    inflight.mark_claimed([c])
+    inflight.clear()
+    assert inflight.claimed == 0
