@@ -1,14 +1,18 @@
-"""Shared helpers: percentiles, machine description, result printing."""
+"""Shared helpers: percentiles, machine description, result printing, the collector's time."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 Results = dict[str, float]
 
@@ -25,6 +29,35 @@ def percentile(values: Sequence[float], pct: float) -> float:
 def median(values: Sequence[float]) -> float:
     """The median."""
     return statistics.median(values)
+
+
+class GcClock:
+    """While entered, the time spent in CPython's garbage collector (``gc.callbacks``: in
+    any thread) and the collections run, by generation."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._began
+            self.collections[info["generation"]] += 1
+
+    def __enter__(self) -> GcClock:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def machine() -> str:

@@ -24,7 +24,7 @@ from typing import Any
 from evertask import add_evertask
 from evertask_abstractions import AuditLevel
 
-from .common import Results, report
+from .common import GcClock, Results, report
 from .engine import Container, Noop, NoopHandler
 from .sql_floor import sql_floor
 
@@ -65,6 +65,10 @@ class Run:
     loop_cpu_us_per_task: float
     """The event loop's thread per task; the rest ran on the driver's threads (aiosqlite
     runs a connection's statements on a thread of its own, asyncpg has none)."""
+    gc_us_per_task: float
+    """Of the CPU time, the garbage collector's (collections run in any thread)."""
+    full_collections: int
+    """Collections of the oldest generation (each walks every tracked object)."""
 
 
 async def throughput(backend: str, audit: AuditLevel, n: int) -> Run:
@@ -92,15 +96,16 @@ async def throughput(backend: str, audit: AuditLevel, n: int) -> Run:
 
             start = time.perf_counter()
             cpu, loop_cpu = time.process_time(), time.thread_time()
-            await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
-            await recorder.done.wait()
-            storage = host.storage
-            assert storage is not None
-            while True:
-                counts = await storage.count_by_status()
-                if sum(v for k, v in counts.items() if k.value == "Completed") >= n:
-                    break
-                await asyncio.sleep(0.002)
+            with GcClock() as collector:
+                await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
+                await recorder.done.wait()
+                storage = host.storage
+                assert storage is not None
+                while True:
+                    counts = await storage.count_by_status()
+                    if sum(v for k, v in counts.items() if k.value == "Completed") >= n:
+                        break
+                    await asyncio.sleep(0.002)
             elapsed = time.perf_counter() - start
             cpu, loop_cpu = time.process_time() - cpu, time.thread_time() - loop_cpu
             writer = getattr(storage, "writer", None)
@@ -108,7 +113,14 @@ async def throughput(backend: str, audit: AuditLevel, n: int) -> Run:
     finally:
         if backend == "postgres":
             await _drop_schema(schema)
-    return Run(n / elapsed, per_batch, cpu / n * 1e6, loop_cpu / n * 1e6)
+    return Run(
+        n / elapsed,
+        per_batch,
+        cpu / n * 1e6,
+        loop_cpu / n * 1e6,
+        collector.seconds / n * 1e6,
+        collector.collections[2],
+    )
 
 
 async def recovery(rows: int) -> float:
@@ -170,7 +182,9 @@ def _floor_text(results: Results, prefix: str) -> str:
 def _cpu_text(results: Results, prefix: str) -> str:
     text = (
         f"{results[prefix + '_cpu_us_per_task']:,.0f} us, "
-        f"{results[prefix + '_loop_cpu_us_per_task']:,.0f} us"
+        f"{results[prefix + '_loop_cpu_us_per_task']:,.0f} us, "
+        f"{results[prefix + '_gc_us_per_task']:,.1f} us "
+        f"({results[prefix + '_full_collections']:.0f} full)"
     )
     floor = results.get(prefix + "_sql_floor_us_per_task")
     return text if floor is None else f"{text}, {floor:,.0f} us"
@@ -193,6 +207,8 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
             results[f"{prefix}_writes_per_batch"] = round(one.writes_per_batch, 1)
             results[f"{prefix}_cpu_us_per_task"] = round(one.cpu_us_per_task, 1)
             results[f"{prefix}_loop_cpu_us_per_task"] = round(one.loop_cpu_us_per_task, 1)
+            results[f"{prefix}_gc_us_per_task"] = round(one.gc_us_per_task, 1)
+            results[f"{prefix}_full_collections"] = float(one.full_collections)
             if backend == "sqlite":
                 floor = sql_floor(audit, n, one.writes_per_batch)
                 results[f"{prefix}_sql_floor_tasks_per_s"] = round(floor, 1)
@@ -212,7 +228,10 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
             "  its SQL floor, EverTask's share of it",
             _floor_text(results, "sqlite_none"),
         ),
-        ("  CPU per task: all, event loop, SQL floor", _cpu_text(results, "sqlite_none")),
+        (
+            "  CPU per task: all, event loop, collector, SQL floor",
+            _cpu_text(results, "sqlite_none"),
+        ),
         (
             "SQLite, audit Full (bar >= 2,000/s)",
             f"{results['sqlite_full_tasks_per_s']:,.0f} tasks/s",
@@ -221,14 +240,17 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
             "  its SQL floor, EverTask's share of it",
             _floor_text(results, "sqlite_full"),
         ),
-        ("  CPU per task: all, event loop, SQL floor", _cpu_text(results, "sqlite_full")),
+        (
+            "  CPU per task: all, event loop, collector, SQL floor",
+            _cpu_text(results, "sqlite_full"),
+        ),
         (
             "PostgreSQL, audit None (bar >= 5,000/s)",
             f"{results['postgres_none_tasks_per_s']:,.0f} tasks/s",
         ),
-        ("  CPU per task: all, event loop", _cpu_text(results, "postgres_none")),
+        ("  CPU per task: all, event loop, collector", _cpu_text(results, "postgres_none")),
         ("PostgreSQL, audit Full", f"{results['postgres_full_tasks_per_s']:,.0f} tasks/s"),
-        ("  CPU per task: all, event loop", _cpu_text(results, "postgres_full")),
+        ("  CPU per task: all, event loop, collector", _cpu_text(results, "postgres_full")),
         (f"SQLite recovery of {rows:,} pending rows (bar < 10 s)", f"{seconds:.2f} s"),
         (
             "EverTask .NET published (same workloads)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import sys
 import threading
@@ -185,8 +186,11 @@ class Dispatcher:
         Returns the task id once its row is committed (see ``TaskDispatcher.dispatch``).
         """
         if (self._observers or self.publish_dispatched) and _SCOPES.get() is None:
+            # a partial, not a lambda: a closure would make a cell of every argument at
+            # each call of this method, observed or not
             return await self._observed(
-                lambda: self.dispatch(
+                functools.partial(
+                    self.dispatch,
                     task,
                     when,
                     task_key=task_key,
@@ -662,7 +666,7 @@ class Dispatcher:
         ``parent_results``."""
         if (self._observers or self.publish_dispatched) and _SCOPES.get() is None:
             return await self._observed(
-                lambda: self.dispatch_batch(tasks, name=name, audit_level=audit_level)
+                functools.partial(self.dispatch_batch, tasks, name=name, audit_level=audit_level)
             )
         units = self._units()
         unit = units.batch(list(tasks), name, self._level(audit_level))
@@ -677,7 +681,7 @@ class Dispatcher:
         (a batch id: :meth:`get_batch`, :meth:`cancel_batch` and ``after=`` take it)."""
         if (self._observers or self.publish_dispatched) and _SCOPES.get() is None:
             return await self._observed(
-                lambda: self.dispatch_workflow(workflow, audit_level=audit_level)
+                functools.partial(self.dispatch_workflow, workflow, audit_level=audit_level)
             )
         units = self._units()
         unit = units.workflow(workflow, self._level(audit_level))

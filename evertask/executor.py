@@ -541,9 +541,7 @@ class WorkerExecutor:
         """One attempt of the handler."""
         token: CancellationToken = execution
         if timeout is not None:  # a token of its own, so the timeout cancels this attempt only
-            source = execution.attempt = CancellationTokenSource()
-            execution.register(lambda: source.cancel(execution.reason))
-            token = source.token
+            token = _attempt_token(execution)
         if run.descriptor.is_async:
             execution.result = await handler.handle(run.task, token)
         else:
@@ -755,3 +753,11 @@ def _timed_out(run: TaskRun, timeout: float) -> TaskTimeoutError:
         f"Task {run.id} ({run.descriptor.task_class.__qualname__}) timed out "
         f"after {timeout:g} s (per-attempt timeout)."
     )
+
+
+def _attempt_token(execution: Execution) -> CancellationToken:
+    """A token of the attempt's own, cancelled with ``execution`` (kept out of
+    ``WorkerExecutor._invoke`` so that its closure's cells are made only for a timeout)."""
+    source = execution.attempt = CancellationTokenSource()
+    execution.register(lambda: source.cancel(execution.reason))
+    return source.token
