@@ -2,7 +2,7 @@
 
 CPython makes a cell for each variable a nested function captures at *every* call of the
 enclosing function, whether the nested function is built or not; cells are tracked by the
-garbage collector, whose collections are a tenth of a SQLite worker's CPU time under load
+garbage collector, whose collections take 13 to 20% of a busy worker's CPU time
 (docs/benchmarks.md, storage). A closure belongs in a helper called only when it is needed.
 """
 
