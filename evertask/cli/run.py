@@ -12,6 +12,7 @@ ServiceStopped); at any other point of the stop the process exits immediately wi
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import inspect
 import logging
@@ -29,11 +30,13 @@ from .codes import EXIT_FORCED
 from .errors import CliError
 from .storage import storage_failure
 
-__all__ = ["load_target", "run"]
+__all__ = ["GC_YOUNG_THRESHOLD", "load_target", "run", "tune_gc"]
 
 log = logging.getLogger("evertask.cli")
 
 _LEVELS = ("critical", "error", "warning", "info", "debug")
+GC_YOUNG_THRESHOLD = 10_000
+"""The young generation's threshold ``--tune-gc`` sets (CPython's default: 700)."""
 _SPEC_HINT = "MODULE:FACTORY, e.g. myapp.worker:create_builder"
 
 
@@ -145,7 +148,19 @@ def _force_exit() -> None:
         os._exit(EXIT_FORCED)
 
 
-async def _serve(found: Any, target: str, grace: float | None) -> None:
+def tune_gc() -> int:
+    """Tune this process's garbage collector for many short tasks (``--tune-gc``): collect
+    the start-up garbage, freeze what remains (``gc.freeze``: never walked again) and raise
+    the young generation's threshold to :data:`GC_YOUNG_THRESHOLD`. Returns the number of
+    objects frozen."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+    return gc.get_freeze_count()
+
+
+async def _serve(found: Any, target: str, grace: float | None, tune: bool = False) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = _Signals(loop, stop)
@@ -170,6 +185,13 @@ async def _serve(found: Any, target: str, grace: float | None) -> None:
             ", ".join(host.queue_names),
             where,
         )
+        if tune:
+            log.info(
+                "Garbage collector tuned: %d start-up objects frozen, young generation "
+                "threshold %d.",
+                tune_gc(),
+                GC_YOUNG_THRESHOLD,
+            )
         try:
             await stop.wait()
         finally:
@@ -208,8 +230,22 @@ async def _serve(found: Any, target: str, grace: float | None) -> None:
     is_flag=True,
     help="Leave logging as the factory configures it (no handler is added).",
 )
+@click.option(
+    "--tune-gc",
+    "tune",
+    is_flag=True,
+    help="Once the host has started, freeze the start-up objects (gc.freeze) and raise the "
+    f"garbage collector's young threshold to {GC_YOUNG_THRESHOLD:,}: fewer, cheaper "
+    "collections for a worker running many short tasks (memory held in reference cycles is "
+    "freed later).",
+)
 def run(
-    target: str, log_level: str, grace_period: float | None, app_dir: str, no_log_config: bool
+    target: str,
+    log_level: str,
+    grace_period: float | None,
+    app_dir: str,
+    no_log_config: bool,
+    tune: bool,
 ) -> None:
     """Run a host built by the factory MODULE:FACTORY until SIGTERM or Ctrl-C.
 
@@ -230,4 +266,4 @@ def run(
         )
         logging.getLogger("alembic").setLevel(logging.WARNING)
     found = load_target(target, app_dir)
-    asyncio.run(_serve(found, target, grace_period))
+    asyncio.run(_serve(found, target, grace_period, tune))

@@ -4,6 +4,7 @@ script, a task in flight becoming ServiceStopped and recovered by the next node.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import signal
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from evertask.cli.run import GC_YOUNG_THRESHOLD, tune_gc
 from evertask.registry import dump_task, handler_type_name
 from evertask.storage.models import QueuedTask
 from evertask_abstractions import QueuedTaskStatus
@@ -106,6 +108,31 @@ def test_a_second_ctrl_c_stops_the_running_tasks_at_once(
     assert node.proc.wait(10) == 0, node.output()
     assert "Interrupted: stopping the running tasks now" in node.output()
     assert _status(db, task_id) is S.SERVICE_STOPPED
+
+
+def test_tune_gc_runs_the_node_with_a_tuned_collector(
+    tmp_path: Path, processes: list[Process]
+) -> None:
+    path = tmp_path / "tasks.db"
+    db = Database("sqlite", str(path), None)
+    node = _start(processes, path, "--tune-gc")
+    node.wait_line("Garbage collector tuned:")
+    assert f"young generation threshold {GC_YOUNG_THRESHOLD}" in node.output()
+    task_id = _dispatch(path, "tuned")
+    wait_for(lambda: _status(db, task_id) is S.COMPLETED, what="the task run")
+    node.proc.send_signal(signal.SIGTERM)
+    assert node.proc.wait(30) == 0, node.output()
+
+
+def test_tune_gc_freezes_the_start_up_objects_and_raises_the_young_threshold() -> None:
+    before = gc.get_threshold()
+    try:
+        frozen = tune_gc()
+        assert frozen == gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 def test_bad_targets_and_factories_exit_with_documented_codes(tmp_path: Path) -> None:
