@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from evertask import add_evertask
-from evertask.cli.run import tune_gc
+from evertask.cli.run import tune_gc, untune_gc
 from evertask_abstractions import AuditLevel
 
 from .common import GcClock, Results, report
@@ -120,8 +120,7 @@ async def throughput(backend: str, audit: AuditLevel, n: int, *, tuned_gc: bool 
             per_batch = writer.operations / max(1, writer.batches) if writer else 0.0
     finally:
         if tuned_gc:
-            gc.unfreeze()
-            gc.set_threshold(*threshold)
+            untune_gc(threshold)
         if backend == "postgres":
             await _drop_schema(schema)
     return Run(

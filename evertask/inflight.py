@@ -74,8 +74,7 @@ class InFlight:
 
     def mark_claimed(self, task_ids: Iterable[uuid.UUID]) -> None:
         """Count these ids, those in flight here, as claimed until their runs end."""
-        ids = self._ids
-        self._claimed.update(i for i in (t.int for t in task_ids) if i in ids)
+        self._claimed |= {t.int for t in task_ids} & self._ids
 
     def id_chunks(self, size: int) -> Iterator[list[uuid.UUID]]:
         """The ids queued or running here now (a snapshot), ``size`` at a time: each chunk

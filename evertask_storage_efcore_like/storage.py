@@ -40,6 +40,7 @@ from evertask.storage.models import (
     wants_runs_audit,
     wants_status_audit,
 )
+from evertask.storage.protocol import check_claim_window
 from evertask_abstractions import AuditLevel, BatchKind, ConfigurationError, QueuedTaskStatus
 
 from . import monitoring
@@ -815,6 +816,7 @@ class SqlTaskStorage:
         row is revived after its dead owner was removed; :meth:`claim_task` takes such a
         row.
         """
+        check_claim_window(due_before, scheduled_after)
         if take <= 0:
             return []
         st = self.statements

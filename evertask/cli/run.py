@@ -30,7 +30,7 @@ from .codes import EXIT_FORCED
 from .errors import CliError
 from .storage import storage_failure
 
-__all__ = ["GC_YOUNG_THRESHOLD", "load_target", "run", "tune_gc"]
+__all__ = ["GC_YOUNG_THRESHOLD", "load_target", "run", "tune_gc", "untune_gc"]
 
 log = logging.getLogger("evertask.cli")
 
@@ -160,6 +160,13 @@ def tune_gc() -> int:
     return gc.get_freeze_count()
 
 
+def untune_gc(threshold: tuple[int, int, int]) -> None:
+    """Undo :func:`tune_gc`: unfreeze the frozen objects and set ``threshold`` (what
+    ``gc.get_threshold()`` gave before) again."""
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
 async def _serve(found: Any, target: str, grace: float | None, tune: bool = False) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -186,10 +193,11 @@ async def _serve(found: Any, target: str, grace: float | None, tune: bool = Fals
             where,
         )
         if tune:
+            frozen = tune_gc()
             log.info(
                 "Garbage collector tuned: %d start-up objects frozen, young generation "
                 "threshold %d.",
-                tune_gc(),
+                frozen,
                 GC_YOUNG_THRESHOLD,
             )
         try:

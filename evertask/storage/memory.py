@@ -47,6 +47,7 @@ from .models import (
     wants_runs_audit,
     wants_status_audit,
 )
+from .protocol import check_claim_window
 
 __all__ = ["MemoryTaskStorage"]
 
@@ -801,6 +802,7 @@ class MemoryTaskStorage:
         scheduled_after: datetime | None = None,
     ) -> list[QueuedTask]:
         """Take recoverable rows without a live owner, oldest first."""
+        check_claim_window(due_before, scheduled_after)
         now, due_before, later = _utc(now), _utc(due_before), _utc(scheduled_after)
         found = [
             t

@@ -76,6 +76,7 @@ __all__ = [
     "PipelinedStorage",
     "RateLimitStore",
     "TaskStorage",
+    "check_claim_window",
     "fast_paths_enabled",
 ]
 
@@ -89,6 +90,16 @@ off (docs/storage.md)."""
 def fast_paths_enabled() -> bool:
     """Whether declared fast paths are used (see :data:`FAST_PATHS_ENV`)."""
     return os.environ.get(FAST_PATHS_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def check_claim_window(due_before: object, scheduled_after: object) -> None:
+    """``claim_orphans`` takes ``due_before`` or ``scheduled_after``, not both (the rows
+    due now, or those scheduled later): ``ValueError`` otherwise."""
+    if due_before is not None and scheduled_after is not None:
+        raise ValueError(
+            "claim_orphans() takes due_before or scheduled_after, not both: claim the due "
+            "rows and the later ones in two calls."
+        )
 
 
 @runtime_checkable
@@ -345,8 +356,8 @@ class TaskStorage(Protocol):
         expired at ``now`` (never ``node_id``'s own), make ``node_id`` their owner and
         return them in ``(created_at_utc, id)`` order. With ``due_before``, only rows due by
         then (no scheduled time, or scheduled at or before it); with ``scheduled_after``,
-        only rows scheduled after it (not due yet). Concurrent claimers never get the same
-        row."""
+        only rows scheduled after it (not due yet); not both (``ValueError``, see
+        :func:`check_claim_window`). Concurrent claimers never get the same row."""
         ...
 
     async def claim_task(self, task_id: uuid.UUID, node_id: uuid.UUID, now: datetime) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from evertask.cli.run import GC_YOUNG_THRESHOLD, tune_gc
+from evertask.cli.run import GC_YOUNG_THRESHOLD, tune_gc, untune_gc
 from evertask.registry import dump_task, handler_type_name
 from evertask.storage.models import QueuedTask
 from evertask_abstractions import QueuedTaskStatus
@@ -131,8 +131,9 @@ def test_tune_gc_freezes_the_start_up_objects_and_raises_the_young_threshold() -
         assert frozen == gc.get_freeze_count() > 0
         assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
     finally:
-        gc.unfreeze()
-        gc.set_threshold(*before)
+        untune_gc(before)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
 
 
 def test_bad_targets_and_factories_exit_with_documented_codes(tmp_path: Path) -> None:

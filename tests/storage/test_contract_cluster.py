@@ -221,6 +221,17 @@ async def test_claim_orphans_with_scheduled_after_takes_only_rows_not_due_yet(
     assert [t.id for t in rest] == [rows[0].id, rows[2].id, rows[3].id]
 
 
+async def test_claim_orphans_refuses_both_windows(storage: TaskStorage, clock: Clock) -> None:
+    me = node(clock)
+    await storage.register_node(me)
+    await storage.persist(row(clock.now, status=Q.QUEUED))
+    with pytest.raises(ValueError, match="not both"):
+        await storage.claim_orphans(
+            me.id, clock.now, 10, due_before=clock.now, scheduled_after=clock.now
+        )
+    assert len(await storage.claim_orphans(me.id, clock.now, 10)) == 1  # nothing was claimed
+
+
 async def test_a_node_never_claims_its_own_rows_even_when_its_lease_expired(
     storage: TaskStorage, clock: Clock
 ) -> None:
