@@ -6,6 +6,10 @@
 - the SQL floor (SQLite, :mod:`.sql_floor`): after each SQLite run, the same number of
   tasks' statements with their arguments ready, on one ``sqlite3`` connection, in
   transactions of the run's mean size: the database's own cost, in the same run.
+- the bound (SQLite): the same engine and workload with no storage (its CPU time per task)
+  plus the SQL floor's time per task: what this engine would reach on a storage whose
+  Python cost nothing, the statements run on the same core (with the GIL, a SQLite
+  thread adds no core: docs/benchmarks.md).
 - recovery: 100,000 pending rows (delayed by an hour, so nothing executes) in a SQLite
   file; the time of the startup recovery pass that reads, loads and schedules all of them.
 """
@@ -77,6 +81,9 @@ async def throughput(backend: str, audit: AuditLevel, n: int, *, tuned_gc: bool 
     """Tasks per second from the first dispatch until the last row is Completed, the mean
     number of writes per committed batch and the CPU time per task.
 
+    ``backend``: ``"sqlite"``, ``"postgres"`` or ``"none"`` (the same engine and workload
+    with no storage: until the last task has run).
+
     ``tuned_gc``: with the collector settings of ``evertask run --tune-gc``, applied once
     the host has started, as the command does, and undone after the run."""
     container = Container()
@@ -86,8 +93,10 @@ async def throughput(backend: str, audit: AuditLevel, n: int, *, tuned_gc: bool 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     if backend == "sqlite":
         builder.add_sqlite_storage(os.path.join(directory, "bench.db"))
-    else:
+    elif backend == "postgres":
         builder.add_postgres_storage(PG_URL, schema=schema)
+    elif backend != "none":
+        raise ValueError(f"Unknown backend {backend!r}: sqlite, postgres or none.")
     host = builder.build()
     recorder = container.recorder()
     try:
@@ -108,8 +117,7 @@ async def throughput(backend: str, audit: AuditLevel, n: int, *, tuned_gc: bool 
                 await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
                 await recorder.done.wait()
                 storage = host.storage
-                assert storage is not None
-                while True:
+                while storage is not None:
                     counts = await storage.count_by_status()
                     if sum(v for k, v in counts.items() if k.value == "Completed") >= n:
                         break
@@ -175,6 +183,12 @@ async def recovery(rows: int) -> float:
         return seconds
 
 
+def bound_tasks_per_s(engine_cpu_us_per_task: float, sql_floor_tasks_per_s: float) -> float:
+    """The rate of this engine on a storage whose own Python cost nothing: its CPU time per
+    task with no storage plus the statements' own time per task, one after the other."""
+    return 1e6 / (engine_cpu_us_per_task + 1e6 / sql_floor_tasks_per_s)
+
+
 def _waiting() -> Any:
     from evertask_abstractions import QueuedTaskStatus
 
@@ -186,6 +200,13 @@ def _floor_text(results: Results, prefix: str) -> str:
         f"{results[prefix + '_sql_floor_tasks_per_s']:,.0f} tasks/s, "
         f"{results[prefix + '_ratio_to_sql_floor']:.1%} "
         f"({results[prefix + '_writes_per_batch']:.0f} writes per batch)"
+    )
+
+
+def _bound_text(results: Results, prefix: str) -> str:
+    return (
+        f"{results[prefix + '_bound_tasks_per_s']:,.0f} tasks/s, "
+        f"{results[prefix + '_ratio_to_bound']:.1%}"
     )
 
 
@@ -209,6 +230,10 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
         "parallelism": float(PARALLELISM),
         "recovery_rows": float(rows),
     }
+    # the engine's own share: the same workload with no storage (see the module's doc)
+    bare = asyncio.run(throughput("none", AuditLevel.NONE, n))
+    results["no_storage_tasks_per_s"] = round(bare.tasks_per_s, 1)
+    results["no_storage_cpu_us_per_task"] = round(bare.cpu_us_per_task, 1)
     for backend in ("sqlite", "postgres"):
         for audit in (AuditLevel.NONE, AuditLevel.FULL):
             prefix = f"{backend}_{audit.name.lower()}"
@@ -224,6 +249,9 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
                 results[f"{prefix}_sql_floor_tasks_per_s"] = round(floor, 1)
                 results[f"{prefix}_sql_floor_us_per_task"] = round(1e6 / floor, 1)
                 results[f"{prefix}_ratio_to_sql_floor"] = round(one.tasks_per_s / floor, 3)
+                bound = bound_tasks_per_s(bare.cpu_us_per_task, floor)
+                results[f"{prefix}_bound_tasks_per_s"] = round(bound, 1)
+                results[f"{prefix}_ratio_to_bound"] = round(one.tasks_per_s / bound, 3)
             if backend == "sqlite" and audit is AuditLevel.NONE:
                 tuned = asyncio.run(throughput(backend, audit, n, tuned_gc=True))
                 results["sqlite_none_tuned_gc_tasks_per_s"] = round(tuned.tasks_per_s, 1)
@@ -238,12 +266,21 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
     rows_out = [
         ("tasks per run / parallelism / producers", f"{n:,} / {PARALLELISM} / {PRODUCERS}"),
         (
+            "the same engine and workload with no storage: tasks/s, CPU per task",
+            f"{results['no_storage_tasks_per_s']:,.0f}, "
+            f"{results['no_storage_cpu_us_per_task']:,.1f} us",
+        ),
+        (
             "SQLite, audit None (bar >= 5,000/s)",
             f"{results['sqlite_none_tasks_per_s']:,.0f} tasks/s",
         ),
         (
             "  its SQL floor, EverTask's share of it",
             _floor_text(results, "sqlite_none"),
+        ),
+        (
+            "  this engine with no storage + SQL floor, EverTask's share",
+            _bound_text(results, "sqlite_none"),
         ),
         (
             "  CPU per task: all, event loop, collector, SQL floor",
@@ -262,6 +299,10 @@ def run(quick: bool = False, json_path: str | None = None) -> Results:
         (
             "  its SQL floor, EverTask's share of it",
             _floor_text(results, "sqlite_full"),
+        ),
+        (
+            "  this engine with no storage + SQL floor, EverTask's share",
+            _bound_text(results, "sqlite_full"),
         ),
         (
             "  CPU per task: all, event loop, collector, SQL floor",

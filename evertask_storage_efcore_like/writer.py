@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -77,8 +78,9 @@ class GroupCommitWriter:
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._name = name
-        self._ops: list[Op] = []
-        self._futures: list[asyncio.Future[Any]] = []
+        # submitted operations no batch has taken yet, by their callers' futures, in
+        # submission order (a dict: a withdrawal takes one out without a scan)
+        self._pending: dict[asyncio.Future[Any], Op] = {}
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -104,8 +106,7 @@ class GroupCommitWriter:
                 "The storage is not open; start the host (or call storage.open()) first."
             )
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._ops.append(op)
-        self._futures.append(future)
+        self._pending[future] = op
         self._wake()
         return future
 
@@ -115,13 +116,9 @@ class GroupCommitWriter:
         Returns the operation and resolves its future with ``None``; ``None`` when it is
         already being executed (or done), in which case the caller awaits it as usual.
         """
-        try:
-            index = self._futures.index(future)
-        except ValueError:
-            return None
-        op = self._ops[index]
-        del self._futures[index], self._ops[index]
-        future.set_result(None)
+        op = self._pending.pop(future, None)
+        if op is not None:
+            future.set_result(None)
         return op
 
     async def close(self) -> None:
@@ -139,8 +136,8 @@ class GroupCommitWriter:
 
     # -- internals -------------------------------------------------------------------------
     def _fail_pending(self, error: BaseException) -> None:
-        futures, self._futures, self._ops = self._futures, [], []
-        for future in futures:
+        pending, self._pending = self._pending, {}
+        for future in pending:
             if not future.done():
                 future.set_exception(error)
 
@@ -160,15 +157,13 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                if not self._ops or not self._idle:
-                    if self._closing and not self._ops:
+                if not self._pending or not self._idle:
+                    if self._closing and not self._pending:
                         break
                     await self._sleep()
                     continue
                 await self._gather()
-                size = self._max_batch
-                ops, futures = self._ops[:size], self._futures[:size]
-                del self._ops[:size], self._futures[:size]
+                futures, ops = self._take()
                 executor = self._idle.pop()
                 if len(self._executors) == 1:  # one connection: run inline, no task needed
                     await self._execute(executor, ops, futures)
@@ -195,12 +190,21 @@ class GroupCommitWriter:
         if self._max_delay == 0:
             return
         deadline = time.perf_counter() + self._max_delay
-        ops = self._ops
-        while len(ops) < self._max_batch:
-            before = len(ops)
+        pending = self._pending
+        while len(pending) < self._max_batch:
+            before = len(pending)
             await asyncio.sleep(0)
-            if len(ops) == before or time.perf_counter() >= deadline:
+            if len(pending) == before or time.perf_counter() >= deadline:
                 return
+
+    def _take(self) -> tuple[list[asyncio.Future[Any]], list[Op]]:
+        """The oldest pending operations, at most ``max_batch``, and their futures."""
+        pending = self._pending
+        if len(pending) <= self._max_batch:
+            self._pending = {}
+        else:
+            pending = {f: pending.pop(f) for f in list(itertools.islice(pending, self._max_batch))}
+        return list(pending), list(pending.values())
 
     async def _execute(
         self, executor: BatchExecutor, ops: list[Op], futures: list[asyncio.Future[Any]]

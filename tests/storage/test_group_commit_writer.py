@@ -1,0 +1,86 @@
+"""The group-commit writer: batches in submission order, at most ``max_batch`` each, and
+withdrawals of writes no batch has taken."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from evertask_storage_efcore_like.ops import Op
+from evertask_storage_efcore_like.writer import GroupCommitWriter
+
+
+class _Op(Op):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def steps(self) -> Any:  # never driven: the fake executor answers
+        raise NotImplementedError
+
+
+class _Recording:
+    """Records each batch's operation names; the first batch waits for ``release``."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.release = asyncio.Event()
+
+    async def execute(self, ops: Sequence[Op]) -> list[Any]:
+        names = [op.name for op in ops]  # type: ignore[attr-defined]
+        self.batches.append(names)
+        if len(self.batches) == 1:
+            await self.release.wait()
+        return [f"done {name}" for name in names]
+
+    def map_error(self, op: Op, error: BaseException) -> BaseException:
+        return error
+
+    async def close(self) -> None:
+        return None
+
+
+async def _first_batch_started(executor: _Recording) -> None:
+    async with asyncio.timeout(5):
+        while not executor.batches:
+            await asyncio.sleep(0)
+
+
+async def test_batches_keep_submission_order_and_max_batch() -> None:
+    executor = _Recording()
+    writer = GroupCommitWriter(executor, max_batch=2, max_delay=0)
+    writer.start()
+    try:
+        first = writer.submit(_Op("a"))
+        await _first_batch_started(executor)  # "a" is being committed; the rest wait
+        futures = [writer.submit(_Op(name)) for name in "bcdef"]
+        executor.release.set()
+        results = await asyncio.wait_for(asyncio.gather(first, *futures), 5)
+    finally:
+        await writer.close()
+    assert executor.batches == [["a"], ["b", "c"], ["d", "e"], ["f"]]
+    assert results == [f"done {name}" for name in "abcdef"]
+
+
+async def test_a_withdrawn_write_leaves_its_batch_and_resolves_with_none() -> None:
+    executor = _Recording()
+    writer = GroupCommitWriter(executor, max_batch=10, max_delay=0)
+    writer.start()
+    try:
+        first = writer.submit(_Op("a"))
+        await _first_batch_started(executor)
+        b, c, d = (writer.submit(_Op(name)) for name in "bcd")
+        withdrawn = writer.withdraw(c)
+        assert isinstance(withdrawn, _Op) and withdrawn.name == "c"
+        assert c.result() is None
+        assert writer.withdraw(c) is None  # only once
+        assert writer.withdraw(first) is None  # already taken by a batch
+        executor.release.set()
+        assert await asyncio.wait_for(asyncio.gather(first, b, d), 5) == [
+            "done a",
+            "done b",
+            "done d",
+        ]
+    finally:
+        await writer.close()
+    assert executor.batches == [["a"], ["b", "d"]]
