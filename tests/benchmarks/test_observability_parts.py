@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from benchmarks import observability as ob
@@ -34,3 +36,26 @@ def test_only_takes_a_part_of_the_suite() -> None:
         main(["engine", "--only", "logcapture"])
     assert set(ob.PARTS) == {"otel", "logcapture"}
     assert all(name in ob.MEASURED for part in ob.PARTS.values() for name in part)
+
+
+def test_the_metrics_only_floor_observer_records_two_values_per_task_and_no_span() -> None:
+    n = 40
+    otel = ob.Otel(n)
+    observer = ob.FloorObserver(ob.Floor(otel, tracing=False))
+
+    def setup(builder: ob.EverTaskServiceBuilder) -> None:
+        builder.on_build(lambda host: host.add_observer(observer))
+
+    asyncio.run(ob.throughput(n, ob.NoopHandler, ob.noop, setup=setup))
+    data = otel.reader.get_metrics_data()
+    assert data is not None
+    counts = [
+        point.count
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        for point in metric.data.data_points
+        if hasattr(point, "bucket_counts")
+    ]
+    assert sum(counts) == 2 * n  # queue wait and duration, once per task
+    assert otel.close() == 0  # no span at all
