@@ -30,12 +30,13 @@ one run, interleaved, each measurement in a fresh interpreter, in these configur
   the same size are kept alive (the in-memory storage's rows and audit trail): the garbage
   collector then walks what it walks under the engine, so this is the least the same
   calls cost any instrumentation on this storage (``otel_above_heap_floor_us_per_task``);
-- sdk floor in the engine (and sampled 10%): the whole no-op workload with the floor's calls
-  made from the engine's observer hooks by a bare observer (:class:`FloorObserver`) instead
-  of EverTask's instrumentation: its added cost over "off" is what the same SDK calls cost
-  inside this engine (the collector walking the engine's young and old objects, the SDK's
-  code run between the engine's), and ``<config>_above_engine_floor_us_per_task`` is what
-  EverTask's instrumentation adds to that.
+- sdk floor in the engine (also sampled 10% and metrics only): the whole no-op workload
+  with the floor's calls made from the engine's observer hooks by a bare observer
+  (:class:`FloorObserver`) instead of EverTask's instrumentation: its added cost over
+  "off" is what the same SDK calls cost inside this engine (the collector walking the
+  engine's young and old objects, the SDK's code run between the engine's), and
+  ``<config>_above_engine_floor_us_per_task`` is what EverTask's instrumentation adds to
+  that.
 
 ``<config>_above_floor_us_per_task`` is a configuration's added cost minus its floor: what
 EverTask itself (and the engine's heap, which makes the SDK's garbage costlier to collect)
