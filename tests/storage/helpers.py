@@ -1,4 +1,4 @@
-"""Row builders for the storage tests."""
+"""Row builders and stand-ins for the storage tests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from evertask.ids import uuid7
 from evertask.storage import QueuedTask
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
+from evertask_storage_efcore_like.ops import Op
 
 
 def row(
@@ -109,3 +110,14 @@ def _aware(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class NamedOp(Op):
+    """A write operation known by its name, for a writer whose fake executor answers it
+    (its steps are never driven)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def steps(self) -> Any:
+        raise NotImplementedError

@@ -10,13 +10,7 @@ from typing import Any
 from evertask_storage_efcore_like.ops import Op
 from evertask_storage_efcore_like.writer import GroupCommitWriter
 
-
-class _Op(Op):
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def steps(self) -> Any:  # never driven: the fake executor answers
-        raise NotImplementedError
+from .helpers import NamedOp
 
 
 class _Recording:
@@ -51,9 +45,9 @@ async def test_batches_keep_submission_order_and_max_batch() -> None:
     writer = GroupCommitWriter(executor, max_batch=2, max_delay=0)
     writer.start()
     try:
-        first = writer.submit(_Op("a"))
+        first = writer.submit(NamedOp("a"))
         await _first_batch_started(executor)  # "a" is being committed; the rest wait
-        futures = [writer.submit(_Op(name)) for name in "bcdef"]
+        futures = [writer.submit(NamedOp(name)) for name in "bcdef"]
         executor.release.set()
         results = await asyncio.wait_for(asyncio.gather(first, *futures), 5)
     finally:
@@ -67,11 +61,11 @@ async def test_a_withdrawn_write_leaves_its_batch_and_resolves_with_none() -> No
     writer = GroupCommitWriter(executor, max_batch=10, max_delay=0)
     writer.start()
     try:
-        first = writer.submit(_Op("a"))
+        first = writer.submit(NamedOp("a"))
         await _first_batch_started(executor)
-        b, c, d = (writer.submit(_Op(name)) for name in "bcd")
+        b, c, d = (writer.submit(NamedOp(name)) for name in "bcd")
         withdrawn = writer.withdraw(c)
-        assert isinstance(withdrawn, _Op) and withdrawn.name == "c"
+        assert isinstance(withdrawn, NamedOp) and withdrawn.name == "c"
         assert c.result() is None
         assert writer.withdraw(c) is None  # only once
         assert writer.withdraw(first) is None  # already taken by a batch

@@ -15,6 +15,8 @@ from evertask_storage_efcore_like.errors import is_lock_conflict
 from evertask_storage_efcore_like.ops import Op
 from evertask_storage_efcore_like.writer import CONFLICT_RETRIES, GroupCommitWriter
 
+from .helpers import NamedOp
+
 
 class _PgError(Exception):
     """Like asyncpg's errors (and SQLAlchemy's adapter of them): a ``sqlstate``."""
@@ -57,14 +59,6 @@ def test_other_errors_are_not_conflicts(error: BaseException) -> None:
     assert not is_lock_conflict(error)
 
 
-class _Op(Op):
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def steps(self) -> Any:  # never driven: the fake executor answers
-        raise NotImplementedError
-
-
 class _Deadlocking:
     """Fails the first ``losses`` transactions as a deadlock's victim."""
 
@@ -89,7 +83,7 @@ async def _run(executor: _Deadlocking, names: list[str]) -> list[Any]:
     writer = GroupCommitWriter(executor)  # type: ignore[arg-type]
     writer.start()
     try:
-        futures = [writer.submit(_Op(name)) for name in names]
+        futures = [writer.submit(NamedOp(name)) for name in names]
         return list(await asyncio.gather(*futures, return_exceptions=True))
     finally:
         await writer.close()
