@@ -311,11 +311,21 @@ class PersistOp(Op):
     def target_key(self) -> str | None:
         return self.row.task_key
 
-    def steps(self) -> StepGen:
+    def insert_step(self) -> Step:
+        """The row's insert."""
+        return Step("insert_task", task_params(self.row))
+
+    def audit_steps(self) -> list[Step]:
+        """The audit row that follows the insert, if one."""
+        if self.audit_ts is None:
+            return []
         row = self.row
-        yield Step("insert_task", task_params(row))
-        if self.audit_ts is not None:
-            yield _status_audit(row.id, self.audit_ts, row.status.value, row.exception)
+        return [_status_audit(row.id, self.audit_ts, row.status.value, row.exception)]
+
+    def steps(self) -> StepGen:
+        yield self.insert_step()
+        for step in self.audit_steps():  # noqa: UP028 (a driver sends results: a list cannot take them)
+            yield step
 
 
 @dataclass(slots=True, frozen=True)
@@ -559,8 +569,9 @@ class TransitionOp(Op):
                 row.owner_node = None
         return released
 
-    def steps(self) -> StepGen:
-        n = yield Step(
+    def update_step(self) -> Step:
+        """The status write itself (returns the number of rows it changed: 0 or 1)."""
+        return Step(
             "update_status_clear_next" if self.clear_next else "update_status",
             {
                 "id": self.task_id,
@@ -571,12 +582,26 @@ class TransitionOp(Op):
                 "result": self.result,
             },
         )
-        if not n:
-            return _missing(self.task_id) if self.must_exist else None
+
+    def not_found(self) -> TaskNotFoundError | None:
+        """The outcome when the row does not exist."""
+        return _missing(self.task_id) if self.must_exist else None
+
+    def audit_steps(self) -> list[Step]:
+        """The audit rows that follow the write, in order: the replaced InProgress write's,
+        then this one's."""
+        steps: list[Step] = []
         if self.prior_audit_ts is not None:
-            yield _status_audit(self.task_id, self.prior_audit_ts, _IN_PROGRESS)
+            steps.append(_status_audit(self.task_id, self.prior_audit_ts, _IN_PROGRESS))
         if self.audit_ts is not None:
-            yield _status_audit(self.task_id, self.audit_ts, self.status, self.exception)
+            steps.append(_status_audit(self.task_id, self.audit_ts, self.status, self.exception))
+        return steps
+
+    def steps(self) -> StepGen:
+        if not (yield self.update_step()):
+            return self.not_found()
+        for step in self.audit_steps():  # noqa: UP028 (a driver sends results: a list cannot take them)
+            yield step
         if self.releases:
             released: list[QueuedTask] = yield from self.finish()
             return released

@@ -13,6 +13,15 @@ name (a multi-row ``INSERT``, an ``UPDATE ... FROM (VALUES ...) RETURNING``, a p
 ``IN``); an operation whose next step is anything else finishes afterwards, one by one
 in batch order, as :func:`~evertask_storage_efcore_like.ops.drive` would run it.
 
+Status writes (:class:`~evertask_storage_efcore_like.ops.TransitionOp`, the commonest
+write with new rows) skip the rounds when a wave holds enough of them: one grouped update
+returns, with each changed row's id, the batch and workflow it counts in; their audit rows
+are one insert; one read finds which of the terminal ones have continuations waiting. Only
+those, and the members of a batch or workflow not counted yet, go on with their remaining
+steps (``finish``) one by one, like the rest. That is what their ``steps`` do (the update,
+the audit rows, the probe of :func:`~evertask_storage_efcore_like.ops.finish_steps`),
+without a round per step.
+
 The operations of a batch were submitted concurrently by different callers, so any
 serial order of them is a valid outcome; the grouped steps touch only the operation's
 own row (by id, distinct within a wave), append audit rows or read, so running them
@@ -29,13 +38,15 @@ import functools
 import re
 import sqlite3
 from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
+from evertask_abstractions import QueuedTaskStatus
 from evertask_storage_efcore_like.errors import map_integrity_error
-from evertask_storage_efcore_like.ops import Op, Step, drive, waves
+from evertask_storage_efcore_like.ops import Op, PersistOp, Step, TransitionOp, drive, waves
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
+from evertask_storage_efcore_like.schema import PARENT_INDEX
 
-__all__ = ["GROUPED", "MIN_GROUP", "SINCE", "GroupedSteps", "run_alone"]
+__all__ = ["GROUPED", "MIN_GROUP", "SINCE", "GroupedSteps", "run_alone", "waiting_parents_sql"]
 
 GROUPED = frozenset({"insert_task", "insert_status_audit", "update_status", "probe_finished"})
 """The steps run as one statement for a whole wave."""
@@ -54,6 +65,11 @@ rows costs more than as many plain ones (it materializes its values, and SQLite
 buffers what ``RETURNING`` returns)."""
 
 _PLACEHOLDER = re.compile(r"\?")
+
+_MEMBERSHIP = '"Id", "BatchId", "WorkflowId", "BatchCounted"'
+"""What the grouped status write of :meth:`GroupedSteps._transitions` returns per row."""
+
+_WAITING_PARENT = QueuedTaskStatus.WAITING_PARENT.value
 
 Runner = Callable[[Step], Any]
 
@@ -137,6 +153,17 @@ class GroupedSteps:
             return
         pending: dict[int, tuple[Generator[Step, Any, Any], Step]] = {}
         rest: dict[int, tuple[Generator[Step, Any, Any], Step]] = {}
+        persists = [i for i in wave if type(ops[i]) is PersistOp]
+        transitions = [i for i in wave if _plain_transition(ops[i])]
+        taken: set[int] = set()
+        if len(persists) >= MIN_GROUP:
+            self._persists(cx, ops, persists, outcomes)
+            taken.update(persists)
+        if len(transitions) >= MIN_GROUP:
+            self._transitions(cx, ops, transitions, outcomes, rest)
+            taken.update(transitions)
+        if taken:
+            wave = [i for i in wave if i not in taken]
         for i in wave:
             self._advance(i, ops[i].steps(), None, pending, outcomes)
         while pending:
@@ -178,6 +205,87 @@ class GroupedSteps:
         else:
             pending[i] = (gen, step)
 
+    def _persists(
+        self, cx: sqlite3.Connection, ops: Sequence[Op], which: list[int], outcomes: list[Any]
+    ) -> None:
+        """The new rows ``which`` (:class:`PersistOp`), as their ``steps`` would insert
+        them, with a grouped statement per step: the rows, then the audit rows of those
+        inserted. A row refused by a constraint (its task key is taken) fails alone."""
+        insert = self._sql["insert_task"]
+        persists = [cast(PersistOp, ops[i]) for i in which]
+        args = [insert.args(op.insert_step().params) for op in persists]
+        audits: list[Step] = []
+        for i, op, result in zip(
+            which, persists, self._inserts(cx, "insert_task", args), strict=True
+        ):
+            if isinstance(result, sqlite3.IntegrityError):
+                outcomes[i] = _failure(op, result)
+            else:
+                audits += op.audit_steps()
+        self._audit_rows(cx, audits)
+
+    def _audit_rows(self, cx: sqlite3.Connection, audits: list[Step]) -> None:
+        """The ``insert_status_audit`` steps ``audits`` as grouped inserts. Nothing refuses
+        an audit row but a broken database: the batch then fails (the writer retries each
+        operation alone)."""
+        if not audits:
+            return
+        audit = self._sql["insert_status_audit"]
+        args = [audit.args(step.params) for step in audits]
+        for result in self._inserts(cx, "insert_status_audit", args):
+            if isinstance(result, sqlite3.IntegrityError):
+                raise result
+
+    def _transitions(
+        self,
+        cx: sqlite3.Connection,
+        ops: Sequence[Op],
+        which: list[int],
+        outcomes: list[Any],
+        rest: dict[int, tuple[Generator[Step, Any, Any], Step]],
+    ) -> None:
+        """The status writes ``which`` (:class:`TransitionOp`), each as its ``steps`` would
+        run them, with a grouped statement per step: the update, returning what the row
+        counts in; the audit rows; and, for terminal writes, one read of which of them have
+        continuations waiting. A write that counts in a batch or workflow not counted yet,
+        or that has waiting continuations, goes on in ``rest`` with its ``finish`` (rare:
+        most terminal writes release nothing, and end here)."""
+        update = self._sql["update_status"]
+        transitions = [cast(TransitionOp, ops[i]) for i in which]
+        args = [update.args(op.update_step().params) for op in transitions]
+        found = self._updates(cx, args, _MEMBERSHIP)
+        audits: list[Step] = []
+        releasing: list[tuple[int, TransitionOp, tuple[Any, ...]]] = []
+        for i, op, a in zip(which, transitions, args, strict=True):
+            row = found.get(a[-1])  # the id, the update's last argument
+            if row is None:
+                outcomes[i] = op.not_found()
+                continue
+            audits += op.audit_steps()
+            if op.releases:
+                releasing.append((i, op, row))
+                outcomes[i] = []  # released nothing, unless its finish below says otherwise
+        self._audit_rows(cx, audits)
+        if not releasing:
+            return
+        waiting = self._waiting_parents(cx, [row[0] for _, _, row in releasing])
+        for i, op, (task_id, batch_id, workflow_id, counted) in releasing:
+            member = (batch_id is not None or workflow_id is not None) and not counted
+            if member or task_id in waiting:
+                gen = op.finish()
+                rest[i] = (gen, next(gen))
+
+    def _waiting_parents(self, cx: sqlite3.Connection, ids: list[Any]) -> set[Any]:
+        """Which of the rows ``ids`` have continuations waiting for them (a seek of the
+        parent index per id)."""
+        out: set[Any] = set()
+        for start, size in _chunks(len(ids)):
+            text = self._text("waiting_parents", size, waiting_parents_sql)
+            out.update(
+                r[0] for r in cx.execute(text, [*ids[start : start + size], _WAITING_PARENT])
+            )
+        return out
+
     # -- the grouped statements ------------------------------------------------------------
     def _group(
         self, cx: sqlite3.Connection, name: str, steps: list[Step], run: Runner
@@ -187,7 +295,8 @@ class GroupedSteps:
         prepared = self._sql[name]
         args = [prepared.args(step.params) for step in steps]
         if name == "update_status":
-            return self._updates(cx, args)
+            matched = self._updates(cx, args, '"Id"')
+            return [1 if a[-1] in matched else 0 for a in args]
         if name == "probe_finished":
             return self._probes(cx, args)
         return self._inserts(cx, name, args)
@@ -216,22 +325,27 @@ class GroupedSteps:
                         out[start + k] = error
         return out
 
-    def _updates(self, cx: sqlite3.Connection, args: list[tuple[Any, ...]]) -> list[Any]:
+    def _updates(
+        self, cx: sqlite3.Connection, args: list[tuple[Any, ...]], returning: str
+    ) -> dict[Any, tuple[Any, ...]]:
+        """The grouped ``update_status``: the ``returning`` columns (the id first) of each
+        row it changed, by id."""
         head, columns = self._update
         row = f"({', '.join('?' * columns)})"
-        matched: set[Any] = set()
+        changed: dict[Any, tuple[Any, ...]] = {}
         for start, size in _chunks(len(args)):
             text = self._text(
-                "update_status",
+                f"update_status RETURNING {returning}",
                 size,
                 lambda n: (
                     f"{head} FROM (VALUES {', '.join([row] * n)}) AS v "
-                    f'WHERE "QueuedTasks"."Id" = v.column{columns} RETURNING "Id"'
+                    f'WHERE "QueuedTasks"."Id" = v.column{columns} RETURNING {returning}'
                 ),
             )
             part = args[start : start + size]
-            matched.update(r[0] for r in cx.execute(text, [v for a in part for v in a]))
-        return [1 if a[-1] in matched else 0 for a in args]
+            for r in cx.execute(text, [v for a in part for v in a]):
+                changed[r[0]] = tuple(r)
+        return changed
 
     def _probes(self, cx: sqlite3.Connection, args: list[tuple[Any, ...]]) -> list[Any]:
         found: dict[Any, list[tuple[Any, ...]]] = {}
@@ -244,6 +358,22 @@ class GroupedSteps:
             for row in cx.execute(text, [waiting, *ids]):
                 found.setdefault(row[0], [tuple(row[1:])])  # the first row, as LIMIT 1 gives
         return [found.get(a[1], []) for a in args]
+
+
+def waiting_parents_sql(rows: int) -> str:
+    """Which of ``rows`` ids (then the WaitingParent status) have continuations waiting:
+    a seek of the parent index per id (named: without statistics SQLite would rather
+    scan the rows of that status)."""
+    return (
+        f'SELECT DISTINCT "ParentTaskId" FROM "QueuedTasks" INDEXED BY "{PARENT_INDEX}" '
+        f'WHERE "ParentTaskId" IN ({", ".join("?" * rows)}) AND "Status" = ?'
+    )
+
+
+def _plain_transition(op: Op) -> bool:
+    """Whether ``op`` is a status write :meth:`GroupedSteps._transitions` runs (one that
+    keeps the next run's time: ``clear_next`` writes run as their steps say)."""
+    return type(op) is TransitionOp and not op.clear_next
 
 
 def run_alone(ops: Sequence[Op], which: Iterable[int], outcomes: list[Any], run: Runner) -> None:

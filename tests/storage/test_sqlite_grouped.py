@@ -23,7 +23,7 @@ from evertask.storage.models import BatchStatus, TaskBatch
 from evertask.storage.protocol import FAST_PATHS_ENV
 from evertask_abstractions import AuditLevel, BatchKind, QueuedTaskStatus
 from evertask_storage_sqlite import SqliteTaskStorage
-from evertask_storage_sqlite.grouped import GroupedSteps, _chunks
+from evertask_storage_sqlite.grouped import GroupedSteps, _chunks, waiting_parents_sql
 
 from .helpers import row
 
@@ -133,13 +133,13 @@ def test_grouped_statements_match_the_canonical_path(
 ) -> None:
     ids = _scenario_ids(new=70)
     sizes: list[int] = []
-    group = GroupedSteps._group
+    inserts = GroupedSteps._inserts
 
-    def counting(self: GroupedSteps, cx: Any, name: str, steps: list[Any], run: Any) -> list[Any]:
-        sizes.append(len(steps))
-        return group(self, cx, name, steps, run)
+    def counting(self: GroupedSteps, cx: Any, name: str, args: list[Any]) -> list[Any]:
+        sizes.append(len(args))
+        return inserts(self, cx, name, args)
 
-    monkeypatch.setattr(GroupedSteps, "_group", counting)
+    monkeypatch.setattr(GroupedSteps, "_inserts", counting)
     monkeypatch.delenv(FAST_PATHS_ENV, raising=False)
     fast = asyncio.run(_scenario(tmp_path / "fast.db", ids))
     assert max(sizes) >= 32  # the new rows' inserts ran as grouped statements
@@ -174,3 +174,48 @@ def test_chunks_cover_every_row_once(count: int) -> None:
     covered = [i for start, size in pieces for i in range(start, start + size)]
     assert covered == list(range(count))
     assert all(size in (64, 32, 16, 8, 4, 2, 1) for _, size in pieces)
+
+
+async def test_the_waiting_continuations_read_seeks_the_parent_index(tmp_path: Path) -> None:
+    storage = SqliteTaskStorage(tmp_path / "plan.db", now=lambda: _NOW)
+    await storage.open()
+    await storage.close()
+    with sqlite3.connect(tmp_path / "plan.db") as cx:
+        for rows in (1, 64):
+            sql = waiting_parents_sql(rows)
+            plan = " ".join(
+                r[3] for r in cx.execute("EXPLAIN QUERY PLAN " + sql, [None] * sql.count("?"))
+            )
+            assert "USING INDEX IX_QueuedTasks_ParentTaskId (ParentTaskId=?)" in plan, plan
+
+
+async def test_grouped_status_writes_report_missing_rows_and_keep_audit_order(
+    tmp_path: Path,
+) -> None:
+    storage = SqliteTaskStorage(tmp_path / "t.db", now=lambda: _NOW)
+    await storage.open()
+    try:
+        tasks = [row(_NOW, status=Q.QUEUED) for _ in range(6)]
+        for task in tasks:
+            await storage.persist(task)
+        pending = [storage.begin_in_progress(t.id, A.FULL) for t in tasks[:3]]
+        assert all(storage.withdraw_in_progress(p, A.FULL) for p in pending)
+        missing = uuid7()
+        # one batch: six status writes (three carrying their InProgress audit row) and one
+        # for a row that does not exist
+        results = await asyncio.gather(
+            *(storage.set_completed(t.id, 1.0, A.FULL) for t in tasks[:4]),
+            storage.set_status(tasks[4].id, Q.FAILED, "boom", A.FULL, 1.0),
+            storage.set_in_progress(tasks[5].id, A.FULL),
+            storage.set_completed(missing, 1.0, A.FULL),
+        )
+        assert results == [[], [], [], [], [], None, []]  # terminal writes list what they released
+        for k, task in enumerate(tasks):
+            audits = [a.new_status for a in await storage.get_status_audits(task.id)]
+            ends = {4: [Q.FAILED], 5: [Q.IN_PROGRESS]}.get(k, [Q.COMPLETED])
+            carried = [Q.IN_PROGRESS] if k < 3 else []
+            assert audits == [Q.QUEUED, *carried, *ends], (k, audits)
+        assert await storage.get(missing) is None
+        assert await storage.get_status_audits(missing) == []
+    finally:
+        await storage.close()
