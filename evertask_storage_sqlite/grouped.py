@@ -13,12 +13,14 @@ name (a multi-row ``INSERT``, an ``UPDATE ... FROM (VALUES ...) RETURNING``, a p
 ``IN``); an operation whose next step is anything else finishes afterwards, one by one
 in batch order, as :func:`~evertask_storage_efcore_like.ops.drive` would run it.
 
-Status writes (:class:`~evertask_storage_efcore_like.ops.TransitionOp`, the commonest
-write with new rows) skip the rounds when a wave holds enough of them: one grouped update
-returns, with each changed row's id, the batch and workflow it counts in; their audit rows
-are one insert; one read finds which of the terminal ones have continuations waiting. Only
-those, and the members of a batch or workflow not counted yet, go on with their remaining
-steps (``finish``) one by one, like the rest. That is what their ``steps`` do (the update,
+New rows and status writes (:class:`~evertask_storage_efcore_like.ops.PersistOp`,
+:class:`~evertask_storage_efcore_like.ops.TransitionOp`: most of a busy worker's writes)
+skip the rounds when a wave holds enough of them. The rows are one insert, then their
+audit rows one more. The status writes are one update that returns, with each changed
+row's id, the batch and workflow it counts in; their audit rows one insert; and one read
+finds which of the terminal ones have continuations waiting. Only those, and the members
+of a batch or workflow not counted yet, go on with their remaining steps (``finish``) one
+by one, like the rest. That is what their ``steps`` do (for a status write: the update,
 the audit rows, the probe of :func:`~evertask_storage_efcore_like.ops.finish_steps`),
 without a round per step.
 
