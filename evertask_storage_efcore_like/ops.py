@@ -798,12 +798,10 @@ class SaveLogsOp(Op):
     def target_id(self) -> uuid.UUID:
         return self.task_id
 
-    def steps(self) -> StepGen:
-        exists = yield Step("select_task_exists", {"id": self.task_id}, StepMode.SCALAR)
-        if exists is None:
-            return None
+    def log_step(self) -> Step:
+        """The inserts of the records (one parameter set per record)."""
         tid = self.task_id
-        yield Step(
+        return Step(
             "insert_log",
             [
                 {
@@ -819,6 +817,12 @@ class SaveLogsOp(Op):
             ],
             StepMode.MANY,
         )
+
+    def steps(self) -> StepGen:
+        exists = yield Step("select_task_exists", {"id": self.task_id}, StepMode.SCALAR)
+        if exists is None:
+            return None
+        yield self.log_step()
         return None
 
 

@@ -13,10 +13,12 @@ name (a multi-row ``INSERT``, an ``UPDATE ... FROM (VALUES ...) RETURNING``, a p
 ``IN``); an operation whose next step is anything else finishes afterwards, one by one
 in batch order, as :func:`~evertask_storage_efcore_like.ops.drive` would run it.
 
-New rows and status writes (:class:`~evertask_storage_efcore_like.ops.PersistOp`,
-:class:`~evertask_storage_efcore_like.ops.TransitionOp`: most of a busy worker's writes)
+New rows, status writes and saved logs (:class:`~evertask_storage_efcore_like.ops.PersistOp`,
+:class:`~evertask_storage_efcore_like.ops.TransitionOp`,
+:class:`~evertask_storage_efcore_like.ops.SaveLogsOp`: most of a busy worker's writes)
 skip the rounds when a wave holds enough of them. The rows are one insert, then their
-audit rows one more. The status writes are one update that returns, with each changed
+audit rows one more. The logs are one read of which tasks still exist, then one insert of
+their records. The status writes are one update that returns, with each changed
 row's id, the batch and workflow it counts in; their audit rows one insert; and one read
 finds which of the terminal ones have continuations waiting. Only those, and the members
 of a batch or workflow not counted yet, go on with their remaining steps (``finish``) one
@@ -44,7 +46,15 @@ from typing import Any, cast
 
 from evertask_abstractions import QueuedTaskStatus
 from evertask_storage_efcore_like.errors import map_integrity_error
-from evertask_storage_efcore_like.ops import Op, PersistOp, Step, TransitionOp, drive, waves
+from evertask_storage_efcore_like.ops import (
+    Op,
+    PersistOp,
+    SaveLogsOp,
+    Step,
+    TransitionOp,
+    drive,
+    waves,
+)
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_efcore_like.schema import PARENT_INDEX
 
@@ -97,7 +107,7 @@ class GroupedSteps:
         probe = sql["probe_finished"].sql
         self._insert_heads = {
             name: self._insert_head(sql[name].sql)
-            for name in ("insert_task", "insert_status_audit")
+            for name in ("insert_task", "insert_status_audit", "insert_log")
         }
         # UPDATE "QueuedTasks" SET <a>=<..?..>, ... WHERE "QueuedTasks"."Id" = ?
         head, where = update.split(" WHERE ")
@@ -157,10 +167,14 @@ class GroupedSteps:
         rest: dict[int, tuple[Generator[Step, Any, Any], Step]] = {}
         persists = [i for i in wave if type(ops[i]) is PersistOp]
         transitions = [i for i in wave if _plain_transition(ops[i])]
+        saves = [i for i in wave if type(ops[i]) is SaveLogsOp]
         taken: set[int] = set()
         if len(persists) >= MIN_GROUP:
             self._persists(cx, ops, persists, outcomes)
             taken.update(persists)
+        if len(saves) >= MIN_GROUP:
+            self._save_logs(cx, ops, saves)
+            taken.update(saves)
         if len(transitions) >= MIN_GROUP:
             self._transitions(cx, ops, transitions, outcomes, rest)
             taken.update(transitions)
@@ -225,6 +239,38 @@ class GroupedSteps:
             else:
                 audits += op.audit_steps()
         self._audit_rows(cx, audits)
+
+    def _save_logs(self, cx: sqlite3.Connection, ops: Sequence[Op], which: list[int]) -> None:
+        """The captured logs ``which`` (:class:`SaveLogsOp`, outcome ``None``), as their
+        ``steps`` would save them: one read of which tasks still exist, then every record
+        of those as grouped inserts. A refused record fails the batch (the writer retries
+        each operation alone, where a save is all its records or none)."""
+        saves = [cast(SaveLogsOp, ops[i]) for i in which]
+        exists = self._sql["select_task_exists"]
+        ids = [exists.args({"id": op.task_id})[0] for op in saves]
+        found = self._existing(cx, ids)
+        insert = self._sql["insert_log"]
+        args = [
+            insert.args(params)
+            for op, task_id in zip(saves, ids, strict=True)
+            if task_id in found
+            for params in op.log_step().params
+        ]
+        for result in self._inserts(cx, "insert_log", args):
+            if isinstance(result, sqlite3.IntegrityError):
+                raise result
+
+    def _existing(self, cx: sqlite3.Connection, ids: list[Any]) -> set[Any]:
+        """Which of the task rows ``ids`` exist."""
+        out: set[Any] = set()
+        for start, size in _chunks(len(ids)):
+            text = self._text(
+                "existing",
+                size,
+                lambda n: f'SELECT "Id" FROM "QueuedTasks" WHERE "Id" IN ({", ".join("?" * n)})',
+            )
+            out.update(r[0] for r in cx.execute(text, ids[start : start + size]))
+        return out
 
     def _audit_rows(self, cx: sqlite3.Connection, audits: list[Step]) -> None:
         """The ``insert_status_audit`` steps ``audits`` as grouped inserts. Nothing refuses

@@ -40,7 +40,7 @@ def _scenario_ids(new: int) -> dict[str, Any]:
     """The ids of :func:`_scenario`'s rows, ``new`` of them inserted in its batch."""
     return {
         "batch": uuid7(), "members": _ids(3), "parents": _ids(2), "children": _ids(2),
-        "keyed": uuid7(), "running": _ids(4), "log": uuid7(), "new": _ids(new),
+        "keyed": uuid7(), "running": _ids(4), "logs": _ids(9), "ghost": uuid7(), "new": _ids(new),
         "clash": uuid7(), "missing": uuid7(), "node": uuid.uuid4(),
     }  # fmt: skip
 
@@ -68,10 +68,15 @@ async def _scenario(path: Path, ids: dict[str, Any]) -> list[Any]:
         running = [row(_NOW, status=Q.QUEUED, task_id=i) for i in ids["running"]]
         for r in running:
             await storage.persist(r)
-        log = TaskExecutionLog(
-            id=ids["log"], task_id=running[0].id, timestamp_utc=_NOW, level="Information",
-            message="hello", sequence_number=0,
-        )  # fmt: skip
+        # two records for each running task and one for a task that does not exist
+        owners = [*(r.id for r in running for _ in range(2)), ids["ghost"]]
+        logs = [
+            TaskExecutionLog(
+                id=log_id, task_id=owner, timestamp_utc=_NOW, level="Information",
+                message=f"line {k}", sequence_number=k % 2,
+            )
+            for k, (log_id, owner) in enumerate(zip(ids["logs"], owners, strict=True))
+        ]  # fmt: skip
         # one batch: everything below is submitted before the writer runs
         calls = [
             *(
@@ -92,7 +97,10 @@ async def _scenario(path: Path, ids: dict[str, Any]) -> list[Any]:
             storage.set_completed(ids["missing"], 1.0, A.FULL),
             storage.set_status(ids["missing"], Q.FAILED, "gone", A.FULL, 1.0),
             *(storage.set_in_progress(r.id, A.FULL) for r in running),
-            storage.save_execution_logs(running[0].id, [log]),
+            *(
+                storage.save_execution_logs(owner, [log for log in logs if log.task_id == owner])
+                for owner in dict.fromkeys(owners)
+            ),
         ]
         results = await asyncio.gather(*calls, return_exceptions=True)
         return [_comparable(r) for r in results]
