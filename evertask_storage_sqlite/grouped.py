@@ -58,7 +58,15 @@ from evertask_storage_efcore_like.ops import (
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_efcore_like.schema import PARENT_INDEX
 
-__all__ = ["GROUPED", "MIN_GROUP", "SINCE", "GroupedSteps", "run_alone", "waiting_parents_sql"]
+__all__ = [
+    "GROUPED",
+    "MIN_GROUP",
+    "SINCE",
+    "GroupedSteps",
+    "existing_sql",
+    "run_alone",
+    "waiting_parents_sql",
+]
 
 GROUPED = frozenset({"insert_task", "insert_status_audit", "update_status", "probe_finished"})
 """The steps run as one statement for a whole wave."""
@@ -248,7 +256,7 @@ class GroupedSteps:
         saves = [cast(SaveLogsOp, ops[i]) for i in which]
         exists = self._sql["select_task_exists"]
         ids = [exists.args({"id": op.task_id})[0] for op in saves]
-        found = self._existing(cx, ids)
+        found = self._found(cx, "existing", existing_sql, ids)
         insert = self._sql["insert_log"]
         args = [
             insert.args(params)
@@ -256,31 +264,35 @@ class GroupedSteps:
             if task_id in found
             for params in op.log_step().params
         ]
-        for result in self._inserts(cx, "insert_log", args):
-            if isinstance(result, sqlite3.IntegrityError):
-                raise result
+        self._insert_all(cx, "insert_log", args)
 
-    def _existing(self, cx: sqlite3.Connection, ids: list[Any]) -> set[Any]:
-        """Which of the task rows ``ids`` exist."""
+    def _found(
+        self,
+        cx: sqlite3.Connection,
+        name: str,
+        build: Callable[[int], str],
+        ids: list[Any],
+        *after: Any,
+    ) -> set[Any]:
+        """The first column of the rows of ``build(n)`` run on ``ids``, ``n`` at a time
+        (each time followed by the arguments ``after``)."""
         out: set[Any] = set()
         for start, size in _chunks(len(ids)):
-            text = self._text(
-                "existing",
-                size,
-                lambda n: f'SELECT "Id" FROM "QueuedTasks" WHERE "Id" IN ({", ".join("?" * n)})',
-            )
-            out.update(r[0] for r in cx.execute(text, ids[start : start + size]))
+            text = self._text(name, size, build)
+            out.update(r[0] for r in cx.execute(text, [*ids[start : start + size], *after]))
         return out
 
     def _audit_rows(self, cx: sqlite3.Connection, audits: list[Step]) -> None:
-        """The ``insert_status_audit`` steps ``audits`` as grouped inserts. Nothing refuses
-        an audit row but a broken database: the batch then fails (the writer retries each
+        """The ``insert_status_audit`` steps ``audits`` as grouped inserts."""
+        if audits:
+            audit = self._sql["insert_status_audit"]
+            self._insert_all(cx, "insert_status_audit", [audit.args(s.params) for s in audits])
+
+    def _insert_all(self, cx: sqlite3.Connection, name: str, args: list[tuple[Any, ...]]) -> None:
+        """Rows that nothing refuses but a broken database (audit rows, log records) as
+        grouped inserts; a refused row fails the batch (the writer then retries each
         operation alone)."""
-        if not audits:
-            return
-        audit = self._sql["insert_status_audit"]
-        args = [audit.args(step.params) for step in audits]
-        for result in self._inserts(cx, "insert_status_audit", args):
+        for result in self._inserts(cx, name, args):
             if isinstance(result, sqlite3.IntegrityError):
                 raise result
 
@@ -316,23 +328,13 @@ class GroupedSteps:
         self._audit_rows(cx, audits)
         if not releasing:
             return
-        waiting = self._waiting_parents(cx, [row[0] for _, _, row in releasing])
+        ids = [row[0] for _, _, row in releasing]
+        waiting = self._found(cx, "waiting_parents", waiting_parents_sql, ids, _WAITING_PARENT)
         for i, op, (task_id, batch_id, workflow_id, counted) in releasing:
             member = (batch_id is not None or workflow_id is not None) and not counted
             if member or task_id in waiting:
                 gen = op.finish()
                 rest[i] = (gen, next(gen))
-
-    def _waiting_parents(self, cx: sqlite3.Connection, ids: list[Any]) -> set[Any]:
-        """Which of the rows ``ids`` have continuations waiting for them (a seek of the
-        parent index per id)."""
-        out: set[Any] = set()
-        for start, size in _chunks(len(ids)):
-            text = self._text("waiting_parents", size, waiting_parents_sql)
-            out.update(
-                r[0] for r in cx.execute(text, [*ids[start : start + size], _WAITING_PARENT])
-            )
-        return out
 
     # -- the grouped statements ------------------------------------------------------------
     def _group(
@@ -416,6 +418,11 @@ def waiting_parents_sql(rows: int) -> str:
         f'SELECT DISTINCT "ParentTaskId" FROM "QueuedTasks" INDEXED BY "{PARENT_INDEX}" '
         f'WHERE "ParentTaskId" IN ({", ".join("?" * rows)}) AND "Status" = ?'
     )
+
+
+def existing_sql(rows: int) -> str:
+    """Which of ``rows`` task ids exist."""
+    return f'SELECT "Id" FROM "QueuedTasks" WHERE "Id" IN ({", ".join("?" * rows)})'
 
 
 def _plain_transition(op: Op) -> bool:
