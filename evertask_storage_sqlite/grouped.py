@@ -1,7 +1,7 @@
 """SQLite's set-based fast path: the same step of many operations as one statement.
 
 A batch of the group-commit writer holds the writes of many tasks: for each, its row's
-insert, or its status update, audit rows and the probe for what its end releases. Run
+insert, or its status update, audit rows and the read of what its end releases. Run
 one by one, each is a statement, and each statement hands the GIL to the event loop
 and takes it back (sqlite3 releases it around every step): when the loop is busy that
 handoff costs more CPU than the statement (storage suite, docs/benchmarks.md). So the
@@ -9,9 +9,9 @@ executor runs the operations of a *wave* (no task id or key twice:
 :func:`~evertask_storage_efcore_like.ops.waves`; a batch holding maintenance, or too small
 to group, runs one by one) side by side: each round takes every
 operation's next step, and the steps named in :data:`GROUPED` run as one statement per
-name (a multi-row ``INSERT``, an ``UPDATE ... FROM (VALUES ...) RETURNING``, a probe by
-``IN``); an operation whose next step is anything else finishes afterwards, one by one
-in batch order, as :func:`~evertask_storage_efcore_like.ops.drive` would run it.
+name (a multi-row ``INSERT``); an operation whose next step is anything else finishes
+afterwards, one by one in batch order, as :func:`~evertask_storage_efcore_like.ops.drive`
+would run it.
 
 New rows, status writes and saved logs (:class:`~evertask_storage_efcore_like.ops.PersistOp`,
 :class:`~evertask_storage_efcore_like.ops.TransitionOp`,
@@ -68,8 +68,10 @@ __all__ = [
     "waiting_parents_sql",
 ]
 
-GROUPED = frozenset({"insert_task", "insert_status_audit", "update_status", "probe_finished"})
-"""The steps run as one statement for a whole wave."""
+GROUPED = frozenset({"insert_status_audit"})
+"""The steps the rounds run as one statement for a whole wave (the audit rows of
+compare-and-sets, recurring runs and requeues; new rows, status writes and saved logs
+have statements of their own, below)."""
 
 _CHUNKS = (64, 32, 16, 8, 4, 2, 1)
 """Rows per grouped statement: a few fixed sizes, so sqlite3's statement cache keeps
@@ -106,13 +108,13 @@ def _chunks(count: int) -> list[tuple[int, int]]:
 
 
 class GroupedSteps:
-    """The grouped forms of the :data:`GROUPED` statements, and the rounds that use them."""
+    """A wave's grouped statements: those of new rows, status writes and saved logs, and
+    the rounds that group the :data:`GROUPED` steps of the other operations."""
 
     def __init__(self, sql: PrecompiledCache) -> None:
         self._sql = sql
         self._texts: dict[tuple[str, int], str] = {}
         update = sql["update_status"].sql
-        probe = sql["probe_finished"].sql
         self._insert_heads = {
             name: self._insert_head(sql[name].sql)
             for name in ("insert_task", "insert_status_audit", "insert_log")
@@ -126,18 +128,6 @@ class GroupedSteps:
         self._update = (
             _PLACEHOLDER.sub(lambda _: f"v.column{next(numbered)}", head),
             columns,
-        )
-        # SELECT <cols> FROM ... WHERE "QueuedTasks"."Id" = ? LIMIT ? OFFSET ?
-        select, rest = probe.split(" \nFROM ", 1)
-        source, where = rest.split(" \nWHERE ")
-        if (
-            not select.startswith("SELECT ")
-            or source.count("?") != 1  # the waiting status: the probe's first argument
-            or where != '"QueuedTasks"."Id" = ?\n LIMIT ? OFFSET ?'
-        ):
-            raise ValueError(f"probe_finished has an unexpected shape: {probe}")
-        self._probe = (
-            f'SELECT "QueuedTasks"."Id", {select[7:]} FROM {source} WHERE "QueuedTasks"."Id" IN '
         )
 
     @staticmethod
@@ -313,7 +303,7 @@ class GroupedSteps:
         update = self._sql["update_status"]
         transitions = [cast(TransitionOp, ops[i]) for i in which]
         args = [update.args(op.update_step().params) for op in transitions]
-        found = self._updates(cx, args, _MEMBERSHIP)
+        found = self._updates(cx, args)
         audits: list[Step] = []
         releasing: list[tuple[int, TransitionOp, tuple[Any, ...]]] = []
         for i, op, a in zip(which, transitions, args, strict=True):
@@ -343,13 +333,7 @@ class GroupedSteps:
         if len(steps) < MIN_GROUP:  # a grouped statement costs more for so few rows
             return [_outcome(run, step) for step in steps]
         prepared = self._sql[name]
-        args = [prepared.args(step.params) for step in steps]
-        if name == "update_status":
-            matched = self._updates(cx, args, '"Id"')
-            return [1 if a[-1] in matched else 0 for a in args]
-        if name == "probe_finished":
-            return self._probes(cx, args)
-        return self._inserts(cx, name, args)
+        return self._inserts(cx, name, [prepared.args(step.params) for step in steps])
 
     def _text(self, name: str, rows: int, build: Callable[[int], str]) -> str:
         """The grouped text of ``name`` for ``rows`` rows, built once."""
@@ -376,38 +360,26 @@ class GroupedSteps:
         return out
 
     def _updates(
-        self, cx: sqlite3.Connection, args: list[tuple[Any, ...]], returning: str
+        self, cx: sqlite3.Connection, args: list[tuple[Any, ...]]
     ) -> dict[Any, tuple[Any, ...]]:
-        """The grouped ``update_status``: the ``returning`` columns (the id first) of each
-        row it changed, by id."""
+        """The grouped ``update_status``: the :data:`_MEMBERSHIP` columns (the id first)
+        of each row it changed, by id."""
         head, columns = self._update
         row = f"({', '.join('?' * columns)})"
         changed: dict[Any, tuple[Any, ...]] = {}
         for start, size in _chunks(len(args)):
             text = self._text(
-                f"update_status RETURNING {returning}",
+                "update_status",
                 size,
                 lambda n: (
                     f"{head} FROM (VALUES {', '.join([row] * n)}) AS v "
-                    f'WHERE "QueuedTasks"."Id" = v.column{columns} RETURNING {returning}'
+                    f'WHERE "QueuedTasks"."Id" = v.column{columns} RETURNING {_MEMBERSHIP}'
                 ),
             )
             part = args[start : start + size]
             for r in cx.execute(text, [v for a in part for v in a]):
                 changed[r[0]] = tuple(r)
         return changed
-
-    def _probes(self, cx: sqlite3.Connection, args: list[tuple[Any, ...]]) -> list[Any]:
-        found: dict[Any, list[tuple[Any, ...]]] = {}
-        waiting = args[0][0]  # (the waiting status, the id, LIMIT 1, OFFSET 0)
-        for start, size in _chunks(len(args)):
-            text = self._text(
-                "probe_finished", size, lambda n: f"{self._probe}({', '.join('?' * n)})"
-            )
-            ids = [a[1] for a in args[start : start + size]]
-            for row in cx.execute(text, [waiting, *ids]):
-                found.setdefault(row[0], [tuple(row[1:])])  # the first row, as LIMIT 1 gives
-        return [found.get(a[1], []) for a in args]
 
 
 def waiting_parents_sql(rows: int) -> str:

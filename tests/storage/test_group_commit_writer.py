@@ -4,7 +4,8 @@ withdrawals of writes no batch has taken."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from evertask_storage_efcore_like.ops import Op
@@ -34,35 +35,34 @@ class _Recording:
         return None
 
 
-async def _first_batch_started(executor: _Recording) -> None:
-    async with asyncio.timeout(5):
-        while not executor.batches:
-            await asyncio.sleep(0)
-
-
-async def test_batches_keep_submission_order_and_max_batch() -> None:
+@contextlib.asynccontextmanager
+async def _held(max_batch: int) -> AsyncIterator[tuple[GroupCommitWriter, _Recording, Any]]:
+    """A started writer whose first batch (the write "a", its future third in what it yields) is
+    being committed and waits for ``release``: what is submitted meanwhile waits too."""
     executor = _Recording()
-    writer = GroupCommitWriter(executor, max_batch=2, max_delay=0)
+    writer = GroupCommitWriter(executor, max_batch=max_batch, max_delay=0)
     writer.start()
     try:
         first = writer.submit(NamedOp("a"))
-        await _first_batch_started(executor)  # "a" is being committed; the rest wait
+        async with asyncio.timeout(5):
+            while not executor.batches:
+                await asyncio.sleep(0)
+        yield writer, executor, first
+    finally:
+        await writer.close()
+
+
+async def test_batches_keep_submission_order_and_max_batch() -> None:
+    async with _held(max_batch=2) as (writer, executor, first):
         futures = [writer.submit(NamedOp(name)) for name in "bcdef"]
         executor.release.set()
         results = await asyncio.wait_for(asyncio.gather(first, *futures), 5)
-    finally:
-        await writer.close()
     assert executor.batches == [["a"], ["b", "c"], ["d", "e"], ["f"]]
     assert results == [f"done {name}" for name in "abcdef"]
 
 
 async def test_a_withdrawn_write_leaves_its_batch_and_resolves_with_none() -> None:
-    executor = _Recording()
-    writer = GroupCommitWriter(executor, max_batch=10, max_delay=0)
-    writer.start()
-    try:
-        first = writer.submit(NamedOp("a"))
-        await _first_batch_started(executor)
+    async with _held(max_batch=10) as (writer, executor, first):
         b, c, d = (writer.submit(NamedOp(name)) for name in "bcd")
         withdrawn = writer.withdraw(c)
         assert isinstance(withdrawn, NamedOp) and withdrawn.name == "c"
@@ -75,6 +75,4 @@ async def test_a_withdrawn_write_leaves_its_batch_and_resolves_with_none() -> No
             "done b",
             "done d",
         ]
-    finally:
-        await writer.close()
     assert executor.batches == [["a"], ["b", "d"]]
