@@ -843,17 +843,18 @@ class PauseQueueOp(Op):
 def waves(ops: Sequence[Op]) -> Iterator[list[int]]:
     """Indexes of ``ops`` cut where an id or key repeats; removes and updates stand alone."""
     wave: list[int] = []
-    ids: set[Any] = set()
+    ids: set[int] = set()  # the ids' integers (a UUID's hash is a Python method)
     keys: set[str] = set()
     for i, op in enumerate(ops):
         alone = isinstance(op, RemoveOp | UpdateTaskOp)
         task_id, key = op.target_id(), op.target_key()
-        if wave and (alone or task_id in ids or (key is not None and key in keys)):
+        number = None if task_id is None else task_id.int
+        if wave and (alone or number in ids or (key is not None and key in keys)):
             yield wave
             wave, ids, keys = [], set(), set()
         wave.append(i)
-        if task_id is not None:
-            ids.add(task_id)
+        if number is not None:
+            ids.add(number)
         if key is not None:
             keys.add(key)
         if alone:

@@ -8,6 +8,7 @@ Core and the per-call cost at one tuple build.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -17,13 +18,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 __all__ = ["Precompiled", "PrecompiledCache"]
 
-_MISSING = object()
-
 
 class Precompiled:
     """One statement as positional SQL for a dialect (qmark or numeric-dollar style)."""
 
-    __slots__ = ("_plan", "names", "sql")
+    __slots__ = ("_defaults", "_processed", "_values", "names", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
@@ -35,23 +34,45 @@ class Precompiled:
             )
         self.sql: str = compiled.string
         self.names: tuple[str, ...] = tuple(names)
-        plan: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
-        for name in self.names:
+        defaults: dict[str, Any] = {}
+        processed: list[tuple[int, Callable[[Any], Any]]] = []
+        for position, name in enumerate(self.names):
             bind = compiled.binds[name]
-            default = _MISSING if bind.required else bind.value
+            if not bind.required:
+                defaults[name] = bind.value
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            plan.append((name, default, processor))
-        self._plan = tuple(plan)
+            if processor is not None:
+                processed.append((position, processor))
+        self._defaults = defaults
+        self._processed = tuple(processed)
+        self._values = _getter(self.names)
 
     def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """The positional arguments for ``params`` (names as in the Core statement)."""
-        out: list[Any] = []
-        for name, default, processor in self._plan:
-            value = params.get(name, default)
-            if value is _MISSING:
-                raise KeyError(f"Missing bind parameter {name!r} for: {self.sql}")
-            out.append(value if processor is None or value is None else processor(value))
+        if self._defaults:
+            params = {**self._defaults, **params}
+        try:
+            values = self._values(params)
+        except KeyError as error:
+            raise KeyError(f"Missing bind parameter {error.args[0]!r} for: {self.sql}") from None
+        if not self._processed:
+            return values
+        out = list(values)
+        for position, processor in self._processed:
+            value = out[position]
+            if value is not None:
+                out[position] = processor(value)
         return tuple(out)
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of ``names`` in a mapping, as a tuple, in one C call."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    if names:
+        name = names[0]
+        return lambda params: (params[name],)
+    return lambda params: ()
 
 
 class PrecompiledCache:

@@ -15,6 +15,24 @@ __all__ = ["GuidType", "UtcDateTime", "exact_text", "long_text", "to_utc"]
 
 _NATIVE_UUID = frozenset({"postgresql", "mssql"})
 
+_TEXTS: dict[int, str] = {}
+"""The text of recently bound UUIDs, by value: a task's id is bound by its insert, its
+status writes and audit rows, the node's id with every row, and ``str(uuid)`` is a Python
+method costing about eight times a lookup here."""
+_TEXTS_MAX = 4096
+"""Entries kept before :data:`_TEXTS` starts over (an id missing is only formatted again)."""
+
+
+def _uuid_text(value: uuid.UUID) -> str:
+    """``str(value)``, remembered."""
+    key = value.int
+    text = _TEXTS.get(key)
+    if text is None:
+        if len(_TEXTS) >= _TEXTS_MAX:
+            _TEXTS.clear()
+        text = _TEXTS[key] = str(value)
+    return text
+
 
 class GuidType(TypeDecorator[uuid.UUID]):
     """A UUID: native ``uuid`` (PostgreSQL) / ``uniqueidentifier`` (SQL Server), else CHAR(36).
@@ -47,7 +65,7 @@ class GuidType(TypeDecorator[uuid.UUID]):
 
         def process(value: Any) -> str | None:  # CHAR(36) needs no further processing
             if value.__class__ is uuid.UUID:
-                return str(value)
+                return _uuid_text(value)
             return general(value, dialect)  # type: ignore[no-any-return]
 
         return process
@@ -108,6 +126,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         # one step instead of this type's then SQLite DATETIME's (a dict-based format):
         # the same fixed-width text, "YYYY-MM-DD HH:MM:SS.ffffff", of the naive UTC time
         def process(value: Any) -> str | None:
+            if value.__class__ is datetime and value.tzinfo is UTC:  # utc_now()'s: as is
+                return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
             utc = to_utc(value)
             if utc is None:
                 return None

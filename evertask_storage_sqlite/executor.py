@@ -41,6 +41,7 @@ from evertask_storage_efcore_like.ops import Op, Step, StepMode, drive_async
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
 from evertask_storage_efcore_like.statements import Statements
 
+from .binding import bind_none_directly
 from .grouped import SINCE, GroupedSteps, run_alone
 
 __all__ = ["SqliteExecutor"]
@@ -64,6 +65,7 @@ class SqliteExecutor:
         checkpointer: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
+        bind_none_directly()
         self._sql = PrecompiledCache(statements, engine.dialect)
         self._grouped = GroupedSteps(self._sql) if sqlite3.sqlite_version_info >= SINCE else None
         self._busy_timeout_ms = busy_timeout_ms

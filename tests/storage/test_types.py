@@ -42,3 +42,14 @@ def test_guid_text_is_what_sqlalchemy_would_write() -> None:
     text = "6F9619FF-8B86-D011-B42D-00CF4FC964FF"
     assert fused(text) == str(uuid.UUID(text))
     assert fused(None) is None
+
+
+def test_guid_text_stays_right_past_the_remembered_ones() -> None:
+    from evertask_storage_efcore_like import types
+
+    fused = GuidType().dialect_impl(DIALECT).bind_processor(DIALECT)
+    values = [uuid.uuid4() for _ in range(types._TEXTS_MAX + 500)]
+    for _ in range(2):  # the second pass finds some remembered, some formatted again
+        for value in values:
+            assert fused(value) == str(value)
+            assert len(types._TEXTS) <= types._TEXTS_MAX
