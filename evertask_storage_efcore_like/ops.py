@@ -7,6 +7,11 @@ thread, SQLAlchemy under ``run_sync``) or asynchronously (asyncpg), so the logic
 every write exists once. A generator *returns* the operation's outcome; an expected
 failure (a missing row where the contract says raise) is returned as an exception
 instance, database errors propagate.
+
+Operations and steps are built once per write and never changed, but they are not
+``frozen`` dataclasses: a frozen dataclass sets each field through
+``object.__setattr__``, which made a status write's operation eight times as slow to
+build (1.9 µs against 0.23 µs for its 13 fields), and every task builds several.
 """
 
 from __future__ import annotations
@@ -77,7 +82,7 @@ class StepMode(IntEnum):
     ROWS = 3  # every row, as tuples
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Step:
     """One statement execution requested by an operation."""
 
@@ -298,7 +303,7 @@ class Op:
         raise NotImplementedError
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class PersistOp(Op):
     """Insert a task row, plus its status audit when ``audit_ts`` is set."""
 
@@ -328,7 +333,7 @@ class PersistOp(Op):
             yield step
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class PersistContinuationOp(Op):
     """Insert a continuation after a locking read of its parent: WaitingParent while the
     parent runs, or released (Queued, no owner) / cancelled at once when it has finished.
@@ -370,7 +375,7 @@ class PersistContinuationOp(Op):
         return status
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class PersistUnitOp(Op):
     """Insert batch records and task rows together (a batch or a workflow): the records,
     the rows, the rows' status audits. Their ids are new, so it reorders with nothing."""
@@ -394,7 +399,7 @@ class PersistUnitOp(Op):
             yield Step("insert_status_audit", audits, StepMode.MANY)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class CancelBatchOp(Op):
     """Cancel a Running batch record (a workflow with its running groups): each member
     that has not finished is written Cancelled and finished (:func:`finish_steps`), then
@@ -444,7 +449,7 @@ class CancelBatchOp(Op):
         return cancelled
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RetryMemberOp(Op):
     """Requeue a Failed or Cancelled batch member in place (``BatchStore.retry_member``):
     ``True``; ``False`` when the row is not a member; a ``ValueError`` with the reason
@@ -517,7 +522,7 @@ def revive_steps(parent_id: Any, parent_status: str, ts: datetime) -> StepGen:
         yield from revive_steps(child_id, _CANCELLED, ts)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TransitionOp(Op):
     """A status change; ``stamp`` sets LastExecutionUtc, ``ms`` ExecutionTimeMs (if set).
 
@@ -608,7 +613,7 @@ class TransitionOp(Op):
         return None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TryQueuedOp(Op):
     """Compare-and-set to Queued when the row is recoverable at ``now`` (and, with
     ``owner``, owned by that node); returns a bool."""
@@ -641,7 +646,7 @@ class RunsAuditMode(IntEnum):
     IF_ERROR = 2  # only if the row is Failed or carries an exception (ErrorsOnly)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RunOp(Op):
     """Count a recurring run and set the next one; ``complete`` also marks it Completed.
 
@@ -713,7 +718,7 @@ class RunOp(Op):
         return None if n else _missing(tid)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RecoveryCounterOp(Op):
     """Increment (returning the new count, 0 if missing) or clear the recovery counter."""
 
@@ -734,7 +739,7 @@ class RecoveryCounterOp(Op):
         return int(value or 0)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class UpdateTaskOp(Op):
     """Overwrite a row's definition columns; optionally revive a Cancelled row."""
 
@@ -775,7 +780,7 @@ class UpdateTaskOp(Op):
         return None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RemoveOp(Op):
     """Delete a row (its audits and logs cascade)."""
 
@@ -788,7 +793,7 @@ class RemoveOp(Op):
         yield Step("delete_task", {"id": self.task_id})
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class SaveLogsOp(Op):
     """Insert captured log records of a task that still exists."""
 
@@ -826,7 +831,7 @@ class SaveLogsOp(Op):
         return None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class PauseQueueOp(Op):
     """Remember that a queue is paused (or forget it)."""
 

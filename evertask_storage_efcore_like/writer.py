@@ -83,6 +83,7 @@ class GroupCommitWriter:
         self._pending: dict[asyncio.Future[Any], Op] = {}
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self.batches = 0
         """Batches committed (or attempted) so far."""
@@ -97,15 +98,18 @@ class GroupCommitWriter:
     def start(self) -> None:
         """Start the writer task on the running loop."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+            # kept: asyncio.get_running_loop() costs a getpid() system call on Python 3.11
+            loop = self._loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run(loop), name=self._name)
 
     def submit(self, op: Op) -> asyncio.Future[Any]:
         """Queue ``op``; the returned future resolves after its transaction commits."""
-        if self._task is None or self._closing:
+        loop = self._loop
+        if loop is None or self._closing:
             raise StorageClosedError(
                 "The storage is not open; start the host (or call storage.open()) first."
             )
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending[future] = op
         self._wake()
         return future
@@ -131,7 +135,7 @@ class GroupCommitWriter:
         try:
             await task
         finally:
-            self._task = None
+            self._task = self._loop = None
             self._fail_pending(StorageClosedError("The storage was closed."))
 
     # -- internals -------------------------------------------------------------------------
@@ -146,21 +150,20 @@ class GroupCommitWriter:
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
-    async def _sleep(self) -> None:
-        self._wakeup = asyncio.get_running_loop().create_future()
+    async def _sleep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._wakeup = loop.create_future()
         try:
             await self._wakeup
         finally:
             self._wakeup = None
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             while True:
                 if not self._pending or not self._idle:
                     if self._closing and not self._pending:
                         break
-                    await self._sleep()
+                    await self._sleep(loop)
                     continue
                 await self._gather()
                 futures, ops = self._take()
