@@ -52,6 +52,9 @@ class WorkerQueue:
         self._held = False
         self._throttled = False  # adaptive throttling: the process is overloaded
         self._start: Starter | None = None  # the executor's, between start and close
+        # the loop of the last start (asyncio.get_running_loop() costs a getpid() system
+        # call on Python 3.11, and a full queue makes every dispatch wait here)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- state -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -120,6 +123,7 @@ class WorkerQueue:
         """Start runs through ``start(queue, run)`` (the executor), beginning with those
         already waiting."""
         self._start = start
+        self._loop = asyncio.get_running_loop()
         self._fill()
 
     # -- producers -------------------------------------------------------------------------
@@ -136,7 +140,7 @@ class WorkerQueue:
         while not self.try_reserve_waiting():
             if self._closed:
                 raise QueueClosedError(self.name)
-            fut = asyncio.get_running_loop().create_future()
+            fut = (self._loop or asyncio.get_running_loop()).create_future()
             self._putters.append(fut)
             try:
                 await fut
