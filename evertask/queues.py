@@ -52,8 +52,8 @@ class WorkerQueue:
         self._held = False
         self._throttled = False  # adaptive throttling: the process is overloaded
         self._start: Starter | None = None  # the executor's, between start and close
-        # the loop of the last start (asyncio.get_running_loop() costs a getpid() system
-        # call on Python 3.11, and a full queue makes every dispatch wait here)
+        # the loop between start and close, like _start (asyncio.get_running_loop() costs a
+        # getpid() system call on Python 3.11, and a full queue makes every dispatch wait)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- state -----------------------------------------------------------------------------
@@ -213,7 +213,7 @@ class WorkerQueue:
     def close(self) -> list[TaskRun]:
         """Start no more runs; wake every waiting dispatcher; return the runs left waiting."""
         self._closed = True
-        self._start = None
+        self._start = self._loop = None
         left = list(self._items)
         self._items.clear()
         while self._putters:

@@ -83,7 +83,6 @@ class GroupCommitWriter:
         self._pending: dict[asyncio.Future[Any], Op] = {}
         self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self.batches = 0
         """Batches committed (or attempted) so far."""
@@ -98,18 +97,19 @@ class GroupCommitWriter:
     def start(self) -> None:
         """Start the writer task on the running loop."""
         if self._task is None:
-            # kept: asyncio.get_running_loop() costs a getpid() system call on Python 3.11
-            loop = self._loop = asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
             self._task = loop.create_task(self._run(loop), name=self._name)
 
     def submit(self, op: Op) -> asyncio.Future[Any]:
         """Queue ``op``; the returned future resolves after its transaction commits."""
-        loop = self._loop
-        if loop is None or self._closing:
+        task = self._task
+        if task is None or self._closing:
             raise StorageClosedError(
                 "The storage is not open; start the host (or call storage.open()) first."
             )
-        future: asyncio.Future[Any] = loop.create_future()
+        # the writer's loop from its task: asyncio.get_running_loop() costs a getpid()
+        # system call on Python 3.11, and every write comes here
+        future: asyncio.Future[Any] = task.get_loop().create_future()
         self._pending[future] = op
         self._wake()
         return future
@@ -135,7 +135,7 @@ class GroupCommitWriter:
         try:
             await task
         finally:
-            self._task = self._loop = None
+            self._task = None
             self._fail_pending(StorageClosedError("The storage was closed."))
 
     # -- internals -------------------------------------------------------------------------
