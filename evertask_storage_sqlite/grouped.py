@@ -6,8 +6,9 @@ one by one, each is a statement, and each statement hands the GIL to the event l
 and takes it back (sqlite3 releases it around every step): when the loop is busy that
 handoff costs more CPU than the statement (storage suite, docs/benchmarks.md). So the
 executor runs the operations of a *wave* (no task id or key twice:
-:func:`~evertask_storage_efcore_like.ops.waves`; a batch holding maintenance, or too small
-to group, runs one by one) side by side: each round takes every
+:func:`~evertask_storage_efcore_like.ops.waves`; a batch too small to group runs one by
+one, and maintenance runs alone where it stands, between the waves of the writes before
+and after it) side by side: each round takes every
 operation's next step, and the steps named in :data:`GROUPED` run as one statement per
 name (a multi-row ``INSERT``); an operation whose next step is anything else finishes
 afterwards, one by one in batch order, as :func:`~evertask_storage_efcore_like.ops.drive`
@@ -142,13 +143,32 @@ class GroupedSteps:
         self, cx: sqlite3.Connection, ops: Sequence[Op], outcomes: list[Any], run: Runner
     ) -> None:
         """Run the batch ``ops``, each outcome into ``outcomes``; ``run`` executes a step on
-        its own. Maintenance (never reordered) and batches too small to group run one by
-        one."""
-        if len(ops) < MIN_GROUP or any(op.heavy for op in ops):
+        its own. A batch too small to group runs one by one; maintenance runs alone where
+        it stands (never reordered), and the writes between two of them are grouped."""
+        if len(ops) < MIN_GROUP:
             run_alone(ops, range(len(ops)), outcomes, run)
             return
-        for wave in waves(ops):
-            self._run_wave(cx, ops, wave, outcomes, run)
+        start = 0
+        for i, op in enumerate(ops):
+            if op.heavy:
+                self._run_span(cx, ops, start, i, outcomes, run)
+                run_alone(ops, (i,), outcomes, run)
+                start = i + 1
+        self._run_span(cx, ops, start, len(ops), outcomes, run)
+
+    def _run_span(
+        self,
+        cx: sqlite3.Connection,
+        ops: Sequence[Op],
+        start: int,
+        stop: int,
+        outcomes: list[Any],
+        run: Runner,
+    ) -> None:
+        """The operations ``ops[start:stop]`` (none of them maintenance), wave by wave."""
+        span = ops if start == 0 and stop == len(ops) else ops[start:stop]
+        for wave in waves(span):
+            self._run_wave(cx, ops, [start + k for k in wave] if start else wave, outcomes, run)
 
     def _run_wave(
         self,

@@ -22,6 +22,7 @@ from evertask.storage import TaskExecutionLog
 from evertask.storage.models import BatchStatus, TaskBatch
 from evertask.storage.protocol import FAST_PATHS_ENV
 from evertask_abstractions import AuditLevel, BatchKind, QueuedTaskStatus
+from evertask_storage_efcore_like.counts import FOLD_BATCH, FoldCountsOp
 from evertask_storage_sqlite import SqliteTaskStorage
 from evertask_storage_sqlite.grouped import GroupedSteps, _chunks, waiting_parents_sql
 
@@ -45,8 +46,14 @@ def _scenario_ids(new: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _scenario(path: Path, ids: dict[str, Any]) -> list[Any]:
+async def _scenario(path: Path, ids: dict[str, Any], *, fold: bool = False) -> list[Any]:
+    """The scenario's batch; with ``fold``, a fold of the count deltas (maintenance) in its
+    middle: after the members' completions, before the parents'."""
     storage = SqliteTaskStorage(path, now=lambda: _NOW)
+
+    async def fold_counts() -> Any:
+        return await storage._submit(FoldCountsOp(FOLD_BATCH, locked_read=False))
+
     await storage.open()
     try:
         batch = TaskBatch(
@@ -92,6 +99,7 @@ async def _scenario(path: Path, ids: dict[str, Any]) -> list[Any]:
             ),
             storage.persist(row(_NOW, task_id=ids["clash"], task_key="taken")),
             *(storage.set_completed(m.id, 1.5, A.FULL, f'"{k}"') for k, m in enumerate(members)),
+            *([fold_counts()] if fold else []),
             storage.set_completed(parents[0].id, 2.0, A.FULL, owner=ids["node"], room=4),
             storage.set_status(parents[1].id, Q.FAILED, "boom", A.FULL, 3.0),
             storage.set_completed(ids["missing"], 1.0, A.FULL),
@@ -160,6 +168,32 @@ def test_grouped_statements_match_the_canonical_path(
     assert fast.count("TaskKeyConflictError") == 2  # the second "dup" and "taken"
     parent_done = len(ids["new"]) + 1 + len(ids["members"])  # its call's place in the list
     assert fast[parent_done] == [(str(ids["children"][0]), "Queued", str(ids["node"]))]
+    assert _dump(tmp_path / "fast.db") == _dump(tmp_path / "canonical.db")
+
+
+def test_maintenance_in_a_batch_runs_in_its_place_and_the_rest_is_grouped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a fold of the count deltas lands in the middle of a batch of writes: the writes on
+    # either side still run as grouped statements, and the fold sees exactly the writes
+    # before it (the members' completions), not those after (the parents')
+    ids = _scenario_ids(new=70)
+    sizes: list[int] = []
+    inserts = GroupedSteps._inserts
+
+    def counting(self: GroupedSteps, cx: Any, name: str, args: list[Any]) -> list[Any]:
+        sizes.append(len(args))
+        return inserts(self, cx, name, args)
+
+    monkeypatch.setattr(GroupedSteps, "_inserts", counting)
+    monkeypatch.delenv(FAST_PATHS_ENV, raising=False)
+    fast = asyncio.run(_scenario(tmp_path / "fast.db", ids, fold=True))
+    assert max(sizes) >= 32
+    monkeypatch.setenv(FAST_PATHS_ENV, "0")
+    canonical = asyncio.run(_scenario(tmp_path / "canonical.db", ids, fold=True))
+    assert fast == canonical
+    folded = len(ids["new"]) + 1 + len(ids["members"])  # the fold's place in the list
+    assert fast[folded] == len(ids["members"])
     assert _dump(tmp_path / "fast.db") == _dump(tmp_path / "canonical.db")
 
 
