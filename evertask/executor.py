@@ -39,7 +39,7 @@ from .registry import HandlerDescriptor
 from .run import TaskRun
 from .storage.models import QueuedTask
 from .storage.protocol import PipelinedStorage, TaskStorage
-from .storage.retrying import write_retrying
+from .storage.retrying import retry_write, write_retrying
 from .throttling import Admission, RateLimitGate
 from .workflows import result_json
 
@@ -77,7 +77,7 @@ class Execution(CancellationToken):
     its own, linked to it, so the timeout cancels only that attempt.
     """
 
-    __slots__ = ("attempt", "cancel_reason", "in_handler", "result", "run", "task")
+    __slots__ = ("attempt", "cancel_reason", "failures", "in_handler", "result", "run", "task")
 
     def __init__(self, run: TaskRun) -> None:
         super().__init__()
@@ -87,6 +87,9 @@ class Execution(CancellationToken):
         self.cancel_reason: CancelReason | None = None
         self.in_handler = False  # only the handler phase is interrupted by task.cancel()
         self.result: Any = None  # what the handler's last attempt returned
+        # the failed attempts before the last one, from the first retry on (most runs have
+        # none: no list lives through their status writes for the collector to walk)
+        self.failures: list[BaseException] | None = None
 
     def cancel(self, reason: CancelReason) -> None:
         """Cancel the handler: its token first (sync handlers), then its asyncio task."""
@@ -283,7 +286,7 @@ class WorkerExecutor:
         except Exception:
             log.exception("The handler of task %s could not be built for on_error.", run.id)
             handler = None
-        await self._finish(run, handler, _Outcome.FAILED, error, [], 0.0, None)
+        await self._finish(run, handler, _Outcome.FAILED, error, None, 0.0, None)
 
     def _skip_cancelled(self, run: TaskRun) -> None:
         self._publish(
@@ -378,7 +381,6 @@ class WorkerExecutor:
         outcome = _Outcome.FAILED
         error: BaseException | None = None
         result: str | None = None  # the handler's JSON result
-        previous: list[BaseException] = []  # failed attempts before the last one
         start = time.perf_counter()
         scopes = self._observe(run) if self._observers else None
         capture = None
@@ -415,7 +417,7 @@ class WorkerExecutor:
                     raise asyncio.CancelledError
                 await plan.policy.execute(
                     self._attempt_fn(run, execution, handler, plan.timeout),
-                    self._on_retry_fn(run, handler, previous),
+                    self._on_retry_fn(run, handler, execution),
                 )
                 value = execution.result
                 if value is not None or desc.handler_class.result_type is not None:
@@ -441,7 +443,9 @@ class WorkerExecutor:
         logs = capture.finish() if capture is not None else None
         if scopes:
             self._finish_scopes(scopes, outcome, error, elapsed_ms)
-        await self._finish(run, handler, outcome, error, previous, elapsed_ms, logs, result)
+        await self._finish(
+            run, handler, outcome, error, execution.failures, elapsed_ms, logs, result
+        )
 
     def _observe(self, run: TaskRun) -> list[ExecutionScope]:
         wait = time.perf_counter() - run.enqueued_at if run.enqueued_at else None
@@ -472,22 +476,24 @@ class WorkerExecutor:
                 log.exception("A task observer failed in finish().")
 
     def _on_retry_fn(
-        self, run: TaskRun, handler: EverTaskHandler[Any], previous: list[BaseException]
+        self, run: TaskRun, handler: EverTaskHandler[Any], execution: Execution
     ) -> Callable[[int, BaseException, timedelta], Awaitable[None]]:
         """The policy's ``on_retry`` for one run."""
-        return functools.partial(self._on_retry, run, handler, previous)
+        return functools.partial(self._on_retry, run, handler, execution)
 
     async def _on_retry(
         self,
         run: TaskRun,
         handler: EverTaskHandler[Any],
-        previous: list[BaseException],
+        execution: Execution,
         number: int,
         exc: BaseException,
         delay: timedelta,
     ) -> None:
         tid = run.id
-        previous.append(exc)
+        if execution.failures is None:
+            execution.failures = []
+        execution.failures.append(exc)
         for scope in run.scopes or ():
             try:
                 scope.retry(number, exc, delay)
@@ -591,7 +597,7 @@ class WorkerExecutor:
         handler: EverTaskHandler[Any] | None,
         outcome: _Outcome,
         error: BaseException | None,
-        previous: list[BaseException],
+        previous: list[BaseException] | None,
         elapsed_ms: float,
         logs: Any,
         result: str | None = None,
@@ -614,15 +620,23 @@ class WorkerExecutor:
             if outcome is _Outcome.COMPLETED:
                 if storage is not None and not recurring:
                     owner, room = self.hand_over()
-                    released = await write_retrying(
-                        storage.set_completed,
-                        tid,
-                        elapsed_ms,
-                        level,
-                        result,
-                        owner=owner,
-                        room=room,
-                    )
+                    # the first attempt awaited here, not through write_retrying: every
+                    # task makes this write, and that call's objects feed the collector
+                    try:
+                        released = await storage.set_completed(
+                            tid, elapsed_ms, level, result, owner=owner, room=room
+                        )
+                    except Exception as exc:
+                        released = await retry_write(
+                            exc,
+                            storage.set_completed,
+                            tid,
+                            elapsed_ms,
+                            level,
+                            result,
+                            owner=owner,
+                            room=room,
+                        )
                 if handler is not None and "on_completed" in hooks:
                     await self._hook(run, "on_completed", handler.on_completed(tid))
                 if self._events.has_subscribers:

@@ -3,14 +3,18 @@ at each dispatch's own audit level."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from evertask import ManualClock, MemoryTaskStorage
+from evertask.storage import retrying
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
 from tests.engine.tasks import Ping, PingHandler
-from tests.helpers import build_host, wait_status
+from tests.helpers import build_host, wait_status, wait_until
 
 S = QueuedTaskStatus
 
@@ -66,3 +70,53 @@ async def test_an_immediate_dispatch_keeps_its_own_audit_level() -> None:
             audits = [a.new_status for a in await storage.get_status_audits(tid)]
             full = [S.QUEUED, S.IN_PROGRESS, S.COMPLETED]
             assert audits == (full if level is AuditLevel.FULL else [])
+
+
+class _Hiccups(MemoryTaskStorage):
+    """A storage whose Completed writes fail ``failures`` times before they land."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.completed_calls = 0
+
+    async def set_completed(self, task_id: uuid.UUID, *args: Any, **kw: Any) -> Any:
+        self.completed_calls += 1
+        if self.completed_calls <= self.failures:
+            raise ConnectionError("the database is away")
+        return await super().set_completed(task_id, *args, **kw)
+
+
+async def test_a_completed_write_that_fails_is_retried_until_it_lands(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(retrying, "FIRST_DELAY", 0.001)
+    storage = _Hiccups(failures=2)
+    host, _ = build_host([PingHandler], storage=False, builder=lambda b: b.use_storage(storage))
+    with caplog.at_level(logging.WARNING, logger="evertask.engine"):
+        async with host:
+            tid = await host.dispatcher.dispatch(Ping(n=1))
+            await wait_status(host, tid, S.COMPLETED)
+    assert storage.completed_calls == 3
+    warnings = [r.getMessage() for r in caplog.records if "Storage write" in r.getMessage()]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("Storage write set_completed failed (attempt 1)")
+    assert "the database is away" in warnings[0]
+
+
+async def test_a_completed_write_that_keeps_failing_is_given_up_and_stays_recoverable(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(retrying, "FIRST_DELAY", 0.001)
+    monkeypatch.setattr(retrying, "RETRIES", 2)
+    storage = _Hiccups(failures=1_000)
+    host, _ = build_host([PingHandler], storage=False, builder=lambda b: b.use_storage(storage))
+    with caplog.at_level(logging.WARNING, logger="evertask.engine"):
+        async with host:
+            tid = await host.dispatcher.dispatch(Ping(n=1))
+            await wait_until(
+                lambda: any("failed permanently" in r.getMessage() for r in caplog.records)
+            )
+            row = await storage.get(tid)
+    assert storage.completed_calls == 3  # the first attempt and two retries
+    assert row is not None and row.status is S.IN_PROGRESS  # recovered at the next start
