@@ -87,12 +87,18 @@ class _Hiccups(MemoryTaskStorage):
         return await super().set_completed(task_id, *args, **kw)
 
 
+def _host_on(storage: MemoryTaskStorage, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A host on ``storage`` whose status writes retry after a millisecond."""
+    monkeypatch.setattr(retrying, "FIRST_DELAY", 0.001)
+    host, _ = build_host([PingHandler], storage=False, builder=lambda b: b.use_storage(storage))
+    return host
+
+
 async def test_a_completed_write_that_fails_is_retried_until_it_lands(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(retrying, "FIRST_DELAY", 0.001)
     storage = _Hiccups(failures=2)
-    host, _ = build_host([PingHandler], storage=False, builder=lambda b: b.use_storage(storage))
+    host = _host_on(storage, monkeypatch)
     with caplog.at_level(logging.WARNING, logger="evertask.engine"):
         async with host:
             tid = await host.dispatcher.dispatch(Ping(n=1))
@@ -107,10 +113,9 @@ async def test_a_completed_write_that_fails_is_retried_until_it_lands(
 async def test_a_completed_write_that_keeps_failing_is_given_up_and_stays_recoverable(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(retrying, "FIRST_DELAY", 0.001)
     monkeypatch.setattr(retrying, "RETRIES", 2)
     storage = _Hiccups(failures=1_000)
-    host, _ = build_host([PingHandler], storage=False, builder=lambda b: b.use_storage(storage))
+    host = _host_on(storage, monkeypatch)
     with caplog.at_level(logging.WARNING, logger="evertask.engine"):
         async with host:
             tid = await host.dispatcher.dispatch(Ping(n=1))

@@ -144,10 +144,12 @@ def _dump(path: Path) -> dict[str, list[Any]]:
 _AUTOINCREMENT = {"StatusAudit", "RunsAudit", "TaskCountDeltas"}
 
 
-def test_grouped_statements_match_the_canonical_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ids = _scenario_ids(new=70)
+def _fast_and_canonical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ids: dict[str, Any], **scenario: Any
+) -> tuple[list[Any], list[Any]]:
+    """The scenario's outcomes with the fast path (whose new rows must run as grouped
+    inserts) and with the canonical path (no grouped statement); both databases must end
+    alike, row for row."""
     sizes: list[int] = []
     inserts = GroupedSteps._inserts
 
@@ -157,18 +159,26 @@ def test_grouped_statements_match_the_canonical_path(
 
     monkeypatch.setattr(GroupedSteps, "_inserts", counting)
     monkeypatch.delenv(FAST_PATHS_ENV, raising=False)
-    fast = asyncio.run(_scenario(tmp_path / "fast.db", ids))
+    fast = asyncio.run(_scenario(tmp_path / "fast.db", ids, **scenario))
     assert max(sizes) >= 32  # the new rows' inserts ran as grouped statements
     monkeypatch.setenv(FAST_PATHS_ENV, "0")
     sizes.clear()
-    canonical = asyncio.run(_scenario(tmp_path / "canonical.db", ids))
+    canonical = asyncio.run(_scenario(tmp_path / "canonical.db", ids, **scenario))
     assert not sizes
+    assert _dump(tmp_path / "fast.db") == _dump(tmp_path / "canonical.db")
+    return fast, canonical
+
+
+def test_grouped_statements_match_the_canonical_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _scenario_ids(new=70)
+    fast, canonical = _fast_and_canonical(tmp_path, monkeypatch, ids)
     assert fast == canonical
     # the outcomes are what the contract says, not only alike
     assert fast.count("TaskKeyConflictError") == 2  # the second "dup" and "taken"
     parent_done = len(ids["new"]) + 1 + len(ids["members"])  # its call's place in the list
     assert fast[parent_done] == [(str(ids["children"][0]), "Queued", str(ids["node"]))]
-    assert _dump(tmp_path / "fast.db") == _dump(tmp_path / "canonical.db")
 
 
 def test_maintenance_in_a_batch_runs_in_its_place_and_the_rest_is_grouped(
@@ -178,23 +188,10 @@ def test_maintenance_in_a_batch_runs_in_its_place_and_the_rest_is_grouped(
     # either side still run as grouped statements, and the fold sees exactly the writes
     # before it (the members' completions), not those after (the parents')
     ids = _scenario_ids(new=70)
-    sizes: list[int] = []
-    inserts = GroupedSteps._inserts
-
-    def counting(self: GroupedSteps, cx: Any, name: str, args: list[Any]) -> list[Any]:
-        sizes.append(len(args))
-        return inserts(self, cx, name, args)
-
-    monkeypatch.setattr(GroupedSteps, "_inserts", counting)
-    monkeypatch.delenv(FAST_PATHS_ENV, raising=False)
-    fast = asyncio.run(_scenario(tmp_path / "fast.db", ids, fold=True))
-    assert max(sizes) >= 32
-    monkeypatch.setenv(FAST_PATHS_ENV, "0")
-    canonical = asyncio.run(_scenario(tmp_path / "canonical.db", ids, fold=True))
+    fast, canonical = _fast_and_canonical(tmp_path, monkeypatch, ids, fold=True)
     assert fast == canonical
     folded = len(ids["new"]) + 1 + len(ids["members"])  # the fold's place in the list
     assert fast[folded] == len(ids["members"])
-    assert _dump(tmp_path / "fast.db") == _dump(tmp_path / "canonical.db")
 
 
 def test_an_older_sqlite_runs_every_write_alone(
