@@ -52,9 +52,6 @@ class WorkerQueue:
         self._held = False
         self._throttled = False  # adaptive throttling: the process is overloaded
         self._start: Starter | None = None  # the executor's, between start and close
-        # the loop between start and close, like _start (asyncio.get_running_loop() costs a
-        # getpid() system call on Python 3.11, and a full queue makes every dispatch wait)
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- state -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -123,7 +120,6 @@ class WorkerQueue:
         """Start runs through ``start(queue, run)`` (the executor), beginning with those
         already waiting."""
         self._start = start
-        self._loop = asyncio.get_running_loop()
         self._fill()
 
     # -- producers -------------------------------------------------------------------------
@@ -140,7 +136,7 @@ class WorkerQueue:
         while not self.try_reserve_waiting():
             if self._closed:
                 raise QueueClosedError(self.name)
-            fut = (self._loop or asyncio.get_running_loop()).create_future()
+            fut = asyncio.get_running_loop().create_future()
             self._putters.append(fut)
             try:
                 await fut
@@ -213,7 +209,7 @@ class WorkerQueue:
     def close(self) -> list[TaskRun]:
         """Start no more runs; wake every waiting dispatcher; return the runs left waiting."""
         self._closed = True
-        self._start = self._loop = None
+        self._start = None
         left = list(self._items)
         self._items.clear()
         while self._putters:

@@ -126,12 +126,10 @@ class UtcDateTime(TypeDecorator[datetime]):
         # one step instead of this type's then SQLite DATETIME's (a dict-based format):
         # the same fixed-width text, "YYYY-MM-DD HH:MM:SS.ffffff", of the naive UTC time
         def process(value: Any) -> str | None:
-            if value.__class__ is datetime and value.tzinfo is UTC:  # utc_now()'s: as is
-                return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
             utc = to_utc(value)
             if utc is None:
                 return None
-            return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+            return utc.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
 
         return process
 

@@ -166,9 +166,8 @@ class GroupedSteps:
         run: Runner,
     ) -> None:
         """The operations ``ops[start:stop]`` (none of them maintenance), wave by wave."""
-        span = ops if start == 0 and stop == len(ops) else ops[start:stop]
-        for wave in waves(span):
-            self._run_wave(cx, ops, [start + k for k in wave] if start else wave, outcomes, run)
+        for wave in waves(ops[start:stop]):
+            self._run_wave(cx, ops, [start + k for k in wave], outcomes, run)
 
     def _run_wave(
         self,
