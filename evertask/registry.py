@@ -387,7 +387,10 @@ def dump_task(task: EverTask) -> str:
             "Task fields must be JSON-serializable data (str, int, float, bool, datetime, "
             "UUID, lists, dicts, nested pydantic models)."
         ) from exc
-    if b"null" in data:  # pydantic writes NaN and infinity as null: only then look for them
+    text = data.decode()
+    # pydantic writes NaN and infinity as null: only then look for them (in the text:
+    # `b"null" in data` first takes b"null" for a byte value, raising and clearing a TypeError)
+    if "null" in text:
         where = _non_finite_float(task, "")
         if where is not None:
             path, value = where
@@ -398,7 +401,7 @@ def dump_task(task: EverTask) -> str:
                 "value, or hold such numbers in a str field or a Decimal field declared "
                 "with Field(allow_inf_nan=True), which keeps them as text."
             )
-    return data.decode()
+    return text
 
 
 def _non_finite_float(value: object, path: str) -> tuple[str, float] | None:

@@ -845,13 +845,17 @@ class PauseQueueOp(Op):
             yield Step("insert_paused_queue", {"queue": self.queue_name, "ts": self.ts})
 
 
+_ALONE = (RemoveOp, UpdateTaskOp)
+"""The operations a wave holds alone (a tuple: ``A | B`` would build a union per call)."""
+
+
 def waves(ops: Sequence[Op]) -> Iterator[list[int]]:
     """Indexes of ``ops`` cut where an id or key repeats; removes and updates stand alone."""
     wave: list[int] = []
     ids: set[int] = set()  # the ids' integers (a UUID's hash is a Python method)
     keys: set[str] = set()
     for i, op in enumerate(ops):
-        alone = isinstance(op, RemoveOp | UpdateTaskOp)
+        alone = isinstance(op, _ALONE)
         task_id, key = op.target_id(), op.target_key()
         number = None if task_id is None else task_id.int
         if wave and (alone or number in ids or (key is not None and key in keys)):

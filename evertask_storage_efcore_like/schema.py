@@ -97,16 +97,24 @@ def _names(*names: str) -> list[ColumnElement[str]]:
     return [literal_column(f"'{name}'") for name in names]
 
 
-def recovery_index_predicate(tasks: FromClause) -> ColumnElement[bool]:
+def recovery_index_predicate(tasks: FromClause, dialect: str | None) -> ColumnElement[bool]:
     """The status part of the recoverable predicate, with inline constants.
 
     It is both the WHERE of the partial recovery index and a conjunct of the pending-rows
     and compare-and-set statements, rendered identically so that SQLite's planner can
     prove the partial index usable.
+
+    On SQLite the recoverable statuses are equalities joined by OR, not an ``IN`` list:
+    SQLite evaluates a partial index's WHERE for the old and the new row of every insert
+    and update, and there it builds (and clears) a small temporary index for an ``IN``
+    list of more than two constants every time, which cost each status write more than
+    its own update (migration ``0008``; the count triggers avoid ``IN`` for the same
+    reason).
     """
     c = tasks.c
+    names = _names(*RECOVERABLE_STATUS_NAMES)
     return or_(
-        c.Status.in_(_names(*RECOVERABLE_STATUS_NAMES)),
+        or_(*(c.Status == name for name in names)) if dialect == "sqlite" else c.Status.in_(names),
         and_(
             c.IsRecurring == true(),
             c.NextRunUtc.is_not(None),
@@ -234,7 +242,7 @@ def build_tables(schema: str | None = None, dialect: str | None = None) -> TaskT
         mssql_where=c.TaskKey.is_not(None),
     )
     if dialect in PARTIAL_INDEX_DIALECTS:
-        predicate = recovery_index_predicate(tasks)
+        predicate = recovery_index_predicate(tasks, dialect)
         # the pending rows by owner, oldest first: a claim seeks the unowned (and the dead
         # nodes') rows in order, never walking past the rows of live nodes
         Index(

@@ -714,7 +714,7 @@ class Statements:
         return and_(
             or_(c.MaxRuns.is_(None), func.coalesce(c.CurrentRunCount, 0) < c.MaxRuns),
             or_(c.RunUntil.is_(None), c.RunUntil >= now),
-            recovery_index_predicate(t),
+            recovery_index_predicate(t, self.tables.dialect),
         )
 
     def named(self) -> dict[str, Any]:

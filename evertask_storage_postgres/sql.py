@@ -86,7 +86,7 @@ class PostgresSql:
         self._columns = [q.quote(c) for c in TASK_COLUMNS]
         self._types = [_ARRAY_TYPES.get(c, "text") for c in TASK_COLUMNS]
         self._statuses = str(
-            recovery_index_predicate(tables.tasks.alias("q")).compile(
+            recovery_index_predicate(tables.tasks.alias("q"), tables.dialect).compile(
                 dialect=dialect, compile_kwargs={"literal_binds": True}
             )
         )

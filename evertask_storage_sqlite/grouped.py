@@ -40,6 +40,7 @@ compare both.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import sqlite3
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -368,7 +369,7 @@ class GroupedSteps:
             text = self._text(name, size, lambda n: f"{head} VALUES {', '.join([values] * n)}")
             part = args[start : start + size]
             try:
-                cx.execute(text, [value for row in part for value in row])
+                cx.execute(text, list(itertools.chain.from_iterable(part)))
             except sqlite3.IntegrityError:  # the statement was undone: find whose row it was
                 single = self._text(name, 1, lambda n: f"{head} VALUES {values}")
                 for k, row in enumerate(part):
@@ -396,7 +397,7 @@ class GroupedSteps:
                 ),
             )
             part = args[start : start + size]
-            for r in cx.execute(text, [v for a in part for v in a]):
+            for r in cx.execute(text, list(itertools.chain.from_iterable(part))):
                 changed[r[0]] = tuple(r)
         return changed
 

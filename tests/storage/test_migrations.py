@@ -150,23 +150,30 @@ async def test_upgrade_downgrade_upgrade(database: tuple[AsyncEngine, str | None
             "ConcurrencySlots",
             "TaskBatches",
         }
-        assert await apply_migrations(conn, schema) == ["0005", "0006", "0007"]
+        assert await apply_migrations(conn, schema) == ["0005", "0006", "0007", "0008"]
         await downgrade_migrations(conn, schema, "0006")
         at_0006 = await conn.run_sync(_tables_and_indexes(schema))
         assert "TaskBatches" not in at_0006
         columns, indexes = at_0006["QueuedTasks"]
         assert "BatchCounted" not in columns and "IX_QueuedTasks_BatchId" not in indexes
-        assert await apply_migrations(conn, schema) == ["0007"]
+        assert await apply_migrations(conn, schema) == ["0007", "0008"]
         await downgrade_migrations(conn, schema, "0005")
         columns, indexes = (await conn.run_sync(_tables_and_indexes(schema)))["QueuedTasks"]
         assert "ParentTaskId" not in columns and "IX_QueuedTasks_ParentTaskId" not in indexes
-        assert await apply_migrations(conn, schema) == ["0006", "0007"]
+        assert await apply_migrations(conn, schema) == ["0006", "0007", "0008"]
         await downgrade_migrations(conn, schema, "0002")
         at_0002 = await conn.run_sync(_tables_and_indexes(schema))
         assert "Nodes" not in at_0002
         columns, indexes = at_0002["QueuedTasks"]
         assert "OwnerNode" not in columns and "IX_QueuedTasks_OwnerNode_Status" not in indexes
-        assert await apply_migrations(conn, schema) == ["0003", "0004", "0005", "0006", "0007"]
+        assert await apply_migrations(conn, schema) == [
+            "0003",
+            "0004",
+            "0005",
+            "0006",
+            "0007",
+            "0008",
+        ]
         assert await conn.run_sync(_differences(schema, dialect)) == []
         await downgrade_migrations(conn, schema, "0001")
         assert "PausedQueues" not in await conn.run_sync(_tables_and_indexes(schema))

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from evertask.storage import TaskStorage
 from evertask_abstractions import AuditLevel, ConfigurationError, QueuedTaskStatus
@@ -19,6 +20,7 @@ from evertask_storage_efcore_like import (
     StorageConnectionError,
     StorageSchemaError,
 )
+from evertask_storage_efcore_like.migrate import apply_migrations, downgrade_migrations
 from evertask_storage_postgres import PostgresTaskStorage, asyncpg_url
 from evertask_storage_sqlite import SqliteTaskStorage
 from evertask_storage_sqlite.executor import SqliteExecutor
@@ -292,6 +294,38 @@ async def test_sqlite_claims_seek_the_partial_claim_index(tmp_path: Path, clock:
             )
             assert "USING INDEX IX_QueuedTasks_Claim (OwnerNode=?)" in plan, plan
             assert "TEMP B-TREE" not in plan, plan  # oldest first without a sort
+
+
+def _temporary_indexes(path: Path, storage: SqliteTaskStorage) -> dict[str, int]:
+    """How many temporary indexes SQLite's program for a new row and for a status write
+    opens (``OpenEphemeral``), per statement, on the database at ``path``."""
+    dialect = SQLiteDialect_pysqlite(paramstyle="qmark")
+    out: dict[str, int] = {}
+    with sqlite3.connect(path) as cx:
+        for name in ("insert_task", "update_status"):
+            sql = str(getattr(storage.statements, name).compile(dialect=dialect))
+            program = cx.execute("EXPLAIN " + sql, [None] * sql.count("?"))
+            out[name] = sum(1 for r in program if r[1] == "OpenEphemeral")
+    return out
+
+
+async def test_sqlite_status_writes_build_no_temporary_index(tmp_path: Path, clock: Clock) -> None:
+    # SQLite evaluates the claim index's WHERE for every row written, and builds a small
+    # index for an IN list of more than two constants each time (migration 0008)
+    path = tmp_path / "ephemeral.db"
+    storage = SqliteTaskStorage(path, now=clock)
+    await storage.open()
+    await storage.close()
+    assert _temporary_indexes(path, storage) == {"insert_task": 0, "update_status": 0}
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.connect() as conn:
+            await downgrade_migrations(conn, None, "0007")
+            assert _temporary_indexes(path, storage) == {"insert_task": 1, "update_status": 2}
+            assert await apply_migrations(conn) == ["0008"]
+    finally:
+        await engine.dispose()
+    assert _temporary_indexes(path, storage) == {"insert_task": 0, "update_status": 0}
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------
