@@ -597,7 +597,7 @@ class WorkerExecutor:
         handler: EverTaskHandler[Any] | None,
         outcome: _Outcome,
         error: BaseException | None,
-        previous: list[BaseException] | None,
+        failures: list[BaseException] | None,
         elapsed_ms: float,
         logs: Any,
         result: str | None = None,
@@ -649,7 +649,7 @@ class WorkerExecutor:
                     )
             elif outcome is _Outcome.FAILED:
                 assert error is not None
-                text = format_exception(error, previous)
+                text = format_exception(error, failures)
                 if storage is not None:
                     owner, room = self.hand_over()
                     released = await write_retrying(

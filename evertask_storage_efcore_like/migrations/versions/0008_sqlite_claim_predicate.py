@@ -21,6 +21,7 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
+# frozen copies (as in 0003), not the model's constants: a migration must not change with them
 _INDEX = "IX_QueuedTasks_Claim"
 _RECOVERABLE = ("InProgress", "Pending", "Queued", "ServiceStopped", "WaitingQueue")
 _RECURRING = (
