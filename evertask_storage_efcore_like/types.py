@@ -65,7 +65,8 @@ class GuidType(TypeDecorator[uuid.UUID]):
 
         def process(value: Any) -> str | None:  # CHAR(36) needs no further processing
             if value.__class__ is uuid.UUID:
-                return _uuid_text(value)
+                text = _TEXTS.get(value.int)  # _uuid_text's lookup, without its call
+                return _uuid_text(value) if text is None else text
             return general(value, dialect)  # type: ignore[no-any-return]
 
         return process
@@ -126,7 +127,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         # one step instead of this type's then SQLite DATETIME's (a dict-based format):
         # the same fixed-width text, "YYYY-MM-DD HH:MM:SS.ffffff", of the naive UTC time
         def process(value: Any) -> str | None:
-            utc = to_utc(value)
+            # an instant already in UTC (the storages' own clocks) skips to_utc's checks
+            utc = value if value.__class__ is datetime and value.tzinfo is UTC else to_utc(value)
             if utc is None:
                 return None
             return utc.isoformat(" ", "microseconds")[:26]  # without its "+00:00"

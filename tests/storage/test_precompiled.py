@@ -74,3 +74,45 @@ def test_numeric_dollar_dialects_work_and_named_ones_are_refused() -> None:
     named = postgresql.dialect(paramstyle="pyformat")  # type: ignore[no-untyped-call]
     with pytest.raises(ValueError, match="positional paramstyle"):
         Precompiled(select(_ROWS.c.Id).where(_ROWS.c.Name == bindparam("n")), named)
+
+
+class _Source:
+    """An object holding a row's values as attributes (one of them nested)."""
+
+    def __init__(self, row_id: uuid.UUID, name: str | None, at: datetime | None) -> None:
+        self.id = row_id
+        self.inner = _Inner(name)
+        self.at = at
+        self.count = 4
+
+
+class _Inner:
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+
+
+_PATHS = {"Id": "id", "Name": "inner.name", "At": "at", "Count": "count"}
+
+
+def test_a_reader_gives_what_args_gives_for_the_same_values() -> None:
+    statement = Precompiled(insert(_ROWS), SQLITE)
+    read = statement.reader(_PATHS)
+    at = datetime(2026, 12, 5, 8, 30, 1, 250, tzinfo=UTC)
+    for source in (_Source(uuid.uuid4(), "a", at), _Source(uuid.uuid4(), None, None)):
+        params = {"Id": source.id, "Name": source.inner.name, "At": source.at, "Count": 4}
+        assert read(source) == statement.args(params)
+    assert read(_Source(uuid.uuid4(), "b", at))[2] == "2026-12-05 08:30:01.000250"
+
+
+def test_a_reader_needs_an_attribute_for_every_parameter() -> None:
+    statement = Precompiled(insert(_ROWS), SQLITE)
+    with pytest.raises(ValueError, match=r"No attribute for the bind parameters \['At'\]"):
+        statement.reader({"Id": "id", "Name": "inner.name", "Count": "count"})
+
+
+def test_a_reader_of_one_and_of_no_parameters() -> None:
+    one = Precompiled(select(_ROWS.c.Id).where(_ROWS.c.Id == bindparam("id")), SQLITE)
+    source = _Source(uuid.uuid4(), "a", None)
+    assert one.reader({"id": "id"})(source) == (str(source.id),)
+    none = Precompiled(select(_ROWS.c.Id), SQLITE)
+    assert none.reader({})(source) == ()
