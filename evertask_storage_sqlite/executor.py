@@ -44,7 +44,10 @@ from evertask_storage_efcore_like.statements import Statements
 from .binding import bind_none_directly
 from .grouped import SINCE, GroupedSteps, run_alone
 
-__all__ = ["SqliteExecutor"]
+__all__ = ["TEMP_STORE", "SqliteExecutor"]
+
+TEMP_STORE = "MEMORY"
+"""Where the writer connection keeps temporary tables once the migrations have run."""
 
 
 class _Busy(Exception):
@@ -87,6 +90,11 @@ class SqliteExecutor:
             raw = await connection.get_raw_connection()
             self._connection = connection
             self._driver = raw.driver_connection
+            # the grouped statements' small temporary tables (a VALUES list, what RETURNING
+            # returns, an IN list) in memory, not each behind a temporary file's pager: 11%
+            # of the batches' SQL time (docs/benchmarks.md). Set here, after the migrations
+            # ran on this connection, so that their index builds still sort in files.
+            await self._driver.execute(f"PRAGMA temp_store = {TEMP_STORE}")
             # a declared fast path (off with EVERTASK_FAST_PATHS=0): small batches commit on
             # the event loop through aiosqlite's own connection, others on its thread
             self._direct = (

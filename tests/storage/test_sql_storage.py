@@ -328,6 +328,33 @@ async def test_sqlite_status_writes_build_no_temporary_index(tmp_path: Path, clo
     assert _temporary_indexes(path, storage) == {"insert_task": 0, "update_status": 0}
 
 
+async def test_sqlite_writer_keeps_temporary_tables_in_memory_once_migrated(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the grouped statements' small temporary tables in memory; the migrations, which may
+    # build an index over every row, still sort in temporary files
+    from evertask_storage_efcore_like import storage as base
+
+    during: list[int] = []
+    migrate = base.apply_migrations
+
+    async def spy(connection: Any, schema: str | None = None) -> list[str]:
+        during.append((await connection.exec_driver_sql("PRAGMA temp_store")).scalar())
+        return await migrate(connection, schema)
+
+    monkeypatch.setattr(base, "apply_migrations", spy)
+    storage = SqliteTaskStorage(tmp_path / "temp.db", now=clock)
+    await storage.open()
+    try:
+        await storage.persist(row(clock.now))  # the writer's first batch
+        driver = storage._executors[0]._driver  # type: ignore[attr-defined]
+        cursor = await driver.execute("PRAGMA temp_store")
+        assert (await cursor.fetchone())[0] == 2  # MEMORY
+    finally:
+        await storage.close()
+    assert during == [0]  # the default: files
+
+
 # -- PostgreSQL -----------------------------------------------------------------------------
 def test_postgres_urls() -> None:
     assert asyncpg_url("postgresql://u:p@h:5/db").drivername == "postgresql+asyncpg"
