@@ -37,7 +37,7 @@ from .options import EverTaskOptions
 from .queues import QueueManager, WorkerQueue
 from .registry import HandlerDescriptor
 from .run import TaskRun
-from .storage.models import QueuedTask
+from .storage.models import QueuedTask, wants_status_audit
 from .storage.protocol import PipelinedStorage, TaskStorage
 from .storage.retrying import retry_write, write_retrying
 from .throttling import Admission, RateLimitGate
@@ -48,6 +48,7 @@ __all__ = ["Execution", "Plan", "RecurringRuns", "WorkerExecutor"]
 log = logging.getLogger("evertask.executor")
 
 _INFO, _WARNING, _ERROR = "Information", "Warning", "Error"
+_IN_PROGRESS = QueuedTaskStatus.IN_PROGRESS
 
 
 class Plan(NamedTuple):
@@ -77,7 +78,17 @@ class Execution(CancellationToken):
     its own, linked to it, so the timeout cancels only that attempt.
     """
 
-    __slots__ = ("attempt", "cancel_reason", "failures", "in_handler", "result", "run", "task")
+    __slots__ = (
+        "attempt",
+        "cancel_reason",
+        "deferred",
+        "failures",
+        "in_handler",
+        "in_progress",
+        "result",
+        "run",
+        "task",
+    )
 
     def __init__(self, run: TaskRun) -> None:
         super().__init__()
@@ -90,6 +101,10 @@ class Execution(CancellationToken):
         # the failed attempts before the last one, from the first retry on (most runs have
         # none: no list lives through their status writes for the collector to walk)
         self.failures: list[BaseException] | None = None
+        # its InProgress write: to be queued at the loop's next turn while ``deferred``
+        # (see WorkerExecutor._defer_in_progress), then the queued write
+        self.deferred = False
+        self.in_progress: Awaitable[None] | None = None
 
     def cancel(self, reason: CancelReason) -> None:
         """Cancel the handler: its token first (sync handlers), then its asyncio task."""
@@ -166,6 +181,7 @@ class WorkerExecutor:
         self.parent_results: Callable[[uuid.UUID, Any, bool], Awaitable[Any]] | None = None
         """Reads a parent's typed result (``EverTaskHandler.parent_result``)."""
         self._plans: dict[tuple[HandlerDescriptor, str], Plan] = {}
+        self._starting: list[Execution] = []  # their InProgress writes wait for the next turn
         self._base_context = contextvars.copy_context()
         self._loop: asyncio.AbstractEventLoop | None = None
         threads = options.sync_handler_threads or max(
@@ -395,7 +411,13 @@ class WorkerExecutor:
             if self.log_capture is not None:
                 capture = self.log_capture.begin(run, handler)
             if storage is not None:
-                if pipelined is not None:
+                if pipelined is None:
+                    await write_retrying(storage.set_in_progress, tid, level)
+                elif not run.is_recurring and not wants_status_audit(level, _IN_PROGRESS, None):
+                    # no InProgress audit row to keep: the write waits for the loop's next
+                    # turn, and a handler done before then (it never waited) writes none
+                    self._defer_in_progress(execution)
+                else:
                     # the InProgress commit overlaps the handler; before the outcome is
                     # written it is withdrawn (still queued) or awaited, so statuses stay
                     # in order
@@ -403,8 +425,6 @@ class WorkerExecutor:
                         in_progress = pipelined.begin_in_progress(tid, level)
                     except Exception:
                         await write_retrying(storage.set_in_progress, tid, level)
-                else:
-                    await write_retrying(storage.set_in_progress, tid, level)
             if self._events.has_subscribers:
                 self._publish(run, EventKind.STARTED, _INFO, f"Starting task with id {tid}.")
             if "on_started" in hooks:
@@ -431,6 +451,9 @@ class WorkerExecutor:
             # while writing InProgress or in on_started
             outcome, error = self._ended(exc, execution)
         elapsed_ms = (time.perf_counter() - start) * 1000.0
+        if execution.deferred:
+            execution.deferred = False  # not queued from now on (if it was not yet)
+            in_progress = execution.in_progress
         if (
             in_progress is not None
             and pipelined is not None  # (always, with in_progress)
@@ -446,6 +469,31 @@ class WorkerExecutor:
         await self._finish(
             run, handler, outcome, error, execution.failures, elapsed_ms, logs, result
         )
+
+    def _defer_in_progress(self, execution: Execution) -> None:
+        """Queue the run's InProgress write at the loop's next turn, if it is still going
+        then (a declared fast path of :class:`PipelinedStorage`: see docs/storage.md)."""
+        assert self._loop is not None
+        execution.deferred = True
+        if not self._starting:
+            self._loop.call_soon(self._begin_deferred)
+        self._starting.append(execution)
+
+    def _begin_deferred(self) -> None:
+        """The deferred InProgress writes of the runs still going (one call a turn)."""
+        starting, self._starting = self._starting, []
+        pipelined = self._pipelined
+        assert pipelined is not None and self._loop is not None
+        for execution in starting:
+            if not execution.deferred:  # its outcome came first
+                continue
+            run = execution.run
+            try:
+                execution.in_progress = pipelined.begin_in_progress(run.id, run.audit_level)
+            except Exception as exc:  # written when the run ends, before its outcome
+                failed = self._loop.create_future()
+                failed.set_exception(exc)
+                execution.in_progress = failed
 
     def _observe(self, run: TaskRun) -> list[ExecutionScope]:
         wait = time.perf_counter() - run.enqueued_at if run.enqueued_at else None

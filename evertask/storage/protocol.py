@@ -393,11 +393,14 @@ class TaskStorage(Protocol):
 class PipelinedStorage(TaskStorage, Protocol):
     """Optional: a storage whose commits take a round trip lets InProgress overlap the run.
 
-    The engine queues the InProgress write with :meth:`begin_in_progress` and runs the
-    handler at once. Before it writes the outcome it either withdraws that write (when no
-    transaction has taken it yet and the audit level records no InProgress row: the outcome
-    replaces it, and recovery treats Queued and InProgress rows alike) or awaits its commit,
-    so the statuses of a task are always written in order.
+    The engine runs the handler at once and queues the InProgress write with
+    :meth:`begin_in_progress`: at once when the audit level keeps an InProgress audit row
+    (and for recurring runs), otherwise at the event loop's next turn, and only if the run
+    is still going then (a handler that never waited writes no InProgress at all). Before
+    it writes the outcome it either withdraws a queued write (when no transaction has taken
+    it yet: the outcome replaces it, carrying its audit row, and recovery treats Queued and
+    InProgress rows alike) or awaits its commit, so the statuses of a task are always
+    written in order.
     """
 
     def begin_in_progress(self, task_id: uuid.UUID, audit_level: AuditLevel) -> Awaitable[None]:

@@ -219,6 +219,79 @@ async def test_in_progress_is_written_for_running_tasks_and_coalesced_for_instan
         assert 2 <= writer_ops <= 3 and 2 <= full_ops <= 3
 
 
+async def test_in_progress_waits_for_the_loops_next_turn_below_audit_full(tmp_path: Path) -> None:
+    """An instant run at a level without an InProgress audit row begins no InProgress write;
+    a run still going at the next turn begins one; at Full it begins at once; a write that
+    could not be begun then is written before the outcome."""
+    if not fast_paths_enabled():
+        pytest.skip(f"the pipelined InProgress write is a fast path, off with {FAST_PATHS_ENV}=0")
+    services = GatedServices()
+    host = (
+        add_evertask(
+            services,
+            lambda o: (
+                o.register_handler(JobHandler)
+                .register_handler(SlowHandler)
+                .set_default_audit_level(AuditLevel.ERRORS_ONLY)
+            ),
+        )
+        .add_sqlite_storage(str(tmp_path / "deferred.db"))
+        .build()
+    )
+    storage = host.storage
+    assert isinstance(storage, SqlTaskStorage)
+    begun: list[Any] = []
+    failing: list[Any] = []
+    begin = storage.begin_in_progress
+
+    def spy(task_id: Any, level: AuditLevel) -> Any:
+        begun.append(task_id)
+        if task_id in failing:
+            raise RuntimeError("the writer refused")
+        return begin(task_id, level)
+
+    storage.begin_in_progress = spy  # type: ignore[method-assign]
+    set_in_progress = storage.set_in_progress
+    fallback: list[Any] = []
+
+    async def spy_set(task_id: Any, level: AuditLevel) -> None:
+        fallback.append(task_id)
+        await set_in_progress(task_id, level)
+
+    storage.set_in_progress = spy_set  # type: ignore[method-assign]
+    counter, gate = services.counter(), services.gate()
+    async with host:
+        await host.wait_recovered(10)
+        counter.target = 1
+        instant = await host.dispatcher.dispatch(Job(n=1))
+        await asyncio.wait_for(counter.event.wait(), 10)
+        await _until_status(storage, instant, Q.COMPLETED)
+        assert begun == []  # done before the loop's next turn: no InProgress write
+        slow = await host.dispatcher.dispatch(Slow(n=1))
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        await _until_status(storage, slow, Q.IN_PROGRESS)
+        assert begun == [slow]
+        gate.release.set()
+        await _until_status(storage, slow, Q.COMPLETED)
+        counter.target = 2
+        full = await host.dispatcher.dispatch(Job(n=2), audit_level=AuditLevel.FULL)
+        await asyncio.wait_for(counter.event.wait(), 10)
+        await _until_status(storage, full, Q.COMPLETED)
+        assert begun == [slow, full]  # at once, for its audit row's time
+        audits = await storage.get_status_audits(full)
+        assert [a.new_status for a in audits] == [Q.QUEUED, Q.IN_PROGRESS, Q.COMPLETED]
+        # a deferred write that could not be begun is written before the outcome
+        gate.entered.clear()
+        gate.release.clear()
+        refused = await host.dispatcher.dispatch(Slow(n=2))
+        failing.append(refused)
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        assert fallback == []
+        gate.release.set()
+        await _until_status(storage, refused, Q.COMPLETED)
+        assert begun == [slow, full, refused] and fallback == [refused]
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_delayed_tasks_are_claimed_ahead_and_start_at_their_time(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
