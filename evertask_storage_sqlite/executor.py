@@ -79,6 +79,7 @@ class SqliteExecutor:
         self._connection: AsyncConnection | None = None
         self._driver: Any = None  # the aiosqlite.Connection
         self._direct = True
+        self._waits = True  # the connection waits for locks (its busy timeout), else not at all
         self.inline_batches = 0
         """Batches committed on the event loop."""
         self.thread_batches = 0
@@ -107,6 +108,7 @@ class SqliteExecutor:
                 # (migrations, which ran before on this connection, still waited for locks)
                 for pragma in ("PRAGMA busy_timeout = 0", "PRAGMA wal_autocheckpoint = 0"):
                     await self._driver.execute(pragma)
+                self._waits = False
         return self._driver
 
     async def execute(self, ops: Sequence[Op]) -> list[Any]:
@@ -177,18 +179,15 @@ class SqliteExecutor:
                 return cursor.fetchall()
             return cursor.rowcount
 
-        if wait:
-            cx.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        if wait is not self._waits:  # only BEGIN waits; set when a batch's kind changes
+            cx.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms if wait else 0}")
+            self._waits = wait
         try:
-            try:
-                cx.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                if not wait and "locked" in str(error):
-                    raise _Busy from error
-                raise
-        finally:
-            if wait:
-                cx.execute("PRAGMA busy_timeout = 0")
+            cx.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if not wait and "locked" in str(error):
+                raise _Busy from error
+            raise
         try:
             outcomes: list[Any] = [None] * len(ops)
             if self._grouped is None:

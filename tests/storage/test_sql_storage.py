@@ -234,7 +234,17 @@ async def test_sqlite_waits_for_a_lock_held_elsewhere_off_the_loop(
         other.execute("COMMIT")
         await asyncio.wait_for(pending, 5)
         assert executor.thread_batches >= 1
-        assert (await storage.count_by_status()) == {Q.WAITING_QUEUE: 2}
+        # after a batch that waited, a small batch still never waits on the loop
+        other.execute("BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        pending = asyncio.ensure_future(storage.persist(row(clock.now)))
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+        assert loop.time() - began < 2 and not pending.done()  # (the busy timeout is 5 s)
+        other.execute("COMMIT")
+        await asyncio.wait_for(pending, 5)
+        assert (await storage.count_by_status()) == {Q.WAITING_QUEUE: 3}
     finally:
         other.close()
         await storage.close()
