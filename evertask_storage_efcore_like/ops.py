@@ -170,7 +170,7 @@ _TASK_VALUES = operator.attrgetter(*TASK_ATTRIBUTES.values())
 
 def task_params(row: QueuedTask) -> dict[str, Any]:
     """Bind parameters of the ``insert_task`` statement for a row."""
-    return dict(zip(TASK_ATTRIBUTES, _TASK_VALUES(row), strict=False))  # one length: the same dict
+    return dict(zip(TASK_ATTRIBUTES, _TASK_VALUES(row), strict=False))  # names and values: one dict
 
 
 _CANCELLED = QueuedTaskStatus.CANCELLED.value
@@ -543,6 +543,8 @@ UPDATE_ATTRIBUTES: dict[str, str] = {
 """The bind parameters of a status write (:meth:`TransitionOp.update_step`): the attribute
 of the :class:`TransitionOp` each takes."""
 
+_UPDATE_VALUES = operator.attrgetter(*UPDATE_ATTRIBUTES.values())
+
 
 @dataclass(slots=True)
 class TransitionOp(Op):
@@ -600,14 +602,7 @@ class TransitionOp(Op):
         """The status write itself (returns the number of rows it changed: 0 or 1)."""
         return Step(
             "update_status_clear_next" if self.clear_next else "update_status",
-            {
-                "id": self.task_id,
-                "status": self.status,
-                "exception": self.exception,
-                "stamp": self.stamp,
-                "ms": self.ms,
-                "result": self.result,
-            },
+            dict(zip(UPDATE_ATTRIBUTES, _UPDATE_VALUES(self), strict=False)),
         )
 
     def not_found(self) -> TaskNotFoundError | None:

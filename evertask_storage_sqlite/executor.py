@@ -44,10 +44,7 @@ from evertask_storage_efcore_like.statements import Statements
 from .binding import bind_none_directly
 from .grouped import SINCE, GroupedSteps, run_alone
 
-__all__ = ["TEMP_STORE", "SqliteExecutor"]
-
-TEMP_STORE = "MEMORY"
-"""Where the writer connection keeps temporary tables once the migrations have run."""
+__all__ = ["SqliteExecutor"]
 
 
 class _Busy(Exception):
@@ -79,7 +76,9 @@ class SqliteExecutor:
         self._connection: AsyncConnection | None = None
         self._driver: Any = None  # the aiosqlite.Connection
         self._direct = True
-        self._waits = True  # the connection waits for locks (its busy timeout), else not at all
+        # whether the connection waits for locks: its busy timeout (the storage's connect
+        # pragma, this same value) until _ensure sets 0 for batches on the loop
+        self._waits = True
         self.inline_batches = 0
         """Batches committed on the event loop."""
         self.thread_batches = 0
@@ -95,7 +94,7 @@ class SqliteExecutor:
             # returns, an IN list) in memory, not each behind a temporary file's pager: 11%
             # of the batches' SQL time (docs/benchmarks.md). Set here, after the migrations
             # ran on this connection, so that their index builds still sort in files.
-            await self._driver.execute(f"PRAGMA temp_store = {TEMP_STORE}")
+            await self._driver.execute("PRAGMA temp_store = MEMORY")
             # a declared fast path (off with EVERTASK_FAST_PATHS=0): small batches commit on
             # the event loop through aiosqlite's own connection, others on its thread
             self._direct = (
