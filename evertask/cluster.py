@@ -556,6 +556,9 @@ class Membership:
         for another; its own dispatches are not counted there (they were never anyone
         else's), so a queue they fill does not keep its free queues from claiming."""
         free = 0
-        for queue, wanted in self._wanted:
-            free += max(0, wanted - queue.active - len(queue))
-        return max(0, min(PAGE_SIZE, free, self._share - self._inflight.claimed))
+        for queue, wanted in self._wanted:  # (every Completed write asks: no max() calls)
+            short = wanted - queue.active - len(queue)
+            if short > 0:
+                free += short
+        room = min(PAGE_SIZE, free, self._share - self._inflight.claimed)
+        return room if room > 0 else 0
