@@ -412,7 +412,11 @@ class WorkerExecutor:
                 capture = self.log_capture.begin(run, handler)
             if storage is not None:
                 if pipelined is None:
-                    await write_retrying(storage.set_in_progress, tid, level)
+                    # the first attempt awaited here, as the Completed write's (below)
+                    try:
+                        await storage.set_in_progress(tid, level)
+                    except Exception as exc:
+                        await retry_write(exc, storage.set_in_progress, tid, level)
                 elif not run.is_recurring and not wants_status_audit(level, _IN_PROGRESS, None):
                     # no InProgress audit row to keep: the write waits for the loop's next
                     # turn, and a handler done before then (it never waited) writes none
@@ -664,7 +668,10 @@ class WorkerExecutor:
             )
         try:
             if storage is not None and logs:
-                await write_retrying(storage.save_execution_logs, tid, logs)
+                try:  # the first attempt awaited here, as the Completed write's (below)
+                    await storage.save_execution_logs(tid, logs)
+                except Exception as exc:
+                    await retry_write(exc, storage.save_execution_logs, tid, logs)
             if outcome is _Outcome.COMPLETED:
                 if storage is not None and not recurring:
                     owner, room = self.hand_over()

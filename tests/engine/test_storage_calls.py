@@ -12,7 +12,13 @@ import pytest
 
 from evertask import ManualClock, MemoryTaskStorage
 from evertask.storage import retrying
-from evertask_abstractions import AuditLevel, QueuedTaskStatus
+from evertask_abstractions import (
+    AuditLevel,
+    CancellationToken,
+    EverTask,
+    EverTaskHandler,
+    QueuedTaskStatus,
+)
 from tests.engine.tasks import Ping, PingHandler
 from tests.helpers import build_host, wait_status, wait_until
 
@@ -73,18 +79,35 @@ async def test_an_immediate_dispatch_keeps_its_own_audit_level() -> None:
 
 
 class _Hiccups(MemoryTaskStorage):
-    """A storage whose Completed writes fail ``failures`` times before they land."""
+    """A storage whose Completed writes (or, with ``write``, another of a run's writes)
+    fail ``failures`` times before they land."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, write: str = "set_completed") -> None:
         super().__init__()
         self.failures = failures
-        self.completed_calls = 0
+        self.write = write
+        self.calls: dict[str, int] = {}
+
+    @property
+    def completed_calls(self) -> int:
+        return self.calls.get("set_completed", 0)
+
+    async def _hiccup(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if name == self.write and self.calls[name] <= self.failures:
+            raise ConnectionError("the database is away")
 
     async def set_completed(self, task_id: uuid.UUID, *args: Any, **kw: Any) -> Any:
-        self.completed_calls += 1
-        if self.completed_calls <= self.failures:
-            raise ConnectionError("the database is away")
+        await self._hiccup("set_completed")
         return await super().set_completed(task_id, *args, **kw)
+
+    async def set_in_progress(self, task_id: uuid.UUID, *args: Any, **kw: Any) -> Any:
+        await self._hiccup("set_in_progress")
+        return await super().set_in_progress(task_id, *args, **kw)
+
+    async def save_execution_logs(self, task_id: uuid.UUID, *args: Any, **kw: Any) -> Any:
+        await self._hiccup("save_execution_logs")
+        return await super().save_execution_logs(task_id, *args, **kw)
 
 
 def _host_on(storage: MemoryTaskStorage, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -108,6 +131,40 @@ async def test_a_completed_write_that_fails_is_retried_until_it_lands(
     assert len(warnings) == 2
     assert warnings[0].startswith("Storage write set_completed failed (attempt 1)")
     assert "the database is away" in warnings[0]
+
+
+class Noted(EverTask):
+    n: int = 0
+
+
+class NotedHandler(EverTaskHandler[Noted]):
+    async def handle(self, task: Noted, cancellation: CancellationToken) -> None:
+        self.logger.info("noted %d", task.n)
+
+
+@pytest.mark.parametrize("write", ["set_in_progress", "save_execution_logs"])
+async def test_a_runs_other_writes_that_fail_are_retried_until_they_land(
+    write: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The InProgress write (on a storage without pipelining) and the captured logs' save
+    are awaited first, then retried like the Completed write."""
+    monkeypatch.setattr(retrying, "FIRST_DELAY", 0.001)
+    storage = _Hiccups(failures=2, write=write)
+    host, _ = build_host(
+        [NotedHandler],
+        lambda o: o.with_persistent_logger(),
+        storage=False,
+        builder=lambda b: b.use_storage(storage),
+    )
+    with caplog.at_level(logging.WARNING, logger="evertask.engine"):
+        async with host:
+            tid = await host.dispatcher.dispatch(Noted(n=7))
+            await wait_status(host, tid, S.COMPLETED)
+            logs = await storage.get_execution_logs(tid)
+    assert storage.calls[write] == 3
+    warnings = [r.getMessage() for r in caplog.records if "Storage write" in r.getMessage()]
+    assert len(warnings) == 2 and warnings[0].startswith(f"Storage write {write} failed")
+    assert [log.message for log in logs] == ["noted 7"]
 
 
 async def test_a_completed_write_that_keeps_failing_is_given_up_and_stays_recoverable(
