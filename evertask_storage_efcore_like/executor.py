@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .errors import map_integrity_error
-from .ops import Op, PersistOp, Step, StepMode, drive, task_params
+from .ops import Op, PersistOp, Step, StepMode, drive
+from .rows import task_params
 from .statements import Statements
 
 __all__ = ["CoreExecutor", "run_core_batch"]

@@ -40,10 +40,9 @@ from evertask_abstractions import (
     TaskNotFoundError,
 )
 
-from .rows import batch_params, to_task
+from .rows import batch_params, task_params, to_task
 
 __all__ = [
-    "TASK_ATTRIBUTES",
     "UPDATE_ATTRIBUTES",
     "CancelBatchOp",
     "Op",
@@ -66,7 +65,6 @@ __all__ = [
     "drive",
     "drive_async",
     "finish_steps",
-    "task_params",
     "waves",
 ]
 
@@ -129,48 +127,6 @@ async def drive_async(gen: StepGen, run: Callable[[Step], Awaitable[Any]]) -> An
         return stop.value
     finally:
         gen.close()
-
-
-TASK_ATTRIBUTES: dict[str, str] = {
-    "Id": "id",
-    "Type": "type",
-    "Request": "request",
-    "Handler": "handler",
-    "Status": "status.value",
-    "CreatedAtUtc": "created_at_utc",
-    "QueueName": "queue_name",
-    "AuditLevel": "audit_level.value",
-    "ScheduledExecutionUtc": "scheduled_execution_utc",
-    "LastExecutionUtc": "last_execution_utc",
-    "ExecutionTimeMs": "execution_time_ms",
-    "Exception": "exception",
-    "IsRecurring": "is_recurring",
-    "RecurringTask": "recurring_task",
-    "RecurringInfo": "recurring_info",
-    "CurrentRunCount": "current_run_count",
-    "MaxRuns": "max_runs",
-    "RunUntil": "run_until",
-    "NextRunUtc": "next_run_utc",
-    "TaskKey": "task_key",
-    "RecoveryDispatchFailureCount": "recovery_dispatch_failure_count",
-    "TraceContext": "trace_context",
-    "RetriedFrom": "retried_from",
-    "OwnerNode": "owner_node",
-    "Result": "result",
-    "ParentTaskId": "parent_task_id",
-    "ContinueWhen": "continue_when",
-    "BatchId": "batch_id",
-    "WorkflowId": "workflow_id",
-}
-"""The ``insert_task`` statement's bind parameters: the attribute of a ``QueuedTask`` each
-takes (the status as its name, the audit level as a plain ``int``)."""
-
-_TASK_VALUES = operator.attrgetter(*TASK_ATTRIBUTES.values())
-
-
-def task_params(row: QueuedTask) -> dict[str, Any]:
-    """Bind parameters of the ``insert_task`` statement for a row."""
-    return dict(zip(TASK_ATTRIBUTES, _TASK_VALUES(row), strict=False))  # names and values: one dict
 
 
 _CANCELLED = QueuedTaskStatus.CANCELLED.value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,10 +20,12 @@ from evertask.storage.models import (
 from evertask_abstractions import AuditLevel, BatchKind, BatchStatus, QueuedTaskStatus
 
 __all__ = [
+    "TASK_ATTRIBUTES",
     "as_datetime",
     "as_uuid",
     "batch_params",
     "node_queues",
+    "task_params",
     "to_batch",
     "to_log",
     "to_node",
@@ -57,6 +60,49 @@ def _time(value: Any) -> datetime | None:
 
 def _uuid(value: Any) -> uuid.UUID | None:
     return None if value is None else as_uuid(value)
+
+
+TASK_ATTRIBUTES: dict[str, str] = {
+    "Id": "id",
+    "Type": "type",
+    "Request": "request",
+    "Handler": "handler",
+    "Status": "status.value",
+    "CreatedAtUtc": "created_at_utc",
+    "QueueName": "queue_name",
+    "AuditLevel": "audit_level.value",
+    "ScheduledExecutionUtc": "scheduled_execution_utc",
+    "LastExecutionUtc": "last_execution_utc",
+    "ExecutionTimeMs": "execution_time_ms",
+    "Exception": "exception",
+    "IsRecurring": "is_recurring",
+    "RecurringTask": "recurring_task",
+    "RecurringInfo": "recurring_info",
+    "CurrentRunCount": "current_run_count",
+    "MaxRuns": "max_runs",
+    "RunUntil": "run_until",
+    "NextRunUtc": "next_run_utc",
+    "TaskKey": "task_key",
+    "RecoveryDispatchFailureCount": "recovery_dispatch_failure_count",
+    "TraceContext": "trace_context",
+    "RetriedFrom": "retried_from",
+    "OwnerNode": "owner_node",
+    "Result": "result",
+    "ParentTaskId": "parent_task_id",
+    "ContinueWhen": "continue_when",
+    "BatchId": "batch_id",
+    "WorkflowId": "workflow_id",
+}
+"""The ``QueuedTasks`` columns, in :class:`QueuedTask` field order (``TASK_COLUMNS``), and
+the attribute of a ``QueuedTask`` each takes (the status as its name, the audit level as a
+plain ``int``): the ``insert_task`` statement's bind parameters."""
+
+_TASK_VALUES = operator.attrgetter(*TASK_ATTRIBUTES.values())
+
+
+def task_params(row: QueuedTask) -> dict[str, Any]:
+    """Bind parameters of the ``insert_task`` statement for a row."""
+    return dict(zip(TASK_ATTRIBUTES, _TASK_VALUES(row), strict=False))  # names and values: one dict
 
 
 def to_task(r: Sequence[Any]) -> QueuedTask:

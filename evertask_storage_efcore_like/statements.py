@@ -40,6 +40,7 @@ from evertask_abstractions import BatchKind, BatchStatus, QueuedTaskStatus
 
 from .counts import count_statements
 from .retention_statements import retention_statements
+from .rows import TASK_ATTRIBUTES
 from .schema import OWNER_INDEX, TaskTables, recovery_index_predicate
 from .types import GuidType, UtcDateTime
 
@@ -48,37 +49,7 @@ __all__ = ["BATCH_COLUMNS", "NODE_COLUMNS", "RUN_COUNTER_MAX", "TASK_COLUMNS", "
 RUN_COUNTER_MAX = 2**31 - 1
 """The run counter saturates here instead of overflowing a 32-bit column."""
 
-TASK_COLUMNS: tuple[str, ...] = (
-    "Id",
-    "Type",
-    "Request",
-    "Handler",
-    "Status",
-    "CreatedAtUtc",
-    "QueueName",
-    "AuditLevel",
-    "ScheduledExecutionUtc",
-    "LastExecutionUtc",
-    "ExecutionTimeMs",
-    "Exception",
-    "IsRecurring",
-    "RecurringTask",
-    "RecurringInfo",
-    "CurrentRunCount",
-    "MaxRuns",
-    "RunUntil",
-    "NextRunUtc",
-    "TaskKey",
-    "RecoveryDispatchFailureCount",
-    "TraceContext",
-    "RetriedFrom",
-    "OwnerNode",
-    "Result",
-    "ParentTaskId",
-    "ContinueWhen",
-    "BatchId",
-    "WorkflowId",
-)
+TASK_COLUMNS: tuple[str, ...] = tuple(TASK_ATTRIBUTES)
 """QueuedTasks columns in :class:`~evertask.storage.models.QueuedTask` field order."""
 
 BATCH_COLUMNS: tuple[str, ...] = (

@@ -49,7 +49,6 @@ from typing import Any, cast
 from evertask_abstractions import QueuedTaskStatus
 from evertask_storage_efcore_like.errors import map_integrity_error
 from evertask_storage_efcore_like.ops import (
-    TASK_ATTRIBUTES,
     UPDATE_ATTRIBUTES,
     Op,
     PersistOp,
@@ -60,6 +59,7 @@ from evertask_storage_efcore_like.ops import (
     waves,
 )
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
+from evertask_storage_efcore_like.rows import TASK_ATTRIBUTES
 from evertask_storage_efcore_like.schema import PARENT_INDEX
 
 __all__ = [

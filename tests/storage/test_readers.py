@@ -13,13 +13,9 @@ from sqlalchemy.dialects.sqlite.aiosqlite import dialect as aiosqlite_dialect
 from evertask.storage import QueuedTask
 from evertask_abstractions import AuditLevel, QueuedTaskStatus
 from evertask_storage_efcore_like import Statements, build_tables
-from evertask_storage_efcore_like.ops import (
-    TASK_ATTRIBUTES,
-    UPDATE_ATTRIBUTES,
-    TransitionOp,
-    task_params,
-)
+from evertask_storage_efcore_like.ops import UPDATE_ATTRIBUTES, TransitionOp
 from evertask_storage_efcore_like.precompiled import PrecompiledCache
+from evertask_storage_efcore_like.rows import TASK_ATTRIBUTES, task_params
 
 NOW = datetime(2026, 12, 5, 9, 15, 30, 123456, tzinfo=UTC)
 
