@@ -45,7 +45,7 @@ class Precompiled:
                 processed.append((position, processor))
         self._defaults = defaults
         self._processed = tuple(processed)
-        self._values = _getter(self.names)
+        self._values = _tupled(operator.itemgetter, self.names)
 
     def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """The positional arguments for ``params`` (names as in the Core statement)."""
@@ -67,7 +67,7 @@ class Precompiled:
         missing = [name for name in self.names if name not in attributes]
         if missing:
             raise ValueError(f"No attribute for the bind parameters {missing} of: {self.sql}")
-        get = _attributes(tuple(attributes[name] for name in self.names))
+        get = _tupled(operator.attrgetter, tuple(attributes[name] for name in self.names))
         convert = self._convert
         return lambda source: convert(get(source))
 
@@ -83,24 +83,18 @@ class Precompiled:
         return tuple(out)
 
 
-def _attributes(paths: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    """The values at ``paths`` of an object, as a tuple, in one C call."""
-    if len(paths) > 1:
-        return operator.attrgetter(*paths)
-    if paths:
-        get = operator.attrgetter(paths[0])
+def _tupled(
+    make: Callable[..., Callable[[Any], Any]], keys: tuple[str, ...]
+) -> Callable[[Any], tuple[Any, ...]]:
+    """The values at ``keys`` as a tuple, in one C call: ``make`` is
+    ``operator.itemgetter`` (of a mapping) or ``operator.attrgetter`` (of an object),
+    which return a bare value for one key."""
+    if len(keys) > 1:
+        return make(*keys)
+    if keys:
+        get = make(keys[0])
         return lambda source: (get(source),)
     return lambda source: ()
-
-
-def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """The values of ``names`` in a mapping, as a tuple, in one C call."""
-    if len(names) > 1:
-        return operator.itemgetter(*names)
-    if names:
-        name = names[0]
-        return lambda params: (params[name],)
-    return lambda params: ()
 
 
 class PrecompiledCache:
