@@ -65,8 +65,7 @@ class GuidType(TypeDecorator[uuid.UUID]):
 
         def process(value: Any) -> str | None:  # CHAR(36) needs no further processing
             if value.__class__ is uuid.UUID:
-                text = _TEXTS.get(value.int)  # _uuid_text's lookup, without its call
-                return _uuid_text(value) if text is None else text
+                return _uuid_text(value)
             return general(value, dialect)  # type: ignore[no-any-return]
 
         return process
@@ -81,6 +80,8 @@ def to_utc(value: datetime | None) -> datetime | None:
     """``value`` as an aware UTC datetime; naive input is refused (it is ambiguous)."""
     if value is None:
         return None
+    if value.__class__ is datetime and value.tzinfo is UTC:
+        return value  # already UTC (the storages' own clocks): nothing to check or convert
     if not isinstance(value, datetime):
         raise TypeError(f"Expected a datetime, got {type(value).__name__}.")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -127,8 +128,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         # one step instead of this type's then SQLite DATETIME's (a dict-based format):
         # the same fixed-width text, "YYYY-MM-DD HH:MM:SS.ffffff", of the naive UTC time
         def process(value: Any) -> str | None:
-            # an instant already in UTC (the storages' own clocks) skips to_utc's checks
-            utc = value if value.__class__ is datetime and value.tzinfo is UTC else to_utc(value)
+            utc = to_utc(value)
             if utc is None:
                 return None
             return utc.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
