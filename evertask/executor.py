@@ -101,8 +101,8 @@ class Execution(CancellationToken):
         # the failed attempts before the last one, from the first retry on (most runs have
         # none: no list lives through their status writes for the collector to walk)
         self.failures: list[BaseException] | None = None
-        # its InProgress write: to be queued at the loop's next turn while ``deferred``
-        # (see WorkerExecutor._defer_in_progress), then the queued write
+        # its queued InProgress write (pipelined storages), or while ``deferred`` none yet:
+        # queued at the loop's next turn (see WorkerExecutor._defer_in_progress)
         self.deferred = False
         self.in_progress: Awaitable[None] | None = None
 
@@ -400,7 +400,6 @@ class WorkerExecutor:
         start = time.perf_counter()
         scopes = self._observe(run) if self._observers else None
         capture = None
-        in_progress: Awaitable[None] | None = None
         pipelined = self._pipelined if storage is not None else None
         try:
             if handler is None:
@@ -426,7 +425,7 @@ class WorkerExecutor:
                     # written it is withdrawn (still queued) or awaited, so statuses stay
                     # in order
                     try:
-                        in_progress = pipelined.begin_in_progress(tid, level)
+                        execution.in_progress = pipelined.begin_in_progress(tid, level)
                     except Exception:
                         await write_retrying(storage.set_in_progress, tid, level)
             if self._events.has_subscribers:
@@ -455,9 +454,8 @@ class WorkerExecutor:
             # while writing InProgress or in on_started
             outcome, error = self._ended(exc, execution)
         elapsed_ms = (time.perf_counter() - start) * 1000.0
-        if execution.deferred:
-            execution.deferred = False  # not queued from now on (if it was not yet)
-            in_progress = execution.in_progress
+        execution.deferred = False  # a deferred InProgress write not queued yet never is
+        in_progress, execution.in_progress = execution.in_progress, None
         if (
             in_progress is not None
             and pipelined is not None  # (always, with in_progress)
